@@ -1,0 +1,747 @@
+//! The request S3 Batch Operations sends, read leniently.
+//!
+//! [`Event`] accepts any JSON value without failing, so a field of the wrong type, a missing
+//! field or an unknown schema never becomes an opaque Lambda function error. What is wrong
+//! is found later, per task ([`Event::into_invocation`]): a task whose fields are bad gets a
+//! `PermanentFailure` naming the field; only an event whose ids cannot be recovered is an
+//! invocation error.
+
+use crate::key::decode_key;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One object to process: what a task function receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Object {
+    /// The bucket name (schema 1.0: the text after the last `:` of `s3BucketArn`;
+    /// schema 2.0: `s3Bucket`).
+    pub bucket: String,
+    /// The object key, decoded (`+` → space, `%XX` → UTF-8).
+    pub key: String,
+    /// The key exactly as it arrived in the event.
+    pub raw_key: String,
+    /// The object version, when the manifest names one.
+    pub version_id: Option<String>,
+    /// The task id S3 gave this object.
+    pub task_id: String,
+}
+
+impl Object {
+    /// An object with a decoded key, for calling a task function directly in tests.
+    ///
+    /// ```
+    /// let obj = s3batch_core::Object::new("bucket", "a b.txt").with_version_id("v1");
+    /// assert_eq!(obj.raw_key, "a+b.txt");
+    /// ```
+    pub fn new(bucket: impl Into<String>, key: impl Into<String>) -> Self {
+        let key = key.into();
+        Self {
+            bucket: bucket.into(),
+            raw_key: crate::key::encode_key(&key),
+            key,
+            version_id: None,
+            task_id: String::new(),
+        }
+    }
+
+    /// Sets the version id.
+    pub fn with_version_id(mut self, version_id: impl Into<String>) -> Self {
+        self.version_id = Some(version_id.into());
+        self
+    }
+
+    /// Sets the task id.
+    pub fn with_task_id(mut self, task_id: impl Into<String>) -> Self {
+        self.task_id = task_id.into();
+        self
+    }
+}
+
+/// The job an invocation belongs to; an extractor, so a task can take it as a parameter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Job {
+    /// The job id (`job.id`; empty if the event had none).
+    pub id: String,
+    /// `invocationSchemaVersion`: `"1.0"` or `"2.0"`.
+    pub schema_version: String,
+    /// The invocation's id.
+    pub invocation_id: String,
+    /// `job.userArguments` (schema 2.0); empty when absent. Values that were not strings
+    /// are kept as their JSON text.
+    pub user_arguments: BTreeMap<String, String>,
+    pub(crate) user_arguments_error: Option<String>,
+}
+
+/// Why an event could not be handled at all; Lambda reports it as a function error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvocationError(pub(crate) String);
+
+impl InvocationError {
+    /// What was wrong.
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for InvocationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvocationError {}
+
+impl From<InvocationError> for lambda_runtime::Diagnostic {
+    fn from(e: InvocationError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: "S3BatchInvalidEvent".into(),
+            error_message: e.0,
+        }
+    }
+}
+
+/// A JSON value where a string is expected, read without failing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) enum Field {
+    #[default]
+    Absent,
+    Null,
+    Str(String),
+    /// Something else: the JSON type, for the message.
+    Wrong(&'static str),
+}
+
+impl Field {
+    /// The string, or a message naming `name` and what was there instead.
+    fn require(self, name: &str) -> Result<String, String> {
+        match self {
+            Field::Str(s) => Ok(s),
+            Field::Absent => Err(format!("missing `{name}`")),
+            Field::Null => Err(format!("`{name}` is null")),
+            Field::Wrong(t) => Err(format!("`{name}` is {t}, expected a string")),
+        }
+    }
+}
+
+/// Reads any JSON value, keeping it only if it is a string.
+struct FieldVisitor;
+
+fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+impl<'de> Visitor<'de> for FieldVisitor {
+    type Value = Field;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Field, E> {
+        Ok(Field::Str(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Field, E> {
+        Ok(Field::Str(v))
+    }
+    fn visit_unit<E>(self) -> Result<Field, E> {
+        Ok(Field::Null)
+    }
+    fn visit_none<E>(self) -> Result<Field, E> {
+        Ok(Field::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Field, D::Error> {
+        d.deserialize_any(FieldVisitor)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Field, E> {
+        Ok(Field::Wrong("a boolean"))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Field, E> {
+        Ok(Field::Wrong("a number"))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Field, E> {
+        Ok(Field::Wrong("a number"))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Field, E> {
+        Ok(Field::Wrong("a number"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Field, A::Error> {
+        drain_seq(seq)?;
+        Ok(Field::Wrong("an array"))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Field, A::Error> {
+        drain_map(map)?;
+        Ok(Field::Wrong("an object"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(FieldVisitor)
+    }
+}
+
+/// Matches a map key against a fixed list of names without allocating.
+struct KeyIndex(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for KeyIndex {
+    type Value = Option<usize>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIndex {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|name| *name == v))
+    }
+}
+
+/// Implements `Deserialize` for a lenient struct: a JSON object fills the named fields (the
+/// last of duplicate keys wins, unknown keys are skipped); any other JSON value gives the
+/// struct's `not_object` description instead of an error.
+macro_rules! lenient_struct {
+    ($ty:ident { $($wire:literal => $field:ident),* $(,)? }) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("a JSON object")
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$ty, A::Error> {
+                        const NAMES: &[&str] = &[$($wire),*];
+                        let mut out = $ty::default();
+                        while let Some(k) = map.next_key_seed(KeyIndex(NAMES))? {
+                            let mut i = 0usize;
+                            $(
+                                if k == Some(i) {
+                                    out.$field = map.next_value()?;
+                                    continue;
+                                }
+                                i += 1;
+                            )*
+                            let _ = i;
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                        Ok(out)
+                    }
+                    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<$ty, A::Error> {
+                        drain_seq(seq)?;
+                        Ok($ty { not_object: Some("an array"), ..Default::default() })
+                    }
+                    fn visit_str<E>(self, _: &str) -> Result<$ty, E> {
+                        Ok($ty { not_object: Some("a string"), ..Default::default() })
+                    }
+                    fn visit_bool<E>(self, _: bool) -> Result<$ty, E> {
+                        Ok($ty { not_object: Some("a boolean"), ..Default::default() })
+                    }
+                    fn visit_i64<E>(self, _: i64) -> Result<$ty, E> {
+                        Ok($ty { not_object: Some("a number"), ..Default::default() })
+                    }
+                    fn visit_u64<E>(self, _: u64) -> Result<$ty, E> {
+                        Ok($ty { not_object: Some("a number"), ..Default::default() })
+                    }
+                    fn visit_f64<E>(self, _: f64) -> Result<$ty, E> {
+                        Ok($ty { not_object: Some("a number"), ..Default::default() })
+                    }
+                    fn visit_unit<E>(self) -> Result<$ty, E> {
+                        Ok($ty { not_object: Some("null"), ..Default::default() })
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+    };
+}
+
+/// The request as it arrived: any JSON value deserializes into it.
+#[derive(Debug, Default)]
+pub struct Event {
+    schema: Field,
+    invocation_id: Field,
+    job: Option<RawJob>,
+    tasks: Option<RawTasks>,
+    not_object: Option<&'static str>,
+}
+
+lenient_struct!(Event {
+    "invocationSchemaVersion" => schema,
+    "invocationId" => invocation_id,
+    "job" => job,
+    "tasks" => tasks,
+});
+
+#[derive(Debug, Default)]
+struct RawJob {
+    id: Field,
+    user_arguments: Option<RawUserArguments>,
+    not_object: Option<&'static str>,
+}
+
+lenient_struct!(RawJob {
+    "id" => id,
+    "userArguments" => user_arguments,
+});
+
+#[derive(Debug, Default)]
+struct RawTask {
+    task_id: Field,
+    s3_key: Field,
+    s3_version_id: Field,
+    s3_bucket_arn: Field,
+    s3_bucket: Field,
+    not_object: Option<&'static str>,
+}
+
+lenient_struct!(RawTask {
+    "taskId" => task_id,
+    "s3Key" => s3_key,
+    "s3VersionId" => s3_version_id,
+    "s3BucketArn" => s3_bucket_arn,
+    "s3Bucket" => s3_bucket,
+});
+
+/// `tasks`: an array of anything, or what it was instead.
+#[derive(Debug)]
+enum RawTasks {
+    List(Vec<RawTask>),
+    Wrong(&'static str),
+}
+
+impl<'de> Deserialize<'de> for RawTasks {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawTasks;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of tasks")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawTasks, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(1024));
+                while let Some(t) = seq.next_element()? {
+                    out.push(t);
+                }
+                Ok(RawTasks::List(out))
+            }
+            fn visit_unit<E>(self) -> Result<RawTasks, E> {
+                Ok(RawTasks::Wrong("null"))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawTasks, A::Error> {
+                drain_map(map)?;
+                Ok(RawTasks::Wrong("an object"))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<RawTasks, E> {
+                Ok(RawTasks::Wrong("a string"))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<RawTasks, E> {
+                Ok(RawTasks::Wrong("a boolean"))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<RawTasks, E> {
+                Ok(RawTasks::Wrong("a number"))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<RawTasks, E> {
+                Ok(RawTasks::Wrong("a number"))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<RawTasks, E> {
+                Ok(RawTasks::Wrong("a number"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `userArguments`: a map whose values should be strings, or what it was instead.
+#[derive(Debug)]
+enum RawUserArguments {
+    Map(BTreeMap<String, String>),
+    Null,
+    Wrong(&'static str),
+}
+
+impl<'de> Deserialize<'de> for RawUserArguments {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawUserArguments;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some(k) = map.next_key::<String>()? {
+                    let v: serde_json::Value = map.next_value()?;
+                    let v = match v {
+                        serde_json::Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    out.insert(k, v);
+                }
+                Ok(RawUserArguments::Map(out))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(RawUserArguments::Null)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                drain_seq(seq)?;
+                Ok(RawUserArguments::Wrong("an array"))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(RawUserArguments::Wrong("a string"))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(RawUserArguments::Wrong("a boolean"))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(RawUserArguments::Wrong("a number"))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(RawUserArguments::Wrong("a number"))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(RawUserArguments::Wrong("a number"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A task that could not be turned into an [`Object`]: its id (empty if it had none) and
+/// what was wrong, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadTask {
+    /// The task's `taskId`, or empty.
+    pub task_id: String,
+    /// What was wrong.
+    pub message: String,
+}
+
+/// An event whose ids were recovered: the job and, per task, an object or what was wrong.
+#[derive(Debug)]
+pub struct Invocation {
+    /// The job, with the schema version and invocation id.
+    pub job: Job,
+    /// One entry per element of `tasks`, in order.
+    pub tasks: Vec<Result<Object, BadTask>>,
+}
+
+impl Event {
+    /// Parses JSON bytes. Only bytes that are not JSON at all fail here.
+    pub fn from_slice(bytes: &[u8]) -> Result<Event, InvocationError> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| InvocationError(format!("event is not valid JSON: {e}")))
+    }
+
+    /// Checks the ids and resolves every task. Fails only when the response could not echo
+    /// the invocation: the event is not an object, or `invocationId` or the `tasks` array
+    /// is missing or of the wrong type.
+    pub fn into_invocation(self) -> Result<Invocation, InvocationError> {
+        if let Some(t) = self.not_object {
+            return Err(InvocationError(format!(
+                "event is {t}, expected a JSON object"
+            )));
+        }
+        let invocation_id = self
+            .invocation_id
+            .require("invocationId")
+            .map_err(|m| InvocationError(format!("event has no usable id: {m}")))?;
+        let tasks = match self.tasks {
+            Some(RawTasks::List(tasks)) => tasks,
+            None => return Err(InvocationError("event has no `tasks` array".into())),
+            Some(RawTasks::Wrong(t)) => {
+                return Err(InvocationError(format!(
+                    "event `tasks` is {t}, expected an array"
+                )))
+            }
+        };
+        let schema_version = match self.schema {
+            Field::Str(s) => s,
+            // The field is documented as always present; 1.0 is the default at job creation.
+            _ => "1.0".to_owned(),
+        };
+        let mut job = Job {
+            schema_version,
+            invocation_id,
+            ..Job::default()
+        };
+        if let Some(raw) = self.job {
+            if let Field::Str(id) = raw.id {
+                job.id = id;
+            }
+            match (raw.not_object, raw.user_arguments) {
+                (Some(t), _) => {
+                    job.user_arguments_error = Some(format!("`job` is {t}, expected an object"))
+                }
+                (None, Some(RawUserArguments::Map(m))) => job.user_arguments = m,
+                (None, Some(RawUserArguments::Wrong(t))) => {
+                    job.user_arguments_error =
+                        Some(format!("`job.userArguments` is {t}, expected an object"))
+                }
+                (None, Some(RawUserArguments::Null) | None) => {}
+            }
+        }
+        let tasks = tasks.into_iter().map(resolve_task).collect();
+        Ok(Invocation { job, tasks })
+    }
+}
+
+fn resolve_task(raw: RawTask) -> Result<Object, BadTask> {
+    if let Some(t) = raw.not_object {
+        return Err(BadTask {
+            task_id: String::new(),
+            message: format!("task is {t}, expected an object"),
+        });
+    }
+    let mut problems = Vec::new();
+    let task_id = raw.task_id.require("taskId").unwrap_or_else(|m| {
+        problems.push(m);
+        String::new()
+    });
+    let mut key = None;
+    let raw_key = match raw.s3_key.require("s3Key") {
+        Ok(k) => {
+            match decode_key(&k) {
+                Ok(d) => key = Some(d),
+                Err(e) => problems.push(e.to_string()),
+            }
+            k
+        }
+        Err(m) => {
+            problems.push(m);
+            String::new()
+        }
+    };
+    let bucket = match (raw.s3_bucket, raw.s3_bucket_arn) {
+        (Field::Str(b), _) if !b.is_empty() => Some(b),
+        (Field::Str(_), _) => {
+            problems.push("`s3Bucket` is empty".into());
+            None
+        }
+        (Field::Wrong(t), _) => {
+            problems.push(format!("`s3Bucket` is {t}, expected a string"));
+            None
+        }
+        (_, Field::Str(arn)) => match bucket_from_arn(&arn) {
+            Some(b) => Some(b.to_owned()),
+            None => {
+                problems.push(format!(
+                    "`s3BucketArn` {arn:?} does not end in a bucket name"
+                ));
+                None
+            }
+        },
+        (_, Field::Wrong(t)) => {
+            problems.push(format!("`s3BucketArn` is {t}, expected a string"));
+            None
+        }
+        _ => {
+            problems.push("missing `s3Bucket` (schema 2.0) or `s3BucketArn` (schema 1.0)".into());
+            None
+        }
+    };
+    let version_id = match raw.s3_version_id {
+        Field::Str(v) if !v.is_empty() => Some(v),
+        Field::Wrong(t) => {
+            problems.push(format!("`s3VersionId` is {t}, expected a string or null"));
+            None
+        }
+        _ => None,
+    };
+    match (key, bucket) {
+        (Some(key), Some(bucket)) if problems.is_empty() => Ok(Object {
+            bucket,
+            key,
+            raw_key,
+            version_id,
+            task_id,
+        }),
+        _ => Err(BadTask {
+            task_id,
+            message: format!("invalid task: {}", problems.join("; ")),
+        }),
+    }
+}
+
+/// The bucket name in an S3 bucket ARN: the text after the last `:` (bucket names never
+/// contain one). Works for regional ARNs and every partition.
+///
+/// ```
+/// use s3batch_core::envelope::bucket_from_arn;
+/// assert_eq!(bucket_from_arn("arn:aws:s3:::my-bucket"), Some("my-bucket"));
+/// assert_eq!(bucket_from_arn("arn:aws:s3:us-east-1:0123456788:awsexamplebucket"), Some("awsexamplebucket"));
+/// assert_eq!(bucket_from_arn("arn:aws:s3:::"), None);
+/// ```
+pub fn bucket_from_arn(arn: &str) -> Option<&str> {
+    let name = arn.rsplit(':').next()?;
+    (!name.is_empty() && !name.contains('/')).then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/../tests/fixtures/vectors/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    fn parse(json: &str) -> Result<Invocation, InvocationError> {
+        Event::from_slice(json.as_bytes())?.into_invocation()
+    }
+
+    #[test]
+    fn schema_1_vector() {
+        let inv = Event::from_slice(&fixture("event-v1.json"))
+            .unwrap()
+            .into_invocation()
+            .unwrap();
+        assert_eq!(inv.job.schema_version, "1.0");
+        assert_eq!(inv.job.id, "f3cc4f60-61f6-4a2b-8a21-d07600c373ce");
+        let obj = inv.tasks[0].as_ref().unwrap();
+        assert_eq!(obj.bucket, "example-bucket");
+        assert_eq!(obj.key, "customer images/imageé1.jpg");
+        assert_eq!(obj.raw_key, "customer+images/image%C3%A91.jpg");
+        assert_eq!(obj.version_id.as_deref(), Some("1"));
+        assert_eq!(obj.task_id, "dGFza2lkZ29lc2hlcmUK");
+    }
+
+    #[test]
+    fn schema_2_vector() {
+        let inv = Event::from_slice(&fixture("event-v2.json"))
+            .unwrap()
+            .into_invocation()
+            .unwrap();
+        assert_eq!(inv.job.schema_version, "2.0");
+        assert_eq!(inv.job.user_arguments["destBucket"], "archive-bucket");
+        assert_eq!(inv.job.user_arguments["prefix"], "moved/");
+        let obj = inv.tasks[0].as_ref().unwrap();
+        assert_eq!(obj.bucket, "source-bucket");
+        assert_eq!(obj.key, "reports/2024 Q1+Q2.csv");
+        assert_eq!(obj.version_id, None);
+    }
+
+    #[test]
+    fn regional_and_partition_arns() {
+        let inv = Event::from_slice(&fixture("event-v1-regional-arn.json"))
+            .unwrap()
+            .into_invocation()
+            .unwrap();
+        let buckets: Vec<_> = inv
+            .tasks
+            .iter()
+            .map(|t| t.as_ref().unwrap().bucket.clone())
+            .collect();
+        assert_eq!(buckets, ["awsexamplebucket", "china-bucket"]);
+        assert_eq!(inv.tasks[1].as_ref().unwrap().key, "b/c.txt");
+    }
+
+    #[test]
+    fn unknown_fields_and_duplicates_are_tolerated() {
+        let inv = parse(
+            r#"{"invocationId":"a","invocationId":"b","extra":[1,{"x":null}],"tasks":[
+              {"taskId":"t","s3Key":"k","s3Bucket":"b","future":{"a":1}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(inv.job.invocation_id, "b");
+        assert_eq!(inv.job.schema_version, "1.0");
+        assert!(inv.tasks[0].is_ok());
+    }
+
+    #[test]
+    fn invocation_errors_say_what_is_missing() {
+        for (json, expect) in [
+            ("[]", "event is an array"),
+            ("3", "event is a number"),
+            (r#"{"tasks":[]}"#, "missing `invocationId`"),
+            (
+                r#"{"invocationId":null,"tasks":[]}"#,
+                "`invocationId` is null",
+            ),
+            (
+                r#"{"invocationId":5,"tasks":[]}"#,
+                "`invocationId` is a number",
+            ),
+            (r#"{"invocationId":"i"}"#, "no `tasks` array"),
+            (r#"{"invocationId":"i","tasks":{}}"#, "`tasks` is an object"),
+        ] {
+            let err = parse(json).unwrap_err();
+            assert!(err.message().contains(expect), "{json}: {err}");
+        }
+        let err = Event::from_slice(b"not json").unwrap_err();
+        assert!(
+            err.message().starts_with("event is not valid JSON"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_tasks_name_their_fields() {
+        let inv = parse(
+            r#"{"invocationId":"i","tasks":[
+              {"s3Key":"k","s3Bucket":"b"},
+              {"taskId":"t2","s3Bucket":"b"},
+              {"taskId":"t3","s3Key":"k"},
+              {"taskId":"t4","s3Key":"%FF","s3Bucket":"b"},
+              {"taskId":"t5","s3Key":"k","s3BucketArn":"arn:aws:s3:::"},
+              {"taskId":"t6","s3Key":"k","s3Bucket":"b","s3VersionId":7},
+              "junk",
+              {"taskId":7,"s3Key":["k"],"s3BucketArn":false}
+            ]}"#,
+        )
+        .unwrap();
+        let errs: Vec<BadTask> = inv.tasks.into_iter().map(|t| t.unwrap_err()).collect();
+        let expect = [
+            ("", "missing `taskId`"),
+            ("t2", "missing `s3Key`"),
+            ("t3", "missing `s3Bucket` (schema 2.0) or `s3BucketArn`"),
+            ("t4", "s3Key \"%FF\" does not decode"),
+            ("t5", "`s3BucketArn` \"arn:aws:s3:::\""),
+            ("t6", "`s3VersionId` is a number"),
+            ("", "task is a string"),
+            ("", "`taskId` is a number, expected a string; `s3Key` is an array, expected a string; `s3BucketArn` is a boolean"),
+        ];
+        for (got, (id, msg)) in errs.iter().zip(expect) {
+            assert_eq!(got.task_id, id);
+            assert!(got.message.contains(msg), "{}", got.message);
+        }
+    }
+
+    #[test]
+    fn user_arguments_shapes() {
+        let inv = parse(
+            r#"{"invocationId":"i","job":{"id":"j","userArguments":{"n":3,"s":"x"}},"tasks":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(inv.job.user_arguments["n"], "3");
+        assert_eq!(inv.job.user_arguments["s"], "x");
+        let inv = parse(r#"{"invocationId":"i","job":{"userArguments":null},"tasks":[]}"#).unwrap();
+        assert!(inv.job.user_arguments.is_empty() && inv.job.user_arguments_error.is_none());
+        let inv = parse(r#"{"invocationId":"i","job":{"userArguments":[1]},"tasks":[]}"#).unwrap();
+        assert!(inv
+            .job
+            .user_arguments_error
+            .unwrap()
+            .contains("`job.userArguments` is an array"));
+    }
+
+    #[test]
+    fn empty_version_id_means_none() {
+        let inv = parse(r#"{"invocationId":"i","tasks":[{"taskId":"t","s3Key":"k","s3Bucket":"b","s3VersionId":""}]}"#).unwrap();
+        assert_eq!(inv.tasks[0].as_ref().unwrap().version_id, None);
+    }
+}

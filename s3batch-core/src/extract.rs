@@ -1,0 +1,316 @@
+//! Extra parameters of a task function.
+//!
+//! Every parameter after the [`Object`](crate::Object) is an extractor: a type implementing
+//! [`FromTask`]. Its [`State`](FromTask::State) is built once per cold start (before the
+//! first event), and each task builds the parameter from that state and the invocation.
+//! The built-in extractors are [`aws_sdk_s3::Client`], [`Job`], [`UserArgs<T>`] and
+//! [`lambda_runtime::Context`]; implement the trait for your own once-per-cold-start state.
+//!
+//! ```
+//! use s3batch_core::{BoxError, FromTask, TaskError, TaskParts};
+//!
+//! /// Where to copy objects, read once from the environment.
+//! struct Destination(std::sync::Arc<str>);
+//!
+//! impl FromTask for Destination {
+//!     type State = std::sync::Arc<str>;
+//!     async fn init() -> Result<Self::State, BoxError> {
+//!         Ok(std::env::var("DEST_BUCKET").unwrap_or_else(|_| "fallback".into()).into())
+//!     }
+//!     fn from_task(state: &Self::State, _: &TaskParts<'_>) -> Result<Self, TaskError> {
+//!         Ok(Destination(state.clone()))
+//!     }
+//! }
+//! ```
+
+use crate::envelope::{Job, Object};
+use crate::error::TaskError;
+use crate::BoxError;
+use serde::de::{self, DeserializeOwned, IntoDeserializer};
+use std::future::Future;
+
+/// What an extractor can read for one task.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct TaskParts<'a> {
+    /// The job and invocation.
+    pub job: &'a Job,
+    /// The Lambda context of the invocation.
+    pub context: &'a lambda_runtime::Context,
+    /// The object the task is about.
+    pub object: &'a Object,
+}
+
+/// A task parameter built from once-per-cold-start state and the invocation.
+///
+/// An error from [`from_task`](FromTask::from_task) fails that task with the error's kind
+/// and message, without calling the task function. An error from [`init`](FromTask::init)
+/// stops the function before it serves any event (a Lambda init error).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a task parameter",
+    label = "does not implement `s3batch::FromTask`",
+    note = "task parameters after the `Object` must be extractors: `aws_sdk_s3::Client`, `Job`, `UserArgs<T>`, `lambda_runtime::Context`, or your own type implementing `FromTask`"
+)]
+pub trait FromTask: Sized + Send + 'static {
+    /// Built once per cold start and shared by every task.
+    type State: Send + Sync + 'static;
+
+    /// Builds the state.
+    fn init() -> impl Future<Output = Result<Self::State, BoxError>> + Send;
+
+    /// Builds the parameter for one task.
+    fn from_task(state: &Self::State, parts: &TaskParts<'_>) -> Result<Self, TaskError>;
+}
+
+/// An S3 client built from the environment (`aws-config`): region, credentials,
+/// `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_S3` work as in any AWS SDK program. With a custom
+/// endpoint (an S3-compatible server such as moto or MinIO), requests use path-style
+/// addressing, which those servers need.
+impl FromTask for aws_sdk_s3::Client {
+    type State = aws_sdk_s3::Client;
+
+    async fn init() -> Result<Self::State, BoxError> {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let custom_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+        let s3 = aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(custom_endpoint)
+            .build();
+        Ok(aws_sdk_s3::Client::from_conf(s3))
+    }
+
+    fn from_task(state: &Self::State, _: &TaskParts<'_>) -> Result<Self, TaskError> {
+        Ok(state.clone())
+    }
+}
+
+impl FromTask for Job {
+    type State = ();
+    async fn init() -> Result<(), BoxError> {
+        Ok(())
+    }
+    fn from_task(_: &(), parts: &TaskParts<'_>) -> Result<Self, TaskError> {
+        Ok(parts.job.clone())
+    }
+}
+
+impl FromTask for lambda_runtime::Context {
+    type State = ();
+    async fn init() -> Result<(), BoxError> {
+        Ok(())
+    }
+    fn from_task(_: &(), parts: &TaskParts<'_>) -> Result<Self, TaskError> {
+        Ok(parts.context.clone())
+    }
+}
+
+/// The job's `userArguments` (schema 2.0) as your own type.
+///
+/// Values arrive as strings; fields of type `bool`, integers, floats and `Option` are parsed
+/// from them. A missing or unparsable argument fails every task permanently, with a message
+/// naming the argument.
+///
+/// ```
+/// use s3batch_core::{Object, TaskError, UserArgs};
+///
+/// #[derive(serde::Deserialize)]
+/// #[serde(rename_all = "camelCase")]
+/// struct Args {
+///     dest_bucket: String,
+///     max_copies: Option<u32>,
+/// }
+///
+/// async fn copy(obj: Object, UserArgs(args): UserArgs<Args>) -> Result<String, TaskError> {
+///     Ok(format!("{} -> {}", obj.key, args.dest_bucket))
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserArgs<T>(pub T);
+
+impl<T: DeserializeOwned + Send + 'static> FromTask for UserArgs<T> {
+    type State = ();
+    async fn init() -> Result<(), BoxError> {
+        Ok(())
+    }
+    fn from_task(_: &(), parts: &TaskParts<'_>) -> Result<Self, TaskError> {
+        parse_user_arguments(parts.job).map(UserArgs)
+    }
+}
+
+/// Builds `T` from the job's user arguments (what [`UserArgs`] does).
+pub fn parse_user_arguments<T: DeserializeOwned>(job: &Job) -> Result<T, TaskError> {
+    if let Some(e) = &job.user_arguments_error {
+        return Err(TaskError::permanent(format!("userArguments: {e}")));
+    }
+    let map = job
+        .user_arguments
+        .iter()
+        .map(|(k, v)| (k.as_str(), ArgValue { name: k, value: v }));
+    T::deserialize(de::value::MapDeserializer::<_, de::value::Error>::new(map))
+        .map_err(|e| TaskError::permanent(format!("userArguments: {e}")))
+}
+
+/// One user-argument value: a string that can also be read as a number or a boolean.
+struct ArgValue<'a> {
+    name: &'a str,
+    value: &'a str,
+}
+
+impl<'de, 'a> IntoDeserializer<'de, de::value::Error> for ArgValue<'a> {
+    type Deserializer = Self;
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+macro_rules! parse_as {
+    ($($method:ident => $visit:ident: $ty:ty),* $(,)?) => {
+        $(
+            fn $method<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+                match self.value.trim().parse::<$ty>() {
+                    Ok(v) => visitor.$visit(v),
+                    Err(e) => Err(de::Error::custom(format_args!(
+                        "argument `{}` = {:?} is not a valid {}: {e}",
+                        self.name,
+                        self.value,
+                        stringify!($ty)
+                    ))),
+                }
+            }
+        )*
+    };
+}
+
+impl<'de, 'a> de::Deserializer<'de> for ArgValue<'a> {
+    type Error = de::value::Error;
+
+    fn deserialize_any<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_str(self.value)
+    }
+
+    fn deserialize_option<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_enum<V: de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_enum(self.value.into_deserializer())
+    }
+
+    fn deserialize_newtype_struct<V: de::Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    parse_as! {
+        deserialize_bool => visit_bool: bool,
+        deserialize_i8 => visit_i8: i8,
+        deserialize_i16 => visit_i16: i16,
+        deserialize_i32 => visit_i32: i32,
+        deserialize_i64 => visit_i64: i64,
+        deserialize_u8 => visit_u8: u8,
+        deserialize_u16 => visit_u16: u16,
+        deserialize_u32 => visit_u32: u32,
+        deserialize_u64 => visit_u64: u64,
+        deserialize_f32 => visit_f32: f32,
+        deserialize_f64 => visit_f64: f64,
+    }
+
+    serde::forward_to_deserialize_any! {
+        i128 u128 char str string bytes byte_buf unit unit_struct seq tuple tuple_struct map struct identifier ignored_any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    fn job(args: &[(&str, &str)]) -> Job {
+        Job {
+            user_arguments: args
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Job::default()
+        }
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Args {
+        dest_bucket: String,
+        copies: u32,
+        dry_run: Option<bool>,
+        #[serde(default)]
+        mode: Mode,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq, Default)]
+    #[serde(rename_all = "lowercase")]
+    enum Mode {
+        #[default]
+        Copy,
+        Move,
+    }
+
+    #[test]
+    fn typed_arguments_parse_from_strings() {
+        let a: Args = parse_user_arguments(&job(&[
+            ("destBucket", "b"),
+            ("copies", "2"),
+            ("dryRun", "true"),
+            ("mode", "move"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            a,
+            Args {
+                dest_bucket: "b".into(),
+                copies: 2,
+                dry_run: Some(true),
+                mode: Mode::Move
+            }
+        );
+    }
+
+    #[test]
+    fn mismatches_name_the_argument() {
+        for (args, expect) in [
+            (vec![("copies", "2")], "missing field `destBucket`"),
+            (
+                vec![("destBucket", "b"), ("copies", "two")],
+                "argument `copies` = \"two\" is not a valid u32",
+            ),
+            (
+                vec![("destBucket", "b"), ("copies", "1"), ("extra", "x")],
+                "unknown field `extra`",
+            ),
+        ] {
+            let err = parse_user_arguments::<Args>(&job(&args)).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::Permanent);
+            assert!(
+                err.message().starts_with("userArguments: ") && err.message().contains(expect),
+                "{}",
+                err.message()
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_user_arguments_fail_extraction() {
+        let mut j = job(&[]);
+        j.user_arguments_error = Some("`job.userArguments` is an array, expected an object".into());
+        let err =
+            parse_user_arguments::<std::collections::HashMap<String, String>>(&j).unwrap_err();
+        assert!(err.message().contains("`job.userArguments` is an array"));
+    }
+}

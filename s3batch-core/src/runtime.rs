@@ -1,0 +1,629 @@
+//! Running tasks: options, the per-invocation [`Handler`], and the Lambda entry points.
+
+use crate::envelope::{Event, InvocationError, Job, Object};
+use crate::error::TaskError;
+use crate::response::{truncate_result, Response, ResultCode, TaskResult};
+use crate::task::TaskFn;
+use crate::BoxError;
+use futures_util::{FutureExt, StreamExt};
+use std::any::Any;
+use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tracing::Instrument;
+
+/// How tasks are run; set from the attribute (`#[s3batch::task(concurrency = 8)]`) or by
+/// hand for [`run`] and [`Handler::new`].
+///
+/// ```
+/// use s3batch_core::{Options, ResultCode};
+/// use std::time::Duration;
+/// let options = Options::new()
+///     .concurrency(8)
+///     .deadline_margin(Duration::from_millis(500))
+///     .max_result_len(4096)
+///     .treat_missing_keys_as(ResultCode::TemporaryFailure);
+/// assert_eq!(options.get_concurrency(), 8);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    treat_missing_keys_as: ResultCode,
+    concurrency: usize,
+    deadline_margin: Duration,
+    max_result_len: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            treat_missing_keys_as: ResultCode::PermanentFailure,
+            concurrency: Self::DEFAULT_CONCURRENCY,
+            deadline_margin: Self::DEFAULT_DEADLINE_MARGIN,
+            max_result_len: Self::DEFAULT_MAX_RESULT_LEN,
+        }
+    }
+}
+
+impl Options {
+    /// Tasks of one invocation run at once, at most (S3 sends one task per invocation today).
+    pub const DEFAULT_CONCURRENCY: usize = 64;
+    /// How long before the Lambda deadline unfinished tasks are given up.
+    pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_millis(1000);
+    /// The longest `resultString`, in bytes.
+    pub const DEFAULT_MAX_RESULT_LEN: usize = 1024;
+
+    /// The defaults: `PermanentFailure` for missing keys, 64 tasks at once, a one-second
+    /// deadline margin, results of at most 1,024 bytes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The `treatMissingKeysAs` of every response.
+    pub fn treat_missing_keys_as(mut self, code: ResultCode) -> Self {
+        self.treat_missing_keys_as = code;
+        self
+    }
+
+    /// How many tasks of one invocation run at once (at least 1).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// How long before the Lambda deadline the response is sent, with every task still
+    /// running reported as `TemporaryFailure`.
+    pub fn deadline_margin(mut self, margin: Duration) -> Self {
+        self.deadline_margin = margin;
+        self
+    }
+
+    /// The longest `resultString` in bytes; longer ones are cut on a character boundary and
+    /// end with `…[truncated N bytes]`.
+    pub fn max_result_len(mut self, bytes: usize) -> Self {
+        self.max_result_len = bytes;
+        self
+    }
+
+    /// See [`Options::concurrency`].
+    pub fn get_concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// See [`Options::treat_missing_keys_as`].
+    pub fn get_treat_missing_keys_as(&self) -> ResultCode {
+        self.treat_missing_keys_as
+    }
+
+    /// See [`Options::deadline_margin`].
+    pub fn get_deadline_margin(&self) -> Duration {
+        self.deadline_margin
+    }
+
+    /// See [`Options::max_result_len`].
+    pub fn get_max_result_len(&self) -> usize {
+        self.max_result_len
+    }
+}
+
+/// The message of a task still running at the deadline.
+pub const DEADLINE_MESSAGE: &str = "did not finish before the Lambda deadline";
+
+/// A task function with its extractor state, ready to handle events.
+///
+/// This is everything the generated `main` does per event, without Lambda around it: use it
+/// from your own `main`, a test, or a benchmark.
+///
+/// ```
+/// use s3batch_core::{Handler, Object, Options, TaskError};
+///
+/// async fn size(obj: Object) -> Result<usize, TaskError> {
+///     Ok(obj.key.len())
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let handler = Handler::new(size, Options::new()).await.unwrap();
+/// let event = br#"{"invocationSchemaVersion":"1.0","invocationId":"i","job":{"id":"j"},
+///   "tasks":[{"taskId":"t","s3Key":"a+b","s3VersionId":null,"s3BucketArn":"arn:aws:s3:::b"}]}"#;
+/// let response = handler.handle_bytes(event, &Default::default()).await.unwrap();
+/// assert_eq!(response.results[0].result_string, "3");
+/// # });
+/// ```
+pub struct Handler<T: TaskFn<Args>, Args> {
+    task: T,
+    state: T::State,
+    options: Options,
+    _args: PhantomData<fn() -> Args>,
+}
+
+impl<T: TaskFn<Args>, Args> Handler<T, Args> {
+    /// Builds every extractor's state (the cold-start work).
+    pub async fn new(task: T, options: Options) -> Result<Self, BoxError> {
+        Ok(Self::with_state(task, T::init_state().await?, options))
+    }
+
+    /// A handler with state you built yourself (to share one S3 client across handlers,
+    /// say).
+    pub fn with_state(task: T, state: T::State, options: Options) -> Self {
+        Self {
+            task,
+            state,
+            options,
+            _args: PhantomData,
+        }
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Handles raw event bytes; fails only when they are not JSON or the ids cannot be
+    /// recovered.
+    pub async fn handle_bytes(
+        &self,
+        event: &[u8],
+        context: &lambda_runtime::Context,
+    ) -> Result<Response, InvocationError> {
+        self.handle(Event::from_slice(event)?, context).await
+    }
+
+    /// Handles one event: exactly one result per task, in the order of `tasks`.
+    pub async fn handle(
+        &self,
+        event: Event,
+        context: &lambda_runtime::Context,
+    ) -> Result<Response, InvocationError> {
+        let invocation = event.into_invocation()?;
+        let job = &invocation.job;
+        let deadline = deadline(context, self.options.deadline_margin);
+        let mut results: Vec<Option<TaskResult>> = Vec::with_capacity(invocation.tasks.len());
+        let mut runnable = Vec::new();
+        for (i, task) in invocation.tasks.into_iter().enumerate() {
+            match task {
+                Ok(object) => {
+                    results.push(None);
+                    runnable.push((i, object));
+                }
+                Err(bad) => {
+                    tracing::warn!(job_id = %job.id, task_id = %bad.task_id, "{}", bad.message);
+                    results.push(Some(TaskResult::new(
+                        bad.task_id,
+                        ResultCode::PermanentFailure,
+                        bad.message,
+                    )));
+                }
+            }
+        }
+        let task_ids: Vec<(usize, String)> = runnable
+            .iter()
+            .map(|(i, o)| (*i, o.task_id.clone()))
+            .collect();
+        {
+            let mut finished = futures_util::stream::iter(runnable)
+                .map(|(i, object)| self.run_one(job, context, object).map(move |r| (i, r)))
+                .buffer_unordered(self.options.concurrency);
+            let collect = async {
+                while let Some((i, r)) = finished.next().await {
+                    results[i] = Some(r);
+                }
+            };
+            match deadline {
+                Some(at) => {
+                    if tokio::time::timeout_at(at, collect).await.is_err() {
+                        tracing::warn!(job_id = %job.id, "deadline reached; reporting unfinished tasks as TemporaryFailure");
+                    }
+                }
+                None => collect.await,
+            }
+        }
+        for (i, task_id) in task_ids {
+            if results[i].is_none() {
+                results[i] = Some(TaskResult::new(
+                    task_id,
+                    ResultCode::TemporaryFailure,
+                    DEADLINE_MESSAGE,
+                ));
+            }
+        }
+        let max = self.options.max_result_len;
+        let results = results
+            .into_iter()
+            .map(|r| {
+                let mut r = r.expect("every slot is filled above");
+                truncate_result(&mut r.result_string, max);
+                r
+            })
+            .collect();
+        Ok(Response {
+            invocation_schema_version: invocation.job.schema_version,
+            treat_missing_keys_as: self.options.treat_missing_keys_as,
+            invocation_id: invocation.job.invocation_id,
+            results,
+        })
+    }
+
+    async fn run_one(
+        &self,
+        job: &Job,
+        context: &lambda_runtime::Context,
+        object: Object,
+    ) -> TaskResult {
+        let span = tracing::info_span!(
+            "task",
+            job_id = %job.id,
+            task_id = %object.task_id,
+            bucket = %object.bucket,
+            key = %object.key,
+        );
+        let task_id = object.task_id.clone();
+        // A panic while building the parameters is caught too: the call itself is inside.
+        let run =
+            AssertUnwindSafe(async { self.task.call(&self.state, job, context, object).await })
+                .catch_unwind();
+        let outcome = run.instrument(span.clone()).await;
+        let _entered = span.enter();
+        match outcome {
+            Ok(Ok(text)) => {
+                tracing::debug!("succeeded");
+                TaskResult::new(task_id, ResultCode::Succeeded, text)
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(kind = ?err.kind(), "{}", err.message());
+                TaskResult::failed(task_id, &err)
+            }
+            Err(panic) => {
+                let err =
+                    TaskError::permanent(format!("task panicked: {}", panic_message(&*panic)));
+                tracing::error!("{}", err.message());
+                TaskResult::failed(task_id, &err)
+            }
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "(panic payload is not a string)"
+    }
+}
+
+/// When to give up on unfinished tasks: the context's deadline less the margin. A deadline
+/// of 0 (as in `Context::default()`) means none.
+fn deadline(context: &lambda_runtime::Context, margin: Duration) -> Option<tokio::time::Instant> {
+    if context.deadline == 0 {
+        return None;
+    }
+    let at = SystemTime::UNIX_EPOCH + Duration::from_millis(context.deadline);
+    let left = at
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Some(tokio::time::Instant::now() + left.saturating_sub(margin))
+}
+
+/// Serves the task on the Lambda Runtime API until the process is stopped: what the
+/// generated `main` runs. Call it from your own `main` with `#[s3batch::task(main = false)]`.
+///
+/// ```no_run
+/// use s3batch_core::{run, Object, Options, TaskError};
+///
+/// async fn noop(_: Object) -> Result<(), TaskError> {
+///     Ok(())
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), s3batch_core::BoxError> {
+///     s3batch_core::init_tracing();
+///     run(noop, Options::new().concurrency(4)).await
+/// }
+/// ```
+pub async fn run<T: TaskFn<Args>, Args>(task: T, options: Options) -> Result<(), BoxError> {
+    let handler = Arc::new(Handler::new(task, options).await?);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<Event>| {
+            let handler = Arc::clone(&handler);
+            async move { handler.handle(event.payload, &event.context).await }
+        },
+    ))
+    .await
+}
+
+/// Sets up logging the way `lambda_runtime` does: `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` for
+/// the level, `AWS_LAMBDA_LOG_FORMAT=JSON` for JSON lines.
+pub fn init_tracing() {
+    lambda_runtime::tracing::init_default_subscriber();
+}
+
+/// The generated `main`: tracing, a Tokio runtime, and [`run`].
+pub fn main<T: TaskFn<Args>, Args>(task: T, options: Options) -> Result<(), BoxError> {
+    init_tracing();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(task, options))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{invoke, invoke_with, EventBuilder};
+    use crate::ErrorKind;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    async fn echo(obj: Object) -> Result<String, TaskError> {
+        Ok(format!(
+            "{}|{}|{}",
+            obj.bucket,
+            obj.key,
+            obj.version_id.unwrap_or_default()
+        ))
+    }
+
+    #[tokio::test]
+    async fn outcomes_map_to_result_codes() {
+        async fn by_key(obj: Object) -> Result<String, TaskError> {
+            match obj.key.as_str() {
+                "ok" => Ok("fine".into()),
+                "temp" => Err(TaskError::temporary("busy")),
+                "perm" => Err(TaskError::permanent("gone")),
+                _ => panic!("boom {}", obj.key),
+            }
+        }
+        let event = EventBuilder::v1()
+            .object("b", "ok")
+            .object("b", "temp")
+            .object("b", "perm")
+            .object("b", "x");
+        let r = invoke(by_key, event).await.unwrap();
+        let got: Vec<_> = r
+            .results
+            .iter()
+            .map(|r| (r.task_id.as_str(), r.result_code, r.result_string.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("task-0", ResultCode::Succeeded, "fine"),
+                ("task-1", ResultCode::TemporaryFailure, "busy"),
+                ("task-2", ResultCode::PermanentFailure, "gone"),
+                (
+                    "task-3",
+                    ResultCode::PermanentFailure,
+                    "task panicked: boom x"
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn echoes_ids_and_schema() {
+        let event = EventBuilder::v2()
+            .invocation_id("inv-9")
+            .object_version("b", "a b", "v")
+            .user_argument("k", "v");
+        let r = invoke(echo, event).await.unwrap();
+        assert_eq!(r.invocation_schema_version, "2.0");
+        assert_eq!(r.invocation_id, "inv-9");
+        assert_eq!(r.treat_missing_keys_as, ResultCode::PermanentFailure);
+        assert_eq!(r.results[0].result_string, "b|a b|v");
+    }
+
+    #[tokio::test]
+    async fn panics_do_not_stop_the_handler() {
+        async fn maybe_panic(obj: Object) -> Result<String, TaskError> {
+            if obj.key == "bad" {
+                panic!("no {}", obj.key)
+            }
+            Ok("ok".into())
+        }
+        let handler = Handler::new(maybe_panic, Options::new()).await.unwrap();
+        for _ in 0..3 {
+            let r = handler
+                .handle_bytes(
+                    &EventBuilder::v1()
+                        .object("b", "bad")
+                        .object("b", "good")
+                        .to_bytes(),
+                    &Default::default(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.results[0].result_code, ResultCode::PermanentFailure);
+            assert!(r.results[0].result_string.contains("no bad"));
+            assert_eq!(r.results[1].result_code, ResultCode::Succeeded);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deadline_turns_slow_tasks_into_temporary_failures() {
+        async fn slow(obj: Object) -> Result<String, TaskError> {
+            if obj.key == "slow" {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+            Ok("quick".into())
+        }
+        let deadline = SystemTime::now() + Duration::from_secs(5);
+        let mut ctx = lambda_runtime::Context::default();
+        ctx.deadline = deadline
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let event = EventBuilder::v1().object("b", "slow").object("b", "fast");
+        let r = invoke_with(slow, Options::new(), event, ctx).await.unwrap();
+        assert_eq!(r.results[0].result_code, ResultCode::TemporaryFailure);
+        assert_eq!(r.results[0].result_string, DEADLINE_MESSAGE);
+        assert_eq!(r.results[0].task_id, "task-0");
+        assert_eq!(r.results[1].result_code, ResultCode::Succeeded);
+    }
+
+    #[tokio::test]
+    async fn past_deadline_fails_everything_temporarily() {
+        let mut ctx = lambda_runtime::Context::default();
+        ctx.deadline = 1; // 1970
+        async fn never(_: Object) -> Result<String, TaskError> {
+            std::future::pending().await
+        }
+        let r = invoke_with(
+            never,
+            Options::new(),
+            EventBuilder::v1().object("b", "k"),
+            ctx,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.results[0].result_code, ResultCode::TemporaryFailure);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrency_is_bounded_and_order_kept() {
+        static RUNNING: AtomicUsize = AtomicUsize::new(0);
+        static PEAK: AtomicUsize = AtomicUsize::new(0);
+        async fn track(obj: Object) -> Result<String, TaskError> {
+            let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+            PEAK.fetch_max(now, Ordering::SeqCst);
+            // Later tasks finish first, so completion order differs from input order.
+            let n: u64 = obj.key.parse().unwrap();
+            tokio::time::sleep(Duration::from_millis(100 - n)).await;
+            RUNNING.fetch_sub(1, Ordering::SeqCst);
+            Ok(obj.key)
+        }
+        let mut event = EventBuilder::v1();
+        for i in 0..40 {
+            event = event.object("b", &i.to_string());
+        }
+        let r = invoke_with(
+            track,
+            Options::new().concurrency(7),
+            event,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(PEAK.load(Ordering::SeqCst), 7);
+        let keys: Vec<String> = r.results.iter().map(|r| r.result_string.clone()).collect();
+        let expect: Vec<String> = (0..40).map(|i| i.to_string()).collect();
+        assert_eq!(keys, expect);
+    }
+
+    #[tokio::test]
+    async fn bad_tasks_fail_alone() {
+        let event = EventBuilder::v1().object("b", "good").raw_task(
+            serde_json::json!({"taskId": "t-bad", "s3Key": "%FF", "s3BucketArn": "arn:aws:s3:::b"}),
+        );
+        let r = invoke(echo, event).await.unwrap();
+        assert_eq!(r.results[0].result_code, ResultCode::Succeeded);
+        assert_eq!(r.results[1].task_id, "t-bad");
+        assert_eq!(r.results[1].result_code, ResultCode::PermanentFailure);
+        assert!(r.results[1].result_string.contains("s3Key \"%FF\""));
+    }
+
+    #[tokio::test]
+    async fn options_apply() {
+        async fn long(_: Object) -> Result<String, TaskError> {
+            Ok("x".repeat(5000))
+        }
+        let options = Options::new()
+            .max_result_len(100)
+            .treat_missing_keys_as(ResultCode::TemporaryFailure);
+        let r = invoke_with(
+            long,
+            options,
+            EventBuilder::v1().object("b", "k"),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.treat_missing_keys_as, ResultCode::TemporaryFailure);
+        assert!(r.results[0].result_string.len() <= 100);
+        assert!(r.results[0].result_string.ends_with("bytes]"));
+        let default = invoke(long, EventBuilder::v1().object("b", "k"))
+            .await
+            .unwrap();
+        assert!(default.results[0].result_string.len() <= Options::DEFAULT_MAX_RESULT_LEN);
+    }
+
+    #[tokio::test]
+    async fn extractor_errors_fail_the_task() {
+        #[derive(serde::Deserialize)]
+        struct Args {
+            #[allow(dead_code)]
+            dest: String,
+        }
+        async fn needs_args(_: Object, _: crate::UserArgs<Args>) -> Result<(), TaskError> {
+            Ok(())
+        }
+        let r = invoke(
+            needs_args,
+            EventBuilder::v2().object("b", "k").object("b", "l"),
+        )
+        .await
+        .unwrap();
+        for res in &r.results {
+            assert_eq!(res.result_code, ResultCode::PermanentFailure);
+            assert_eq!(res.result_string, "userArguments: missing field `dest`");
+        }
+        let ok = invoke(
+            needs_args,
+            EventBuilder::v2()
+                .object("b", "k")
+                .user_argument("dest", "d"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(ok.results[0].result_code, ResultCode::Succeeded);
+    }
+
+    #[tokio::test]
+    async fn every_extractor_in_any_order() {
+        async fn all(
+            obj: Object,
+            ctx: lambda_runtime::Context,
+            job: Job,
+            s3: aws_sdk_s3::Client,
+        ) -> Result<String, TaskError> {
+            let _ = s3.config();
+            Ok(format!(
+                "{}:{}:{}:{}",
+                job.id, job.schema_version, ctx.request_id, obj.key
+            ))
+        }
+        let mut ctx = lambda_runtime::Context::default();
+        ctx.request_id = "req".into();
+        let r = invoke_with(
+            all,
+            Options::new(),
+            EventBuilder::v1().job_id("J").object("b", "k"),
+            ctx,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.results[0].result_string, "J:1.0:req:k");
+    }
+
+    #[tokio::test]
+    async fn invocation_errors_surface() {
+        let handler = Handler::new(echo, Options::new()).await.unwrap();
+        let err = handler
+            .handle_bytes(br#"{"tasks":[]}"#, &Default::default())
+            .await
+            .unwrap_err();
+        assert!(err.message().contains("invocationId"));
+        let empty = handler
+            .handle_bytes(br#"{"invocationId":"i","tasks":[]}"#, &Default::default())
+            .await
+            .unwrap();
+        assert!(empty.results.is_empty());
+    }
+
+    #[test]
+    fn task_error_kinds_map() {
+        assert_eq!(
+            ResultCode::from(ErrorKind::Temporary),
+            ResultCode::TemporaryFailure
+        );
+    }
+}
