@@ -1,1 +1,59 @@
+//! # s3batch
+//!
+//! Write the Lambda function an [S3 Batch Operations] job calls (`LambdaInvoke`) as one plain
+//! async fn. `#[s3batch::task]` generates the rest: reading the event (schema 1.0 and 2.0),
+//! decoding keys form-style, mapping errors to result codes, assembling the response, and a
+//! `main` that serves it on `lambda_runtime`.
+//!
+//! ```no_run
+//! use s3batch::{Object, TaskError};
+//!
+//! #[s3batch::task]
+//! async fn archive(obj: Object) -> Result<String, TaskError> {
+//!     // obj.bucket, obj.key (decoded), obj.version_id, obj.task_id
+//!     Ok(format!("archived {}", obj.key))
+//! }
+//! ```
+//!
+//! ## What a task can return
+//! `Ok(value)` is `Succeeded` with `value` as the `resultString` (a string as it is, `()` as
+//! an empty string, anything else `Serialize` as JSON). `Err(e)` is `TemporaryFailure` or
+//! `PermanentFailure` by the error's [`ErrorKind`]; `?` classifies aws-sdk-s3 errors (see
+//! [`error`]). A panic is that task's `PermanentFailure`; a task still running near the Lambda
+//! deadline is a `TemporaryFailure`. Every task gets exactly one result.
+//!
+//! ## Parameters after the `Object`
+//! Any [`FromTask`] type, in any order: [`aws_sdk_s3::Client`] (built once per cold start),
+//! [`Job`], [`UserArgs<T>`], [`Context`], or your own.
+//!
+//! ```no_run
+//! use s3batch::{aws_sdk_s3::Client, Job, Object, TaskError, UserArgs};
+//!
+//! #[derive(serde::Deserialize)]
+//! #[serde(rename_all = "camelCase")]
+//! struct Args { tag_value: String }
+//!
+//! #[s3batch::task(concurrency = 16, deadline_margin_ms = 2000)]
+//! async fn tag(obj: Object, s3: Client, UserArgs(args): UserArgs<Args>, job: Job) -> Result<String, TaskError> {
+//!     let _ = (s3, job);
+//!     Ok(args.tag_value)
+//! }
+//! ```
+//!
+//! ## Options
+//! | option | default | meaning |
+//! |---|---|---|
+//! | `concurrency = N` | 64 | tasks of one invocation run at once |
+//! | `deadline_margin_ms = N` | 1000 | unfinished tasks are given up this long before the Lambda deadline |
+//! | `max_result_len = N` | 1024 | longest `resultString` in bytes; longer ones are cut with a marker |
+//! | `treat_missing_keys_as = "…"` | `"PermanentFailure"` | the response's `treatMissingKeysAs` |
+//! | `main = false` | `true` | generate no `main`; call [`run`] yourself |
+//! | `crate = "path"` | `"::s3batch"` | where the generated code finds this crate (renamed dependency) |
+//!
+//! [S3 Batch Operations]: https://docs.aws.amazon.com/AmazonS3/latest/userguide/batch-ops-invoke-lambda.html
 
+pub use s3batch_core::*;
+
+/// Makes an `async fn(obj: Object, …) -> Result<T, E>` an S3 Batch Operations Lambda; see the
+/// [crate documentation](crate) for the options.
+pub use s3batch_macros::task;
