@@ -109,6 +109,32 @@ pub fn encode_key(key: &str) -> String {
     utf8_percent_encode(key, FORM).to_string().replace(' ', "+")
 }
 
+/// Characters left as they are in a `CopySource` path: RFC 3986 unreserved, and `/`.
+const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+/// The `CopySource` value for `CopyObject` / `UploadPartCopy`: `bucket/key` with the key
+/// percent-encoded (a space as `%20`, never `+`), and `?versionId=` when a version is given.
+/// Passing a decoded key unencoded breaks on `+`, `%`, `?` and non-ASCII keys.
+///
+/// ```
+/// use s3batch_core::key::copy_source;
+/// assert_eq!(copy_source("b", "a b+c?.txt", None), "b/a%20b%2Bc%3F.txt");
+/// assert_eq!(copy_source("b", "k", Some("v 1")), "b/k?versionId=v%201");
+/// ```
+pub fn copy_source(bucket: &str, key: &str, version_id: Option<&str>) -> String {
+    let mut out = format!("{bucket}/{}", utf8_percent_encode(key, COPY_SOURCE));
+    if let Some(v) = version_id {
+        out.push_str("?versionId=");
+        out.push_str(&utf8_percent_encode(v, NON_ALPHANUMERIC).to_string());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,288 @@
+//! Fixtures for s3batch's own integration tests: real tools on loopback, started per test
+//! and stopped when dropped.
+//!
+//! - [`Moto`]: an S3-compatible server (`moto_server`), with an aws-sdk-s3 client for it.
+//! - [`LambdaWatch`]: `cargo lambda watch` serving one of the workspace's functions, invoked
+//!   through the Lambda Invoke API or with `cargo lambda invoke`.
+//!
+//! Both tools come from the project-local venv that `scripts/setup.sh` creates. A missing tool
+//! is a test failure whose message names that command, never a skip.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The path of a tool installed by `scripts/setup.sh`, or a panic that says to run it.
+pub fn tool(name: &str) -> PathBuf {
+    let path = workspace_root().join(".venv/bin").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `scripts/setup.sh` (it installs cargo-lambda and moto into .venv)",
+        path.display()
+    );
+    path
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str, limit: Duration) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited before listening on port {port}: {status}");
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{what} did not listen on port {port} within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A running child process, killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A moto S3 server on a free loopback port.
+pub struct Moto {
+    port: u16,
+    _child: Running,
+}
+
+impl Moto {
+    /// Starts `moto_server` and waits until it answers.
+    pub fn start() -> Moto {
+        let port = free_port();
+        let mut child = Command::new(tool("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning moto_server");
+        wait_for_port(port, &mut child, "moto_server", Duration::from_secs(60));
+        Moto {
+            port,
+            _child: Running(child),
+        }
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The environment a function needs to reach this server with aws-sdk-s3.
+    pub fn env(&self) -> Vec<(String, String)> {
+        s3_env(&self.endpoint())
+    }
+
+    /// An S3 client for this server.
+    pub async fn client(&self) -> aws_sdk_s3::Client {
+        client_for(&self.endpoint()).await
+    }
+}
+
+/// The environment for an S3 endpoint on loopback with static test credentials.
+pub fn s3_env(endpoint: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// An S3 client for `endpoint`: path-style, static test credentials, us-east-1.
+pub async fn client_for(endpoint: &str) -> aws_sdk_s3::Client {
+    let creds =
+        aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "s3batch-testkit");
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(creds)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// Builds a workspace package's binaries (debug) so `cargo lambda watch` starts at once.
+pub fn build_package(package: &str) {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", package])
+        .current_dir(workspace_root())
+        .status()
+        .expect("running cargo build");
+    assert!(status.success(), "cargo build -p {package} failed");
+}
+
+/// `cargo lambda watch` serving one workspace package on a free loopback port.
+pub struct LambdaWatch {
+    port: u16,
+    package: String,
+    _child: Running,
+}
+
+/// What the Lambda Invoke API answered.
+#[derive(Debug)]
+pub struct Invocation {
+    /// The HTTP status.
+    pub status: u16,
+    /// `X-Amz-Function-Error`, set when the function failed.
+    pub function_error: Option<String>,
+    /// The body: the function's response, or its error.
+    pub body: String,
+}
+
+impl LambdaWatch {
+    /// Starts `cargo lambda watch` for `package` (built first), with extra environment
+    /// variables for the function and an optional function timeout in seconds.
+    pub fn start(
+        package: &str,
+        env: &[(String, String)],
+        timeout_secs: Option<u64>,
+    ) -> LambdaWatch {
+        build_package(package);
+        let port = free_port();
+        let mut cmd = Command::new(tool("cargo-lambda"));
+        cmd.args([
+            "lambda",
+            "watch",
+            "--ignore-changes",
+            "--quiet",
+            "-A",
+            "127.0.0.1",
+            "-P",
+            &port.to_string(),
+        ])
+        .args(["--package", package]);
+        if let Some(t) = timeout_secs {
+            cmd.args(["--timeout", &t.to_string()]);
+        }
+        for (k, v) in env {
+            cmd.args(["--env-var", &format!("{k}={v}")]);
+        }
+        let log = std::env::temp_dir().join(format!("s3batch-watch-{port}.log"));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut child = cmd
+            .current_dir(workspace_root())
+            .env("PATH", path_with_venv())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawning cargo lambda watch");
+        wait_for_port(
+            port,
+            &mut child,
+            "cargo lambda watch",
+            Duration::from_secs(120),
+        );
+        LambdaWatch {
+            port,
+            package: package.to_owned(),
+            _child: Running(child),
+        }
+    }
+
+    /// The port the Invoke API listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The function name to invoke (the package's binary).
+    pub fn function(&self) -> &str {
+        &self.package
+    }
+
+    /// `POST /2015-03-31/functions/{name}/invocations` with `payload`.
+    pub fn invoke(&self, payload: &[u8]) -> Invocation {
+        let url = format!(
+            "http://127.0.0.1:{}/2015-03-31/functions/{}/invocations",
+            self.port, self.package
+        );
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(600)))
+            .build()
+            .into();
+        let mut resp = agent
+            .post(&url)
+            .header("content-type", "application/json")
+            .send(payload)
+            .unwrap_or_else(|e| panic!("invoking {url}: {e}"));
+        let status = resp.status().as_u16();
+        let function_error = resp
+            .headers()
+            .get("x-amz-function-error")
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        let body = resp
+            .body_mut()
+            .read_to_string()
+            .expect("reading the invoke response");
+        Invocation {
+            status,
+            function_error,
+            body,
+        }
+    }
+
+    /// Runs `cargo lambda invoke --data-file FILE` against this server: the way a user tries
+    /// a function by hand.
+    pub fn invoke_cli(&self, data_file: &Path) -> Output {
+        Command::new(tool("cargo-lambda"))
+            .args([
+                "lambda",
+                "invoke",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &self.port.to_string(),
+                "--data-file",
+            ])
+            .arg(data_file)
+            .arg(&self.package)
+            .env("PATH", path_with_venv())
+            .output()
+            .expect("running cargo lambda invoke")
+    }
+}
+
+fn path_with_venv() -> String {
+    let venv = workspace_root().join(".venv/bin");
+    format!(
+        "{}:{}",
+        venv.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}

@@ -1,0 +1,89 @@
+//! `examples/hello` as a real Lambda: served by `cargo lambda watch`, called with
+//! `cargo lambda invoke --data-file` on each sample event in `examples/events/`.
+
+use s3batch::{Response, ResultCode};
+use s3batch_testkit::{workspace_root, LambdaWatch};
+
+fn invoke(watch: &LambdaWatch, event: &str) -> Response {
+    let out = watch.invoke_cli(&workspace_root().join("examples/events").join(event));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "cargo lambda invoke {event} failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{event}: {e}: {stdout}"))
+}
+
+#[test]
+fn hello_answers_each_sample_event() {
+    let watch = LambdaWatch::start("hello", &[], None);
+
+    let v1 = invoke(&watch, "hello-v1.json");
+    assert_eq!(v1.invocation_schema_version, "1.0");
+    assert_eq!(v1.invocation_id, "aGVsbG8tdjE");
+    assert_eq!(v1.treat_missing_keys_as, ResultCode::PermanentFailure);
+    assert_eq!(v1.results.len(), 1);
+    assert_eq!(v1.results[0].task_id, "dGFzay0x");
+    assert_eq!(v1.results[0].result_code, ResultCode::Succeeded);
+    assert_eq!(
+        v1.results[0].result_string,
+        "hello s3://example-bucket/customer images/imageé1.jpg"
+    );
+
+    let v2 = invoke(&watch, "hello-v2.json");
+    assert_eq!(v2.invocation_schema_version, "2.0");
+    let got: Vec<(&str, ResultCode, &str)> = v2
+        .results
+        .iter()
+        .map(|r| (r.task_id.as_str(), r.result_code, r.result_string.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("dGFzay0y", ResultCode::Succeeded, "hello s3://source-bucket/reports/2024 Q1+Q2.csv"),
+            ("dGFzay0z", ResultCode::PermanentFailure, "task panicked: asked to panic on please panic.txt"),
+            ("dGFzay00", ResultCode::TemporaryFailure, "fail-temporary.txt is busy, try again"),
+            (
+                "dGFzay01",
+                ResultCode::PermanentFailure,
+                "invalid task: s3Key \"%FF%FE.bin\" does not decode: not valid UTF-8 after percent-decoding (invalid byte at 0)"
+            ),
+        ]
+    );
+
+    // The shared contract vectors too, through the same running instance.
+    for vector in [
+        "event-v1.json",
+        "event-v2.json",
+        "event-v1-regional-arn.json",
+    ] {
+        let out = watch.invoke_cli(&workspace_root().join("tests/fixtures/vectors").join(vector));
+        assert!(out.status.success(), "{vector}");
+        let r: Response = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            r.results
+                .iter()
+                .all(|r| r.result_code == ResultCode::Succeeded),
+            "{vector}: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn unrecoverable_event_is_an_invocation_error_naming_the_field() {
+    let watch = LambdaWatch::start("hello", &[], None);
+    let r = watch.invoke(br#"{"invocationSchemaVersion":"1.0","tasks":[]}"#);
+    // cargo lambda watch reports a function error as HTTP 500 with the error document.
+    assert_eq!(r.status, 500, "{r:?}");
+    let err: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(err["errorType"], "S3BatchInvalidEvent");
+    assert_eq!(
+        err["errorMessage"],
+        "event has no usable id: missing `invocationId`"
+    );
+    // The instance keeps serving.
+    let ok = watch
+        .invoke(br#"{"invocationId":"i","tasks":[{"taskId":"t","s3Key":"k","s3Bucket":"b"}]}"#);
+    assert!(ok.body.contains("\"Succeeded\""), "{}", ok.body);
+}
