@@ -58,6 +58,11 @@ impl<O: TaskOutput + Send, E: Into<TaskError> + Send> TaskReturn for Result<O, E
 ///
 /// You never implement this: any `async fn(Object, …) -> Result<O, E>` whose parameters after
 /// the [`Object`] implement [`FromTask`] (up to eight) is a `TaskFn`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a task function",
+    label = "see the errors on its parameters or return type",
+    note = "a task is `async fn(Object, E1, …) -> Result<T, E>` where each `Ei: FromTask`, `T: Serialize` and `E: Into<TaskError>`"
+)]
 pub trait TaskFn<Args>: Send + Sync + 'static {
     /// The extractors' states, built once per cold start.
     type State: Send + Sync + 'static;

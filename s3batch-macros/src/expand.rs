@@ -15,7 +15,12 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
         Err(_) => {
             let e = syn::Error::new_spanned(&item, "#[s3batch::task] goes on an `async fn`")
                 .to_compile_error();
-            return quote!(#item #e);
+            let main = options.generates_main().then(|| {
+                quote!(
+                    fn main() {}
+                )
+            });
+            return quote!(#item #e #main);
         }
     };
     let (sig, sig_errors) = signature::check(&f);
@@ -27,9 +32,15 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
         (a, b) => a.or(b),
     };
     if let Some(e) = errors {
-        // Keep the function so the rest of the crate (and the IDE) still sees it.
+        // Keep the function so the rest of the crate (and the IDE) still sees it, and an empty
+        // `main` so the only errors shown are the ones above, not a missing entry point.
         let e = e.to_compile_error();
-        return quote!(#f #e);
+        let main = options.generates_main().then(|| {
+            quote!(
+                fn main() {}
+            )
+        });
+        return quote!(#f #e #main);
     }
     let krate = options.krate();
     let checks = sig.extractors.iter().map(|ty| {

@@ -1,0 +1,2 @@
+#[s3batch::task]
+struct NotAFunction;
