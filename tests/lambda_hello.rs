@@ -87,3 +87,32 @@ fn unrecoverable_event_is_an_invocation_error_naming_the_field() {
         .invoke(br#"{"invocationId":"i","tasks":[{"taskId":"t","s3Key":"k","s3Bucket":"b"}]}"#);
     assert!(ok.body.contains("\"Succeeded\""), "{}", ok.body);
 }
+
+#[test]
+fn json_logs_carry_one_span_per_task() {
+    let env = [("AWS_LAMBDA_LOG_FORMAT".to_string(), "JSON".to_string())];
+    let watch = LambdaWatch::start("hello", &env, None);
+    let out = watch.invoke_cli(&workspace_root().join("examples/events/hello-v2.json"));
+    assert!(out.status.success());
+    // The function's log lines reach the watch log as the function prints them.
+    let mut line = None;
+    for _ in 0..100 {
+        line = watch
+            .log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
+            .find(|v| v.to_string().contains("fail-temporary.txt is busy"));
+        if line.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let line = line.unwrap_or_else(|| panic!("no JSON log line for the failed task in:\n{}", watch.log()));
+    assert_eq!(line["level"], "WARN", "{line}");
+    let span = &line["span"];
+    assert_eq!(span["name"], "task", "{line}");
+    assert_eq!(span["task_id"], "dGFzay00", "{line}");
+    assert_eq!(span["job_id"], "ade3a8c2-3f38-4cbe-a2ae-b66a7c62fbbf", "{line}");
+    assert_eq!(span["bucket"], "source-bucket", "{line}");
+    assert_eq!(span["key"], "fail-temporary.txt", "{line}");
+}

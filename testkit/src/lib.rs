@@ -151,6 +151,7 @@ pub fn build_package(package: &str) {
 pub struct LambdaWatch {
     port: u16,
     package: String,
+    log: PathBuf,
     _child: Running,
 }
 
@@ -211,6 +212,7 @@ impl LambdaWatch {
         LambdaWatch {
             port,
             package: package.to_owned(),
+            log,
             _child: Running(child),
         }
     }
@@ -218,6 +220,11 @@ impl LambdaWatch {
     /// The port the Invoke API listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// What `cargo lambda watch` and the function printed so far (stdout and stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The function name to invoke (the package's binary).
