@@ -104,6 +104,8 @@ macro_rules! impl_task_fn {
                 object: Object,
             ) -> impl Future<Output = Result<String, TaskError>> + Send {
                 let parts = TaskParts { job, context, object: &object };
+                // The closure gives `?` a scope: the first extractor that fails fails the task.
+                #[allow(clippy::redundant_closure_call)]
                 let extracted: Result<($($ty,)*), TaskError> = (|| Ok(($($ty::from_task(&state.$idx, &parts)?,)*)))();
                 let fut = extracted.map(|($($ty,)*)| (self)(object, $($ty,)*));
                 async move { fut?.await.into_outcome() }
