@@ -1,0 +1,899 @@
+//! Running a job: invocations built as S3 builds them, redrives, the failure threshold.
+
+use crate::invoke::{InProcess, Invoke, Invoked};
+use crate::manifest::Manifest;
+use crate::report::{JobReport, JobStatus, Summary, TaskRecord, TaskStatus};
+use futures_util::FutureExt;
+use s3batch::{BoxError, Handler, Options, ResultCode, TaskFn};
+use serde_json::{json, Map, Value};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The message S3 records when a response cannot be read.
+pub const INVALID_RESPONSE: &str = "Invalid JSON returned in Lambda payload";
+/// The start of the message S3 records for a function error; the error document follows.
+pub const FUNCTION_ERROR: &str = "Lambda returned function error: ";
+/// The message of a task the response left out (S3 documents no text; this is ours).
+pub const MISSING_RESULT: &str =
+    "no result for this task in the Lambda response (treatMissingKeysAs)";
+
+/// `invocationSchemaVersion`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Schema {
+    /// `"1.0"`: tasks carry `s3BucketArn`.
+    #[default]
+    V1,
+    /// `"2.0"`: tasks carry `s3Bucket`; the job carries `userArguments`.
+    V2,
+}
+
+impl Schema {
+    /// `"1.0"` or `"2.0"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Schema::V1 => "1.0",
+            Schema::V2 => "2.0",
+        }
+    }
+}
+
+/// How `TemporaryFailure`s (and failed Invoke API calls) are redriven: up to `max_redrives`
+/// more times per task, waiting `backoff`, doubled on each redrive up to `max_backoff`.
+/// S3 does not document its count; the default is 3 redrives from 1 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Redrive {
+    /// Redrives per task after the first attempt.
+    pub max_redrives: u32,
+    /// The wait before the first redrive.
+    pub backoff: Duration,
+    /// The longest wait.
+    pub max_backoff: Duration,
+}
+
+impl Default for Redrive {
+    fn default() -> Self {
+        Self::new(3, Duration::from_secs(1))
+    }
+}
+
+impl Redrive {
+    /// Up to `max_redrives` redrives, the first after `backoff`, doubling up to 30 s.
+    pub fn new(max_redrives: u32, backoff: Duration) -> Self {
+        Self {
+            max_redrives,
+            backoff,
+            max_backoff: Duration::from_secs(30).max(backoff),
+        }
+    }
+
+    /// The wait before redrive number `n` (1-based).
+    pub fn delay(&self, n: u32) -> Duration {
+        let factor = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+}
+
+/// S3's job failure threshold: once `min_tasks` tasks have finished, the job stops as soon
+/// as more than `max_failed_percent` of the finished tasks have failed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct FailureThreshold {
+    /// Finished tasks before the threshold applies (S3: 1,000).
+    pub min_tasks: usize,
+    /// The percentage of failed tasks that stops the job when exceeded (S3: 50).
+    pub max_failed_percent: f64,
+}
+
+impl Default for FailureThreshold {
+    fn default() -> Self {
+        Self::new(1000, 50.0)
+    }
+}
+
+impl FailureThreshold {
+    /// A threshold of more than `max_failed_percent` % failed after `min_tasks` tasks.
+    pub fn new(min_tasks: usize, max_failed_percent: f64) -> Self {
+        Self {
+            min_tasks,
+            max_failed_percent,
+        }
+    }
+
+    fn exceeded(&self, succeeded: usize, failed: usize) -> bool {
+        let done = succeeded + failed;
+        done >= self.min_tasks && failed as f64 * 100.0 > self.max_failed_percent * done as f64
+    }
+}
+
+/// Where a running job is, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Rows in the manifest.
+    pub total: usize,
+    /// Tasks finished (succeeded or failed for good).
+    pub done: usize,
+    /// Of which failed.
+    pub failed: usize,
+    /// Redrives so far.
+    pub redriven: usize,
+}
+
+/// A job that cannot start: its settings break S3's rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobError(String);
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for JobError {}
+
+type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// An S3 Batch Operations `LambdaInvoke` job over a manifest, run on this machine.
+///
+/// ```
+/// use s3batch::{Object, TaskError};
+/// use s3batch_job::{LocalJob, Manifest, TaskStatus};
+///
+/// async fn check(obj: Object) -> Result<String, TaskError> {
+///     if obj.key.ends_with(".tmp") {
+///         return Err(TaskError::permanent("temporary files are not archived"));
+///     }
+///     Ok(format!("archived {}", obj.key))
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let manifest = Manifest::from_csv(b"my-bucket,a%20b.txt\nmy-bucket,c.tmp\n").unwrap();
+/// let report = LocalJob::new(manifest).run_in_process(check, Default::default()).await.unwrap();
+/// assert_eq!(report.summary.succeeded, 1);
+/// assert_eq!(report.records[0].message, "archived a b.txt");
+/// assert_eq!(report.records[1].status, TaskStatus::Failed);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct LocalJob {
+    manifest: Arc<Manifest>,
+    job_id: String,
+    schema: Schema,
+    user_arguments: BTreeMap<String, String>,
+    tasks_per_invocation: usize,
+    concurrency: usize,
+    redrive: Redrive,
+    threshold: Option<FailureThreshold>,
+    progress: Option<ProgressFn>,
+}
+
+impl fmt::Debug for LocalJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalJob")
+            .field("tasks", &self.manifest.len())
+            .field("job_id", &self.job_id)
+            .field("schema", &self.schema)
+            .field("user_arguments", &self.user_arguments)
+            .field("tasks_per_invocation", &self.tasks_per_invocation)
+            .field("concurrency", &self.concurrency)
+            .field("redrive", &self.redrive)
+            .field("threshold", &self.threshold)
+            .finish()
+    }
+}
+
+impl LocalJob {
+    /// A job over `manifest` with S3's defaults: schema 1.0, one task per invocation, the
+    /// 50 % / 1,000 tasks failure threshold; 16 invocations at once, 3 redrives from 1 s.
+    pub fn new(manifest: Manifest) -> Self {
+        Self {
+            manifest: Arc::new(manifest),
+            job_id: random_job_id(),
+            schema: Schema::V1,
+            user_arguments: BTreeMap::new(),
+            tasks_per_invocation: 1,
+            concurrency: 16,
+            redrive: Redrive::default(),
+            threshold: Some(FailureThreshold::default()),
+            progress: None,
+        }
+    }
+
+    /// The job id (default: a random UUID).
+    pub fn job_id(mut self, id: impl Into<String>) -> Self {
+        self.job_id = id.into();
+        self
+    }
+
+    /// The invocation schema.
+    pub fn schema(mut self, schema: Schema) -> Self {
+        self.schema = schema;
+        self
+    }
+
+    /// Adds a user argument (schema 2.0 only).
+    pub fn user_argument(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.user_arguments.insert(name.into(), value.into());
+        self
+    }
+
+    /// Tasks per invocation (S3 sends 1; at least 1).
+    pub fn tasks_per_invocation(mut self, n: usize) -> Self {
+        self.tasks_per_invocation = n.max(1);
+        self
+    }
+
+    /// Invocations in flight at once (at least 1).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// The redrive policy.
+    pub fn redrive(mut self, redrive: Redrive) -> Self {
+        self.redrive = redrive;
+        self
+    }
+
+    /// The failure threshold; `None` runs every task whatever fails.
+    pub fn failure_threshold(mut self, threshold: Option<FailureThreshold>) -> Self {
+        self.threshold = threshold;
+        self
+    }
+
+    /// Called after each invocation with the job's progress.
+    pub fn on_progress(mut self, f: impl Fn(Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(f));
+        self
+    }
+
+    /// The job id in use.
+    pub fn id(&self) -> &str {
+        &self.job_id
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Runs the task function in this process through [`s3batch::Handler`] (no Lambda, no
+    /// deadline): for integration tests of a task over a whole manifest.
+    pub async fn run_in_process<T: TaskFn<Args>, Args: 'static>(
+        &self,
+        task: T,
+        options: Options,
+    ) -> Result<JobReport, BoxError> {
+        let handler = Handler::new(task, options).await?;
+        Ok(self.run(InProcess::new(handler)).await?)
+    }
+
+    /// Runs the job through `invoker` until every task has finished or the failure
+    /// threshold stops it.
+    pub async fn run<I: Invoke>(&self, invoker: I) -> Result<JobReport, JobError> {
+        self.validate()?;
+        Run::new(self, Arc::new(invoker)).go().await
+    }
+
+    fn validate(&self) -> Result<(), JobError> {
+        let args = &self.user_arguments;
+        if !args.is_empty() && self.schema == Schema::V1 {
+            return Err(JobError(
+                "user arguments need invocation schema 2.0 (S3 rejects them with 1.0)".into(),
+            ));
+        }
+        if args.len() > 10 {
+            return Err(JobError(format!(
+                "{} user arguments; S3 allows at most 10",
+                args.len()
+            )));
+        }
+        for (k, v) in args {
+            if k.is_empty() || k.chars().count() > 64 {
+                return Err(JobError(format!(
+                    "user argument name {k:?} must be 1 to 64 characters"
+                )));
+            }
+            if v.chars().count() > 1024 {
+                return Err(JobError(format!(
+                    "user argument {k:?} is longer than 1,024 characters"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn event(&self, invocation_id: &str, batch: &[usize]) -> Vec<u8> {
+        let mut job = Map::new();
+        job.insert("id".into(), Value::String(self.job_id.clone()));
+        if self.schema == Schema::V2 && !self.user_arguments.is_empty() {
+            job.insert("userArguments".into(), json!(self.user_arguments));
+        }
+        let tasks: Vec<Value> = batch
+            .iter()
+            .map(|&i| {
+                let e = &self.manifest.entries()[i];
+                let mut t = json!({
+                    "taskId": task_id(i),
+                    "s3Key": s3batch::key::encode_key(&e.key),
+                    "s3VersionId": e.version_id,
+                });
+                match self.schema {
+                    Schema::V1 => {
+                        t["s3BucketArn"] = Value::String(format!("arn:aws:s3:::{}", e.bucket))
+                    }
+                    Schema::V2 => t["s3Bucket"] = Value::String(e.bucket.clone()),
+                }
+                t
+            })
+            .collect();
+        serde_json::to_vec(&json!({
+            "invocationSchemaVersion": self.schema.as_str(),
+            "invocationId": invocation_id,
+            "job": job,
+            "tasks": tasks,
+        }))
+        .expect("JSON serializes")
+    }
+}
+
+fn task_id(i: usize) -> String {
+    format!("task-{i:08x}")
+}
+
+fn random_job_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let r = || {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        h.finish()
+    };
+    let (a, b) = (r(), r());
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        (b >> 48) & 0x3fff | 0x8000,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// One attempt's outcome for one task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Attempt {
+    pub code: ResultCode,
+    pub message: String,
+    pub http_status: Option<u16>,
+}
+
+/// What S3 makes of an invocation's outcome, per task of the batch (in batch order).
+pub(crate) fn interpret(
+    invocation_id: &str,
+    task_ids: &[String],
+    invoked: Invoked,
+) -> Vec<Attempt> {
+    let all = |code, message: String, http_status| {
+        task_ids
+            .iter()
+            .map(|_| Attempt {
+                code,
+                message: message.clone(),
+                http_status,
+            })
+            .collect()
+    };
+    match invoked {
+        Invoked::FunctionError(body) => all(
+            ResultCode::PermanentFailure,
+            format!("{FUNCTION_ERROR}{}", String::from_utf8_lossy(&body)),
+            Some(200),
+        ),
+        Invoked::ApiError { message, status } => all(
+            ResultCode::TemporaryFailure,
+            format!("Lambda Invoke API call failed: {message}"),
+            status,
+        ),
+        Invoked::Response(body) => match read_response(invocation_id, &body) {
+            Ok((missing, mut results)) => task_ids
+                .iter()
+                .map(|id| match results.remove(id.as_str()) {
+                    Some((code, message)) => Attempt {
+                        code,
+                        message,
+                        http_status: Some(200),
+                    },
+                    None => Attempt {
+                        code: missing,
+                        message: MISSING_RESULT.into(),
+                        http_status: Some(200),
+                    },
+                })
+                .collect(),
+            Err(why) => {
+                tracing::warn!(invocation_id, "{INVALID_RESPONSE}: {why}");
+                all(
+                    ResultCode::PermanentFailure,
+                    INVALID_RESPONSE.into(),
+                    Some(200),
+                )
+            }
+        },
+    }
+}
+
+type Results = HashMap<String, (ResultCode, String)>;
+
+/// Reads a response strictly: what S3 could not parse is an error.
+fn read_response(invocation_id: &str, body: &[u8]) -> Result<(ResultCode, Results), String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let obj = v.as_object().ok_or("not a JSON object")?;
+    let string = |o: &Map<String, Value>, name: &str| -> Result<Option<String>, String> {
+        match o.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(format!("`{name}` is {other}, not a string")),
+        }
+    };
+    let code = |s: String| s.parse::<ResultCode>();
+    let missing = match string(obj, "treatMissingKeysAs")? {
+        None => ResultCode::PermanentFailure,
+        Some(s) => code(s).map_err(|e| format!("treatMissingKeysAs: {e}"))?,
+    };
+    if let Some(id) = string(obj, "invocationId")? {
+        if id != invocation_id {
+            return Err(format!(
+                "invocationId {id:?} is not the request's {invocation_id:?}"
+            ));
+        }
+    }
+    string(obj, "invocationSchemaVersion")?;
+    let results = obj
+        .get("results")
+        .and_then(Value::as_array)
+        .ok_or("`results` is missing or not an array")?;
+    let mut out = HashMap::new();
+    for r in results {
+        let r = r.as_object().ok_or("a result is not an object")?;
+        let id = string(r, "taskId")?.ok_or("a result has no `taskId`")?;
+        let c = code(string(r, "resultCode")?.ok_or("a result has no `resultCode`")?)?;
+        let text = string(r, "resultString")?.unwrap_or_default();
+        out.entry(id).or_insert((c, text));
+    }
+    Ok((missing, out))
+}
+
+struct Run<'a, I> {
+    job: &'a LocalJob,
+    invoker: Arc<I>,
+    attempts: Vec<u32>,
+    last: Vec<Option<Attempt>>,
+    records: Vec<Option<TaskRecord>>,
+    succeeded: usize,
+    failed: usize,
+    redriven: usize,
+    invocations: usize,
+    stopped: Option<String>,
+}
+
+impl<'a, I: Invoke> Run<'a, I> {
+    fn new(job: &'a LocalJob, invoker: Arc<I>) -> Self {
+        let n = job.manifest.len();
+        Self {
+            job,
+            invoker,
+            attempts: vec![0; n],
+            last: vec![None; n],
+            records: vec![None; n],
+            succeeded: 0,
+            failed: 0,
+            redriven: 0,
+            invocations: 0,
+            stopped: None,
+        }
+    }
+
+    async fn go(mut self) -> Result<JobReport, JobError> {
+        let start = Instant::now();
+        let n = self.job.manifest.len();
+        let per = self.job.tasks_per_invocation;
+        let mut next = 0usize;
+        let mut ready: VecDeque<usize> = VecDeque::new();
+        let mut waiting: BinaryHeap<Reverse<(Instant, usize)>> = BinaryHeap::new();
+        let mut inflight = tokio::task::JoinSet::new();
+        loop {
+            let now = Instant::now();
+            while let Some(Reverse((at, i))) = waiting.peek().copied() {
+                if at > now {
+                    break;
+                }
+                waiting.pop();
+                ready.push_back(i);
+            }
+            if self.stopped.is_some() {
+                for i in ready
+                    .drain(..)
+                    .chain(waiting.drain().map(|Reverse((_, i))| i))
+                {
+                    self.finish_with_last(i);
+                }
+            }
+            while inflight.len() < self.job.concurrency {
+                let mut batch = Vec::with_capacity(per);
+                while batch.len() < per {
+                    if let Some(i) = ready.pop_front() {
+                        batch.push(i);
+                    } else if self.stopped.is_none() && next < n {
+                        batch.push(next);
+                        next += 1;
+                    } else {
+                        break;
+                    }
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                self.invocations += 1;
+                let invocation_id = format!("{}-{:x}", &self.job.job_id, self.invocations);
+                let payload = self.job.event(&invocation_id, &batch);
+                for &i in &batch {
+                    self.attempts[i] += 1;
+                }
+                let invoker = Arc::clone(&self.invoker);
+                inflight.spawn(async move {
+                    let invoked = AssertUnwindSafe(invoker.invoke(payload))
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|_| Invoked::ApiError {
+                            message: "the invoker panicked".into(),
+                            status: None,
+                        });
+                    (invocation_id, batch, invoked)
+                });
+            }
+            if inflight.is_empty() && ready.is_empty() && waiting.is_empty() {
+                break;
+            }
+            let wake = waiting.peek().map(|Reverse((at, _))| *at);
+            tokio::select! {
+                Some(joined) = inflight.join_next(), if !inflight.is_empty() => {
+                    let (invocation_id, batch, invoked) = joined.expect("invocations catch their panics");
+                    let ids: Vec<String> = batch.iter().map(|&i| task_id(i)).collect();
+                    for (i, attempt) in batch.into_iter().zip(interpret(&invocation_id, &ids, invoked)) {
+                        let redrives = self.attempts[i] - 1;
+                        if attempt.code == ResultCode::TemporaryFailure
+                            && redrives < self.job.redrive.max_redrives
+                            && self.stopped.is_none()
+                        {
+                            self.redriven += 1;
+                            let at = Instant::now() + self.job.redrive.delay(redrives + 1);
+                            waiting.push(Reverse((at, i)));
+                            self.last[i] = Some(attempt);
+                        } else {
+                            self.finish(i, attempt);
+                        }
+                    }
+                    self.report_progress();
+                }
+                _ = tokio::time::sleep_until(wake.unwrap_or(now)), if wake.is_some() => {}
+            }
+        }
+        let records: Vec<TaskRecord> = self.records.into_iter().flatten().collect();
+        let tasks_redriven = records.iter().filter(|r| r.attempts > 1).count();
+        Ok(JobReport {
+            job_id: self.job.job_id.clone(),
+            status: match self.stopped {
+                Some(reason) => JobStatus::Failed { reason },
+                None => JobStatus::Complete,
+            },
+            summary: Summary {
+                total: n,
+                succeeded: self.succeeded,
+                failed: self.failed,
+                redriven: self.redriven,
+                tasks_redriven,
+                not_run: n - records.len(),
+                invocations: self.invocations,
+                elapsed: start.elapsed(),
+            },
+            records,
+        })
+    }
+
+    fn finish_with_last(&mut self, i: usize) {
+        let attempt = self.last[i].take().expect("a waiting task has run once");
+        self.finish(i, attempt);
+    }
+
+    fn finish(&mut self, i: usize, attempt: Attempt) {
+        let status = if attempt.code == ResultCode::Succeeded {
+            self.succeeded += 1;
+            TaskStatus::Succeeded
+        } else {
+            self.failed += 1;
+            TaskStatus::Failed
+        };
+        self.records[i] = Some(TaskRecord {
+            entry: self.job.manifest.entries()[i].clone(),
+            status,
+            error_code: (status == TaskStatus::Failed).then_some(attempt.code),
+            http_status: attempt.http_status,
+            message: attempt.message,
+            attempts: self.attempts[i],
+        });
+        if let Some(t) = self.job.threshold {
+            if self.stopped.is_none() && t.exceeded(self.succeeded, self.failed) {
+                let done = self.succeeded + self.failed;
+                self.stopped = Some(format!(
+                    "{} of {done} finished tasks failed (more than {}% after at least {} tasks)",
+                    self.failed, t.max_failed_percent, t.min_tasks
+                ));
+            }
+        }
+    }
+
+    fn report_progress(&self) {
+        if let Some(f) = &self.job.progress {
+            f(Progress {
+                total: self.job.manifest.len(),
+                done: self.succeeded + self.failed,
+                failed: self.failed,
+                redriven: self.redriven,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::ManifestEntry;
+    use crate::report::JobStatus;
+    use s3batch::{Object, TaskError};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    fn manifest(keys: &[&str]) -> Manifest {
+        Manifest::new(
+            keys.iter()
+                .map(|k| ManifestEntry::new("bucket-one", *k))
+                .collect(),
+        )
+    }
+
+    fn ids(n: usize) -> Vec<String> {
+        (0..n).map(task_id).collect()
+    }
+
+    #[test]
+    fn responses_are_read_as_s3_reads_them() {
+        let ok = br#"{"invocationSchemaVersion":"1.0","treatMissingKeysAs":"TemporaryFailure","invocationId":"i",
+            "results":[{"taskId":"task-00000001","resultCode":"Succeeded","resultString":"yes"}]}"#;
+        let got = interpret("i", &ids(2), Invoked::Response(ok.to_vec()));
+        assert_eq!(got[0].code, ResultCode::TemporaryFailure);
+        assert_eq!(got[0].message, MISSING_RESULT);
+        assert_eq!(
+            (got[1].code, got[1].message.as_str()),
+            (ResultCode::Succeeded, "yes")
+        );
+
+        for bad in [
+            &b"not json"[..],
+            br#"{"invocationId":"i"}"#,
+            br#"{"invocationId":"other","results":[]}"#,
+            br#"{"invocationId":"i","results":[{"taskId":"task-00000000","resultCode":"Failed"}]}"#,
+            br#"{"invocationId":"i","results":[{"taskId":"task-00000000","resultCode":"Succeeded","resultString":null}]}"#,
+            br#"{"invocationId":"i","treatMissingKeysAs":null,"results":[]}"#,
+        ] {
+            let got = interpret("i", &ids(1), Invoked::Response(bad.to_vec()));
+            assert_eq!(got[0].code, ResultCode::PermanentFailure);
+            assert_eq!(got[0].message, INVALID_RESPONSE, "{}", String::from_utf8_lossy(bad));
+        }
+
+        let err = interpret(
+            "i",
+            &ids(1),
+            Invoked::FunctionError(br#"{"errorType":"Runtime.ExitError"}"#.to_vec()),
+        );
+        assert_eq!(err[0].code, ResultCode::PermanentFailure);
+        assert_eq!(
+            err[0].message,
+            r#"Lambda returned function error: {"errorType":"Runtime.ExitError"}"#
+        );
+        let api = interpret(
+            "i",
+            &ids(1),
+            Invoked::ApiError {
+                message: "refused".into(),
+                status: None,
+            },
+        );
+        assert_eq!(api[0].code, ResultCode::TemporaryFailure);
+    }
+
+    #[test]
+    fn redrive_delays_double_up_to_the_cap() {
+        let r = Redrive::new(10, Duration::from_secs(1));
+        let d: Vec<u64> = (1..=7).map(|n| r.delay(n).as_secs()).collect();
+        assert_eq!(d, [1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(r.delay(200), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn threshold() {
+        let t = FailureThreshold::default();
+        assert!(!t.exceeded(0, 999));
+        assert!(t.exceeded(499, 501));
+        assert!(!t.exceeded(500, 500));
+    }
+
+    #[test]
+    fn events_are_built_as_s3_builds_them() {
+        let m = Manifest::new(vec![
+            ManifestEntry::new("bucket-one", "a b+c/é").with_version_id("v1")
+        ]);
+        let v2: Value = serde_json::from_slice(
+            &LocalJob::new(m.clone())
+                .job_id("J")
+                .schema(Schema::V2)
+                .user_argument("k", "v")
+                .event("inv", &[0]),
+        )
+        .unwrap();
+        assert_eq!(v2["invocationSchemaVersion"], "2.0");
+        assert_eq!(v2["job"], json!({"id": "J", "userArguments": {"k": "v"}}));
+        assert_eq!(
+            v2["tasks"][0],
+            json!({"taskId": "task-00000000", "s3Bucket": "bucket-one", "s3Key": "a+b%2Bc/%C3%A9", "s3VersionId": "v1"})
+        );
+        let v1: Value = serde_json::from_slice(&LocalJob::new(m).event("inv", &[0])).unwrap();
+        assert_eq!(v1["tasks"][0]["s3BucketArn"], "arn:aws:s3:::bucket-one");
+        assert_eq!(v1["job"], json!({"id": v1["job"]["id"].clone()}));
+        assert!(LocalJob::new(Manifest::default())
+            .user_argument("k", "v")
+            .validate()
+            .is_err());
+    }
+
+    static TEMP_SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    async fn chaos(obj: Object) -> Result<String, TaskError> {
+        if obj.key.contains("temp-once") {
+            let mut seen = TEMP_SEEN.lock().unwrap();
+            if !seen.contains(&obj.key) {
+                seen.push(obj.key.clone());
+                return Err(TaskError::temporary("first try fails"));
+            }
+        }
+        if obj.key.contains("temp-always") {
+            return Err(TaskError::temporary("still busy"));
+        }
+        if obj.key.contains("perm") {
+            return Err(TaskError::permanent("cannot"));
+        }
+        if obj.key.contains("panic") {
+            panic!("asked to");
+        }
+        Ok(format!("ok {}", obj.key))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_process_run_redrives_and_reports_every_row_once() {
+        let keys = ["a", "temp-once 1", "perm", "panic", "temp-always", "b+c %"];
+        let report = LocalJob::new(manifest(&keys))
+            .concurrency(3)
+            .redrive(Redrive::new(2, Duration::from_millis(10)))
+            .run_in_process(chaos, Options::new())
+            .await
+            .unwrap();
+        assert_eq!(report.status, JobStatus::Complete);
+        let got: Vec<(&str, TaskStatus, Option<ResultCode>, &str, u32)> = report
+            .records
+            .iter()
+            .map(|r| {
+                (
+                    r.entry.key.as_str(),
+                    r.status,
+                    r.error_code,
+                    r.message.as_str(),
+                    r.attempts,
+                )
+            })
+            .collect();
+        use ResultCode::{PermanentFailure, TemporaryFailure};
+        use TaskStatus::{Failed, Succeeded};
+        assert_eq!(
+            got,
+            [
+                ("a", Succeeded, None, "ok a", 1),
+                ("temp-once 1", Succeeded, None, "ok temp-once 1", 2),
+                ("perm", Failed, Some(PermanentFailure), "cannot", 1),
+                (
+                    "panic",
+                    Failed,
+                    Some(PermanentFailure),
+                    "task panicked: asked to",
+                    1
+                ),
+                (
+                    "temp-always",
+                    Failed,
+                    Some(TemporaryFailure),
+                    "still busy",
+                    3
+                ),
+                ("b+c %", Succeeded, None, "ok b+c %", 1),
+            ]
+        );
+        let s = &report.summary;
+        assert_eq!(
+            (
+                s.succeeded,
+                s.failed,
+                s.redriven,
+                s.tasks_redriven,
+                s.invocations
+            ),
+            (3, 3, 3, 2, 9)
+        );
+    }
+
+    #[tokio::test]
+    async fn batches_carry_several_tasks() {
+        let keys: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let report = LocalJob::new(manifest(&keys))
+            .tasks_per_invocation(4)
+            .run_in_process(chaos, Options::new())
+            .await
+            .unwrap();
+        assert_eq!(report.summary.invocations, 3);
+        assert_eq!(report.summary.succeeded, 10);
+    }
+
+    struct AlwaysFails(AtomicUsize);
+    impl Invoke for AlwaysFails {
+        async fn invoke(&self, _: Vec<u8>) -> Invoked {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Invoked::FunctionError(b"{}".to_vec())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_failure_threshold_stops_the_job() {
+        let keys: Vec<String> = (0..3000).map(|i| i.to_string()).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let report = LocalJob::new(manifest(&keys))
+            .concurrency(8)
+            .run(AlwaysFails(AtomicUsize::new(0)))
+            .await
+            .unwrap();
+        assert!(
+            matches!(report.status, JobStatus::Failed { .. }),
+            "{:?}",
+            report.status
+        );
+        let s = &report.summary;
+        assert!(s.failed >= 1000 && s.failed < 1000 + 8, "{s:?}");
+        assert_eq!(s.not_run, 3000 - s.failed);
+        assert_eq!(report.records.len(), s.failed);
+
+        let all = LocalJob::new(manifest(&keys[..1200]))
+            .failure_threshold(None)
+            .run(AlwaysFails(AtomicUsize::new(0)))
+            .await
+            .unwrap();
+        assert_eq!(all.status, JobStatus::Complete);
+        assert_eq!(all.summary.failed, 1200);
+    }
+}

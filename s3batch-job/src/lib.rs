@@ -1,0 +1,72 @@
+//! # s3batch-job
+//!
+//! Run a whole S3 Batch Operations `LambdaInvoke` job on one machine: a manifest in, every
+//! task sent to the function the way S3 sends it, S3's redrive and failure rules applied, and
+//! a completion report out. The function is reached through the Lambda Invoke API
+//! (`cargo lambda watch` locally, or a deployed function) with [`LambdaInvoker`], or called
+//! in-process with [`LocalJob::run_in_process`] for integration tests.
+//!
+//! The command line is `cargo s3batch run` (the `cargo-s3batch` binary of this package).
+//!
+//! ```
+//! use s3batch::{Object, TaskError};
+//! use s3batch_job::{LocalJob, Manifest, Schema};
+//!
+//! async fn archive(obj: Object) -> Result<String, TaskError> {
+//!     Ok(format!("archived s3://{}/{}", obj.bucket, obj.key))
+//! }
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let manifest = Manifest::from_csv(b"photos,summer%202024/img%C3%A9.jpg\n").unwrap();
+//! let report = LocalJob::new(manifest)
+//!     .schema(Schema::V2)
+//!     .user_argument("destBucket", "archive")
+//!     .run_in_process(archive, s3batch::Options::new())
+//!     .await
+//!     .unwrap();
+//! assert_eq!(report.records[0].message, "archived s3://photos/summer 2024/imgé.jpg");
+//! # });
+//! ```
+//!
+//! ## What is emulated, and how
+//! - **Manifests** ([`Manifest`]): `S3BatchOperations_CSV_20180820` and S3 Inventory
+//!   `manifest.json`. Keys are decoded form-style (`+` is a space; write a literal `+` as
+//!   `%2B`). Any bad row, reported with its line number, rejects the whole manifest.
+//! - **Invocations**: schema 1.0 (`s3BucketArn`) or 2.0 (`s3Bucket`, `userArguments`), keys
+//!   re-encoded form-style as S3 sends them, one task per invocation unless configured, task
+//!   ids stable across redrives.
+//! - **Results**: `TemporaryFailure` is redriven ([`Redrive`]: 3 times from 1 s by default,
+//!   doubling); a failed Invoke API call is redriven the same way. A function error is
+//!   `PermanentFailure` with `Lambda returned function error: <error document>`; a response
+//!   that is not JSON, has no `results` array, a wrong `invocationId`, or a result without a
+//!   valid `taskId`/`resultCode` fails every task of the invocation with `Invalid JSON
+//!   returned in Lambda payload`; a task missing from `results` gets the response's
+//!   `treatMissingKeysAs` (default `PermanentFailure`). A task still `TemporaryFailure` after
+//!   its last redrive fails with that message.
+//! - **Failure threshold** ([`FailureThreshold`]): once 1,000 tasks have finished, more than
+//!   50 % failed stops the job: invocations in flight finish, nothing new starts, tasks
+//!   waiting for a redrive are recorded with their last result, and rows never started are
+//!   left out of the report (counted as `not_run`).
+//! - **Report** ([`JobReport::render`]): `Report_CSV_20180820`, see [`report`] for the column
+//!   order chosen (the declared one) and how keys are written.
+//!
+//! Not emulated: S3's own throttling and ordering, job priorities, confirmation, cancellation,
+//! manifest `ETag`s, and ORC/Parquet inventories.
+
+#![warn(missing_docs)]
+
+mod aws;
+pub mod invoke;
+pub mod job;
+pub mod manifest;
+pub mod report;
+pub mod storage;
+
+pub use invoke::{InProcess, Invoke, Invoked, LambdaInvoker};
+pub use job::{FailureThreshold, JobError, LocalJob, Progress, Redrive, Schema};
+pub use manifest::{Manifest, ManifestEntry, ManifestError};
+pub use report::{
+    parse_report_csv, read_report, JobReport, JobStatus, ReportRow, ReportScope, Summary,
+    TaskRecord, TaskStatus,
+};
+pub use storage::Location;

@@ -1,0 +1,395 @@
+//! The completion report, in S3's `Report_CSV_20180820` layout:
+//!
+//! ```text
+//! <report root>/job-<job id>/manifest.json
+//! <report root>/job-<job id>/results/<md5 of the file>.csv   (one for succeeded tasks, one for failed)
+//! ```
+//!
+//! Result rows are `Bucket,Key,VersionId,TaskStatus,ErrorCode,HTTPStatusCode,ResultMessage`,
+//! the order `manifest.json`'s `ReportSchema` declares. (AWS's example rows put the HTTP
+//! status before the error code; [`parse_report_csv`] reads either order.) Keys are written
+//! URL-encoded the way manifests carry them ([`s3batch::key::encode_key`]: a space as `+`,
+//! a `+` as `%2B`), so a row never breaks across lines. `TaskStatus` is `succeeded` or
+//! `failed`; `ErrorCode` is empty on success and the last result code otherwise;
+//! `HTTPStatusCode` is the Invoke API's status (200 even when the function failed, as on
+//! Lambda), empty when the call got no response.
+
+use crate::manifest::{hex, ManifestEntry};
+use md5::{Digest, Md5};
+use s3batch::ResultCode;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+/// How a task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskStatus {
+    /// The function returned `Succeeded`.
+    Succeeded,
+    /// Anything else, after the last redrive.
+    Failed,
+}
+
+impl TaskStatus {
+    /// `succeeded` or `failed`, as in the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Failed => "failed",
+        }
+    }
+}
+
+/// The final result of one manifest row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskRecord {
+    /// The row.
+    pub entry: ManifestEntry,
+    /// How it ended.
+    pub status: TaskStatus,
+    /// The result code of a failed task; `None` on success.
+    pub error_code: Option<ResultCode>,
+    /// The Invoke API's HTTP status, when there was a response.
+    pub http_status: Option<u16>,
+    /// The `resultString`, or what S3 would write instead.
+    pub message: String,
+    /// How many times the task was sent (1 + redrives).
+    pub attempts: u32,
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobStatus {
+    /// Every task ran.
+    Complete,
+    /// The failure threshold stopped the job; tasks not yet started were not run.
+    Failed {
+        /// Why, in words.
+        reason: String,
+    },
+}
+
+/// Counts and timing of a job.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Summary {
+    /// Rows in the manifest.
+    pub total: usize,
+    /// Tasks that succeeded.
+    pub succeeded: usize,
+    /// Tasks that failed.
+    pub failed: usize,
+    /// Redrives sent (a task redriven twice counts twice).
+    pub redriven: usize,
+    /// Distinct tasks redriven at least once.
+    pub tasks_redriven: usize,
+    /// Rows never started because the job stopped.
+    pub not_run: usize,
+    /// Invocations made.
+    pub invocations: usize,
+    /// Wall-clock time of the run.
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    /// Finished tasks per second of wall-clock time.
+    pub fn tasks_per_second(&self) -> f64 {
+        (self.succeeded + self.failed) as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Everything a job produced: the status, one record per task that ran (in manifest
+/// order), and the summary.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct JobReport {
+    /// The job id (used in the report's folder name).
+    pub job_id: String,
+    /// How the job ended.
+    pub status: JobStatus,
+    /// One record per task that ran, in manifest order.
+    pub records: Vec<TaskRecord>,
+    /// Counts and timing.
+    pub summary: Summary,
+}
+
+/// Which tasks go into the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReportScope {
+    /// Every task.
+    #[default]
+    AllTasks,
+    /// Failed tasks only.
+    FailedTasksOnly,
+}
+
+impl JobReport {
+    /// The report's files as `(key relative to the report root, bytes)`, `manifest.json`
+    /// last. `bucket` fills `manifest.json`'s `Bucket` fields (empty for a local folder) and
+    /// `prefix` is put before every key (`""` or ending with `/`).
+    pub fn render(&self, scope: ReportScope, bucket: &str, prefix: &str) -> Vec<(String, Vec<u8>)> {
+        let base = format!("{prefix}job-{}", self.job_id);
+        let mut files = Vec::new();
+        let mut results = Vec::new();
+        for status in [TaskStatus::Succeeded, TaskStatus::Failed] {
+            if status == TaskStatus::Succeeded && scope == ReportScope::FailedTasksOnly {
+                continue;
+            }
+            let rows: Vec<&TaskRecord> =
+                self.records.iter().filter(|r| r.status == status).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let csv = report_csv(&rows);
+            let md5 = hex(&Md5::digest(&csv));
+            let key = format!("{base}/results/{md5}.csv");
+            results.push(serde_json::json!({
+                "TaskExecutionStatus": status.as_str(),
+                "Bucket": bucket,
+                "MD5Checksum": md5,
+                "Key": key,
+            }));
+            files.push((key, csv));
+        }
+        let manifest = serde_json::json!({
+            "Format": "Report_CSV_20180820",
+            "ReportCreationDate": rfc3339_millis(SystemTime::now()),
+            "Results": results,
+            "ReportSchema": "Bucket, Key, VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage",
+        });
+        files.push((
+            format!("{base}/manifest.json"),
+            serde_json::to_vec_pretty(&manifest).expect("JSON serializes"),
+        ));
+        files
+    }
+}
+
+fn report_csv(rows: &[&TaskRecord]) -> Vec<u8> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    for r in rows {
+        let http = r.http_status.map(|s| s.to_string()).unwrap_or_default();
+        w.write_record([
+            r.entry.bucket.as_str(),
+            &s3batch::key::encode_key(&r.entry.key),
+            r.entry.version_id.as_deref().unwrap_or(""),
+            r.status.as_str(),
+            r.error_code.map_or("", |c| c.as_str()),
+            &http,
+            &r.message,
+        ])
+        .expect("writing to a Vec");
+    }
+    w.into_inner().expect("writing to a Vec")
+}
+
+/// One row of a completion report, as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReportRow {
+    /// `Bucket`.
+    pub bucket: String,
+    /// `Key`, decoded.
+    pub key: String,
+    /// `VersionId`, `None` when empty.
+    pub version_id: Option<String>,
+    /// `TaskStatus`: `succeeded` or `failed`.
+    pub task_status: String,
+    /// `ErrorCode`: empty on success.
+    pub error_code: String,
+    /// `HTTPStatusCode`, when given.
+    pub http_status: Option<u16>,
+    /// `ResultMessage`.
+    pub message: String,
+}
+
+/// Reads a results CSV of a completion report, in the declared column order or in the order
+/// of AWS's examples (HTTP status before error code), row by row.
+///
+/// ```
+/// let rows = s3batch_job::parse_report_csv(
+///     b"b,a+b%2Bc,,failed,PermanentFailure,200,gone\nb,k,,failed,200,TemporaryFailure,busy\n",
+/// ).unwrap();
+/// assert_eq!(rows[0].key, "a b+c");
+/// assert_eq!((rows[0].error_code.as_str(), rows[0].http_status), ("PermanentFailure", Some(200)));
+/// assert_eq!((rows[1].error_code.as_str(), rows[1].http_status), ("TemporaryFailure", Some(200)));
+/// ```
+pub fn parse_report_csv(bytes: &[u8]) -> Result<Vec<ReportRow>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| e.to_string())?;
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() != 7 {
+            return Err(format!("line {line}: {} columns, expected 7", record.len()));
+        }
+        let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let (code, http) = if numeric(&record[4]) && !numeric(&record[5]) {
+            (&record[5], &record[4])
+        } else {
+            (&record[4], &record[5])
+        };
+        let key = s3batch::key::decode_key(&record[1]).unwrap_or_else(|_| record[1].to_owned());
+        rows.push(ReportRow {
+            bucket: record[0].to_owned(),
+            key,
+            version_id: Some(record[2].to_owned()).filter(|v| !v.is_empty()),
+            task_status: record[3].to_owned(),
+            error_code: code.to_owned(),
+            http_status: http.parse().ok(),
+            message: record[6].to_owned(),
+        });
+    }
+    Ok(rows)
+}
+
+/// Reads a report written to a local folder: `dir` is the `job-<id>` folder (the one
+/// holding `manifest.json`). Rows of every results file, succeeded first.
+pub fn read_report(dir: &Path) -> Result<Vec<ReportRow>, String> {
+    let manifest = std::fs::read(dir.join("manifest.json"))
+        .map_err(|e| format!("reading {}/manifest.json: {e}", dir.display()))?;
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&manifest).map_err(|e| format!("manifest.json: {e}"))?;
+    if manifest["Format"] != "Report_CSV_20180820" {
+        return Err(format!(
+            "manifest.json: Format is {}, not Report_CSV_20180820",
+            manifest["Format"]
+        ));
+    }
+    let root = dir.parent().unwrap_or(Path::new("."));
+    let mut rows = Vec::new();
+    for result in manifest["Results"].as_array().into_iter().flatten() {
+        let key = result["Key"]
+            .as_str()
+            .ok_or("manifest.json: a result without Key")?;
+        // Keys are relative to the report root; a job folder copied elsewhere still has
+        // its files under `results/`.
+        let file = key.rsplit('/').next().unwrap_or(key);
+        let path = Some(root.join(key))
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| dir.join("results").join(file));
+        let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        rows.extend(parse_report_csv(&bytes).map_err(|e| format!("{}: {e}", path.display()))?);
+    }
+    Ok(rows)
+}
+
+/// `2019-04-05T17:48:39.725Z`.
+fn rfc3339_millis(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's days-to-civil.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(
+        key: &str,
+        status: TaskStatus,
+        code: Option<ResultCode>,
+        message: &str,
+    ) -> TaskRecord {
+        TaskRecord {
+            entry: ManifestEntry::new("bucket-one", key),
+            status,
+            error_code: code,
+            http_status: Some(200),
+            message: message.into(),
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(
+            rfc3339_millis(SystemTime::UNIX_EPOCH),
+            "1970-01-01T00:00:00.000Z"
+        );
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_554_486_519_725);
+        assert_eq!(rfc3339_millis(t), "2019-04-05T17:48:39.725Z");
+    }
+
+    #[test]
+    fn renders_the_layout_and_reads_back() {
+        let report = JobReport {
+            job_id: "j1".into(),
+            status: JobStatus::Complete,
+            records: vec![
+                record(
+                    "a b,\"c\"\nd",
+                    TaskStatus::Succeeded,
+                    None,
+                    "ok, \"quoted\"",
+                ),
+                record(
+                    "x+y",
+                    TaskStatus::Failed,
+                    Some(ResultCode::PermanentFailure),
+                    "gone",
+                ),
+            ],
+            summary: Summary {
+                total: 2,
+                succeeded: 1,
+                failed: 1,
+                redriven: 0,
+                tasks_redriven: 0,
+                not_run: 0,
+                invocations: 2,
+                elapsed: Duration::from_secs(1),
+            },
+        };
+        let files = report.render(ReportScope::AllTasks, "reports", "pre/");
+        assert_eq!(files.len(), 3);
+        assert!(files[0].0.starts_with("pre/job-j1/results/"));
+        assert_eq!(files[2].0, "pre/job-j1/manifest.json");
+        let manifest: serde_json::Value = serde_json::from_slice(&files[2].1).unwrap();
+        assert_eq!(manifest["Results"][0]["TaskExecutionStatus"], "succeeded");
+        assert_eq!(manifest["Results"][1]["Key"], files[1].0.as_str());
+        assert_eq!(manifest["Results"][1]["Bucket"], "reports");
+        assert_eq!(
+            String::from_utf8(files[1].1.clone()).unwrap(),
+            "bucket-one,x%2By,,failed,PermanentFailure,200,gone\n"
+        );
+        let dir = std::env::temp_dir().join(format!("s3batch-report-{}", std::process::id()));
+        for (key, bytes) in &files {
+            let p = dir.join(key);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, bytes).unwrap();
+        }
+        let rows = read_report(&dir.join("pre/job-j1")).unwrap();
+        assert_eq!(rows[0].key, "a b,\"c\"\nd");
+        assert_eq!(rows[0].message, "ok, \"quoted\"");
+        assert_eq!(rows[0].error_code, "");
+        assert_eq!(rows[1].key, "x+y");
+        assert_eq!(rows[1].error_code, "PermanentFailure");
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let failed_only = report.render(ReportScope::FailedTasksOnly, "", "");
+        assert_eq!(failed_only.len(), 2);
+    }
+}
