@@ -32,6 +32,7 @@ pub struct Options {
     concurrency: usize,
     deadline_margin: Duration,
     max_result_len: usize,
+    fallback_timeout: Option<Duration>,
 }
 
 impl Default for Options {
@@ -41,6 +42,7 @@ impl Default for Options {
             concurrency: Self::DEFAULT_CONCURRENCY,
             deadline_margin: Self::DEFAULT_DEADLINE_MARGIN,
             max_result_len: Self::DEFAULT_MAX_RESULT_LEN,
+            fallback_timeout: None,
         }
     }
 }
@@ -83,6 +85,21 @@ impl Options {
     pub fn max_result_len(mut self, bytes: usize) -> Self {
         self.max_result_len = bytes;
         self
+    }
+
+    /// The function's timeout, for when the runtime gives no usable deadline: each
+    /// invocation's deadline is then its start plus this. Emulators need it: `cargo lambda
+    /// watch` sends the constant `Lambda-Runtime-Deadline-Ms: 600000` (1970), which is not a
+    /// deadline. [`run`] sets it from `AWS_LAMBDA_FUNCTION_TIMEOUT` (seconds, the variable the
+    /// AWS Lambda Runtime Interface Emulator reads) unless set here.
+    pub fn fallback_timeout(mut self, timeout: Duration) -> Self {
+        self.fallback_timeout = Some(timeout);
+        self
+    }
+
+    /// See [`Options::fallback_timeout`].
+    pub fn get_fallback_timeout(&self) -> Option<Duration> {
+        self.fallback_timeout
     }
 
     /// See [`Options::concurrency`].
@@ -176,7 +193,7 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
     ) -> Result<Response, InvocationError> {
         let invocation = event.into_invocation()?;
         let job = &invocation.job;
-        let deadline = deadline(context, self.options.deadline_margin);
+        let deadline = deadline(context, &self.options);
         let mut results: Vec<Option<TaskResult>> = Vec::with_capacity(invocation.tasks.len());
         let mut runnable = Vec::new();
         for (i, task) in invocation.tasks.into_iter().enumerate() {
@@ -292,17 +309,33 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
     }
 }
 
+/// How far in the past a deadline may lie and still be one: Lambda ends an invocation at its
+/// deadline, so anything much older is a placeholder (`Context::default()` has 0, `cargo
+/// lambda watch` sends 600000), not a time. The hour leaves room for clock skew.
+const IMPLAUSIBLY_OLD: Duration = Duration::from_secs(3600);
+
 /// When to give up on unfinished tasks: the context's deadline less the margin. A deadline
-/// of 0 (as in `Context::default()`) means none.
-fn deadline(context: &lambda_runtime::Context, margin: Duration) -> Option<tokio::time::Instant> {
-    if context.deadline == 0 {
-        return None;
-    }
+/// that is not a time (see [`IMPLAUSIBLY_OLD`]) is replaced by now plus the options'
+/// fallback timeout, or else means none.
+fn deadline(context: &lambda_runtime::Context, options: &Options) -> Option<tokio::time::Instant> {
+    let now = SystemTime::now();
     let at = SystemTime::UNIX_EPOCH + Duration::from_millis(context.deadline);
-    let left = at
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO);
-    Some(tokio::time::Instant::now() + left.saturating_sub(margin))
+    let left = match at.duration_since(now) {
+        Ok(left) => left,
+        Err(past) if past.duration() <= IMPLAUSIBLY_OLD => Duration::ZERO,
+        Err(_) => options.fallback_timeout?,
+    };
+    Some(tokio::time::Instant::now() + left.saturating_sub(options.deadline_margin))
+}
+
+/// `AWS_LAMBDA_FUNCTION_TIMEOUT` in seconds, when set to a positive number.
+fn timeout_from_env() -> Option<Duration> {
+    let secs: f64 = std::env::var("AWS_LAMBDA_FUNCTION_TIMEOUT")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs))
 }
 
 /// Serves the task on the Lambda Runtime API until the process is stopped: what the
@@ -321,7 +354,10 @@ fn deadline(context: &lambda_runtime::Context, margin: Duration) -> Option<tokio
 ///     run(noop, Options::new().concurrency(4)).await
 /// }
 /// ```
-pub async fn run<T: TaskFn<Args>, Args>(task: T, options: Options) -> Result<(), BoxError> {
+pub async fn run<T: TaskFn<Args>, Args>(task: T, mut options: Options) -> Result<(), BoxError> {
+    if options.fallback_timeout.is_none() {
+        options.fallback_timeout = timeout_from_env();
+    }
     let handler = Arc::new(Handler::new(task, options).await?);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<Event>| {
@@ -460,10 +496,18 @@ mod tests {
         assert_eq!(r.results[1].result_code, ResultCode::Succeeded);
     }
 
+    fn context_with_deadline(at: SystemTime) -> lambda_runtime::Context {
+        let mut ctx = lambda_runtime::Context::default();
+        ctx.deadline = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        ctx
+    }
+
     #[tokio::test]
     async fn past_deadline_fails_everything_temporarily() {
-        let mut ctx = lambda_runtime::Context::default();
-        ctx.deadline = 1; // 1970
+        let ctx = context_with_deadline(SystemTime::now() - Duration::from_secs(2));
         async fn never(_: Object) -> Result<String, TaskError> {
             std::future::pending().await
         }
@@ -625,5 +669,39 @@ mod tests {
             ResultCode::from(ErrorKind::Temporary),
             ResultCode::TemporaryFailure
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn placeholder_deadlines_are_not_deadlines() {
+        async fn nap(_: Object) -> Result<String, TaskError> {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok("woke".into())
+        }
+        // What `cargo lambda watch` sends: 600000 ms after the epoch.
+        let mut ctx = lambda_runtime::Context::default();
+        ctx.deadline = 600_000;
+        let event = EventBuilder::v1().object("b", "k");
+        let r = invoke_with(nap, Options::new(), event.clone(), ctx.clone())
+            .await
+            .unwrap();
+        assert_eq!(r.results[0].result_code, ResultCode::Succeeded);
+        // With a fallback timeout, that placeholder becomes now + timeout.
+        let options = Options::new().fallback_timeout(Duration::from_secs(5));
+        let r = invoke_with(nap, options, event, ctx).await.unwrap();
+        assert_eq!(r.results[0].result_string, DEADLINE_MESSAGE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn real_deadlines_win_over_the_fallback() {
+        async fn nap(_: Object) -> Result<String, TaskError> {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Ok("woke".into())
+        }
+        let ctx = context_with_deadline(SystemTime::now() + Duration::from_secs(60));
+        let options = Options::new().fallback_timeout(Duration::from_secs(1));
+        let r = invoke_with(nap, options, EventBuilder::v1().object("b", "k"), ctx)
+            .await
+            .unwrap();
+        assert_eq!(r.results[0].result_code, ResultCode::Succeeded);
     }
 }

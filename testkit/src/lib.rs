@@ -5,8 +5,15 @@
 //! - [`LambdaWatch`]: `cargo lambda watch` serving one of the workspace's functions, invoked
 //!   through the Lambda Invoke API or with `cargo lambda invoke`.
 //!
+//! - [`FaultProxy`]: an HTTP proxy in front of moto that answers chosen requests with S3
+//!   errors, dropped connections or stalls.
+//!
 //! Both tools come from the project-local venv that `scripts/setup.sh` creates. A missing tool
 //! is a test failure whose message names that command, never a skip.
+
+mod fault;
+
+pub use fault::{Fault, FaultProxy};
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -168,7 +175,8 @@ pub struct Invocation {
 
 impl LambdaWatch {
     /// Starts `cargo lambda watch` for `package` (built first), with extra environment
-    /// variables for the function and an optional function timeout in seconds.
+    /// variables for the function and an optional function timeout in seconds (passed as
+    /// `--timeout` and as `AWS_LAMBDA_FUNCTION_TIMEOUT`).
     pub fn start(
         package: &str,
         env: &[(String, String)],
@@ -189,7 +197,11 @@ impl LambdaWatch {
         ])
         .args(["--package", package]);
         if let Some(t) = timeout_secs {
+            // `--timeout` only bounds the wait for the answer: the runtime API still sends a
+            // placeholder deadline, so the function learns its timeout from the variable the
+            // AWS Lambda Runtime Interface Emulator uses.
             cmd.args(["--timeout", &t.to_string()]);
+            cmd.args(["--env-var", &format!("AWS_LAMBDA_FUNCTION_TIMEOUT={t}")]);
         }
         for (k, v) in env {
             cmd.args(["--env-var", &format!("{k}={v}")]);

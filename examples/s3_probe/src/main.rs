@@ -1,0 +1,34 @@
+//! Reads each object and reports its size: the smallest function that calls S3 once per task,
+//! used by s3batch's fault and safety-net tests (`tests/faults.rs`, `tests/safety_net.rs`).
+//!
+//! Two key prefixes misbehave on purpose, so the safety net can be seen end to end: a key
+//! under `panic/` panics, and a key under `hang/` never finishes (the deadline margin is short,
+//! so the Lambda answers soon after `cargo lambda watch --timeout`).
+
+use s3batch::aws_sdk_s3::Client;
+use s3batch::{Object, TaskError};
+
+#[s3batch::task(deadline_margin_ms = 500)]
+async fn s3_probe(obj: Object, s3: Client) -> Result<String, TaskError> {
+    if obj.key.starts_with("panic/") {
+        panic!("asked to panic on {}", obj.key);
+    }
+    if obj.key.starts_with("hang/") {
+        std::future::pending::<()>().await;
+    }
+    let object = s3
+        .get_object()
+        .bucket(&obj.bucket)
+        .key(&obj.key)
+        .set_version_id(obj.version_id.clone())
+        .send()
+        .await
+        .map_err(|e| TaskError::from(e).context(format!("GetObject {}", obj.key)))?;
+    let body = object.body.collect().await?.into_bytes();
+    Ok(format!(
+        "read {} bytes of s3://{}/{}",
+        body.len(),
+        obj.bucket,
+        obj.key
+    ))
+}
