@@ -138,10 +138,14 @@ impl FaultProxy {
             .enable_all()
             .build()
             .expect("a Tokio runtime for the fault proxy");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("binding the fault proxy");
+        // Bound without block_on, so the proxy can start inside an async test too.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding the fault proxy");
+        listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
+        let listener = {
+            let _entered = runtime.enter();
+            tokio::net::TcpListener::from_std(listener).unwrap()
+        };
         let upstream: hyper::Uri = upstream.parse().expect("upstream is a URL");
         let client: Client<HttpConnector, Incoming> =
             Client::builder(TokioExecutor::new()).build_http();
