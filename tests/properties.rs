@@ -1,0 +1,214 @@
+//! Property tests: key decoding against S3's encoding rule, and the response shape for any
+//! event and any mix of task outcomes.
+
+use proptest::prelude::*;
+use s3batch::key::{decode_key, encode_key};
+use s3batch::testing::EventBuilder;
+use s3batch::{Handler, Object, Options, ResultCode, TaskError};
+use serde_json::{json, Value};
+use std::time::{Duration, SystemTime};
+
+/// S3's form-style encoding, written from the rule rather than taken from s3batch: ASCII
+/// letters, digits and `-_.*` stay, a space is `+`, every other byte of the UTF-8 key is
+/// `%XX`. Hex digits may come in either case, and `/` may be left alone.
+fn s3_encode(key: &str, lower_hex: bool, keep_slash: bool) -> String {
+    let mut out = String::new();
+    for &b in key.as_bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                out.push(b as char)
+            }
+            b'/' if keep_slash => out.push('/'),
+            b' ' => out.push('+'),
+            _ if lower_hex => out.push_str(&format!("%{b:02x}")),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Keys as S3 allows them: any characters, up to 1,024 bytes of UTF-8, with the awkward
+/// ones made likely.
+fn key() -> impl Strategy<Value = String> {
+    let awkward = prop::sample::select(vec![
+        " ", "+", "%", "%2B", "/", "..", "?", "&", "=", "#", "\"", "{", "}", "é", "😀", "\u{0}",
+        "\n", "\\", "~", "*",
+    ]);
+    let piece = prop_oneof![
+        any::<char>().prop_map(String::from),
+        awkward.prop_map(String::from)
+    ];
+    prop::collection::vec(piece, 0..64).prop_map(|pieces| {
+        let mut key = String::new();
+        for p in pieces {
+            if key.len() + p.len() > 1024 {
+                break;
+            }
+            key.push_str(&p);
+        }
+        key
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn decoding_inverts_s3s_encoding(key in key(), lower in any::<bool>(), slash in any::<bool>()) {
+        let encoded = s3_encode(&key, lower, slash);
+        prop_assert_eq!(decode_key(&encoded).unwrap(), key.clone());
+        prop_assert_eq!(decode_key(&encode_key(&key)).unwrap(), key);
+    }
+
+    #[test]
+    fn decoding_never_panics(raw in ".{0,200}") {
+        if let Err(e) = decode_key(&raw) {
+            prop_assert!(e.to_string().contains("does not decode"));
+        }
+    }
+}
+
+/// What a task in the generated event does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    Temporary,
+    Permanent,
+    Panic,
+    /// Runs past the deadline.
+    Slow,
+    /// A key that does not decode: the task never runs.
+    BadKey,
+    /// Not a task object at all.
+    NotObject,
+}
+
+fn outcome() -> impl Strategy<Value = Outcome> {
+    prop::sample::select(vec![
+        Outcome::Ok,
+        Outcome::Temporary,
+        Outcome::Permanent,
+        Outcome::Panic,
+        Outcome::Slow,
+        Outcome::BadKey,
+        Outcome::NotObject,
+    ])
+}
+
+async fn by_key(obj: Object) -> Result<String, TaskError> {
+    let (what, rest) = obj.key.split_once('/').unwrap();
+    match what {
+        "ok" => Ok(format!("done {rest}")),
+        "temporary" => Err(TaskError::temporary(format!("busy {rest}"))),
+        "permanent" => Err(TaskError::permanent(format!("gone {rest}"))),
+        "panic" => panic!("planned panic {rest}"),
+        "slow" => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok("too late".into())
+        }
+        _ => unreachable!("{what}"),
+    }
+}
+
+fn no_nulls(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Array(a) => a.iter().all(no_nulls),
+        Value::Object(o) => o.values().all(no_nulls),
+        _ => true,
+    }
+}
+
+fn quiet_planned_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let planned = info
+                .payload()
+                .downcast_ref::<String>()
+                .is_some_and(|s| s.starts_with("planned panic"));
+            if !planned {
+                default(info);
+            }
+        }));
+    });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn one_result_per_task_in_order_without_nulls(
+        tasks in prop::collection::vec((outcome(), "[a-zA-Z0-9+/=é\"\\\\ ]{0,12}"), 0..40),
+        v2 in any::<bool>(),
+        concurrency in 1usize..8,
+    ) {
+        quiet_planned_panics();
+        let mut event = if v2 { EventBuilder::v2() } else { EventBuilder::v1() }
+            .invocation_id("inv-\"id\"");
+        for (i, (outcome, id)) in tasks.iter().enumerate() {
+            let task = match outcome {
+                Outcome::NotObject => json!(["not", "a", "task"]),
+                Outcome::BadKey => json!({"taskId": id, "s3Key": "bad%FF", "s3Bucket": "b"}),
+                other => {
+                    let what = format!("{other:?}").to_lowercase();
+                    json!({"taskId": id, "s3Key": encode_key(&format!("{what}/{i}")),
+                           "s3BucketArn": "arn:aws:s3:::b", "s3VersionId": null})
+                }
+            };
+            event = event.raw_task(task);
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let response = runtime.block_on(async {
+            let handler = Handler::new(by_key, Options::new().concurrency(concurrency))
+                .await
+                .unwrap();
+            let mut ctx = s3batch::Context::default();
+            ctx.deadline = (SystemTime::now() + Duration::from_secs(30))
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64;
+            handler.handle_bytes(&event.to_bytes(), &ctx).await
+        }).unwrap();
+
+        prop_assert_eq!(response.invocation_id.as_str(), "inv-\"id\"");
+        prop_assert_eq!(response.invocation_schema_version.as_str(), if v2 { "2.0" } else { "1.0" });
+        prop_assert_eq!(response.results.len(), tasks.len());
+        let slow = tasks.iter().filter(|(o, _)| *o == Outcome::Slow).count();
+        for ((outcome, id), result) in tasks.iter().zip(&response.results) {
+            let expected_id = if *outcome == Outcome::NotObject { "" } else { id.as_str() };
+            prop_assert_eq!(result.task_id.as_str(), expected_id);
+            let code = match outcome {
+                Outcome::Ok => ResultCode::Succeeded,
+                Outcome::Temporary | Outcome::Slow => ResultCode::TemporaryFailure,
+                Outcome::Permanent | Outcome::Panic | Outcome::BadKey | Outcome::NotObject => {
+                    ResultCode::PermanentFailure
+                }
+            };
+            // A quick task queued behind `concurrency` slow ones never starts before the
+            // deadline: then it is given up like them.
+            let blocked = slow >= concurrency
+                && result.result_string == "did not finish before the Lambda deadline";
+            if !blocked {
+                prop_assert_eq!(result.result_code, code, "{:?}: {:?}", outcome, result);
+            } else {
+                prop_assert_eq!(result.result_code, ResultCode::TemporaryFailure);
+            }
+            prop_assert!(!result.result_string.is_empty());
+            if *outcome == Outcome::Slow {
+                prop_assert_eq!(result.result_string.as_str(), "did not finish before the Lambda deadline");
+            }
+            if *outcome == Outcome::Panic && !blocked {
+                prop_assert!(result.result_string.starts_with("task panicked: planned panic"));
+            }
+        }
+        let json = serde_json::to_value(&response).unwrap();
+        prop_assert!(no_nulls(&json), "{}", json);
+        prop_assert_eq!(json["results"].as_array().unwrap().len(), tasks.len());
+    }
+}
