@@ -39,6 +39,12 @@ pub trait Invoke: Send + Sync + 'static {
 ///
 /// The SDK's own retries are off: a retried Invoke would run the function twice, and the job
 /// redrives failed invocations itself.
+///
+/// An invocation still running after the client's operation timeout (see
+/// [`LambdaInvoker::client`]) is recorded the way Lambda records a function timeout: a
+/// function error `{"errorMessage":"Task timed out after N seconds"}`. `cargo lambda watch`
+/// enforces no timeout of its own that works for this (its `--timeout` also cuts idle
+/// runtime polls), so the runner does.
 #[derive(Debug, Clone)]
 pub struct LambdaInvoker {
     client: aws_sdk_lambda::Client,
@@ -57,8 +63,8 @@ impl LambdaInvoker {
     /// A client from the usual AWS configuration (environment, profile), optionally with an
     /// endpoint such as `http://127.0.0.1:9000` (`cargo lambda watch`). On a loopback
     /// endpoint without configured credentials, placeholder credentials are used: the local
-    /// emulator does not check them but the SDK signs every request. `timeout` bounds one
-    /// invocation.
+    /// emulator does not check them but the SDK signs every request. `timeout` is the
+    /// function's timeout: a longer invocation is a function error.
     pub async fn client(endpoint: Option<&str>, timeout: Duration) -> aws_sdk_lambda::Client {
         let config = crate::aws::load(endpoint).await;
         let builder = aws_sdk_lambda::config::Builder::from(&config)
@@ -108,6 +114,20 @@ impl Invoke for LambdaInvoker {
                     message: format!("{}", aws_sdk_lambda::error::DisplayErrorContext(ctx.err())),
                     status: Some(status),
                 }
+            }
+            Err(SdkError::TimeoutError(_)) => {
+                let timeout = self
+                    .client
+                    .config()
+                    .timeout_config()
+                    .and_then(|t| t.operation_timeout())
+                    .unwrap_or_default();
+                Invoked::FunctionError(
+                    serde_json::to_vec(&serde_json::json!({
+                        "errorMessage": format!("Task timed out after {:.2} seconds", timeout.as_secs_f64()),
+                    }))
+                    .expect("JSON serializes"),
+                )
             }
             Err(other) => Invoked::ApiError {
                 status: other.raw_response().map(|r| r.status().as_u16()),

@@ -113,9 +113,10 @@ struct RunArgs {
     #[arg(long)]
     job_id: Option<String>,
 
-    /// The longest one invocation may take before it counts as a failed Invoke call.
-    #[arg(long, default_value_t = 960, value_name = "SECS")]
-    invoke_timeout: u64,
+    /// The function's timeout: an invocation that runs longer is recorded as Lambda records a
+    /// timeout (a function error). `cargo lambda watch` enforces none, so set it here.
+    #[arg(long, default_value_t = 900, value_name = "SECS")]
+    function_timeout: u64,
 
     /// Check the manifest and print what would run, without invoking anything.
     #[arg(long)]
@@ -225,7 +226,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
 
     let client = LambdaInvoker::client(
         args.endpoint_url.as_deref(),
-        Duration::from_secs(args.invoke_timeout),
+        Duration::from_secs(args.function_timeout),
     )
     .await;
     let report = job

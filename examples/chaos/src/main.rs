@@ -1,0 +1,57 @@
+//! A function that misbehaves on purpose, chosen by the key, for end-to-end tests of the
+//! local job runner (`cargo s3batch run`) and of S3's rules:
+//!
+//! | key contains | what happens |
+//! |---|---|
+//! | `temp-once` | `TemporaryFailure` the first time, then success (a marker object `.chaos/<key>` in the same bucket remembers the first attempt, so it works across processes) |
+//! | `temp-always` | `TemporaryFailure` every time |
+//! | `perm` | `PermanentFailure` |
+//! | `panic` | panics (reported as that task's `PermanentFailure`) |
+//! | `hang` | sleeps for an hour: with a short Lambda timeout the deadline margin turns it into a `TemporaryFailure` |
+//!
+//! Any other key is looked up with `HeadObject`, so a key that was decoded wrongly fails with
+//! `NoSuchKey`/404; the result is `ok <size> bytes`.
+
+use s3batch::aws_sdk_s3::Client;
+use s3batch::{Object, TaskError};
+use std::time::Duration;
+
+#[s3batch::task(deadline_margin_ms = 500)]
+async fn chaos(obj: Object, s3: Client) -> Result<String, TaskError> {
+    let key = &obj.key;
+    if key.contains("temp-once") {
+        let marker = format!(".chaos/{key}");
+        let seen = s3
+            .head_object()
+            .bucket(&obj.bucket)
+            .key(&marker)
+            .send()
+            .await
+            .is_ok();
+        if !seen {
+            s3.put_object()
+                .bucket(&obj.bucket)
+                .key(&marker)
+                .body(Vec::new().into())
+                .send()
+                .await?;
+            return Err(TaskError::temporary(format!(
+                "first attempt at {key} fails"
+            )));
+        }
+    }
+    if key.contains("temp-always") {
+        return Err(TaskError::temporary(format!("{key} is always busy")));
+    }
+    if key.contains("perm") {
+        return Err(TaskError::permanent(format!("{key} cannot be processed")));
+    }
+    if key.contains("panic") {
+        panic!("asked to panic on {key}");
+    }
+    if key.contains("hang") {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    let head = s3.head_object().bucket(&obj.bucket).key(key).send().await?;
+    Ok(format!("ok {} bytes", head.content_length().unwrap_or(0)))
+}
