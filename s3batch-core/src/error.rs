@@ -480,4 +480,158 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Temporary);
         assert_eq!(e.message(), "outer: inner");
     }
+
+    /// Real `SdkError`s from a real aws-sdk-s3 client: aws-smithy-mocks answers each request
+    /// with raw HTTP, and the SDK's own deserializers and standard retries (3 attempts, with
+    /// millisecond backoff here) turn it into the error a task sees.
+    mod through_the_sdk {
+        use super::super::*;
+        use aws_sdk_s3::config::retry::RetryConfig;
+        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+        use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
+        use aws_smithy_runtime_api::http::StatusCode;
+        use aws_smithy_types::body::SdkBody;
+        use std::time::Duration;
+
+        fn client(rule: &Rule) -> aws_sdk_s3::Client {
+            let config = aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new("a", "b", None, None, "test"))
+                .http_client(aws_smithy_mocks::create_mock_http_client())
+                .interceptor(
+                    MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(rule),
+                )
+                .retry_config(
+                    RetryConfig::standard()
+                        .with_max_attempts(3)
+                        .with_initial_backoff(Duration::from_millis(1))
+                        .with_max_backoff(Duration::from_millis(2)),
+                )
+                .build();
+            aws_sdk_s3::Client::from_conf(config)
+        }
+
+        /// GetObject answered every time with an S3 error document; the task's error and the
+        /// number of attempts the SDK made.
+        async fn get_object(status: u16, code: &'static str) -> (TaskError, usize) {
+            let rule = mock!(aws_sdk_s3::Client::get_object)
+                .sequence()
+                .http_response(move || {
+                    HttpResponse::new(
+                        StatusCode::try_from(status).unwrap(),
+                        SdkBody::from(format!(
+                            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>about {code}</Message><RequestId>r</RequestId></Error>"
+                        )),
+                    )
+                })
+                .repeatedly()
+                .build();
+            let err = client(&rule)
+                .get_object()
+                .bucket("b")
+                .key("k")
+                .send()
+                .await
+                .unwrap_err();
+            (TaskError::from(err), rule.num_calls())
+        }
+
+        #[tokio::test]
+        async fn retried_errors_are_temporary_after_the_sdks_retries() {
+            for (status, code) in [
+                (503, "SlowDown"),
+                (500, "InternalError"),
+                (400, "RequestTimeout"),
+                (400, "Throttling"),
+                (400, "ThrottlingException"),
+                (429, "TooManyRequestsException"),
+                (502, "BadGateway"),
+                (504, "GatewayTimeout"),
+            ] {
+                let (e, calls) = get_object(status, code).await;
+                assert_eq!(e.kind(), ErrorKind::Temporary, "{code}: {}", e.message());
+                assert_eq!(
+                    e.message(),
+                    format!("{code}: about {code} (HTTP {status})"),
+                    "{code}"
+                );
+                assert_eq!(calls, 3, "{code}: the SDK retries it");
+            }
+        }
+
+        #[tokio::test]
+        async fn client_errors_are_permanent_and_not_retried() {
+            for (status, code) in [
+                (404, "NoSuchKey"),
+                (403, "AccessDenied"),
+                (404, "NoSuchBucket"),
+                (403, "InvalidObjectState"),
+                (400, "InvalidArgument"),
+                (501, "NotImplemented"),
+            ] {
+                let (e, calls) = get_object(status, code).await;
+                assert_eq!(e.kind(), ErrorKind::Permanent, "{code}: {}", e.message());
+                assert!(e.message().starts_with(code), "{}", e.message());
+                assert_eq!(calls, 1, "{code}");
+            }
+        }
+
+        #[tokio::test]
+        async fn modeled_errors_from_the_mock_are_classified() {
+            let rule = mock!(aws_sdk_s3::Client::head_object).then_error(|| {
+                aws_sdk_s3::operation::head_object::HeadObjectError::NotFound(
+                    aws_sdk_s3::types::error::NotFound::builder().build(),
+                )
+            });
+            let err = client(&rule)
+                .head_object()
+                .bucket("b")
+                .key("k")
+                .send()
+                .await
+                .unwrap_err();
+            assert!(matches!(err, SdkError::ServiceError(_)), "{err:?}");
+            assert_eq!(TaskError::from(err).kind(), ErrorKind::Permanent);
+        }
+
+        #[tokio::test]
+        async fn unreachable_endpoint_is_a_temporary_dispatch_failure() {
+            // A port nothing listens on: a real connector error after the SDK's retries.
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let config = aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new("a", "b", None, None, "test"))
+                .endpoint_url(format!("http://127.0.0.1:{port}"))
+                .force_path_style(true)
+                .retry_config(
+                    RetryConfig::standard()
+                        .with_max_attempts(2)
+                        .with_initial_backoff(Duration::from_millis(1)),
+                )
+                .build();
+            let err = aws_sdk_s3::Client::from_conf(config)
+                .get_object()
+                .bucket("b")
+                .key("k")
+                .send()
+                .await
+                .unwrap_err();
+            assert!(matches!(err, SdkError::DispatchFailure(_)), "{err:?}");
+            let e = TaskError::from(err);
+            assert_eq!(e.kind(), ErrorKind::Temporary);
+            assert!(
+                e.message().starts_with("S3 request failed to send"),
+                "{}",
+                e.message()
+            );
+        }
+    }
 }
