@@ -107,12 +107,16 @@ fn json_logs_carry_one_span_per_task() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let line = line.unwrap_or_else(|| panic!("no JSON log line for the failed task in:\n{}", watch.log()));
+    let line =
+        line.unwrap_or_else(|| panic!("no JSON log line for the failed task in:\n{}", watch.log()));
     assert_eq!(line["level"], "WARN", "{line}");
     let span = &line["span"];
     assert_eq!(span["name"], "task", "{line}");
     assert_eq!(span["task_id"], "dGFzay00", "{line}");
-    assert_eq!(span["job_id"], "ade3a8c2-3f38-4cbe-a2ae-b66a7c62fbbf", "{line}");
+    assert_eq!(
+        span["job_id"], "ade3a8c2-3f38-4cbe-a2ae-b66a7c62fbbf",
+        "{line}"
+    );
     assert_eq!(span["bucket"], "source-bucket", "{line}");
     assert_eq!(span["key"], "fail-temporary.txt", "{line}");
 }
