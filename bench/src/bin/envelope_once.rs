@@ -1,0 +1,43 @@
+//! Runs one warm-benchmark variant a given number of times, for counting instructions under
+//! `valgrind --tool=callgrind` (bench/run.sh runs it with 0 and with N iterations and takes
+//! the difference, so start-up is not counted).
+//!
+//! ```text
+//! envelope_once s3batch|handwritten|serde_floor TASKS ITERATIONS
+//! ```
+
+use s3batch::{Handler, Options};
+use s3batch_bench::warm::{self, FloorResponse};
+
+fn main() -> Result<(), s3batch::BoxError> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, variant, tasks, iterations] = args.as_slice() else {
+        return Err("usage: envelope_once s3batch|handwritten|serde_floor TASKS ITERATIONS".into());
+    };
+    // With `BENCH_TRACING=1`, the subscriber every Lambda here installs (INFO level), to
+    // count what the per-task span costs when it is recorded.
+    if std::env::var("BENCH_TRACING").is_ok_and(|v| v == "1") {
+        s3batch::init_tracing();
+    }
+    let event = s3batch_bench::event(tasks.parse()?);
+    let iterations: usize = iterations.parse()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handler = rt.block_on(Handler::new(s3batch_bench::hello, Options::new()))?;
+    let finished: FloorResponse =
+        serde_json::from_slice(&rt.block_on(warm::s3batch(&handler, &event)))?;
+    // One call outside the count's difference, so lazy initialisation is not counted.
+    let run = || match variant.as_str() {
+        "s3batch" => Ok(rt.block_on(warm::s3batch(&handler, &event))),
+        // The same `block_on` around the others, as criterion's `to_async` does.
+        "handwritten" => Ok(rt.block_on(async { warm::handwritten(&event) })),
+        "serde_floor" => Ok(rt.block_on(async { warm::serde_floor(&event, &finished) })),
+        other => Err(format!("unknown variant {other}")),
+    };
+    run()?;
+    for _ in 0..iterations {
+        std::hint::black_box(run()?);
+    }
+    Ok(())
+}
