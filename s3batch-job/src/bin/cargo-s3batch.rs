@@ -150,9 +150,10 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse_from(args);
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            // aws-config warns about every unreachable credential and region source.
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,aws_config=error".into()),
+        ))
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
