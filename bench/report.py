@@ -182,7 +182,7 @@ p("Time from just before `spawn` to the moment the first response has fully arri
   "exec and loading, runtime set-up, the S3 client built at start, the `next` poll, the handler, the "
   "`response` POST. Each process gets a fresh port and Lambda's environment (function name, memory, "
   "region, static credentials, an empty `HOME`), serves one 1-task event, and the response is checked. "
-  f"{runs} runs each, interleaved (s3batch, hand-written, Python, s3batch, …) after one discarded "
+  f"{runs} runs each, interleaved and rotated (each round starts with the next program) after one discarded "
   "warm-up round, so the page cache is warm for all and Python's bytecode is compiled (on Lambda it "
   "often is not: Python's real cold start is worse).")
 p()
@@ -210,6 +210,13 @@ for k in ("s3batch", "handwritten"):
     c = bundle[k]
     p(f"| {k} | {c['median_ms']:.2f} ms | {c['min_ms']:.2f} ms | {c['max_ms']:.2f} ms | "
       f"{c['median_ms'] / bundle['handwritten']['median_ms']:.2f}× | {c_py / c['median_ms']:.1f}× |")
+p()
+with open(os.path.join(out, "coldstart-instructions.tsv")) as f:
+    cir = dict(l.split("\t") for l in f.read().split("\n") if l)
+cir = {k: int(v) for k, v in cir.items()}
+p(f"Cold start in instructions (callgrind, process start to exit with the Runtime API unreachable: init, the "
+  f"S3 client, one failed poll; independent of load): s3batch {cir['framework']:,}, hand-written "
+  f"{cir['handwritten']:,}, {cir['framework'] / cir['handwritten']:.3f}×.")
 p()
 p("All runs (ms): " + "; ".join(f"{k}: " + ", ".join(f"{x:.1f}" for x in cold[k]["ms"]) for k in cold))
 p()

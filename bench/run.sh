@@ -6,13 +6,13 @@
 #   3. stripped binary size (cargo lambda build --release) and peak RSS
 #   4. 100 tasks x 10 ms of I/O in one invocation (criterion, benches/concurrency.rs)
 #   5. instruction counts per invocation (callgrind), the repeatable view of 1.
-# Usage: bench/run.sh            (COLD_RUNS=N to change the cold-start runs, default 15)
+# Usage: bench/run.sh            (COLD_RUNS=N to change the cold-start runs, default 21)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 out="$root/target/bench"
 mkdir -p "$out"
-cold_runs=${COLD_RUNS:-15}
+cold_runs=${COLD_RUNS:-21}
 log() { printf '\n== %s\n' "$*" >&2; }
 
 log "tools: cargo-lambda (scripts/setup.sh), Python baseline venv (bench/python/requirements.txt)"
@@ -52,6 +52,17 @@ for tasks in 1 100; do
     done
   done
 done
+
+# Cold start in instructions: process start to exit with the Runtime API unreachable (init,
+# the S3 client, one failed poll), so the figure does not depend on the machine's load.
+for bin in framework handwritten; do
+  env -i PATH="$PATH" HOME="$out" AWS_LAMBDA_RUNTIME_API=127.0.0.1:9 AWS_LAMBDA_FUNCTION_NAME=s3batch-bench \
+    AWS_LAMBDA_FUNCTION_VERSION='$LATEST' AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 AWS_REGION=us-east-1 \
+    AWS_ACCESS_KEY_ID=AKIDBENCHMARK AWS_SECRET_ACCESS_KEY=benchmark AWS_SESSION_TOKEN=benchmark \
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$root/target/lambda/$bin/bootstrap" \
+    > /dev/null 2> "$out/callgrind.log" || true
+  printf '%s\t%s\n' "$bin" "$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$out/callgrind.log")"
+done > "$out/coldstart-instructions.tsv"
 
 log "2 + 3: cold start and peak RSS, $cold_runs interleaved runs each (+1 warm-up)"
 lambda="$root/target/lambda"

@@ -6,8 +6,9 @@
 //! before `spawn` to that moment: exec, loading, runtime and client setup, the first poll,
 //! the handler, the response. Peak RSS is the process's `VmHWM` read at that moment.
 //!
-//! Runs of the programs are interleaved (a, b, c, a, b, c, …) so drift on a shared machine
-//! hits them all alike; round 0 is a discarded warm-up (page cache, Python bytecode).
+//! Runs of the programs are interleaved and rotated (a b c, b c a, c a b, …) so drift on a
+//! shared machine hits them all alike and none always runs right after the same other one;
+//! round 0 is a discarded warm-up (page cache, Python bytecode).
 //!
 //! ```text
 //! runtime_api [--tasks T] --runs N --program LABEL:DIR:COMMAND [--program …]
@@ -263,7 +264,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); programs.len()];
     let mut rss: Vec<Vec<f64>> = vec![Vec::new(); programs.len()];
     for round in 0..=runs {
-        for (i, program) in programs.iter().enumerate() {
+        // Each round starts with the next program, so none always follows the same one.
+        for k in 0..programs.len() {
+            let i = (k + round) % programs.len();
+            let program = &programs[i];
             let (at, kb) = run_once(program, &event, &home).await?;
             if round > 0 {
                 times[i].push(at.as_secs_f64() * 1000.0);
