@@ -102,7 +102,7 @@ p()
 p(f"Every figure here comes from one run of `bench/run.sh`, finished {now:%Y-%m-%d %H:%M} UTC at "
   f"commit `{sh('git', 'rev-parse', '--short', 'HEAD')}`"
   f"{' (with uncommitted changes in the checkout)' if sh('git', 'status', '--porcelain') else ''}. "
-  "Regenerate it with `bench/run.sh` (about 10–15 minutes from a cold build, "
+  "Regenerate it with `bench/run.sh` (about 15–20 minutes from a cold build on 2 cores, "
   "2–3 minutes when built). The code is in [`bench/`](bench/).")
 p()
 p("## Summary")
