@@ -367,6 +367,13 @@ pub async fn run<T: TaskFn<Args>, Args>(task: T, mut options: Options) -> Result
     if options.fallback_timeout.is_none() {
         options.fallback_timeout = timeout_from_env();
     }
+    if cfg!(panic = "abort") {
+        tracing::warn!(
+            "built with panic = \"abort\" (cargo lambda's default for --release): a panicking task ends \
+             the process and its invocation becomes a function error; add `[profile.release] \
+             panic = \"unwind\"` to Cargo.toml so a panic is that task's PermanentFailure"
+        );
+    }
     let handler = Arc::new(Handler::new(task, options).await?);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<Event>| {

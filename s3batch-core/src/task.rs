@@ -10,8 +10,8 @@ use std::future::Future;
 
 /// A value a task returns on success; becomes the `resultString`.
 ///
-/// Implemented for every `T: Serialize`: a value that serializes to a JSON string (`String`,
-/// `&str`, `Cow<str>`) is used as it is, `()` and `None` give an empty string, and anything
+/// Implemented for every `T: Serialize + 'static` (a task returns owned values): a value that
+/// serializes to a JSON string (`String`, `&'static str`, `Cow<str>`) is used as it is, `()` and `None` give an empty string, and anything
 /// else (a struct, a number, a map) gives its JSON.
 ///
 /// ```
@@ -25,9 +25,15 @@ pub trait TaskOutput {
     fn into_result_string(self) -> String;
 }
 
-impl<T: Serialize> TaskOutput for T {
+impl<T: Serialize + 'static> TaskOutput for T {
     fn into_result_string(self) -> String {
-        match serde_json::to_value(&self) {
+        // The common case, a `String`, is moved as it is rather than copied through JSON.
+        let mut slot = Some(self);
+        if let Some(s) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<String>>() {
+            return s.take().unwrap_or_default();
+        }
+        let value = slot.expect("still there");
+        match serde_json::to_value(&value) {
             Ok(serde_json::Value::String(s)) => s,
             Ok(serde_json::Value::Null) => String::new(),
             Ok(other) => other.to_string(),

@@ -160,6 +160,7 @@ pub struct LambdaWatch {
     package: String,
     log: PathBuf,
     _child: Running,
+    _function: Option<Running>,
 }
 
 /// What the Lambda Invoke API answered.
@@ -226,6 +227,60 @@ impl LambdaWatch {
             package: package.to_owned(),
             log,
             _child: Running(child),
+            _function: None,
+        }
+    }
+
+    /// Serves an already built function binary (such as `cargo lambda build --release`'s
+    /// `target/lambda/NAME/bootstrap`): `cargo lambda watch --only-lambda-apis` provides the
+    /// Runtime and Invoke APIs, and the binary is started here against them, as Lambda
+    /// starts a deployed function. The emulator serves it as its default function, `_`.
+    pub fn serve_binary(binary: &Path) -> LambdaWatch {
+        let name = "_";
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("s3batch-watch-{port}.log"));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut child = Command::new(tool("cargo-lambda"))
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &port.to_string(),
+            ])
+            .current_dir(workspace_root())
+            .env("PATH", path_with_venv())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file.try_clone().unwrap())
+            .spawn()
+            .expect("spawning cargo lambda watch --only-lambda-apis");
+        wait_for_port(
+            port,
+            &mut child,
+            "cargo lambda watch",
+            Duration::from_secs(120),
+        );
+        let watch = Running(child);
+        let function = Command::new(binary)
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt"),
+            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+        LambdaWatch {
+            port,
+            package: name.to_owned(),
+            log,
+            _child: watch,
+            _function: Some(Running(function)),
         }
     }
 
@@ -297,7 +352,8 @@ impl LambdaWatch {
     }
 }
 
-fn path_with_venv() -> String {
+/// `PATH` with the venv's tools first (cargo-lambda finds its bundled Zig there).
+pub fn path_with_venv() -> String {
     let venv = workspace_root().join(".venv/bin");
     format!(
         "{}:{}",
