@@ -223,7 +223,7 @@ p()
 p("## 3. Size and memory")
 p()
 p("The `bootstrap` binaries as `cargo lambda build --release` makes them (x86_64, its default release "
-  "settings: symbols stripped, LTO, one codegen unit, `panic = \"abort\"` — see the notes), and the "
+  "settings: symbols stripped, LTO, one codegen unit; `panic = \"unwind\"` from the workspace profile — see the notes), and the "
   "peak RSS (`VmHWM`) of the process at the moment its first response arrived, median of the runs above.")
 p()
 p("| | stripped `bootstrap` | peak RSS |")
