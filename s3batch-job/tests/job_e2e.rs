@@ -4,73 +4,14 @@
 
 use futures_util::StreamExt;
 use s3batch_job::read_report;
-use s3batch_testkit::{build_package, free_port, tool, workspace_root, Moto};
+use s3batch_testkit::{LambdaWatch, Moto};
 use std::collections::HashMap;
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 const BUCKET: &str = "bucket-one";
 /// The function timeout the runner enforces (`--function-timeout`).
 const TIMEOUT_SECS: u64 = 3;
-
-/// `cargo lambda watch` with several instances, so the hanging task does not hold up the
-/// others. No `--timeout`: cargo-lambda 1.9 applies it to the runtime's idle polls too,
-/// which breaks an instance left idle that long; the runner enforces the timeout instead.
-struct Watch(Child, u16);
-
-impl Watch {
-    fn start(package: &str, env: &[(String, String)], concurrency: usize) -> Watch {
-        build_package(package);
-        let port = free_port();
-        let mut cmd = Command::new(tool("cargo-lambda"));
-        cmd.args([
-            "lambda",
-            "watch",
-            "--ignore-changes",
-            "--quiet",
-            "-A",
-            "127.0.0.1",
-        ])
-        .args(["-P", &port.to_string(), "--package", package])
-        .args(["--concurrency", &concurrency.to_string()]);
-        for (k, v) in env {
-            cmd.args(["--env-var", &format!("{k}={v}")]);
-        }
-        let path = format!(
-            "{}:{}",
-            workspace_root().join(".venv/bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let mut child = cmd
-            .current_dir(workspace_root())
-            .env("PATH", path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawning cargo lambda watch");
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "cargo lambda watch exited"
-            );
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "watch did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Watch(child, port)
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// What each kind of key should end as: (status, error code, message check).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -169,7 +110,10 @@ async fn a_thousand_awkward_keys_through_cargo_lambda_watch() {
         .await
         .unwrap();
 
-    let watch = Watch::start("chaos", &moto.env(), 8);
+    // Several instances, so the hanging task does not hold up the others. No `--timeout`:
+    // cargo-lambda 1.9 applies it to the runtime's idle polls too, which breaks an instance
+    // left idle that long; the runner enforces the timeout instead.
+    let watch = LambdaWatch::start_with("chaos", &moto.env(), None, 8);
     let report_dir = std::env::temp_dir().join(format!("s3batch-e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&report_dir);
     let cli = |manifest: &str, timeout: u64| {
@@ -183,7 +127,10 @@ async fn a_thousand_awkward_keys_through_cargo_lambda_watch() {
             manifest,
         ])
         .args(["--s3-endpoint-url", &moto.endpoint()])
-        .args(["--endpoint-url", &format!("http://127.0.0.1:{}", watch.1)])
+        .args([
+            "--endpoint-url",
+            &format!("http://127.0.0.1:{}", watch.port()),
+        ])
         .args([
             "--concurrency",
             "8",

@@ -183,6 +183,17 @@ impl LambdaWatch {
         env: &[(String, String)],
         timeout_secs: Option<u64>,
     ) -> LambdaWatch {
+        Self::start_with(package, env, timeout_secs, 1)
+    }
+
+    /// As [`LambdaWatch::start`], with up to `concurrency` function instances
+    /// (`--concurrency`), so one slow invocation does not hold up the others.
+    pub fn start_with(
+        package: &str,
+        env: &[(String, String)],
+        timeout_secs: Option<u64>,
+        concurrency: usize,
+    ) -> LambdaWatch {
         build_package(package);
         let port = free_port();
         let mut cmd = Command::new(tool("cargo-lambda"));
@@ -196,7 +207,8 @@ impl LambdaWatch {
             "-P",
             &port.to_string(),
         ])
-        .args(["--package", package]);
+        .args(["--package", package])
+        .args(["--concurrency", &concurrency.to_string()]);
         if let Some(t) = timeout_secs {
             // `--timeout` only bounds the wait for the answer: the runtime API still sends a
             // placeholder deadline, so the function learns its timeout from the variable the
