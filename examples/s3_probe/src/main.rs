@@ -3,7 +3,9 @@
 //!
 //! Two key prefixes misbehave on purpose, so the safety net can be seen end to end: a key
 //! under `panic/` panics, and a key under `hang/` never finishes (the deadline margin is short,
-//! so the Lambda answers soon after `cargo lambda watch --timeout`).
+//! so the Lambda answers soon after `cargo lambda watch --timeout`). A key under `pid/` is
+//! answered with the process id without calling S3, so a test can tell whether one instance
+//! served every invocation.
 
 use s3batch::aws_sdk_s3::Client;
 use s3batch::{Object, TaskError};
@@ -12,6 +14,9 @@ use s3batch::{Object, TaskError};
 async fn s3_probe(obj: Object, s3: Client) -> Result<String, TaskError> {
     if obj.key.starts_with("panic/") {
         panic!("asked to panic on {}", obj.key);
+    }
+    if obj.key.starts_with("pid/") {
+        return Ok(format!("pid {}", std::process::id()));
     }
     if obj.key.starts_with("hang/") {
         std::future::pending::<()>().await;
