@@ -52,21 +52,48 @@ fn hello_answers_each_sample_event() {
         ]
     );
 
-    // The shared contract vectors too, through the same running instance.
-    for vector in [
-        "event-v1.json",
-        "event-v2.json",
-        "event-v1-regional-arn.json",
+    // The shared contract vectors too, through the same running instance; the expected
+    // buckets and keys are the ones tests/fixtures/vectors/README.md gives.
+    for (vector, expected) in [
+        (
+            "event-v1.json",
+            &[(
+                "dGFza2lkZ29lc2hlcmUK",
+                "hello s3://example-bucket/customer images/imageé1.jpg",
+            )][..],
+        ),
+        (
+            "event-v2.json",
+            &[(
+                "dGFza2lkZ29lc2hlcmUK",
+                "hello s3://source-bucket/reports/2024 Q1+Q2.csv",
+            )],
+        ),
+        (
+            "event-v1-regional-arn.json",
+            &[
+                ("t-1", "hello s3://awsexamplebucket/a.txt"),
+                ("t-2", "hello s3://china-bucket/b/c.txt"),
+            ],
+        ),
     ] {
         let out = watch.invoke_cli(&workspace_root().join("tests/fixtures/vectors").join(vector));
-        assert!(out.status.success(), "{vector}");
-        let r: Response = serde_json::from_slice(&out.stdout).unwrap();
         assert!(
-            r.results
-                .iter()
-                .all(|r| r.result_code == ResultCode::Succeeded),
-            "{vector}: {r:?}"
+            out.status.success(),
+            "{vector}: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
+        let r: Response = serde_json::from_slice(&out.stdout).unwrap();
+        let got: Vec<(&str, ResultCode, &str)> = r
+            .results
+            .iter()
+            .map(|r| (r.task_id.as_str(), r.result_code, r.result_string.as_str()))
+            .collect();
+        let expected: Vec<(&str, ResultCode, &str)> = expected
+            .iter()
+            .map(|&(id, s)| (id, ResultCode::Succeeded, s))
+            .collect();
+        assert_eq!(got, expected, "{vector}");
     }
 }
 
@@ -85,38 +112,74 @@ fn unrecoverable_event_is_an_invocation_error_naming_the_field() {
     // The instance keeps serving.
     let ok = watch
         .invoke(br#"{"invocationId":"i","tasks":[{"taskId":"t","s3Key":"k","s3Bucket":"b"}]}"#);
-    assert!(ok.body.contains("\"Succeeded\""), "{}", ok.body);
+    assert_eq!((ok.status, &ok.function_error), (200, &None), "{ok:?}");
+    let ok: Response = serde_json::from_str(&ok.body).unwrap();
+    assert_eq!(ok.invocation_id, "i");
+    let got: Vec<(&str, ResultCode, &str)> = ok
+        .results
+        .iter()
+        .map(|r| (r.task_id.as_str(), r.result_code, r.result_string.as_str()))
+        .collect();
+    assert_eq!(got, [("t", ResultCode::Succeeded, "hello s3://b/k")]);
 }
 
-#[test]
-fn json_logs_carry_one_span_per_task() {
-    let env = [("AWS_LAMBDA_LOG_FORMAT".to_string(), "JSON".to_string())];
-    let watch = LambdaWatch::start("hello", &env, None);
-    let out = watch.invoke_cli(&workspace_root().join("examples/events/hello-v2.json"));
-    assert!(out.status.success());
-    // The function's log lines reach the watch log as the function prints them.
-    let mut line = None;
-    for _ in 0..100 {
-        line = watch
+/// A JSON log line from the watch log containing `message`, waited for: the function's
+/// lines reach the log as the function prints them, through `cargo lambda watch`.
+fn json_line(watch: &LambdaWatch, message: &str) -> serde_json::Value {
+    let started = std::time::Instant::now();
+    loop {
+        let line = watch
             .log()
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
-            .find(|v| v.to_string().contains("fail-temporary.txt is busy"));
-        if line.is_some() {
-            break;
+            .find(|v| v.to_string().contains(message));
+        if let Some(line) = line {
+            return line;
         }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no JSON log line with {message:?} in:\n{}",
+            watch.log()
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let line =
-        line.unwrap_or_else(|| panic!("no JSON log line for the failed task in:\n{}", watch.log()));
-    assert_eq!(line["level"], "WARN", "{line}");
-    let span = &line["span"];
-    assert_eq!(span["name"], "task", "{line}");
-    assert_eq!(span["task_id"], "dGFzay00", "{line}");
-    assert_eq!(
-        span["job_id"], "ade3a8c2-3f38-4cbe-a2ae-b66a7c62fbbf",
-        "{line}"
+}
+
+#[test]
+fn json_log_lines_of_failed_tasks_carry_their_task_span() {
+    let env = [("AWS_LAMBDA_LOG_FORMAT".to_string(), "JSON".to_string())];
+    let watch = LambdaWatch::start("hello", &env, None);
+    let out = watch.invoke_cli(&workspace_root().join("examples/events/hello-v2.json"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(span["bucket"], "source-bucket", "{line}");
-    assert_eq!(span["key"], "fail-temporary.txt", "{line}");
+    // The two tasks of hello-v2.json that log: each line is in its own task's span.
+    for (message, level, task_id, key) in [
+        (
+            "fail-temporary.txt is busy",
+            "WARN",
+            "dGFzay00",
+            "fail-temporary.txt",
+        ),
+        (
+            "task panicked: asked to panic on please panic.txt",
+            "ERROR",
+            "dGFzay0z",
+            "please panic.txt",
+        ),
+    ] {
+        let line = json_line(&watch, message);
+        assert_eq!(line["level"], level, "{line}");
+        let span = &line["span"];
+        assert_eq!(span["name"], "task", "{line}");
+        assert_eq!(span["task_id"], task_id, "{line}");
+        assert_eq!(
+            span["job_id"], "ade3a8c2-3f38-4cbe-a2ae-b66a7c62fbbf",
+            "{line}"
+        );
+        assert_eq!(span["bucket"], "source-bucket", "{line}");
+        assert_eq!(span["key"], key, "{line}");
+    }
 }
