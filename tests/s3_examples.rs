@@ -163,6 +163,7 @@ async fn copy_rename_copies_the_named_version_to_the_decoded_key() {
         .object(SOURCE, "no such key.txt");
     let r = invoke(&watch, &event);
     assert_eq!(r.invocation_schema_version, "2.0");
+    assert_eq!(r.results.len(), 3, "{r:?}");
     assert_eq!(r.results[0].result_code, ResultCode::Succeeded, "{r:?}");
     assert_eq!(r.results[1].result_code, ResultCode::Succeeded, "{r:?}");
     assert_eq!(r.results[2].result_code, ResultCode::PermanentFailure);
@@ -179,14 +180,19 @@ async fn copy_rename_copies_the_named_version_to_the_decoded_key() {
         body(&s3, "other-dest", "a+b.txt").await,
         "content of a+b.txt"
     );
-    // A literal plus stayed a plus: nothing was written under "a b.txt".
-    assert!(s3
+    // A literal plus stayed a plus: nothing was written under "a b.txt" (S3 says 404, not
+    // just any error).
+    let head = s3
         .head_object()
         .bucket("other-dest")
         .key("a b.txt")
         .send()
         .await
-        .is_err());
+        .expect_err("nothing may be written under \"a b.txt\"");
+    assert!(
+        head.as_service_error().is_some_and(|e| e.is_not_found()),
+        "{head:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -233,6 +239,7 @@ async fn tag_applies_its_user_arguments() {
     }
     event = event.object_version(SOURCE, "versioned.txt", &v1);
     let r = invoke(&watch, &event);
+    assert_eq!(r.results.len(), keys.len() + 1, "{r:?}");
     for result in &r.results {
         assert_eq!(result.result_code, ResultCode::Succeeded, "{result:?}");
     }
@@ -263,6 +270,7 @@ async fn tag_applies_its_user_arguments() {
         .user_argument("tagKey", "retention")
         .object(SOURCE, "a+b.txt");
     let r = invoke(&watch, &bad);
+    assert_eq!(r.results.len(), 1, "{r:?}");
     assert_eq!(r.results[0].result_code, ResultCode::PermanentFailure);
     assert!(
         r.results[0].result_string.contains("tagValue"),
