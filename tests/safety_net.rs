@@ -38,27 +38,6 @@ fn pid(inv: Invocation) -> String {
         .to_owned()
 }
 
-/// Starts the function and returns its process id. The first invocation includes the
-/// function's start (cargo's freshness check and the process's start), which on a busy
-/// machine can take longer than the function's timeout and end in a 408 from `cargo lambda
-/// watch`; so ask again until the started instance answers, within a bound meant for a slow
-/// start, not for the function.
-fn warm_up(watch: &LambdaWatch) -> String {
-    let event = EventBuilder::v2().object(BUCKET, "pid/warm-up").to_bytes();
-    let started = std::time::Instant::now();
-    loop {
-        let inv = watch.invoke(&event);
-        if inv.status != 408 {
-            return pid(inv);
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(300),
-            "the function did not answer within 5 minutes of its start: {inv:?}\n{}",
-            watch.log()
-        );
-    }
-}
-
 async fn setup(moto: &Moto) {
     let s3 = moto.client().await;
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
@@ -82,7 +61,8 @@ async fn hang_and_panic_are_answered_and_the_instance_serves_on() {
     .await
     .unwrap();
     // Started and warm before anything runs against the function's timeout.
-    let first_pid = warm_up(&watch);
+    let first_pid =
+        pid(watch.warm_up(&EventBuilder::v2().object(BUCKET, "pid/warm-up").to_bytes()));
     // Every invocation ends with a `pid/` task: one process served all of them, the hang and
     // the panic included.
     let invoke = |event: EventBuilder| {

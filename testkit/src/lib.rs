@@ -178,6 +178,13 @@ impl LambdaWatch {
     /// Starts `cargo lambda watch` for `package` (built first), with extra environment
     /// variables for the function and an optional function timeout in seconds (passed as
     /// `--timeout` and as `AWS_LAMBDA_FUNCTION_TIMEOUT`).
+    ///
+    /// The function starts with the first invocation, which so includes cargo's freshness
+    /// check and the process's start: warm it up before anything is measured against the
+    /// timeout. `--timeout` (cargo-lambda 1.9) bounds every request watch serves, the
+    /// function's own poll for its next event included: an instance left idle longer than the
+    /// timeout has that poll answered 408, its runtime exits, and watch does not start another,
+    /// so every later invocation is a 408. With a timeout, keep invocations back to back.
     pub fn start(
         package: &str,
         env: &[(String, String)],
@@ -340,6 +347,26 @@ impl LambdaWatch {
             status,
             function_error,
             body,
+        }
+    }
+
+    /// Invokes with `payload` until an answer other than 408 comes back, and returns it. The
+    /// first invocation includes the function's start, which on a busy machine can take
+    /// longer than a short `--timeout`; the function keeps starting, and a later attempt
+    /// reaches it. Gives up after five minutes, a bound for a slow start, not for the function.
+    pub fn warm_up(&self, payload: &[u8]) -> Invocation {
+        let started = Instant::now();
+        loop {
+            let inv = self.invoke(payload);
+            if inv.status != 408 {
+                return inv;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(300),
+                "{} did not answer within 5 minutes of its start: {inv:?}\n{}",
+                self.package,
+                self.log()
+            );
         }
     }
 
