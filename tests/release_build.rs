@@ -2,6 +2,12 @@
 //! `panic = "abort"` unless the release profile says otherwise) must still turn a panicking
 //! task into that task's `PermanentFailure` and keep serving. The workspace's release profile
 //! sets `panic = "unwind"`, as the README tells users to.
+//!
+//! The build is `cargo lambda build --release` as users run it, with one change to keep the
+//! suite's cost down: `CARGO_PROFILE_RELEASE_OPT_LEVEL=0`. cargo lambda decides the panic
+//! strategy (and strip, LTO, codegen units) from the workspace's `[profile.release]` and passes
+//! it as `--config`, which this variable does not touch; the optimisation level does not change
+//! whether a panic unwinds. Optimising the whole AWS SDK was most of this test's time.
 
 use s3batch::{Response, ResultCode};
 use s3batch_testkit::{path_with_venv, tool, workspace_root, LambdaWatch};
@@ -13,6 +19,7 @@ fn release_bootstrap_catches_panics_and_keeps_serving() {
         .args(["lambda", "build", "--release", "--quiet", "-p", "hello"])
         .current_dir(workspace_root())
         .env("PATH", path_with_venv())
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "0")
         .status()
         .expect("running cargo lambda build");
     assert!(
