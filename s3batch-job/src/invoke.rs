@@ -205,9 +205,9 @@ impl LambdaInvoker {
             return format!(
                 "function {function:?} not found at {endpoint} ({detail}). Check the function \
                  name (under `cargo lambda watch` it is the binary's name) and the endpoint: \
-                 give `cargo lambda watch`'s with --endpoint-url http://127.0.0.1:9000; without \
-                 it, AWS_ENDPOINT_URL_LAMBDA or else AWS_ENDPOINT_URL (which may be meant for \
-                 S3 only) decides where Lambda is{}",
+                 for `cargo lambda watch`, pass its address with --endpoint-url (e.g. \
+                 http://127.0.0.1:9000); without it, AWS_ENDPOINT_URL_LAMBDA or else \
+                 AWS_ENDPOINT_URL (which may be meant for S3 only) decides where Lambda is{}",
                 endpoint_variables()
             );
         }

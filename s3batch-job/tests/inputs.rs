@@ -488,3 +488,37 @@ async fn an_endpoint_nobody_listens_on_fails_the_job_before_any_task() {
         "{err}"
     );
 }
+
+/// The slip from the issue: `AWS_ENDPOINT_URL` points at a local S3 (moto) and
+/// `--endpoint-url` is forgotten, so the Invoke calls go to moto, which has no such function
+/// (`ResourceNotFoundException`). The CLI stops before any task, exit status 1, and says why.
+#[test]
+fn a_forgotten_endpoint_url_stops_the_cli_before_any_task() {
+    let moto = Moto::start();
+    let dir = scratch("cli-endpoint");
+    let manifest = dir.join("manifest.csv");
+    write(&manifest, b"bucket-one,a\nbucket-one,b\n");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-s3batch"))
+        .args(["s3batch", "run", "--function", "hello", "--quiet"])
+        .arg("--manifest")
+        .arg(&manifest)
+        .args(["--max-redrives", "3", "--redrive-backoff-ms", "1"])
+        .envs(moto.env())
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .env_remove("AWS_ENDPOINT_URL_LAMBDA")
+        .env_remove("S3BATCH_LAMBDA_ENDPOINT")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("Complete"), "{stdout}");
+    assert!(
+        stderr.contains("\"hello\" not found at")
+            && stderr.contains("ResourceNotFoundException")
+            && stderr.contains("--endpoint-url")
+            && stderr.contains(&format!("AWS_ENDPOINT_URL={}", moto.endpoint())),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
