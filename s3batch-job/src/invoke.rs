@@ -116,7 +116,12 @@ impl LambdaInvoker {
 const PROBE: &[u8] = br#"{"invocationSchemaVersion":"1.0","invocationId":"s3batch-job-check","job":{"id":"s3batch-job-check"},"tasks":[]}"#;
 
 impl LambdaInvoker {
-    async fn call(&self, payload: Vec<u8>, invocation_type: InvocationType) -> Invoked {
+    /// One Invoke call; `Err(timeout)` when it did not answer within the client's timeout.
+    async fn call(
+        &self,
+        payload: Vec<u8>,
+        invocation_type: InvocationType,
+    ) -> Result<Invoked, Duration> {
         let size = payload.len();
         let endpoint = RecordEndpoint::default();
         let sent = self
@@ -130,7 +135,7 @@ impl LambdaInvoker {
             .send()
             .await;
         let endpoint = endpoint.get();
-        match sent {
+        Ok(match sent {
             Ok(out) => {
                 let body = out
                     .payload()
@@ -149,7 +154,7 @@ impl LambdaInvoker {
                 // `cargo lambda watch` answers a function error with HTTP 500 and the error
                 // document, where Lambda answers 200 with `X-Amz-Function-Error`.
                 if raw.headers().get("x-amzn-errortype").is_none() && is_error_document(&body) {
-                    return Invoked::FunctionError(body);
+                    return Ok(Invoked::FunctionError(body));
                 }
                 let err = ctx.err();
                 let detail = match (err.code(), err.message()) {
@@ -167,18 +172,12 @@ impl LambdaInvoker {
                 }
             }
             Err(SdkError::TimeoutError(_)) => {
-                let timeout = self
+                return Err(self
                     .client
                     .config()
                     .timeout_config()
                     .and_then(|t| t.operation_timeout())
-                    .unwrap_or_default();
-                Invoked::FunctionError(
-                    serde_json::to_vec(&serde_json::json!({
-                        "errorMessage": format!("Task timed out after {:.2} seconds", timeout.as_secs_f64()),
-                    }))
-                    .expect("JSON serializes"),
-                )
+                    .unwrap_or_default());
             }
             Err(other) => {
                 let status = other.raw_response().map(|r| r.status().as_u16());
@@ -188,7 +187,7 @@ impl LambdaInvoker {
                     status,
                 }
             }
-        }
+        })
     }
 
     /// A failed call's message: what happened in words, the likely fix, then the details.
@@ -287,7 +286,16 @@ impl Intercept for RecordEndpoint {
 
 impl Invoke for LambdaInvoker {
     async fn invoke(&self, payload: Vec<u8>) -> Invoked {
-        self.call(payload, InvocationType::RequestResponse).await
+        self.call(payload, InvocationType::RequestResponse)
+            .await
+            .unwrap_or_else(|timeout| {
+                Invoked::FunctionError(
+                    serde_json::to_vec(&serde_json::json!({
+                        "errorMessage": format!("Task timed out after {:.2} seconds", timeout.as_secs_f64()),
+                    }))
+                    .expect("JSON serializes"),
+                )
+            })
     }
 
     /// Invokes the function with `InvocationType` `DryRun` and an event of no tasks: Lambda
@@ -295,10 +303,24 @@ impl Invoke for LambdaInvoker {
     /// lambda watch` ignores `DryRun` and runs the function on the empty batch, which starts
     /// its instance.) A function that is not found (404, `ResourceNotFoundException`), any
     /// other error a repeat would get again (see [`api_error_code`]), or an endpoint that does
-    /// not answer is an error saying what to fix; a throttled or failing service is only
-    /// logged, and a function error means the function exists.
+    /// not answer is an error saying what to fix; so is no answer within the function
+    /// timeout (under `cargo lambda watch`, what a function that fails to start looks like).
+    /// A throttled or failing service is only logged, and a function error means the
+    /// function exists.
     async fn check(&self) -> Result<(), String> {
-        match self.call(PROBE.to_vec(), InvocationType::DryRun).await {
+        let invoked = self
+            .call(PROBE.to_vec(), InvocationType::DryRun)
+            .await
+            .map_err(|timeout| {
+                format!(
+                    "the function {:?} did not answer an empty batch within {:.0} s (the \
+                     function timeout); it may have failed to start: `cargo lambda watch` then \
+                     waits for it forever, so see its output for the error",
+                    self.function,
+                    timeout.as_secs_f64()
+                )
+            })?;
+        match invoked {
             Invoked::Response(_) | Invoked::FunctionError(_) => Ok(()),
             Invoked::ApiError {
                 message,

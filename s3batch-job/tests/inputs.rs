@@ -522,3 +522,33 @@ fn a_forgotten_endpoint_url_stops_the_cli_before_any_task() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A function whose instance fails to start: under `cargo lambda watch` the Invoke call then
+/// never answers (on Lambda it is a function error at once). The check gives up after the
+/// function timeout and stops the job, rather than each task waiting that long in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_that_fails_to_start_stops_the_job_at_the_check() {
+    // lambda_runtime panics at start on a memory size that is not a number: an init error.
+    let env = [(
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".to_owned(),
+        "lots".to_owned(),
+    )];
+    let watch = LambdaWatch::start("hello", &env, None);
+    let endpoint = format!("http://127.0.0.1:{}", watch.port());
+    let client = LambdaInvoker::client(Some(&endpoint), Duration::from_secs(10)).await;
+    let err = LocalJob::new(three_objects())
+        .run(LambdaInvoker::new(client, "hello"))
+        .await
+        .expect_err("a function that never starts must fail the job")
+        .to_string();
+    assert!(
+        err.contains("\"hello\" did not answer an empty batch within 10 s")
+            && err.contains("failed to start"),
+        "{err}"
+    );
+    assert!(
+        watch.log().contains("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+        "{}",
+        watch.log()
+    );
+}
