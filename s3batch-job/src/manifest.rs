@@ -626,7 +626,7 @@ mod tests {
     }
 
     #[test]
-    fn local_inventory_files_are_found_above_the_manifest() {
+    fn local_inventory_files_are_found_in_the_config_folder() {
         let dir = std::env::temp_dir().join(format!("s3batch-inv-{}", std::process::id()));
         let data = dir.join("cfg/data");
         std::fs::create_dir_all(&data).unwrap();
