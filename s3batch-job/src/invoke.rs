@@ -1,10 +1,14 @@
 //! How a job reaches the function: through the Lambda Invoke API ([`LambdaInvoker`]) or
 //! in-process ([`InProcess`]), behind one trait ([`Invoke`]).
 
-use aws_sdk_lambda::error::SdkError;
+use aws_sdk_lambda::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_lambda::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_lambda::error::{BoxError, ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::primitives::Blob;
-use s3batch::{Handler, TaskFn};
+use aws_sdk_lambda::types::InvocationType;
+use s3batch::{Handler, ResultCode, TaskFn};
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// What one invocation came back with.
@@ -15,8 +19,10 @@ pub enum Invoked {
     /// The function failed (unhandled error, crash, timeout); the payload is the error
     /// document, e.g. `{"errorType":"…","errorMessage":"…"}`.
     FunctionError(Vec<u8>),
-    /// The Invoke API call itself failed (connection refused, throttled, service error):
-    /// the function may not have run. The job redrives the tasks like a `TemporaryFailure`.
+    /// The Invoke API call itself failed (connection refused, throttled, service error,
+    /// function not found, request too large): the function did not run, or may not have.
+    /// [`api_error_code`] decides, from the HTTP status, whether the job redrives the tasks
+    /// like a `TemporaryFailure` or fails them for good.
     ApiError {
         /// What went wrong.
         message: String,
@@ -31,6 +37,31 @@ pub enum Invoked {
 pub trait Invoke: Send + Sync + 'static {
     /// Sends one event.
     fn invoke(&self, payload: Vec<u8>) -> impl Future<Output = Invoked> + Send;
+
+    /// Checks once, before the first task, that the function can be invoked at all. An
+    /// error stops the job before it starts; it should say what to fix. The default accepts.
+    fn check(&self) -> impl Future<Output = Result<(), String>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// How the job treats a failed Invoke API call ([`Invoked::ApiError`]) with this HTTP
+/// status: whether the same call may succeed later (`TemporaryFailure`, redriven) or never
+/// will (`PermanentFailure`).
+///
+/// - Temporary: no response at all (connection refused or reset: the endpoint may be
+///   restarting), 408 (a timeout), 409 (`ResourceConflictException`: the function is being
+///   created or updated), 429 (`TooManyRequestsException`: throttled) and every 5xx
+///   (`ServiceException`, `EC2ThrottledException`, `ResourceNotReadyException`, ...).
+/// - Permanent: every other 4xx, which a repeat gets again: 404 (`ResourceNotFoundException`,
+///   or `cargo lambda watch`'s "Missing function"), 413 (`RequestTooLargeException`: the
+///   payload is over 6 MB), 400 (`InvalidRequestContentException`), 403 (access denied), ...
+pub fn api_error_code(status: Option<u16>) -> ResultCode {
+    match status {
+        Some(408 | 409 | 429) => ResultCode::TemporaryFailure,
+        Some(400..=499) => ResultCode::PermanentFailure,
+        _ => ResultCode::TemporaryFailure,
+    }
 }
 
 /// Calls a function through the Lambda Invoke API (`POST
@@ -80,16 +111,31 @@ impl LambdaInvoker {
     }
 }
 
-impl Invoke for LambdaInvoker {
-    async fn invoke(&self, payload: Vec<u8>) -> Invoked {
+/// The event [`LambdaInvoker::check`] sends: a batch of no tasks, which an S3 Batch function
+/// answers with no results.
+const PROBE: &[u8] = br#"{"invocationSchemaVersion":"1.0","invocationId":"s3batch-job-check","job":{"id":"s3batch-job-check"},"tasks":[]}"#;
+
+impl LambdaInvoker {
+    /// One Invoke call; `Err(timeout)` when it did not answer within the client's timeout.
+    async fn call(
+        &self,
+        payload: Vec<u8>,
+        invocation_type: InvocationType,
+    ) -> Result<Invoked, Duration> {
+        let size = payload.len();
+        let endpoint = RecordEndpoint::default();
         let sent = self
             .client
             .invoke()
             .function_name(&self.function)
+            .invocation_type(invocation_type)
             .payload(Blob::new(payload))
+            .customize()
+            .interceptor(endpoint.clone())
             .send()
             .await;
-        match sent {
+        let endpoint = endpoint.get();
+        Ok(match sent {
             Ok(out) => {
                 let body = out
                     .payload()
@@ -108,31 +154,189 @@ impl Invoke for LambdaInvoker {
                 // `cargo lambda watch` answers a function error with HTTP 500 and the error
                 // document, where Lambda answers 200 with `X-Amz-Function-Error`.
                 if raw.headers().get("x-amzn-errortype").is_none() && is_error_document(&body) {
-                    return Invoked::FunctionError(body);
+                    return Ok(Invoked::FunctionError(body));
                 }
+                let err = ctx.err();
+                let detail = match (err.code(), err.message()) {
+                    (Some(code), Some(message)) => format!("{code}: {message}"),
+                    (Some(code), None) => code.to_owned(),
+                    // `cargo lambda watch`'s 404 is `{"detail":…,"title":"Missing function"}`.
+                    _ => format!(
+                        "HTTP {status}: {}",
+                        shorten(&String::from_utf8_lossy(&body))
+                    ),
+                };
                 Invoked::ApiError {
-                    message: format!("{}", aws_sdk_lambda::error::DisplayErrorContext(ctx.err())),
+                    message: self.describe(Some(status), err.code(), detail, size, &endpoint),
                     status: Some(status),
                 }
             }
             Err(SdkError::TimeoutError(_)) => {
-                let timeout = self
+                return Err(self
                     .client
                     .config()
                     .timeout_config()
                     .and_then(|t| t.operation_timeout())
-                    .unwrap_or_default();
+                    .unwrap_or_default());
+            }
+            Err(other) => {
+                let status = other.raw_response().map(|r| r.status().as_u16());
+                let detail = format!("{}", aws_sdk_lambda::error::DisplayErrorContext(&other));
+                Invoked::ApiError {
+                    message: self.describe(status, None, detail, size, &endpoint),
+                    status,
+                }
+            }
+        })
+    }
+
+    /// A failed call's message: what happened in words, the likely fix, then the details.
+    fn describe(
+        &self,
+        status: Option<u16>,
+        code: Option<&str>,
+        detail: String,
+        size: usize,
+        endpoint: &str,
+    ) -> String {
+        let function = &self.function;
+        if status == Some(404) || code == Some("ResourceNotFoundException") {
+            return format!(
+                "function {function:?} not found at {endpoint} ({detail}). Check the function \
+                 name (under `cargo lambda watch` it is the binary's name) and the endpoint: \
+                 for `cargo lambda watch`, pass its address with --endpoint-url (e.g. \
+                 http://127.0.0.1:9000); without it, AWS_ENDPOINT_URL_LAMBDA or else \
+                 AWS_ENDPOINT_URL (which may be meant for S3 only) decides where Lambda is{}",
+                endpoint_variables()
+            );
+        }
+        if status == Some(413) || code == Some("RequestTooLargeException") {
+            return format!(
+                "the request payload ({size} bytes) is too large: Lambda takes at most 6 MB \
+                 (6,291,456 bytes) per synchronous invocation; send fewer tasks per invocation \
+                 ({detail})"
+            );
+        }
+        if status.is_none() {
+            return format!("no answer from {endpoint}: {detail}");
+        }
+        detail
+    }
+}
+
+/// The endpoint variables set in this environment, for a message.
+fn endpoint_variables() -> String {
+    let set: Vec<String> = ["AWS_ENDPOINT_URL_LAMBDA", "AWS_ENDPOINT_URL"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok().map(|value| format!("{v}={value}")))
+        .collect();
+    if set.is_empty() {
+        String::new()
+    } else {
+        format!(" (set here: {})", set.join(", "))
+    }
+}
+
+fn shorten(text: &str) -> String {
+    const MAX: usize = 500;
+    match text.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// Records the URL a request went to (scheme and authority), for messages.
+#[derive(Debug, Clone, Default)]
+struct RecordEndpoint(Arc<Mutex<Option<String>>>);
+
+impl RecordEndpoint {
+    fn get(&self) -> String {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| "the Lambda endpoint".into())
+    }
+}
+
+impl Intercept for RecordEndpoint {
+    fn name(&self) -> &'static str {
+        "s3batch_job::RecordEndpoint"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let uri = context.request().uri();
+        // `scheme://authority` of `scheme://authority/2015-03-31/functions/…`.
+        let origin = match uri.find("://") {
+            Some(i) => uri[i + 3..]
+                .find('/')
+                .map_or(uri, |j| &uri[..i + 3 + j])
+                .to_owned(),
+            None => uri.to_owned(),
+        };
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(origin);
+        Ok(())
+    }
+}
+
+impl Invoke for LambdaInvoker {
+    async fn invoke(&self, payload: Vec<u8>) -> Invoked {
+        self.call(payload, InvocationType::RequestResponse)
+            .await
+            .unwrap_or_else(|timeout| {
                 Invoked::FunctionError(
                     serde_json::to_vec(&serde_json::json!({
                         "errorMessage": format!("Task timed out after {:.2} seconds", timeout.as_secs_f64()),
                     }))
                     .expect("JSON serializes"),
                 )
+            })
+    }
+
+    /// Invokes the function with `InvocationType` `DryRun` and an event of no tasks: Lambda
+    /// then checks that the function exists and may be invoked, without running it. (`cargo
+    /// lambda watch` ignores `DryRun` and runs the function on the empty batch, which starts
+    /// its instance.) A function that is not found (404, `ResourceNotFoundException`), any
+    /// other error a repeat would get again (see [`api_error_code`]), or an endpoint that does
+    /// not answer is an error saying what to fix; so is no answer within the function
+    /// timeout (under `cargo lambda watch`, what a function that fails to start looks like).
+    /// A throttled or failing service is only logged, and a function error means the
+    /// function exists.
+    async fn check(&self) -> Result<(), String> {
+        let invoked = self
+            .call(PROBE.to_vec(), InvocationType::DryRun)
+            .await
+            .map_err(|timeout| {
+                format!(
+                    "the function {:?} did not answer an empty batch within {:.0} s (the \
+                     function timeout); it may have failed to start: `cargo lambda watch` then \
+                     waits for it forever, so see its output for the error",
+                    self.function,
+                    timeout.as_secs_f64()
+                )
+            })?;
+        match invoked {
+            Invoked::Response(_) | Invoked::FunctionError(_) => Ok(()),
+            Invoked::ApiError {
+                message,
+                status: None,
+            } => Err(format!(
+                "cannot reach the Lambda Invoke API: {message}. Is `cargo lambda watch` \
+                 running, and does --endpoint-url give its address?"
+            )),
+            Invoked::ApiError { message, status } => {
+                if api_error_code(status) == ResultCode::PermanentFailure {
+                    Err(format!("the function cannot be invoked: {message}"))
+                } else {
+                    tracing::warn!("checking the function: {message}; starting the job anyway");
+                    Ok(())
+                }
             }
-            Err(other) => Invoked::ApiError {
-                status: other.raw_response().map(|r| r.status().as_u16()),
-                message: format!("{}", aws_sdk_lambda::error::DisplayErrorContext(&other)),
-            },
         }
     }
 }
@@ -187,5 +391,40 @@ impl<T: TaskFn<Args>, Args: 'static> Invoke for InProcess<T, Args> {
                 .expect("JSON serializes"),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_errors_a_repeat_may_escape_are_temporary() {
+        use ResultCode::{PermanentFailure as P, TemporaryFailure as T};
+        for (status, code) in [
+            (None, T),
+            (Some(408), T),
+            (Some(409), T),
+            (Some(429), T),
+            (Some(500), T),
+            (Some(502), T),
+            (Some(503), T),
+            (Some(400), P),
+            (Some(403), P),
+            (Some(404), P),
+            (Some(413), P),
+            (Some(415), P),
+        ] {
+            assert_eq!(api_error_code(status), code, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn messages_are_shortened_on_a_char_boundary() {
+        let long = "é".repeat(600);
+        let short = shorten(&long);
+        assert_eq!(short.chars().count(), 501);
+        assert!(short.ends_with('…'));
+        assert_eq!(shorten("short"), "short");
     }
 }

@@ -275,9 +275,11 @@ impl LocalJob {
     }
 
     /// Runs the job through `invoker` until every task has finished or the failure
-    /// threshold stops it.
+    /// threshold stops it. [`Invoke::check`] runs first: when it fails, so does the job,
+    /// before any task.
     pub async fn run<I: Invoke>(&self, invoker: I) -> Result<JobReport, JobError> {
         self.validate()?;
+        invoker.check().await.map_err(JobError)?;
         Run::new(self, Arc::new(invoker)).go().await
     }
 
@@ -400,7 +402,7 @@ pub(crate) fn interpret(
             Some(200),
         ),
         Invoked::ApiError { message, status } => all(
-            ResultCode::TemporaryFailure,
+            crate::invoke::api_error_code(status),
             format!("Lambda Invoke API call failed: {message}"),
             status,
         ),

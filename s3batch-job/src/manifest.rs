@@ -153,12 +153,8 @@ impl Manifest {
             )));
         }
         let columns = CsvColumns::inventory(&inventory.file_schema)?;
-        let destination = inventory
-            .destination_bucket
-            .rsplit(':')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let destination =
+            destination_bucket(&inventory.destination_bucket).map_err(ManifestError::whole)?;
         let mut problems = Vec::new();
         let mut entries = Vec::new();
         for file in &inventory.files {
@@ -206,22 +202,19 @@ impl Manifest {
     /// Reads a local manifest: `manifest.json` (or any file starting with `{`) as an S3
     /// Inventory manifest, anything else as CSV.
     ///
-    /// An inventory's data files are found by their key below any folder above
-    /// `manifest.json`, or by a trailing part of the key (so a copy made with
-    /// `aws s3 sync s3://inventory-bucket/ dir/` works, and so does one with `data/`
-    /// next to `manifest.json`'s folder).
+    /// An inventory's data files are read only from the local copy of the inventory's
+    /// configuration folder, see [`inventory_data_path`]: S3 writes `manifest.json` to
+    /// `<prefix>/<source-bucket>/<config-id>/<date>/manifest.json` and the data files to
+    /// `<prefix>/<source-bucket>/<config-id>/data/<name>`, so a data file is
+    /// `data/<name>` in the folder two levels above `manifest.json`. A data file that is not
+    /// there is an error naming its key.
     pub fn from_path(path: &Path) -> Result<Self, ManifestError> {
         let bytes = std::fs::read(path)
             .map_err(|e| ManifestError::whole(format!("reading {}: {e}", path.display())))?;
         if is_inventory(&path.to_string_lossy(), &bytes) {
-            let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+            let root = inventory_root(path).map_err(ManifestError::whole)?;
             Self::from_inventory(&bytes, |_, key| {
-                let found = find_local(&dir, key).ok_or_else(|| {
-                    format!(
-                        "data file not found below any folder above {}",
-                        dir.display()
-                    )
-                })?;
+                let found = inventory_data_path(&root, key)?;
                 std::fs::read(&found).map_err(|e| format!("reading {}: {e}", found.display()))
             })
         } else {
@@ -239,18 +232,91 @@ pub(crate) fn is_inventory(name: &str, bytes: &[u8]) -> bool {
             .is_some_and(|&b| b == b'{')
 }
 
-fn find_local(dir: &Path, key: &str) -> Option<PathBuf> {
-    let parts: Vec<&str> = key.split('/').filter(|p| !p.is_empty()).collect();
-    for skip in 0..parts.len() {
-        let suffix: PathBuf = parts[skip..].iter().collect();
-        for ancestor in dir.ancestors() {
-            let candidate = ancestor.join(&suffix);
-            if candidate.is_file() {
-                return Some(candidate);
-            }
-        }
+/// The local copy of an inventory configuration's folder (`<prefix>/<source-bucket>/<config-id>/`
+/// in the destination bucket) for the `manifest.json` at `manifest`: the folder two levels
+/// above it, symlinks resolved.
+fn inventory_root(manifest: &Path) -> Result<PathBuf, String> {
+    let real = std::fs::canonicalize(manifest)
+        .map_err(|e| format!("reading {}: {e}", manifest.display()))?;
+    real.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .ok_or_else(|| {
+            format!(
+                "{} is not in a <config-id>/<date>/ folder of an S3 Inventory copy, so its data \
+                 files cannot be located",
+                real.display()
+            )
+        })
+}
+
+/// Where the data file with `key` of a local S3 Inventory copy is, given `root`, the copy
+/// of the configuration's folder (see [`Manifest::from_path`]).
+///
+/// S3 writes an inventory's data files at `<prefix>/<source-bucket>/<config-id>/data/<name>`
+/// and its `manifest.json` at `<prefix>/<source-bucket>/<config-id>/<date>/manifest.json`.
+/// So a key must end in `data/<name>` and maps to exactly one path, `<root>/data/<name>`;
+/// the part of the key before `data/` is not used to find the file (it may be a prefix the
+/// copy left out). Rejected, as an error naming the key:
+/// - a key not of that form, or with a `.` or `..` part anywhere;
+/// - a file that is not there (no other folder is searched);
+/// - a path that leaves `root` once symlinks are resolved (canonicalized and checked).
+///
+/// `root` must be canonical (as [`std::fs::canonicalize`] returns it).
+pub fn inventory_data_path(root: &Path, key: &str) -> Result<PathBuf, String> {
+    let parts: Vec<&str> = key.split('/').collect();
+    if parts.iter().any(|p| matches!(*p, "." | "..")) {
+        return Err("a data file key with a `.` or `..` part is not read".into());
     }
-    None
+    let name = match parts.as_slice() {
+        [.., "data", name] if !name.is_empty() => *name,
+        _ => {
+            return Err(
+                "not an S3 Inventory data file key (expected <prefix>/<source-bucket>/<config-id>/data/<name>)"
+                    .into(),
+            )
+        }
+    };
+    let path = root.join("data").join(name);
+    let real = std::fs::canonicalize(&path).map_err(|e| {
+        format!(
+            "data file not found at {} ({e}); a local inventory's data files must be in the \
+             data/ folder next to manifest.json's folder",
+            path.display()
+        )
+    })?;
+    if !real.starts_with(root) {
+        return Err(format!(
+            "{} leads outside {} (to {}); not read",
+            path.display(),
+            root.display(),
+            real.display()
+        ));
+    }
+    if !real.is_file() {
+        return Err(format!("{} is not a file", path.display()));
+    }
+    Ok(real)
+}
+
+/// The bucket of an inventory's `destinationBucket`, an S3 bucket ARN
+/// (`arn:<partition>:s3:::<bucket>`): where its data files are.
+pub(crate) fn destination_bucket(arn: &str) -> Result<String, String> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    match parts.as_slice() {
+        ["arn", partition, "s3", "", "", bucket]
+            if !partition.is_empty() && valid_bucket(bucket) =>
+        {
+            Ok((*bucket).to_owned())
+        }
+        _ if arn.is_empty() => Err(
+            "the S3 Inventory manifest has no destinationBucket (the bucket of its data files)"
+                .into(),
+        ),
+        _ => Err(format!(
+            "destinationBucket {arn:?} is not an S3 bucket ARN (arn:aws:s3:::bucket-name)"
+        )),
+    }
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -411,13 +477,15 @@ fn read_row(
     })
 }
 
-/// A loose check: 3–63 characters of lowercase letters, digits, `.`, `-` (and `_` for
-/// legacy buckets), which is what the bucket column of a wrong file usually fails.
-fn valid_bucket(b: &str) -> bool {
-    (3..=63).contains(&b.len())
-        && b.bytes().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'_')
-        })
+/// A loose check that rejects what can never be a bucket name: 3–255 characters of ASCII
+/// letters (either case), digits, `.`, `-` and `_`. Today's names are 3–63 characters of
+/// lowercase letters, digits, `.` and `-`; buckets created in us-east-1 before March 2018 may
+/// have names of up to 255 characters with uppercase letters and underscores, and S3 still
+/// serves them. No `/`, `:`, whitespace or other characters, ever.
+pub(crate) fn valid_bucket(b: &str) -> bool {
+    (3..=255).contains(&b.len())
+        && b.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
 }
 
 #[cfg(test)]
@@ -458,6 +526,60 @@ mod tests {
         );
         assert!(p[5].starts_with("line 7: the key is empty"), "{}", p[5]);
         assert!(err.to_string().starts_with("the manifest is not valid"));
+    }
+
+    #[test]
+    fn legacy_bucket_names_are_accepted_and_impossible_ones_rejected() {
+        let long = "B".repeat(255);
+        for ok in [
+            "bucket-one",
+            "My_Old.Bucket",
+            "UPPER",
+            "a_b",
+            "abc",
+            long.as_str(),
+        ] {
+            assert!(valid_bucket(ok), "{ok:?}");
+            let m = Manifest::from_csv(format!("{ok},k\n").as_bytes()).unwrap();
+            assert_eq!(m.entries()[0].bucket, ok);
+        }
+        let too_long = "b".repeat(256);
+        for bad in [
+            "",
+            "ab",
+            "a/b",
+            "arn:aws:s3:::b",
+            "has space",
+            "tab\there",
+            "new\nline",
+            "caf\u{e9}",
+            "a+b",
+            too_long.as_str(),
+        ] {
+            assert!(!valid_bucket(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn destination_bucket_arns() {
+        assert_eq!(
+            destination_bucket("arn:aws:s3:::inv-bucket").unwrap(),
+            "inv-bucket"
+        );
+        assert_eq!(
+            destination_bucket("arn:aws-cn:s3:::Legacy_Bucket").unwrap(),
+            "Legacy_Bucket"
+        );
+        for bad in [
+            "",
+            "arn:aws:s3:::",
+            "inv-bucket",
+            "arn:aws:s3:us-east-1:123456789012:accesspoint/ap",
+            "arn:aws:s3:::inv-bucket/prefix",
+            "arn::s3:::inv-bucket",
+        ] {
+            assert!(destination_bucket(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -504,7 +626,7 @@ mod tests {
     }
 
     #[test]
-    fn local_inventory_files_are_found_above_the_manifest() {
+    fn local_inventory_files_are_found_in_the_config_folder() {
         let dir = std::env::temp_dir().join(format!("s3batch-inv-{}", std::process::id()));
         let data = dir.join("cfg/data");
         std::fs::create_dir_all(&data).unwrap();
