@@ -65,7 +65,9 @@ pub trait FromTask: Sized + Send + 'static {
 /// An S3 client built from the environment (`aws-config`): region, credentials,
 /// `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_S3` work as in any AWS SDK program. With a custom
 /// endpoint (an S3-compatible server such as moto or MinIO), requests use path-style
-/// addressing, which those servers need.
+/// addressing, which those servers need. The client carries
+/// [`FillErrorCodes`](crate::error::FillErrorCodes), so a bodiless error response (a HEAD
+/// request's) keeps its HTTP status as an error code wherever its error goes.
 impl FromTask for aws_sdk_s3::Client {
     type State = aws_sdk_s3::Client;
 
@@ -76,6 +78,7 @@ impl FromTask for aws_sdk_s3::Client {
             .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
         let s3 = aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(custom_endpoint)
+            .interceptor(crate::error::FillErrorCodes)
             .build();
         Ok(aws_sdk_s3::Client::from_conf(s3))
     }
