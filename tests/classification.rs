@@ -472,3 +472,67 @@ async fn every_failure_gets_the_same_code_from_every_wrapper() {
         assert_eq!(rule.num_calls(), per_wrapper * wrappers, "{}", f.name);
     }
 }
+
+/// A loopback server that answers every GetObject with a 200 whose body stops after 10 of
+/// its 100 bytes: reading the body fails mid-stream (a `ByteStreamError`).
+fn cut_off_bodies(connections: usize) -> (u16, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        for _ in 0..connections {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789");
+            // Dropping the stream closes the connection 90 bytes short.
+        }
+    });
+    (port, server)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_cut_off_mid_stream_is_temporary_in_every_wrapper() {
+    macro_rules! read_body_as {
+        ($client:expr, $ty:ty, |$e:ident| $conv:expr) => {{
+            async fn read(c: Client) -> Result<(), $ty> {
+                let out = c.get_object().bucket("b").key("k").send().await.unwrap();
+                out.body.collect().await.map_err(|$e| $conv)?;
+                Ok(())
+            }
+            run($client, Call::Get, read, read).await
+        }};
+    }
+    let (port, server) = cut_off_bodies(5);
+    let client = endpoint(port, None);
+    let c = || client.clone();
+    let results = vec![
+        ("TaskError", read_body_as!(c(), TaskError, |e| e)),
+        ("Box<dyn Error>", read_body_as!(c(), BoxError, |e| e)),
+        (
+            "Box<dyn Error> of a user error with source()",
+            read_body_as!(c(), BoxError, |e| Probe(Box::new(e))),
+        ),
+        ("anyhow::Error", read_body_as!(c(), anyhow::Error, |e| e)),
+        (
+            "anyhow::Error with .context()",
+            read_body_as!(c(), anyhow::Error, |e| anyhow::Error::new(e)
+                .context("reading k")),
+        ),
+    ];
+    server.join().unwrap();
+    for (wrapper, (code, message)) in results {
+        eprintln!("{wrapper:<45} {code:?} {message}");
+        assert_eq!(code, ResultCode::TemporaryFailure, "{wrapper}: {message}");
+        assert!(
+            message.contains("reading the object body failed"),
+            "{wrapper}: {message}"
+        );
+    }
+}
