@@ -380,6 +380,7 @@ impl TaskError {
     /// ```
     pub fn from_chain(err: &(dyn StdError + 'static)) -> TaskError {
         let mut context: Vec<String> = Vec::new();
+        let mut codeless_service_error = false;
         let mut next = Some(err);
         while let Some(e) = next {
             match recognize(e) {
@@ -390,10 +391,20 @@ impl TaskError {
                         found.context(context.join(": "))
                     };
                 }
-                Link::Transparent => {}
+                Link::Transparent => codeless_service_error = true,
                 Link::Unknown => context.push(e.to_string()),
             }
             next = e.source();
+        }
+        if codeless_service_error {
+            // A service error whose response had no error code, without its HTTP status
+            // (`aws_sdk_s3::Error` does not keep it; `FillErrorCodes` prevents this).
+            let e = TaskError::permanent("S3 error response without an error code");
+            return if context.is_empty() {
+                e
+            } else {
+                e.context(context.join(": "))
+            };
         }
         TaskError::permanent(chain(err))
     }
@@ -737,7 +748,9 @@ mod tests {
         let e = TaskError::from(Box::new(service_error(None, 503)) as BoxError);
         assert_eq!(e.kind(), ErrorKind::Temporary);
         let s3 = aws_sdk_s3::Error::from(service_error(None, 503));
-        assert_eq!(TaskError::from(s3).kind(), ErrorKind::Permanent);
+        let e = TaskError::from(s3);
+        assert_eq!(e.kind(), ErrorKind::Permanent);
+        assert_eq!(e.message(), "S3 error response without an error code");
     }
 
     #[cfg(feature = "anyhow")]
