@@ -317,6 +317,14 @@ fn service_failures() -> Vec<(Failure, Rule)> {
             &["GatewayTimeout", "HTTP 504"],
         ),
         row(
+            "GetObject 502 with a proxy's HTML page",
+            Call::Get,
+            502,
+            "<html><body><h1>502 Bad Gateway</h1></body></html>",
+            T,
+            &["BadGateway", "HTTP 502"],
+        ),
+        row(
             "GetObject 503 SlowDown",
             Call::Get,
             503,
@@ -427,6 +435,22 @@ async fn every_failure_gets_the_same_code_from_every_wrapper() {
         });
     }
 
+    // A real proxy's answer, streamed over a connection: 502 with an HTML page.
+    let (proxy_port, proxy) = serve_forever(
+        b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 50\r\n\r\n<html><body><h1>502 Bad Gateway</h1></body></html>",
+    );
+    for call in [Call::Head, Call::Get] {
+        failures.push(Failure {
+            name: leak(format!(
+                "{call:?}Object: a proxy's 502 page over a connection"
+            )),
+            client: endpoint(proxy_port, None),
+            call,
+            expect: ResultCode::TemporaryFailure,
+            message: &["BadGateway", "HTTP 502"],
+        });
+    }
+
     let mut wrong = Vec::new();
     let mut cells = 0;
     let mut wrappers = 0;
@@ -454,6 +478,7 @@ async fn every_failure_gets_the_same_code_from_every_wrapper() {
         }
     }
     drop(silent);
+    proxy.stop();
     assert_eq!(cells, failures.len() * wrappers);
     assert!(
         wrong.is_empty(),
@@ -463,6 +488,7 @@ async fn every_failure_gets_the_same_code_from_every_wrapper() {
     );
     // The SDK's own retries are unchanged: every transient service failure was tried 3 times,
     // every permanent one once, for each wrapper.
+    // (`zip` stops at the mocked failures, the ones with a rule.)
     for (f, rule) in failures.iter().zip(&rules) {
         let per_wrapper = if f.expect == ResultCode::TemporaryFailure {
             3
@@ -535,4 +561,56 @@ async fn a_body_cut_off_mid_stream_is_temporary_in_every_wrapper() {
             "{wrapper}: {message}"
         );
     }
+}
+
+/// A loopback server answering every request on every connection with `response`, until
+/// stopped.
+struct Server {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Server {
+    fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap();
+    }
+}
+
+fn serve_forever(response: &'static [u8]) -> (u16, Server) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let thread = std::thread::spawn(move || {
+        while !stopped.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    stream.set_nonblocking(false).unwrap();
+                    std::thread::spawn(move || {
+                        let mut request = Vec::new();
+                        let mut buf = [0u8; 4096];
+                        loop {
+                            match stream.read(&mut buf) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => request.extend_from_slice(&buf[..n]),
+                            }
+                            while let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n")
+                            {
+                                request.drain(..end + 4);
+                                if stream.write_all(response).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    });
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+    (port, Server { stop, thread })
 }

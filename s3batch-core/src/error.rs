@@ -18,7 +18,8 @@
 //! | `serde_json::Error`, `KeyError` | permanent |
 //!
 //! What `aws_sdk_s3::Error` cannot carry is the HTTP status: a `HeadObject` throttled with a
-//! bodiless 503 has no error code, and `?` into `aws_sdk_s3::Error` drops the status.
+//! bodiless 503 (or a proxy's HTML 502 page) has no error code, and `?` into
+//! `aws_sdk_s3::Error` drops the status.
 //! [`FillErrorCodes`], which the `Client` extractor installs, gives such responses the code
 //! of their status (`ServiceUnavailable` for 503), so they stay temporary in every wrapper.
 //!
