@@ -19,7 +19,9 @@
 //! `Ok(value)` is `Succeeded` with `value` as the `resultString` (a string as it is, `()` as
 //! an empty string, anything else `Serialize` as JSON). `Err(e)` is `TemporaryFailure` or
 //! `PermanentFailure` by the error's [`ErrorKind`]; `?` classifies aws-sdk-s3 errors (see
-//! [`error`]). A panic is that task's `PermanentFailure`; a task still running near the Lambda
+//! [`error`]). `E` may also be `Box<dyn Error + Send + Sync>`, `aws_sdk_s3::Error` or
+//! `anyhow::Error` (feature `anyhow`, on by default): the SDK error in its chain is classified
+//! the same way. A panic is that task's `PermanentFailure`; a task still running near the Lambda
 //! deadline is a `TemporaryFailure`. Every task gets exactly one result.
 //!
 //! ## Parameters after the `Object`

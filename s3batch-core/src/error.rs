@@ -5,18 +5,31 @@
 //! more than half of at least 1,000 tasks have failed, so a throttled request reported as
 //! permanent can kill a job that would have finished.
 //!
-//! `?` converts these errors into a `TaskError` and classifies them:
+//! `?` converts these errors into a `TaskError` and classifies them by what happened, not
+//! by the wrapper: the same failure gets the same kind whichever of these a task returns.
 //!
 //! | error | kind |
 //! |---|---|
-//! | `SdkError` of any aws-sdk-s3 operation | by [`classify`]: throttling and transient codes, HTTP 500/502/503/504, timeouts and dispatch failures are temporary; the rest permanent |
-//! | `aws_sdk_s3::Error` | by its error code |
-//! | `ByteStreamError` (reading a body failed) | temporary |
-//! | `std::io::Error` | temporary for timeouts, interruptions and dropped connections; otherwise permanent |
-//! | `serde_json::Error`, `KeyError`, `Box<dyn Error + Send + Sync>` | permanent (a boxed SDK error is still classified) |
+//! | `SdkError` of any operation | by [`classify`]: throttling and transient codes, HTTP 500/502/503/504, timeouts and dispatch failures are temporary; the rest permanent |
+//! | `aws_sdk_s3::Error` | by its error code; a timeout or dispatch failure (kept as its source) as above |
+//! | `Box<dyn Error + Send + Sync>`, `anyhow::Error` (feature `anyhow`, on by default) | by the first error in the `source()` chain that s3batch knows ([`TaskError::from_chain`]), with the messages around it as context; permanent if none |
+//! | `ByteStreamError` (reading a body failed mid-stream) | temporary |
+//! | `std::io::Error` | temporary for timeouts, interruptions and network failures; otherwise permanent |
+//! | `serde_json::Error`, `KeyError` | permanent |
+//!
+//! What `aws_sdk_s3::Error` cannot carry is the HTTP status: a `HeadObject` throttled with a
+//! bodiless 503 (or a proxy's HTML 502 page) has no error code, and `?` into
+//! `aws_sdk_s3::Error` drops the status.
+//! [`FillErrorCodes`], which the `Client` extractor installs, gives such responses the code
+//! of their status (`ServiceUnavailable` for 503), so they stay temporary in every wrapper.
 //!
 //! Any other error: `result.permanent()?` or `result.temporary()?` ([`ResultExt`]), or
-//! `impl From<YourError> for TaskError` in your crate.
+//! `impl From<YourError> for TaskError` calling [`TaskError::from_chain`].
+
+mod codes;
+mod operations;
+
+pub use codes::{code_for_status, FillErrorCodes};
 
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
@@ -141,23 +154,26 @@ fn chain(e: &(dyn StdError + 'static)) -> String {
     out
 }
 
-const THROTTLING_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestThrottledException",
-    "TooManyRequestsException",
-    "ProvisionedThroughputExceededException",
-    "TransactionInProgressException",
-    "RequestLimitExceeded",
-    "BandwidthLimitExceeded",
-    "LimitExceededException",
-    "RequestThrottled",
-    "SlowDown",
-    "PriorRequestNotComplete",
-    "EC2ThrottledException",
-];
-const TRANSIENT_CODES: &[&str] = &["RequestTimeout", "RequestTimeoutException", "InternalError"];
+/// Error codes meaning "try again", after the AWS SDK's retry classifier: its throttling and
+/// transient codes (taken from aws-runtime, so they follow the SDK), `InternalError` (which
+/// aws-sdk-s3 adds as transient to every S3 operation), and the codes that name a transient
+/// HTTP status (`BadGateway`, `ServiceUnavailable`, `GatewayTimeout`: S3's own
+/// `ServiceUnavailable`, and what [`FillErrorCodes`] gives a bodiless 502/503/504).
+fn is_temporary_code(code: &str) -> bool {
+    use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
+    THROTTLING_ERRORS.contains(&code)
+        || TRANSIENT_ERRORS.contains(&code)
+        || S3_TRANSIENT_CODES.contains(&code)
+        || TRANSIENT_STATUS
+            .iter()
+            .any(|s| codes::code_for_status(*s) == Some(code))
+}
+
+/// aws-sdk-s3 classifies these as transient in every operation's generated retry setup;
+/// the list is not public.
+const S3_TRANSIENT_CODES: &[&str] = &["InternalError"];
+
+/// aws-smithy-runtime's `HttpStatusCodeClassifier` list (not public).
 const TRANSIENT_STATUS: &[u16] = &[500, 502, 503, 504];
 
 /// The rule for service errors, after the AWS SDK's own retry classifier: a throttling or
@@ -168,11 +184,11 @@ const TRANSIENT_STATUS: &[u16] = &[500, 502, 503, 504];
 /// use s3batch_core::{classify, ErrorKind};
 /// assert_eq!(classify(Some("SlowDown"), Some(503)), ErrorKind::Temporary);
 /// assert_eq!(classify(None, Some(502)), ErrorKind::Temporary);
+/// assert_eq!(classify(Some("ServiceUnavailable"), None), ErrorKind::Temporary);
 /// assert_eq!(classify(Some("NoSuchKey"), Some(404)), ErrorKind::Permanent);
 /// ```
 pub fn classify(code: Option<&str>, status: Option<u16>) -> ErrorKind {
-    let by_code =
-        code.is_some_and(|c| THROTTLING_CODES.contains(&c) || TRANSIENT_CODES.contains(&c));
+    let by_code = code.is_some_and(is_temporary_code);
     let by_status = status.is_some_and(|s| TRANSIENT_STATUS.contains(&s));
     if by_code || by_status {
         ErrorKind::Temporary
@@ -201,6 +217,7 @@ fn service_message(
         (Some(c), Some(m)) => format!("{c}: {m}"),
         (Some(c), None) => c.to_owned(),
         (None, Some(m)) => m.to_owned(),
+        (None, None) if status.is_some() => "S3 error response without an error code".to_owned(),
         (None, None) => fallback.to_owned(),
     };
     if let Some(s) = status {
@@ -209,81 +226,225 @@ fn service_message(
     out
 }
 
+/// A service error without its HTTP response (an operation's error, `aws_sdk_s3::Error`,
+/// `ErrorMetadata`): classified by its code, or `None` when it has no code (nothing to go by).
+fn classified_service_error(e: &(impl ProvideErrorMetadata + ?Sized)) -> Option<TaskError> {
+    let code = e.code()?;
+    Some(TaskError::new(
+        classify(Some(code), None),
+        service_message(Some(code), e.message(), None, code),
+    ))
+}
+
+/// The classification of an `SdkError` of any operation (of any AWS service).
+fn from_sdk_error<E>(err: &SdkError<E, HttpResponse>) -> TaskError
+where
+    E: ProvideErrorMetadata + StdError + 'static,
+{
+    match err {
+        SdkError::ServiceError(ctx) => {
+            let status = ctx.raw().status().as_u16();
+            let e = ctx.err();
+            let kind = classify(e.code(), Some(status));
+            let msg = service_message(e.code(), e.message(), Some(status), &chain(e));
+            TaskError::new(kind, msg)
+        }
+        SdkError::TimeoutError(_) => {
+            TaskError::temporary(format!("S3 request timed out: {}", chain(err)))
+        }
+        SdkError::DispatchFailure(d) => match d.as_connector_error() {
+            Some(c) => TaskError::new(
+                connector_kind(c),
+                format!("S3 request failed to send: {}", chain(err)),
+            ),
+            None => TaskError::temporary(format!("S3 request failed to send: {}", chain(err))),
+        },
+        SdkError::ResponseError(ctx) => {
+            let status = ctx.raw().status().as_u16();
+            // The response arrived but could not be read: treat like a dropped connection
+            // unless the status says the request itself was wrong.
+            let kind = if (400..500).contains(&status) {
+                ErrorKind::Permanent
+            } else {
+                ErrorKind::Temporary
+            };
+            TaskError::new(
+                kind,
+                format!(
+                    "S3 response could not be read (HTTP {status}): {}",
+                    chain(err)
+                ),
+            )
+        }
+        // Building the request failed: the same input will fail the same way.
+        _ => TaskError::permanent(format!("S3 request could not be built: {}", chain(err))),
+    }
+}
+
+fn io_kind(err: &std::io::Error) -> ErrorKind {
+    use std::io::ErrorKind as K;
+    match err.kind() {
+        K::TimedOut
+        | K::Interrupted
+        | K::WouldBlock
+        | K::ConnectionReset
+        | K::ConnectionAborted
+        | K::ConnectionRefused
+        | K::NotConnected
+        | K::BrokenPipe
+        | K::UnexpectedEof
+        | K::HostUnreachable
+        | K::NetworkUnreachable
+        | K::NetworkDown => ErrorKind::Temporary,
+        _ => ErrorKind::Permanent,
+    }
+}
+
+/// What one link of an error chain says.
+enum Link {
+    /// It decides the outcome.
+    Classified(TaskError),
+    /// An SDK wrapper that says nothing itself (`aws_sdk_s3::Error::Unhandled` without a
+    /// code, a code-less operation error): its text is left out of the message.
+    Transparent,
+    /// Not an error s3batch knows: part of the message, the chain goes on.
+    Unknown,
+}
+
+fn recognize(e: &(dyn StdError + 'static)) -> Link {
+    if let Some(t) = e.downcast_ref::<TaskError>() {
+        return Link::Classified(t.clone());
+    }
+    if let Some(found) = operations::find(e) {
+        return match found {
+            operations::Found::Classified(t) => Link::Classified(t),
+            operations::Found::Transparent => Link::Transparent,
+        };
+    }
+    if let Some(s3) = e.downcast_ref::<aws_sdk_s3::Error>() {
+        return classified_service_error(s3).map_or(Link::Transparent, Link::Classified);
+    }
+    if let Some(meta) = e.downcast_ref::<ErrorMetadata>() {
+        return classified_service_error(meta).map_or(Link::Transparent, Link::Classified);
+    }
+    if let Some(c) = e.downcast_ref::<ConnectorError>() {
+        return Link::Classified(TaskError::new(
+            connector_kind(c),
+            format!("S3 request failed to send: {}", chain(c)),
+        ));
+    }
+    if let Some(b) = e.downcast_ref::<aws_smithy_types::byte_stream::error::Error>() {
+        return Link::Classified(TaskError::temporary(format!(
+            "reading the object body failed: {}",
+            chain(b)
+        )));
+    }
+    if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        // An `io::Error` wrapping another error: that error may say more than the kind.
+        if io_kind(io) == ErrorKind::Permanent {
+            if let Some(Link::Classified(t)) = io.get_ref().map(|inner| recognize(inner)) {
+                return Link::Classified(t);
+            }
+        }
+        return Link::Classified(TaskError::new(io_kind(io), chain(io)));
+    }
+    if let Some(j) = e.downcast_ref::<serde_json::Error>() {
+        return Link::Classified(TaskError::permanent(format!("JSON: {}", chain(j))));
+    }
+    if let Some(k) = e.downcast_ref::<crate::key::KeyError>() {
+        return Link::Classified(TaskError::permanent(k));
+    }
+    Link::Unknown
+}
+
+impl TaskError {
+    /// Classifies any error by what happened, wherever that is in its `source()` chain.
+    ///
+    /// Walks the chain from the outside in; the first error s3batch knows decides:
+    /// an `SdkError` of any aws-sdk-s3 operation (status, code, timeout, dispatch failure),
+    /// `aws_sdk_s3::Error` or an operation's error with an error code, `ErrorMetadata`, a
+    /// `ConnectorError`, a `ByteStreamError`, an `std::io::Error`, a `serde_json::Error`,
+    /// a `KeyError`, or a `TaskError`. The messages of the errors around it are put in
+    /// front, as context. An error with nothing known in its chain is permanent, with the
+    /// chain's messages.
+    ///
+    /// This is what `?` does for a boxed error, `aws_sdk_s3::Error` and `anyhow::Error`; use
+    /// it in `impl From<YourError> for TaskError` to get the same for your own error type.
+    ///
+    /// ```
+    /// use s3batch_core::{ErrorKind, TaskError};
+    /// let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+    /// let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(io);
+    /// let e = TaskError::from_chain(boxed.as_ref());
+    /// assert_eq!(e.kind(), ErrorKind::Temporary);
+    /// assert_eq!(e.message(), "reset by peer");
+    /// ```
+    pub fn from_chain(err: &(dyn StdError + 'static)) -> TaskError {
+        let mut context: Vec<String> = Vec::new();
+        let mut codeless_service_error = false;
+        let mut next = Some(err);
+        while let Some(e) = next {
+            match recognize(e) {
+                Link::Classified(found) => {
+                    return if context.is_empty() {
+                        found
+                    } else {
+                        found.context(context.join(": "))
+                    };
+                }
+                Link::Transparent => codeless_service_error = true,
+                Link::Unknown => context.push(e.to_string()),
+            }
+            next = e.source();
+        }
+        if codeless_service_error {
+            // A service error whose response had no error code, without its HTTP status
+            // (`aws_sdk_s3::Error` does not keep it; `FillErrorCodes` prevents this).
+            let e = TaskError::permanent("S3 error response without an error code");
+            return if context.is_empty() {
+                e
+            } else {
+                e.context(context.join(": "))
+            };
+        }
+        TaskError::permanent(chain(err))
+    }
+}
+
+impl StdError for TaskError {}
+
 impl<E> From<SdkError<E, HttpResponse>> for TaskError
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
 {
     fn from(err: SdkError<E, HttpResponse>) -> Self {
-        match &err {
-            SdkError::ServiceError(ctx) => {
-                let status = ctx.raw().status().as_u16();
-                let e = ctx.err();
-                let kind = classify(e.code(), Some(status));
-                let msg = service_message(e.code(), e.message(), Some(status), &chain(e));
-                TaskError::new(kind, msg)
-            }
-            SdkError::TimeoutError(_) => {
-                TaskError::temporary(format!("S3 request timed out: {}", chain(&err)))
-            }
-            SdkError::DispatchFailure(d) => match d.as_connector_error() {
-                Some(c) => TaskError::new(
-                    connector_kind(c),
-                    format!("S3 request failed to send: {}", chain(&err)),
-                ),
-                None => TaskError::temporary(format!("S3 request failed to send: {}", chain(&err))),
-            },
-            SdkError::ResponseError(ctx) => {
-                let status = ctx.raw().status().as_u16();
-                // The response arrived but could not be read: treat like a dropped connection
-                // unless the status says the request itself was wrong.
-                let kind = if (400..500).contains(&status) {
-                    ErrorKind::Permanent
-                } else {
-                    ErrorKind::Temporary
-                };
-                TaskError::new(
-                    kind,
-                    format!(
-                        "S3 response could not be read (HTTP {status}): {}",
-                        chain(&err)
-                    ),
-                )
-            }
-            // Building the request failed: the same input will fail the same way.
-            _ => TaskError::permanent(format!("S3 request could not be built: {}", chain(&err))),
-        }
+        from_sdk_error(&err)
     }
 }
 
 impl From<aws_sdk_s3::Error> for TaskError {
+    /// By its error code; an error without one (a timeout or a dispatch failure, which
+    /// `aws_sdk_s3::Error` keeps as its source) by its source, as [`TaskError::from_chain`].
     fn from(err: aws_sdk_s3::Error) -> Self {
-        let kind = classify(err.code(), None);
-        let msg = service_message(err.code(), err.message(), None, &chain(&err));
-        TaskError::new(kind, msg)
+        TaskError::from_chain(&err)
     }
 }
 
 impl From<aws_smithy_types::byte_stream::error::Error> for TaskError {
+    /// Temporary: reading a body failed mid-stream, a transport failure.
     fn from(err: aws_smithy_types::byte_stream::error::Error) -> Self {
         TaskError::temporary(format!("reading the object body failed: {}", chain(&err)))
     }
 }
 
 impl From<std::io::Error> for TaskError {
+    /// Temporary for timeouts, interruptions and network failures (`TimedOut`,
+    /// `Interrupted`, `WouldBlock`, `ConnectionReset`, `ConnectionAborted`,
+    /// `ConnectionRefused`, `NotConnected`, `BrokenPipe`, `UnexpectedEof`, `HostUnreachable`,
+    /// `NetworkUnreachable`, `NetworkDown`); otherwise by the error it wraps, if s3batch
+    /// knows it, or permanent.
     fn from(err: std::io::Error) -> Self {
-        use std::io::ErrorKind as K;
-        let kind = match err.kind() {
-            K::TimedOut
-            | K::Interrupted
-            | K::WouldBlock
-            | K::ConnectionReset
-            | K::ConnectionAborted
-            | K::ConnectionRefused
-            | K::BrokenPipe
-            | K::UnexpectedEof => ErrorKind::Temporary,
-            _ => ErrorKind::Permanent,
-        };
-        TaskError::new(kind, chain(&err))
+        TaskError::from_chain(&err)
     }
 }
 
@@ -300,23 +461,18 @@ impl From<crate::key::KeyError> for TaskError {
 }
 
 impl From<Box<dyn StdError + Send + Sync>> for TaskError {
-    /// A boxed error is permanent unless something in its chain is an SDK error we can read:
-    /// error metadata with a temporary code, or a transport failure.
+    /// As [`TaskError::from_chain`]: an SDK error anywhere in the chain is classified.
     fn from(err: Box<dyn StdError + Send + Sync>) -> Self {
-        let mut kind = ErrorKind::Permanent;
-        let mut next: Option<&(dyn StdError + 'static)> = Some(err.as_ref());
-        while let Some(e) = next {
-            if let Some(meta) = e.downcast_ref::<ErrorMetadata>() {
-                kind = classify(meta.code(), None);
-                break;
-            }
-            if let Some(c) = e.downcast_ref::<ConnectorError>() {
-                kind = connector_kind(c);
-                break;
-            }
-            next = e.source();
-        }
-        TaskError::new(kind, chain(err.as_ref()))
+        TaskError::from_chain(err.as_ref())
+    }
+}
+
+#[cfg(feature = "anyhow")]
+impl From<anyhow::Error> for TaskError {
+    /// As [`TaskError::from_chain`] over [`anyhow::Error::chain`]: an SDK error wrapped with
+    /// `.context(…)` is classified, with the context in front of its message.
+    fn from(err: anyhow::Error) -> Self {
+        TaskError::from_chain(err.as_ref())
     }
 }
 
@@ -326,6 +482,8 @@ mod tests {
     use aws_sdk_s3::operation::get_object::GetObjectError;
     use aws_smithy_runtime_api::http::StatusCode;
     use aws_smithy_types::body::SdkBody;
+
+    type BoxError = Box<dyn StdError + Send + Sync>;
 
     fn service_error(code: Option<&str>, status: u16) -> SdkError<GetObjectError, HttpResponse> {
         let mut meta = ErrorMetadata::builder().message("the message");
@@ -338,7 +496,31 @@ mod tests {
 
     #[test]
     fn every_throttling_and_transient_code_is_temporary() {
-        for code in THROTTLING_CODES.iter().chain(TRANSIENT_CODES) {
+        use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
+        // The contract's list (§6), which the SDK's must still contain.
+        for code in [
+            "Throttling",
+            "ThrottlingException",
+            "ThrottledException",
+            "RequestThrottledException",
+            "TooManyRequestsException",
+            "ProvisionedThroughputExceededException",
+            "TransactionInProgressException",
+            "RequestLimitExceeded",
+            "BandwidthLimitExceeded",
+            "LimitExceededException",
+            "RequestThrottled",
+            "SlowDown",
+            "PriorRequestNotComplete",
+            "EC2ThrottledException",
+            "RequestTimeout",
+            "RequestTimeoutException",
+            "InternalError",
+        ]
+        .iter()
+        .chain(THROTTLING_ERRORS)
+        .chain(TRANSIENT_ERRORS)
+        {
             let e = TaskError::from(service_error(Some(code), 400));
             assert_eq!(e.kind(), ErrorKind::Temporary, "{code}");
             assert!(
@@ -448,6 +630,148 @@ mod tests {
         assert_eq!(TaskError::from(boxed).kind(), ErrorKind::Temporary);
         let boxed: Box<dyn StdError + Send + Sync> = "plain".into();
         assert_eq!(TaskError::from(boxed).kind(), ErrorKind::Permanent);
+    }
+
+    /// The operation list behind the chain walk covers every operation of the aws-sdk-s3
+    /// in use: an operation missing from it would make its timeouts permanent once boxed.
+    #[test]
+    fn every_operation_is_listed() {
+        let rustc = std::process::Command::new("rustc")
+            .arg("-vV")
+            .output()
+            .unwrap();
+        let host = String::from_utf8(rustc.stdout).unwrap();
+        let host = host
+            .lines()
+            .find_map(|l| l.strip_prefix("host: "))
+            .expect("rustc -vV names the host")
+            .to_owned();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        // Offline and for this platform only: every crate it needs is already here.
+        let out = std::process::Command::new(cargo)
+            .args(["metadata", "--format-version", "1", "--offline"])
+            .args(["--filter-platform", &host])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("cargo metadata runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let manifest = meta["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "aws-sdk-s3")
+            .and_then(|p| p["manifest_path"].as_str())
+            .expect("aws-sdk-s3 is a dependency");
+        let dir = std::path::Path::new(manifest).with_file_name("src/operation");
+        let mut in_sdk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_type().unwrap().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        in_sdk.sort();
+        let mut listed: Vec<String> = operations::LISTED.iter().map(|s| s.to_string()).collect();
+        listed.sort();
+        assert!(in_sdk.len() > 100, "{in_sdk:?}");
+        assert_eq!(listed, in_sdk, "update src/error/operations.rs");
+    }
+
+    #[test]
+    fn chains_are_walked_to_the_sdk_error() {
+        #[derive(Debug)]
+        struct Mine(Box<dyn StdError + Send + Sync>);
+        impl fmt::Display for Mine {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("copying a.txt")
+            }
+        }
+        impl StdError for Mine {
+            fn source(&self) -> Option<&(dyn StdError + 'static)> {
+                Some(self.0.as_ref())
+            }
+        }
+        let timeout = || -> SdkError<GetObjectError, HttpResponse> {
+            SdkError::timeout_error("operation timeout occurred after 1s")
+        };
+        // A timeout is temporary however deep it sits.
+        for (what, e) in [
+            ("boxed", TaskError::from(Box::new(timeout()) as BoxError)),
+            (
+                "aws_sdk_s3::Error",
+                TaskError::from(aws_sdk_s3::Error::from(timeout())),
+            ),
+            (
+                "user error",
+                TaskError::from(Box::new(Mine(Box::new(timeout()))) as BoxError),
+            ),
+            (
+                "io::Error::other",
+                TaskError::from(std::io::Error::other(timeout())),
+            ),
+        ] {
+            assert_eq!(e.kind(), ErrorKind::Temporary, "{what}: {}", e.message());
+            assert!(
+                e.message().contains("S3 request timed out"),
+                "{what}: {}",
+                e.message()
+            );
+        }
+        let e = TaskError::from(
+            Box::new(Mine(Box::new(service_error(Some("SlowDown"), 503)))) as BoxError,
+        );
+        assert_eq!(e.kind(), ErrorKind::Temporary);
+        assert_eq!(
+            e.message(),
+            "copying a.txt: SlowDown: the message (HTTP 503)"
+        );
+        // A TaskError inside another error keeps its kind.
+        let e = TaskError::from(Box::new(Mine(Box::new(TaskError::temporary("busy")))) as BoxError);
+        assert_eq!(e.kind(), ErrorKind::Temporary);
+        assert_eq!(e.message(), "copying a.txt: busy");
+        // Nothing known: permanent, with the whole chain.
+        let e = TaskError::from(Box::new(Mine("disk full".into())) as BoxError);
+        assert_eq!(e.kind(), ErrorKind::Permanent);
+        assert_eq!(e.message(), "copying a.txt: disk full");
+    }
+
+    /// Without [`FillErrorCodes`], a bodiless 503 keeps its status only in the `SdkError`:
+    /// what `aws_sdk_s3::Error` cannot know.
+    #[test]
+    fn a_bodiless_503_without_the_interceptor() {
+        let e = TaskError::from(service_error(None, 503));
+        assert_eq!(e.kind(), ErrorKind::Temporary);
+        assert_eq!(e.message(), "the message (HTTP 503)");
+        let e = TaskError::from(Box::new(service_error(None, 503)) as BoxError);
+        assert_eq!(e.kind(), ErrorKind::Temporary);
+        let s3 = aws_sdk_s3::Error::from(service_error(None, 503));
+        let e = TaskError::from(s3);
+        assert_eq!(e.kind(), ErrorKind::Permanent);
+        assert_eq!(e.message(), "S3 error response without an error code");
+    }
+
+    #[cfg(feature = "anyhow")]
+    #[test]
+    fn anyhow_chains_are_classified() {
+        use anyhow::Context;
+        let r: Result<(), _> = Err(service_error(Some("SlowDown"), 503));
+        let e = TaskError::from(r.context("copying a.txt").unwrap_err());
+        assert_eq!(e.kind(), ErrorKind::Temporary);
+        assert_eq!(
+            e.message(),
+            "copying a.txt: SlowDown: the message (HTTP 503)"
+        );
+        let e = TaskError::from(anyhow::anyhow!("no such thing"));
+        assert_eq!(e.kind(), ErrorKind::Permanent);
+        assert_eq!(e.message(), "no such thing");
+        let inner: anyhow::Error = std::io::Error::new(std::io::ErrorKind::TimedOut, "slow").into();
+        let e = TaskError::from(inner.context("reading").context("task"));
+        assert_eq!(e.kind(), ErrorKind::Temporary);
+        assert_eq!(e.message(), "task: reading: slow");
     }
 
     #[test]

@@ -65,7 +65,9 @@ pub trait FromTask: Sized + Send + 'static {
 /// An S3 client built from the environment (`aws-config`): region, credentials,
 /// `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_S3` work as in any AWS SDK program. With a custom
 /// endpoint (an S3-compatible server such as moto or MinIO), requests use path-style
-/// addressing, which those servers need.
+/// addressing, which those servers need. The client carries
+/// [`FillErrorCodes`](crate::error::FillErrorCodes), so a bodiless error response (a HEAD
+/// request's) keeps its HTTP status as an error code wherever its error goes.
 impl FromTask for aws_sdk_s3::Client {
     type State = aws_sdk_s3::Client;
 
@@ -74,15 +76,21 @@ impl FromTask for aws_sdk_s3::Client {
         let custom_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
             .iter()
             .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
-        let s3 = aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(custom_endpoint)
-            .build();
-        Ok(aws_sdk_s3::Client::from_conf(s3))
+        Ok(aws_sdk_s3::Client::from_conf(
+            s3_config(&config, custom_endpoint).build(),
+        ))
     }
 
     fn from_task(state: &Self::State, _: &TaskParts<'_>) -> Result<Self, TaskError> {
         Ok(state.clone())
     }
+}
+
+/// The `Client` extractor's S3 configuration on top of the loaded SDK configuration.
+fn s3_config(config: &aws_config::SdkConfig, custom_endpoint: bool) -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(custom_endpoint)
+        .interceptor(crate::error::FillErrorCodes)
 }
 
 impl FromTask for Job {
@@ -303,6 +311,56 @@ mod tests {
                 err.message()
             );
         }
+    }
+
+    /// The extractor's client gives a throttled `HeadObject` (a 503 without a body) an error
+    /// code, so it stays temporary even after `?` into `aws_sdk_s3::Error`.
+    #[tokio::test]
+    async fn the_client_keeps_a_bodiless_503_temporary() {
+        use aws_sdk_s3::config::http::HttpResponse;
+        use aws_sdk_s3::config::retry::{RetryConfig, RetryPartition};
+        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+        use aws_smithy_mocks::{mock, MockResponseInterceptor, RuleMode};
+        let rule = mock!(aws_sdk_s3::Client::head_object)
+            .sequence()
+            .http_response(|| {
+                HttpResponse::new(
+                    503.try_into().unwrap(),
+                    aws_smithy_types::body::SdkBody::empty(),
+                )
+            })
+            .repeatedly()
+            .build();
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+                Credentials::new("a", "b", None, None, "test"),
+            ))
+            .build();
+        let config = s3_config(&sdk, false)
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(
+                MockResponseInterceptor::new()
+                    .rule_mode(RuleMode::MatchAny)
+                    .with_rule(&rule),
+            )
+            .retry_partition(RetryPartition::new("extract-test"))
+            .retry_config(RetryConfig::standard().with_max_attempts(1))
+            .build();
+        let err = aws_sdk_s3::Client::from_conf(config)
+            .head_object()
+            .bucket("b")
+            .key("k")
+            .send()
+            .await
+            .unwrap_err();
+        let e = TaskError::from(aws_sdk_s3::Error::from(err));
+        assert_eq!(e.kind(), crate::ErrorKind::Temporary, "{}", e.message());
+        assert_eq!(
+            e.message(),
+            "ServiceUnavailable: HTTP 503 with no error document"
+        );
     }
 
     #[test]
