@@ -58,15 +58,17 @@
 mod aws;
 pub mod invoke;
 pub mod job;
+pub mod journal;
 pub mod manifest;
 pub mod report;
 pub mod storage;
 
 pub use invoke::{InProcess, Invoke, Invoked, LambdaInvoker};
 pub use job::{FailureThreshold, JobError, LocalJob, Progress, Redrive, Schema};
-pub use manifest::{Manifest, ManifestEntry, ManifestError};
+pub use journal::Journal;
+pub use manifest::{Manifest, ManifestEntry, ManifestError, ManifestSource};
 pub use report::{
-    parse_report_csv, read_report, JobReport, JobStatus, ReportRow, ReportScope, Summary,
-    TaskRecord, TaskStatus,
+    parse_report_csv, read_report, JobOutcome, JobReport, JobStatus, ReportRow, ReportScope,
+    Summary, TaskRecord, TaskStatus,
 };
 pub use storage::Location;

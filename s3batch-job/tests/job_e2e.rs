@@ -140,6 +140,8 @@ async fn a_thousand_awkward_keys_through_cargo_lambda_watch() {
             "200",
         ])
         .args(["--function-timeout", &timeout.to_string()])
+        .arg("--state-dir")
+        .arg(report_dir.with_extension("state"))
         .env_remove("AWS_ENDPOINT_URL")
         .env("AWS_EC2_METADATA_DISABLED", "true");
         cmd
