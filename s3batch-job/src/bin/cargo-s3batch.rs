@@ -229,7 +229,14 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "s3batch") {
         args.remove(1);
     }
-    let cli = Cli::parse_from(args);
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Usage errors exit 1 (clap's default, 2, is the failure threshold's).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_ERROR } else { 0 });
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(
             // aws-config warns about every unreachable credential and region source.
