@@ -420,7 +420,8 @@ fn task_id(i: usize) -> String {
     format!("task-{i:08x}")
 }
 
-fn random_job_id() -> String {
+/// A new random job id, UUID-shaped like S3's.
+pub fn random_job_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     let r = || {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();

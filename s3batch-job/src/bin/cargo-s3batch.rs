@@ -297,17 +297,68 @@ async fn signalled(grace: u64) {
     );
 }
 
+/// Loads the manifest: a local CSV file is streamed from where it is; an `s3://` CSV
+/// manifest is downloaded (streamed) into the job's state folder and streamed from there; an
+/// S3 Inventory `manifest.json` is read into memory.
 async fn load_manifest(
     location: &Location,
     s3: &aws_sdk_s3::Client,
+    dir: &Path,
 ) -> Result<ManifestSource, String> {
     match location {
         Location::Local(path) => ManifestSource::open(path).map_err(|e| e.to_string()),
-        Location::S3 { .. } => Manifest::load(location, s3)
-            .await
-            .map(ManifestSource::from)
-            .map_err(|e| e.to_string()),
+        Location::S3 { bucket, key } if !key.ends_with(".json") => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            let path = dir.join("manifest.csv");
+            download(s3, bucket, key, &path).await?;
+            let mut head = Vec::new();
+            std::fs::File::open(&path)
+                .and_then(|f| {
+                    std::io::Read::read_to_end(&mut std::io::Read::take(f, 64), &mut head)
+                })
+                .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+                // An Inventory manifest.json under another name.
+                let _ = std::fs::remove_file(&path);
+                return in_memory(location, s3).await;
+            }
+            ManifestSource::open(&path).map_err(|e| e.to_string())
+        }
+        Location::S3 { .. } => in_memory(location, s3).await,
     }
+}
+
+async fn in_memory(location: &Location, s3: &aws_sdk_s3::Client) -> Result<ManifestSource, String> {
+    Manifest::load(location, s3)
+        .await
+        .map(ManifestSource::from)
+        .map_err(|e| e.to_string())
+}
+
+async fn download(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    path: &Path,
+) -> Result<(), String> {
+    use std::io::Write;
+    let fail = |e: String| format!("reading s3://{bucket}/{key}: {e}");
+    let mut out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| fail(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+    let file =
+        std::fs::File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+    let mut file = std::io::BufWriter::with_capacity(1 << 16, file);
+    while let Some(chunk) = out.body.try_next().await.map_err(|e| fail(e.to_string()))? {
+        file.write_all(&chunk)
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    file.flush()
+        .map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
 fn journal_dir(state_dir: &Path, job_id: &str) -> PathBuf {
@@ -342,31 +393,10 @@ fn scope(s: Scope) -> ReportScope {
 
 async fn run(args: RunArgs) -> Result<ExitCode, String> {
     let s3 = s3_client(args.s3_endpoint_url.as_deref()).await;
-    let manifest = load_manifest(&args.manifest, &s3).await?;
-    let mut job = LocalJob::new(manifest)
-        .schema(if args.schema == "2.0" {
-            Schema::V2
-        } else {
-            Schema::V1
-        })
-        .tasks_per_invocation(args.tasks_per_invocation)
-        .concurrency(args.concurrency)
-        .grace_period(Duration::from_secs(args.grace_period))
-        .redrive(Redrive::new(
-            args.max_redrives,
-            Duration::from_millis(args.redrive_backoff_ms),
-        ))
-        .failure_threshold((!args.no_failure_threshold).then(|| {
-            FailureThreshold::new(args.failure_threshold_min_tasks, args.failure_threshold)
-        }));
-    if let Some(id) = &args.job_id {
-        job = job.job_id(id);
-    }
-    for (k, v) in &args.user_args {
-        job = job.user_argument(k, v);
-    }
-    let job_id = job.id().to_owned();
-    let total = job.manifest().len();
+    let job_id = args
+        .job_id
+        .clone()
+        .unwrap_or_else(s3batch_job::job::random_job_id);
     let dir = journal_dir(&args.state_dir, &job_id);
     // Everything that can stop the job is checked before the first invocation.
     let existing = Journal::exists(&dir);
@@ -387,10 +417,50 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
                     .to_string())
         ));
     }
+    let had_dir = dir.exists();
+    let manifest = match load_manifest(&args.manifest, &s3, &dir).await {
+        Ok(m) => m,
+        Err(e) => {
+            if !had_dir {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            return Err(e);
+        }
+    };
+    let mut job = LocalJob::new(manifest)
+        .job_id(&job_id)
+        .schema(if args.schema == "2.0" {
+            Schema::V2
+        } else {
+            Schema::V1
+        })
+        .tasks_per_invocation(args.tasks_per_invocation)
+        .concurrency(args.concurrency)
+        .grace_period(Duration::from_secs(args.grace_period))
+        .redrive(Redrive::new(
+            args.max_redrives,
+            Duration::from_millis(args.redrive_backoff_ms),
+        ))
+        .failure_threshold((!args.no_failure_threshold).then(|| {
+            FailureThreshold::new(args.failure_threshold_min_tasks, args.failure_threshold)
+        }));
+    for (k, v) in &args.user_args {
+        job = job.user_argument(k, v);
+    }
+    let total = job.manifest().len();
+    let cleanup = |dir: &Path| {
+        if !had_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    };
     if let Some(location) = &args.report {
-        journal::check_destination(location, &job_id, &s3).await?;
+        if let Err(e) = journal::check_destination(location, &job_id, &s3).await {
+            cleanup(&dir);
+            return Err(e);
+        }
     }
     if args.dry_run {
+        cleanup(&dir);
         eprintln!(
             "job {job_id}: {total} tasks from {} -> function {} (schema {}, {} at once); \
              dry run: the manifest{} can be used",
