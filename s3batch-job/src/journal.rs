@@ -910,6 +910,61 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Answers at once, except for keys starting with `hang`, which never come back.
+    struct Hangs;
+    impl Invoke for Hangs {
+        async fn invoke(&self, payload: Vec<u8>) -> Invoked {
+            let event: Value = serde_json::from_slice(&payload).unwrap();
+            let t = &event["tasks"][0];
+            if t["s3Key"].as_str().unwrap().starts_with("hang") {
+                std::future::pending::<()>().await;
+            }
+            Invoked::Response(
+                serde_json::to_vec(&json!({"invocationId": event["invocationId"],
+                    "results": [{"taskId": t["taskId"], "resultCode": "Succeeded", "resultString": "ok"}]}))
+                .unwrap(),
+            )
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_waits_for_invocations_in_flight_no_longer_than_the_grace_period() {
+        let dir = temp("grace");
+        let state = dir.join("job-g");
+        let source = ManifestSource::from(
+            crate::Manifest::from_csv(b"bucket-one,a\nbucket-one,hang1\nbucket-one,b\nbucket-one,hang2\nbucket-one,c\nbucket-one,d\n")
+                .unwrap(),
+        );
+        let mut journal = Journal::create(&state, "g", "m", &source).unwrap();
+        let started = tokio::time::Instant::now();
+        let outcome = LocalJob::new(source.clone())
+            .job_id("g")
+            .concurrency(4)
+            .grace_period(std::time::Duration::from_secs(30))
+            // The stop comes once both hanging tasks are in flight.
+            .run_journaled(
+                Hangs,
+                &mut journal,
+                tokio::time::sleep(std::time::Duration::from_secs(1)),
+            )
+            .await
+            .unwrap();
+        journal.finish(&outcome.status).unwrap();
+        assert_eq!(outcome.status, JobStatus::Cancelled);
+        // Paused time: exactly the stop plus the grace period, not forever.
+        assert_eq!(started.elapsed(), std::time::Duration::from_secs(31));
+        let mut finished = Vec::new();
+        scan(&state, |_, r| {
+            finished.push(r.entry.key);
+            Ok(())
+        })
+        .unwrap();
+        finished.sort();
+        assert_eq!(finished, ["a", "b", "c", "d"]);
+        assert_eq!(outcome.summary.not_run, 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn a_corrupt_line_in_the_middle_is_an_error_naming_it() {
         let dir = temp("corrupt");
