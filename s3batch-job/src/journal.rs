@@ -379,6 +379,8 @@ pub struct JournalInfo {
     pub manifest: String,
     /// Rows of the manifest.
     pub rows: usize,
+    /// The manifest's [digest](ManifestSource::digest).
+    pub manifest_digest: String,
     /// How the last run ended; `None` while running or when it never ended (a crash).
     pub status: Option<JobStatus>,
 }
@@ -398,6 +400,7 @@ pub fn info(dir: &Path) -> Result<JournalInfo, String> {
         job_id: h.job_id,
         manifest: h.manifest,
         rows: h.rows,
+        manifest_digest: h.manifest_digest,
         status,
     })
 }

@@ -175,6 +175,33 @@ fn kill_9_in_the_middle_then_resume_reports_every_row_once() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("--resume"), "{}", text(&out));
 
+    // Resuming over another manifest is refused, by a dry run too.
+    let other = dir.join("other.csv");
+    std::fs::write(&other, format!("{BUCKET},other\n")).unwrap();
+    for extra in [&["--dry-run"][..], &[][..]] {
+        let out = cli(&endpoint(&watch), &other, &state)
+            .args(["--job-id", "k9", "--resume"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(
+            text(&out).contains("is not the one job k9 started with"),
+            "{}",
+            text(&out)
+        );
+    }
+    let out = cli(&endpoint(&watch), &m, &state)
+        .args(["--job-id", "k9", "--resume", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        journal_lines(&journal),
+        finished,
+        "a dry run changes nothing"
+    );
+
     let out = cli(&endpoint(&watch), &m, &state)
         .args(["--job-id", "k9", "--resume", "-j", "2", "--report"])
         .arg(&report)

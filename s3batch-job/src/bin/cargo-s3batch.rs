@@ -461,6 +461,15 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
     }
     if args.dry_run {
         cleanup(&dir);
+        if args.resume {
+            let info = journal::info(&dir)?;
+            if info.manifest_digest != job.manifest().digest() || info.rows != total {
+                return Err(format!(
+                    "the manifest is not the one job {job_id} started with ({}: {} rows)",
+                    info.manifest, info.rows
+                ));
+            }
+        }
         eprintln!(
             "job {job_id}: {total} tasks from {} -> function {} (schema {}, {} at once); \
              dry run: the manifest{} can be used",
