@@ -225,4 +225,5 @@ async fn a_thousand_awkward_keys_through_cargo_lambda_watch() {
         assert!(stdout.contains(&line), "{line:?} not in\n{stdout}");
     }
     std::fs::remove_dir_all(&report_dir).unwrap();
+    std::fs::remove_dir_all(report_dir.with_extension("state")).unwrap();
 }
