@@ -346,6 +346,12 @@ impl LocalJob {
         Run::new(self, Arc::new(invoker), journal).go(stop).await
     }
 
+    /// Checks the job's settings against S3's rules (job id, user arguments), as every run
+    /// does before it starts.
+    pub fn check(&self) -> Result<(), JobError> {
+        self.validate()
+    }
+
     fn validate(&self) -> Result<(), JobError> {
         if !valid_job_id(&self.job_id) {
             return Err(JobError(format!(

@@ -420,6 +420,22 @@ fn a_job_id_naming_a_path_is_refused() {
     // Nothing anywhere below the test folder but the manifest.
     let all: Vec<PathBuf> = walk(&dir);
     assert_eq!(all, [dir.join("manifest.csv")], "{all:?}");
+
+    // Settings S3 rejects stop the job before its journal exists: a rerun is not refused.
+    for _ in 0..2 {
+        let out = cli(&lambda.url(), &m, &dir.join("state"))
+            .args(["--job-id", "ok-id", "--user-arg", "k=v"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(
+            text(&out).contains("need invocation schema 2.0"),
+            "{}",
+            text(&out)
+        );
+    }
+    assert!(!lambda.connected());
+    assert!(!dir.join("state/job-ok-id").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -453,6 +453,10 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
             let _ = std::fs::remove_dir_all(dir);
         }
     };
+    if let Err(e) = job.check() {
+        cleanup(&dir);
+        return Err(e.to_string());
+    }
     if let Some(location) = &args.report {
         if let Err(e) = journal::check_destination(location, &job_id, &s3).await {
             cleanup(&dir);
