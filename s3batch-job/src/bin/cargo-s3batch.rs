@@ -172,7 +172,7 @@ struct RunArgs {
     #[arg(long, requires = "job_id")]
     resume: bool,
 
-    /// The folder holding job journals (<DIR>/job-<id>/).
+    /// The folder holding job journals, one `job-ID` folder each.
     #[arg(
         long,
         value_name = "DIR",
