@@ -191,7 +191,8 @@ struct RunArgs {
     #[arg(long, default_value_t = 900, value_name = "SECS")]
     function_timeout: u64,
 
-    /// Check the manifest and print what would run, without invoking anything.
+    /// Check the manifest, the report destination (a probe file or object is written and
+    /// deleted) and, with --resume, the journal; print what would run; invoke nothing.
     #[arg(long)]
     dry_run: bool,
 
