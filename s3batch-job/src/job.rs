@@ -1,14 +1,18 @@
 //! Running a job: invocations built as S3 builds them, redrives, the failure threshold.
 
 use crate::invoke::{InProcess, Invoke, Invoked};
-use crate::manifest::Manifest;
-use crate::report::{JobReport, JobStatus, Summary, TaskRecord, TaskStatus};
+use crate::journal::{Counts, Journal};
+use crate::manifest::{ManifestEntry, ManifestSource};
+use crate::report::{
+    cap_message, valid_job_id, JobOutcome, JobReport, JobStatus, Summary, TaskRecord, TaskStatus,
+};
 use futures_util::FutureExt;
 use s3batch::{BoxError, Handler, Options, ResultCode, TaskFn};
 use serde_json::{json, Map, Value};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::fmt;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -162,7 +166,7 @@ type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 /// ```
 #[derive(Clone)]
 pub struct LocalJob {
-    manifest: Arc<Manifest>,
+    manifest: ManifestSource,
     job_id: String,
     schema: Schema,
     user_arguments: BTreeMap<String, String>,
@@ -170,6 +174,7 @@ pub struct LocalJob {
     concurrency: usize,
     redrive: Redrive,
     threshold: Option<FailureThreshold>,
+    grace: Duration,
     progress: Option<ProgressFn>,
 }
 
@@ -184,16 +189,19 @@ impl fmt::Debug for LocalJob {
             .field("concurrency", &self.concurrency)
             .field("redrive", &self.redrive)
             .field("threshold", &self.threshold)
+            .field("grace", &self.grace)
             .finish()
     }
 }
 
 impl LocalJob {
-    /// A job over `manifest` with S3's defaults: schema 1.0, one task per invocation, the
-    /// 50 % / 1,000 tasks failure threshold; 16 invocations at once, 3 redrives from 1 s.
-    pub fn new(manifest: Manifest) -> Self {
+    /// A job over `manifest` (a [`Manifest`](crate::Manifest) in memory or a streamed
+    /// [`ManifestSource`]) with S3's defaults: schema 1.0, one task per invocation, the
+    /// 50 % / 1,000 tasks failure threshold; 16 invocations at once, 3 redrives from 1 s; a
+    /// cancelled job waits up to 30 s for the invocations in flight.
+    pub fn new(manifest: impl Into<ManifestSource>) -> Self {
         Self {
-            manifest: Arc::new(manifest),
+            manifest: manifest.into(),
             job_id: random_job_id(),
             schema: Schema::V1,
             user_arguments: BTreeMap::new(),
@@ -201,11 +209,13 @@ impl LocalJob {
             concurrency: 16,
             redrive: Redrive::default(),
             threshold: Some(FailureThreshold::default()),
+            grace: Duration::from_secs(30),
             progress: None,
         }
     }
 
-    /// The job id (default: a random UUID).
+    /// The job id (default: a random UUID). It must be 1 to 64 of `A-Z a-z 0-9 - _`
+    /// ([`valid_job_id`]): the job refuses to start otherwise, since the id names folders.
     pub fn job_id(mut self, id: impl Into<String>) -> Self {
         self.job_id = id.into();
         self
@@ -247,6 +257,13 @@ impl LocalJob {
         self
     }
 
+    /// How long a cancelled job waits for the invocations in flight before it gives up on
+    /// them (their tasks are then not recorded, and a resumed job runs them again).
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
     /// Called after each invocation with the job's progress.
     pub fn on_progress(mut self, f: impl Fn(Progress) + Send + Sync + 'static) -> Self {
         self.progress = Some(Arc::new(f));
@@ -259,12 +276,14 @@ impl LocalJob {
     }
 
     /// The manifest.
-    pub fn manifest(&self) -> &Manifest {
+    pub fn manifest(&self) -> &ManifestSource {
         &self.manifest
     }
 
     /// Runs the task function in this process through [`s3batch::Handler`] (no Lambda, no
-    /// deadline): for integration tests of a task over a whole manifest.
+    /// deadline): for integration tests of a task over a whole manifest. The records are kept
+    /// in memory; for a large manifest use [`LocalJob::run_journaled`] with an
+    /// [`InProcess`] invoker.
     pub async fn run_in_process<T: TaskFn<Args>, Args: 'static>(
         &self,
         task: T,
@@ -275,15 +294,75 @@ impl LocalJob {
     }
 
     /// Runs the job through `invoker` until every task has finished or the failure
-    /// threshold stops it. [`Invoke::check`] runs first: when it fails, so does the job,
-    /// before any task.
+    /// threshold stops it, keeping every record in memory. [`Invoke::check`] runs first:
+    /// when it fails, so does the job, before any task.
     pub async fn run<I: Invoke>(&self, invoker: I) -> Result<JobReport, JobError> {
         self.validate()?;
         invoker.check().await.map_err(JobError)?;
-        Run::new(self, Arc::new(invoker)).go().await
+        let mut sink = Memory(vec![None; self.manifest.len()]);
+        let outcome = Run::new(self, Arc::new(invoker), &mut sink)
+            .go(std::future::pending())
+            .await?;
+        Ok(JobReport {
+            job_id: outcome.job_id,
+            status: outcome.status,
+            records: sink.0.into_iter().flatten().collect(),
+            summary: outcome.summary,
+        })
+    }
+
+    /// Runs the job through `invoker`, writing each task's record to `journal` as it
+    /// finishes (and nothing per row in memory), until every task has finished, the failure
+    /// threshold stops it, or `stop` completes. Rows the journal already holds (a resumed
+    /// job) are not run again; the summary counts them.
+    ///
+    /// When `stop` completes the job is `Cancelled`: nothing new starts, tasks waiting for a
+    /// redrive are left for a resumed job, and invocations in flight get the
+    /// [grace period](LocalJob::grace_period) to finish and be recorded.
+    ///
+    /// The journal's manifest must be this job's (same digest and rows). Write the report
+    /// from it with [`crate::journal::write_report`]. [`Invoke::check`] runs first, as in
+    /// [`LocalJob::run`].
+    pub async fn run_journaled<I: Invoke>(
+        &self,
+        invoker: I,
+        journal: &mut Journal,
+        stop: impl Future<Output = ()>,
+    ) -> Result<JobOutcome, JobError> {
+        self.validate()?;
+        if journal.manifest_digest() != self.manifest.digest()
+            || journal.rows() != self.manifest.len()
+        {
+            return Err(JobError(format!(
+                "the journal in {} is for another manifest",
+                journal.dir().display()
+            )));
+        }
+        if journal.job_id() != self.job_id {
+            return Err(JobError(format!(
+                "the journal in {} is job {}'s, not {}'s",
+                journal.dir().display(),
+                journal.job_id(),
+                self.job_id
+            )));
+        }
+        invoker.check().await.map_err(JobError)?;
+        Run::new(self, Arc::new(invoker), journal).go(stop).await
+    }
+
+    /// Checks the job's settings against S3's rules (job id, user arguments), as every run
+    /// does before it starts.
+    pub fn check(&self) -> Result<(), JobError> {
+        self.validate()
     }
 
     fn validate(&self) -> Result<(), JobError> {
+        if !valid_job_id(&self.job_id) {
+            return Err(JobError(format!(
+                "job id {:?} is not valid: use 1 to 64 of A-Z a-z 0-9 - _ (S3's job ids are UUIDs)",
+                self.job_id
+            )));
+        }
         let args = &self.user_arguments;
         if !args.is_empty() && self.schema == Schema::V1 {
             return Err(JobError(
@@ -311,16 +390,18 @@ impl LocalJob {
         Ok(())
     }
 
-    fn event(&self, invocation_id: &str, batch: &[usize]) -> Vec<u8> {
+    fn event<'e>(
+        &self,
+        invocation_id: &str,
+        batch: impl Iterator<Item = (usize, &'e ManifestEntry)>,
+    ) -> Vec<u8> {
         let mut job = Map::new();
         job.insert("id".into(), Value::String(self.job_id.clone()));
         if self.schema == Schema::V2 && !self.user_arguments.is_empty() {
             job.insert("userArguments".into(), json!(self.user_arguments));
         }
         let tasks: Vec<Value> = batch
-            .iter()
-            .map(|&i| {
-                let e = &self.manifest.entries()[i];
+            .map(|(i, e)| {
                 let mut t = json!({
                     "taskId": task_id(i),
                     "s3Key": s3batch::key::encode_key(&e.key),
@@ -349,7 +430,8 @@ fn task_id(i: usize) -> String {
     format!("task-{i:08x}")
 }
 
-fn random_job_id() -> String {
+/// A new random job id, UUID-shaped like S3's.
+pub fn random_job_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     let r = || {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -398,12 +480,15 @@ pub(crate) fn interpret(
     match invoked {
         Invoked::FunctionError(body) => all(
             ResultCode::PermanentFailure,
-            format!("{FUNCTION_ERROR}{}", String::from_utf8_lossy(&body)),
+            cap_message(format!(
+                "{FUNCTION_ERROR}{}",
+                String::from_utf8_lossy(&body)
+            )),
             Some(200),
         ),
         Invoked::ApiError { message, status } => all(
             crate::invoke::api_error_code(status),
-            format!("Lambda Invoke API call failed: {message}"),
+            cap_message(format!("Lambda Invoke API call failed: {message}")),
             status,
         ),
         Invoked::Response(body) => match read_response(invocation_id, &body) {
@@ -412,7 +497,7 @@ pub(crate) fn interpret(
                 .map(|id| match results.remove(id.as_str()) {
                     Some((code, message)) => Attempt {
                         code,
-                        message,
+                        message: cap_message(message),
                         http_status: Some(200),
                     },
                     None => Attempt {
@@ -475,44 +560,100 @@ fn read_response(invocation_id: &str, body: &[u8]) -> Result<(ResultCode, Result
     Ok((missing, out))
 }
 
-struct Run<'a, I> {
-    job: &'a LocalJob,
-    invoker: Arc<I>,
-    attempts: Vec<u32>,
-    last: Vec<Option<Attempt>>,
-    records: Vec<Option<TaskRecord>>,
-    succeeded: usize,
-    failed: usize,
-    redriven: usize,
-    invocations: usize,
-    stopped: Option<String>,
+/// Where finished tasks go.
+pub(crate) trait Sink {
+    fn is_done(&self, i: usize) -> bool;
+    fn record(&mut self, i: usize, record: TaskRecord) -> Result<(), String>;
+    fn flush(&mut self) -> Result<(), String>;
+    fn prior(&self) -> Counts;
 }
 
-impl<'a, I: Invoke> Run<'a, I> {
-    fn new(job: &'a LocalJob, invoker: Arc<I>) -> Self {
-        let n = job.manifest.len();
+/// Every record in memory, by manifest row.
+struct Memory(Vec<Option<TaskRecord>>);
+
+impl Sink for Memory {
+    fn is_done(&self, i: usize) -> bool {
+        self.0.get(i).is_some_and(Option::is_some)
+    }
+    fn record(&mut self, i: usize, record: TaskRecord) -> Result<(), String> {
+        self.0[i] = Some(record);
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+    fn prior(&self) -> Counts {
+        Counts::default()
+    }
+}
+
+impl Sink for Journal {
+    fn is_done(&self, i: usize) -> bool {
+        Journal::is_done(self, i)
+    }
+    fn record(&mut self, i: usize, record: TaskRecord) -> Result<(), String> {
+        Journal::record(self, i, &record)
+    }
+    fn flush(&mut self) -> Result<(), String> {
+        Journal::flush(self)
+    }
+    fn prior(&self) -> Counts {
+        self.counts()
+    }
+}
+
+/// A task started and not finished: in flight, or waiting for a redrive.
+struct Task {
+    entry: ManifestEntry,
+    attempts: u32,
+    last: Option<Attempt>,
+}
+
+enum Stopped {
+    Threshold(String),
+    Cancelled,
+}
+
+struct Run<'a, I, S> {
+    job: &'a LocalJob,
+    invoker: Arc<I>,
+    sink: &'a mut S,
+    /// Only the tasks started and not finished: memory does not grow with the manifest.
+    tasks: HashMap<usize, Task>,
+    counts: Counts,
+    redriven: usize,
+    invocations: usize,
+    stopped: Option<Stopped>,
+}
+
+impl<'a, I: Invoke, S: Sink> Run<'a, I, S> {
+    fn new(job: &'a LocalJob, invoker: Arc<I>, sink: &'a mut S) -> Self {
+        let counts = sink.prior();
         Self {
             job,
             invoker,
-            attempts: vec![0; n],
-            last: vec![None; n],
-            records: vec![None; n],
-            succeeded: 0,
-            failed: 0,
-            redriven: 0,
+            redriven: counts.redriven,
+            counts,
+            sink,
+            tasks: HashMap::new(),
             invocations: 0,
             stopped: None,
         }
     }
 
-    async fn go(mut self) -> Result<JobReport, JobError> {
+    async fn go(mut self, stop: impl Future<Output = ()>) -> Result<JobOutcome, JobError> {
         let start = Instant::now();
         let n = self.job.manifest.len();
         let per = self.job.tasks_per_invocation;
+        let mut rows = self.job.manifest.rows().map_err(JobError)?;
         let mut next = 0usize;
+        let mut rows_left = true;
         let mut ready: VecDeque<usize> = VecDeque::new();
         let mut waiting: BinaryHeap<Reverse<(Instant, usize)>> = BinaryHeap::new();
         let mut inflight = tokio::task::JoinSet::new();
+        let stop = stop.fuse();
+        tokio::pin!(stop);
+        let mut give_up_at: Option<Instant> = None;
         loop {
             let now = Instant::now();
             while let Some(Reverse((at, i))) = waiting.peek().copied() {
@@ -522,22 +663,52 @@ impl<'a, I: Invoke> Run<'a, I> {
                 waiting.pop();
                 ready.push_back(i);
             }
-            if self.stopped.is_some() {
-                for i in ready
-                    .drain(..)
-                    .chain(waiting.drain().map(|Reverse((_, i))| i))
-                {
-                    self.finish_with_last(i);
+            match self.stopped {
+                Some(Stopped::Threshold(_)) => {
+                    for i in ready
+                        .drain(..)
+                        .chain(waiting.drain().map(|Reverse((_, i))| i))
+                    {
+                        self.finish_with_last(i)?;
+                    }
                 }
+                Some(Stopped::Cancelled) => {
+                    // Not finished: a resumed job runs them again.
+                    for i in ready
+                        .drain(..)
+                        .chain(waiting.drain().map(|Reverse((_, i))| i))
+                    {
+                        self.tasks.remove(&i);
+                    }
+                }
+                None => {}
             }
             while inflight.len() < self.job.concurrency {
                 let mut batch = Vec::with_capacity(per);
                 while batch.len() < per {
                     if let Some(i) = ready.pop_front() {
                         batch.push(i);
-                    } else if self.stopped.is_none() && next < n {
-                        batch.push(next);
-                        next += 1;
+                    } else if self.stopped.is_none() && rows_left {
+                        match rows.next() {
+                            None => rows_left = false,
+                            Some(row) => {
+                                let i = next;
+                                next += 1;
+                                let entry = row.map_err(JobError)?;
+                                if self.sink.is_done(i) {
+                                    continue;
+                                }
+                                self.tasks.insert(
+                                    i,
+                                    Task {
+                                        entry,
+                                        attempts: 0,
+                                        last: None,
+                                    },
+                                );
+                                batch.push(i);
+                            }
+                        }
                     } else {
                         break;
                     }
@@ -547,9 +718,14 @@ impl<'a, I: Invoke> Run<'a, I> {
                 }
                 self.invocations += 1;
                 let invocation_id = format!("{}-{:x}", &self.job.job_id, self.invocations);
-                let payload = self.job.event(&invocation_id, &batch);
-                for &i in &batch {
-                    self.attempts[i] += 1;
+                let payload = self.job.event(
+                    &invocation_id,
+                    batch.iter().map(|i| (*i, &self.tasks[i].entry)),
+                );
+                for i in &batch {
+                    if let Some(t) = self.tasks.get_mut(i) {
+                        t.attempts += 1;
+                    }
                 }
                 let invoker = Arc::clone(&self.invoker);
                 inflight.spawn(async move {
@@ -563,93 +739,143 @@ impl<'a, I: Invoke> Run<'a, I> {
                     (invocation_id, batch, invoked)
                 });
             }
+            if !rows_left && next != n {
+                return Err(JobError(format!(
+                    "the manifest has {next} rows now, {n} when it was checked"
+                )));
+            }
             if inflight.is_empty() && ready.is_empty() && waiting.is_empty() {
                 break;
             }
+            // Everything finished so far reaches the journal before the runner waits.
+            self.sink.flush().map_err(JobError)?;
             let wake = waiting.peek().map(|Reverse((at, _))| *at);
             tokio::select! {
                 Some(joined) = inflight.join_next(), if !inflight.is_empty() => {
                     let (invocation_id, batch, invoked) = joined.expect("invocations catch their panics");
-                    let ids: Vec<String> = batch.iter().map(|&i| task_id(i)).collect();
-                    for (i, attempt) in batch.into_iter().zip(interpret(&invocation_id, &ids, invoked)) {
-                        let redrives = self.attempts[i] - 1;
-                        if attempt.code == ResultCode::TemporaryFailure
-                            && redrives < self.job.redrive.max_redrives
-                            && self.stopped.is_none()
-                        {
-                            self.redriven += 1;
-                            let at = Instant::now() + self.job.redrive.delay(redrives + 1);
-                            waiting.push(Reverse((at, i)));
-                            self.last[i] = Some(attempt);
-                        } else {
-                            self.finish(i, attempt);
-                        }
+                    self.handle(&invocation_id, batch, invoked, &mut waiting)?;
+                    // Take every other invocation already back before flushing.
+                    while let Some(joined) = inflight.try_join_next() {
+                        let (invocation_id, batch, invoked) = joined.expect("invocations catch their panics");
+                        self.handle(&invocation_id, batch, invoked, &mut waiting)?;
                     }
                     self.report_progress();
                 }
                 _ = tokio::time::sleep_until(wake.unwrap_or(now)), if wake.is_some() => {}
+                () = &mut stop, if give_up_at.is_none() => {
+                    if self.stopped.is_none() {
+                        self.stopped = Some(Stopped::Cancelled);
+                    }
+                    give_up_at = Some(Instant::now() + self.job.grace);
+                }
+                _ = tokio::time::sleep_until(give_up_at.unwrap_or(now)), if give_up_at.is_some() => {
+                    // The grace period is over: the tasks still in flight are not recorded.
+                    inflight.abort_all();
+                    while inflight.join_next().await.is_some() {}
+                    ready.clear();
+                    waiting.clear();
+                }
             }
         }
-        let records: Vec<TaskRecord> = self.records.into_iter().flatten().collect();
-        let tasks_redriven = records.iter().filter(|r| r.attempts > 1).count();
-        Ok(JobReport {
+        self.sink.flush().map_err(JobError)?;
+        let c = self.counts;
+        Ok(JobOutcome {
             job_id: self.job.job_id.clone(),
             status: match self.stopped {
-                Some(reason) => JobStatus::Failed { reason },
-                None => JobStatus::Complete,
+                Some(Stopped::Threshold(reason)) => JobStatus::Failed { reason },
+                Some(Stopped::Cancelled) if c.recorded() < n => JobStatus::Cancelled,
+                Some(Stopped::Cancelled) | None => JobStatus::Complete,
             },
             summary: Summary {
                 total: n,
-                succeeded: self.succeeded,
-                failed: self.failed,
+                succeeded: c.succeeded,
+                failed: c.failed,
                 redriven: self.redriven,
-                tasks_redriven,
-                not_run: n - records.len(),
+                tasks_redriven: c.tasks_redriven,
+                not_run: n - c.recorded(),
                 invocations: self.invocations,
                 elapsed: start.elapsed(),
             },
-            records,
         })
     }
 
-    fn finish_with_last(&mut self, i: usize) {
-        let attempt = self.last[i].take().expect("a waiting task has run once");
-        self.finish(i, attempt);
+    fn handle(
+        &mut self,
+        invocation_id: &str,
+        batch: Vec<usize>,
+        invoked: Invoked,
+        waiting: &mut BinaryHeap<Reverse<(Instant, usize)>>,
+    ) -> Result<(), JobError> {
+        let ids: Vec<String> = batch.iter().map(|&i| task_id(i)).collect();
+        for (i, attempt) in batch
+            .into_iter()
+            .zip(interpret(invocation_id, &ids, invoked))
+        {
+            let Some(task) = self.tasks.get_mut(&i) else {
+                continue;
+            };
+            let redrives = task.attempts - 1;
+            if attempt.code == ResultCode::TemporaryFailure
+                && redrives < self.job.redrive.max_redrives
+                && self.stopped.is_none()
+            {
+                self.redriven += 1;
+                let at = Instant::now() + self.job.redrive.delay(redrives + 1);
+                waiting.push(Reverse((at, i)));
+                task.last = Some(attempt);
+            } else {
+                self.finish(i, attempt)?;
+            }
+        }
+        Ok(())
     }
 
-    fn finish(&mut self, i: usize, attempt: Attempt) {
+    fn finish_with_last(&mut self, i: usize) -> Result<(), JobError> {
+        let attempt = self
+            .tasks
+            .get_mut(&i)
+            .and_then(|t| t.last.take())
+            .expect("a waiting task has run once");
+        self.finish(i, attempt)
+    }
+
+    fn finish(&mut self, i: usize, attempt: Attempt) -> Result<(), JobError> {
+        let task = self.tasks.remove(&i).expect("a finished task was started");
         let status = if attempt.code == ResultCode::Succeeded {
-            self.succeeded += 1;
             TaskStatus::Succeeded
         } else {
-            self.failed += 1;
             TaskStatus::Failed
         };
-        self.records[i] = Some(TaskRecord {
-            entry: self.job.manifest.entries()[i].clone(),
+        let record = TaskRecord {
+            entry: task.entry,
             status,
             error_code: (status == TaskStatus::Failed).then_some(attempt.code),
             http_status: attempt.http_status,
             message: attempt.message,
-            attempts: self.attempts[i],
-        });
+            attempts: task.attempts,
+        };
+        self.counts.add(&record);
+        self.sink.record(i, record).map_err(JobError)?;
         if let Some(t) = self.job.threshold {
-            if self.stopped.is_none() && t.exceeded(self.succeeded, self.failed) {
-                let done = self.succeeded + self.failed;
-                self.stopped = Some(format!(
-                    "{} of {done} finished tasks failed (more than {}% after at least {} tasks)",
-                    self.failed, t.max_failed_percent, t.min_tasks
-                ));
+            let (ok, failed) = (self.counts.succeeded, self.counts.failed);
+            if self.stopped.is_none() && t.exceeded(ok, failed) {
+                self.stopped = Some(Stopped::Threshold(format!(
+                    "{failed} of {} finished tasks failed (more than {}% after at least {} tasks)",
+                    ok + failed,
+                    t.max_failed_percent,
+                    t.min_tasks
+                )));
             }
         }
+        Ok(())
     }
 
     fn report_progress(&self) {
         if let Some(f) = &self.job.progress {
             f(Progress {
                 total: self.job.manifest.len(),
-                done: self.succeeded + self.failed,
-                failed: self.failed,
+                done: self.counts.recorded(),
+                failed: self.counts.failed,
                 redriven: self.redriven,
             });
         }
@@ -659,7 +885,7 @@ impl<'a, I: Invoke> Run<'a, I> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::ManifestEntry;
+    use crate::manifest::{Manifest, ManifestEntry};
     use crate::report::JobStatus;
     use s3batch::{Object, TaskError};
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -744,12 +970,13 @@ mod tests {
         let m = Manifest::new(vec![
             ManifestEntry::new("bucket-one", "a b+c/é").with_version_id("v1")
         ]);
+        let e = &m.entries()[0];
         let v2: Value = serde_json::from_slice(
             &LocalJob::new(m.clone())
                 .job_id("J")
                 .schema(Schema::V2)
                 .user_argument("k", "v")
-                .event("inv", &[0]),
+                .event("inv", [(0, e)].into_iter()),
         )
         .unwrap();
         assert_eq!(v2["invocationSchemaVersion"], "2.0");
@@ -758,7 +985,9 @@ mod tests {
             v2["tasks"][0],
             json!({"taskId": "task-00000000", "s3Bucket": "bucket-one", "s3Key": "a+b%2Bc/%C3%A9", "s3VersionId": "v1"})
         );
-        let v1: Value = serde_json::from_slice(&LocalJob::new(m).event("inv", &[0])).unwrap();
+        let v1: Value =
+            serde_json::from_slice(&LocalJob::new(m.clone()).event("inv", [(0, e)].into_iter()))
+                .unwrap();
         assert_eq!(v1["tasks"][0]["s3BucketArn"], "arn:aws:s3:::bucket-one");
         assert_eq!(v1["job"], json!({"id": v1["job"]["id"].clone()}));
         assert!(LocalJob::new(Manifest::default())
@@ -897,5 +1126,73 @@ mod tests {
             .unwrap();
         assert_eq!(all.status, JobStatus::Complete);
         assert_eq!(all.summary.failed, 1200);
+    }
+
+    #[tokio::test]
+    async fn invalid_job_ids_are_refused() {
+        for bad in ["x/../../../escaped", "", "a b", "é", &"a".repeat(65)] {
+            let err = LocalJob::new(manifest(&["a"]))
+                .job_id(bad)
+                .run_in_process(chaos, Options::new())
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("is not valid"), "{bad:?}: {err}");
+        }
+        let ok = LocalJob::new(manifest(&["a"]))
+            .job_id(format!("Ab-_{}", "9".repeat(60)))
+            .run_in_process(chaos, Options::new())
+            .await
+            .unwrap();
+        assert_eq!(ok.summary.succeeded, 1);
+    }
+
+    /// A function (not an s3batch one, which caps its own messages) answering every task
+    /// with a 7 MB `resultString`.
+    struct Huge;
+    impl Invoke for Huge {
+        async fn invoke(&self, payload: Vec<u8>) -> Invoked {
+            let event: Value = serde_json::from_slice(&payload).unwrap();
+            let results: Vec<Value> = event["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| {
+                    let code = if t["s3Key"] == "fail" {
+                        "PermanentFailure"
+                    } else {
+                        "Succeeded"
+                    };
+                    json!({"taskId": t["taskId"], "resultCode": code, "resultString": "é".repeat(3_500_000)})
+                })
+                .collect();
+            Invoked::Response(
+                serde_json::to_vec(
+                    &json!({"invocationId": event["invocationId"], "results": results}),
+                )
+                .unwrap(),
+            )
+        }
+    }
+
+    #[tokio::test]
+    async fn long_messages_are_capped_on_a_char_boundary() {
+        let report = LocalJob::new(manifest(&["ok", "fail"]))
+            .run(Huge)
+            .await
+            .unwrap();
+        assert_eq!((report.summary.succeeded, report.summary.failed), (1, 1));
+        for r in &report.records {
+            assert!(
+                r.message.len() <= crate::report::MAX_MESSAGE_BYTES,
+                "{}",
+                r.message.len()
+            );
+            let kept = r.message.find('…').unwrap();
+            assert!(r.message[..kept].chars().all(|c| c == 'é'));
+            assert_eq!(
+                r.message[kept..],
+                format!("…[truncated {} bytes]", 7_000_000 - kept)
+            );
+        }
     }
 }

@@ -50,23 +50,31 @@
 //! - **Report** ([`JobReport::render`]): `Report_CSV_20180820`, see [`report`] for the column
 //!   order chosen (the declared one) and how keys are written.
 //!
-//! Not emulated: S3's own throttling and ordering, job priorities, confirmation, cancellation,
-//! manifest `ETag`s, and ORC/Parquet inventories.
+//! - **Journal** ([`Journal`], [`LocalJob::run_journaled`]): each finished task appended to a
+//!   file as it finishes, so memory holds only the tasks in flight or waiting for a redrive,
+//!   an interrupted job (stop signal: status `Cancelled`; crash; `kill -9`) resumes without
+//!   running its finished tasks again, and the report is written from it
+//!   ([`journal::write_report`]). A CSV manifest file is streamed ([`ManifestSource`]).
+//!
+//! Not emulated: S3's own throttling and ordering, job priorities, confirmation, manifest
+//! `ETag`s, and ORC/Parquet inventories.
 
 #![warn(missing_docs)]
 
 mod aws;
 pub mod invoke;
 pub mod job;
+pub mod journal;
 pub mod manifest;
 pub mod report;
 pub mod storage;
 
 pub use invoke::{InProcess, Invoke, Invoked, LambdaInvoker};
 pub use job::{FailureThreshold, JobError, LocalJob, Progress, Redrive, Schema};
-pub use manifest::{Manifest, ManifestEntry, ManifestError};
+pub use journal::Journal;
+pub use manifest::{Manifest, ManifestEntry, ManifestError, ManifestSource};
 pub use report::{
-    parse_report_csv, read_report, JobReport, JobStatus, ReportRow, ReportScope, Summary,
-    TaskRecord, TaskStatus,
+    parse_report_csv, read_report, JobOutcome, JobReport, JobStatus, ReportRow, ReportScope,
+    Summary, TaskRecord, TaskStatus,
 };
 pub use storage::Location;

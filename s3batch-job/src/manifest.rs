@@ -68,7 +68,12 @@ pub struct Manifest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestError {
     problems: Vec<String>,
+    /// Problems found beyond the first [`MAX_PROBLEMS`], counted but not kept.
+    omitted: usize,
 }
+
+/// At most this many problems of a manifest are kept (the rest are counted).
+const MAX_PROBLEMS: usize = 1000;
 
 impl ManifestError {
     pub(crate) fn from_message(message: impl Into<String>) -> Self {
@@ -78,7 +83,15 @@ impl ManifestError {
     fn whole(message: impl Into<String>) -> Self {
         Self {
             problems: vec![message.into()],
+            omitted: 0,
         }
+    }
+
+    fn from_problems(problems: Vec<String>) -> Self {
+        let omitted = problems.len().saturating_sub(MAX_PROBLEMS);
+        let mut problems = problems;
+        problems.truncate(MAX_PROBLEMS);
+        Self { problems, omitted }
     }
 
     /// Each problem, as `line N: …` or a message about the whole manifest.
@@ -94,8 +107,9 @@ impl fmt::Display for ManifestError {
         for p in self.problems.iter().take(SHOWN) {
             write!(f, "\n  {p}")?;
         }
-        if self.problems.len() > SHOWN {
-            write!(f, "\n  … and {} more", self.problems.len() - SHOWN)?;
+        let more = self.problems.len().saturating_sub(SHOWN) + self.omitted;
+        if more > 0 {
+            write!(f, "\n  … and {more} more")?;
         }
         Ok(())
     }
@@ -131,7 +145,7 @@ impl Manifest {
         if problems.is_empty() {
             Ok(Self { entries })
         } else {
-            Err(ManifestError { problems })
+            Err(ManifestError::from_problems(problems))
         }
     }
 
@@ -195,7 +209,7 @@ impl Manifest {
         if problems.is_empty() {
             Ok(Self { entries })
         } else {
-            Err(ManifestError { problems })
+            Err(ManifestError::from_problems(problems))
         }
     }
 
@@ -222,6 +236,182 @@ impl Manifest {
         }
     }
 }
+
+/// The rows a job runs over: a [`Manifest`] in memory, or a CSV manifest file read from disk
+/// as the job goes, so memory does not grow with the number of rows.
+///
+/// [`ManifestSource::open`] reads a CSV file once to check every row and count them (a
+/// manifest with any bad row is rejected whole, as [`Manifest::from_csv`] does), and the job
+/// reads it again to dispatch. Each source has a [`digest`](ManifestSource::digest), with
+/// which a resumed job checks that it runs over the same manifest.
+///
+/// ```
+/// use s3batch_job::{Manifest, ManifestSource};
+/// let dir = std::env::temp_dir().join(format!("s3batch-doc-source-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("manifest.csv");
+/// std::fs::write(&path, "my-bucket,a%20b\nmy-bucket,c\n").unwrap();
+/// let source = ManifestSource::open(&path).unwrap();
+/// assert_eq!(source.len(), 2);
+///
+/// std::fs::write(&path, "my-bucket,a\nmy-bucket,\"b\nmy-bucket,c\n").unwrap();
+/// let err = ManifestSource::open(&path).unwrap_err();
+/// assert!(err.to_string().contains("line 2: a quote opened on this line is never closed"), "{err}");
+///
+/// let in_memory = ManifestSource::from(Manifest::from_csv(b"my-bucket,k\n").unwrap());
+/// assert_eq!(in_memory.len(), 1);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct ManifestSource {
+    kind: SourceKind,
+    len: usize,
+    digest: String,
+}
+
+#[derive(Debug, Clone)]
+enum SourceKind {
+    Memory(std::sync::Arc<Manifest>),
+    CsvFile {
+        path: PathBuf,
+        size: u64,
+        modified: Option<std::time::SystemTime>,
+    },
+}
+
+/// The rows of a [`ManifestSource`], in order: each a manifest entry or why it cannot be read.
+pub(crate) type Rows = Box<dyn Iterator<Item = Result<ManifestEntry, String>> + Send>;
+
+impl From<Manifest> for ManifestSource {
+    fn from(manifest: Manifest) -> Self {
+        let mut md5 = Md5::new();
+        for e in manifest.entries() {
+            md5.update(e.bucket.as_bytes());
+            md5.update(b"\0");
+            md5.update(e.key.as_bytes());
+            md5.update(b"\0");
+            md5.update(e.version_id.as_deref().unwrap_or("").as_bytes());
+            md5.update(if e.version_id.is_some() {
+                b"\x01"
+            } else {
+                b"\x00"
+            });
+        }
+        Self {
+            len: manifest.len(),
+            digest: format!("entries-md5:{}", hex(&md5.finalize())),
+            kind: SourceKind::Memory(std::sync::Arc::new(manifest)),
+        }
+    }
+}
+
+impl ManifestSource {
+    /// A local manifest: a CSV file is checked row by row now and streamed by the job; an S3
+    /// Inventory `manifest.json` (see [`Manifest::from_path`]) is read into memory.
+    pub fn open(path: &Path) -> Result<Self, ManifestError> {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| ManifestError::whole(format!("reading {}: {e}", path.display())))?;
+        let mut head = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(64).read_to_end(&mut head))
+            .map_err(|e| ManifestError::whole(format!("reading {}: {e}", path.display())))?;
+        if is_inventory(&path.to_string_lossy(), &head) {
+            return Manifest::from_path(path).map(Self::from);
+        }
+        let file = std::fs::File::open(path)
+            .map_err(|e| ManifestError::whole(format!("reading {}: {e}", path.display())))?;
+        let columns = CsvColumns::batch();
+        let mut rows = CsvRows::new(
+            std::io::BufReader::with_capacity(1 << 16, file),
+            &columns,
+            true,
+        );
+        let mut problems = Vec::new();
+        let mut omitted = 0;
+        let mut len = 0usize;
+        for row in rows.by_ref() {
+            match row {
+                Ok(_) => len += 1,
+                Err(p) if problems.len() < MAX_PROBLEMS => problems.push(p),
+                Err(_) => omitted += 1,
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ManifestError { problems, omitted });
+        }
+        Ok(Self {
+            len,
+            digest: rows.digest(),
+            kind: SourceKind::CsvFile {
+                path: path.to_owned(),
+                size: meta.len(),
+                modified: meta.modified().ok(),
+            },
+        })
+    }
+
+    /// How many rows (tasks).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// An identity of the rows: `md5:<hex>` of a CSV file's bytes, or `entries-md5:<hex>` of
+    /// the entries of a manifest in memory.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The manifest, when it is in memory.
+    pub fn in_memory(&self) -> Option<&Manifest> {
+        match &self.kind {
+            SourceKind::Memory(m) => Some(m),
+            SourceKind::CsvFile { .. } => None,
+        }
+    }
+
+    /// The rows, read again from the start. A file changed since it was checked is an error.
+    pub(crate) fn rows(&self) -> Result<Rows, String> {
+        match &self.kind {
+            SourceKind::Memory(m) => {
+                let m = std::sync::Arc::clone(m);
+                Ok(Box::new(
+                    (0..m.len()).map(move |i| Ok(m.entries()[i].clone())),
+                ))
+            }
+            SourceKind::CsvFile {
+                path,
+                size,
+                modified,
+            } => {
+                let changed = || format!("{} changed since it was checked", path.display());
+                let meta =
+                    std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                if meta.len() != *size || meta.modified().ok() != *modified {
+                    return Err(changed());
+                }
+                let file =
+                    std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let columns: &'static CsvColumns = &BATCH_COLUMNS;
+                let rows = CsvRows::new(
+                    std::io::BufReader::with_capacity(1 << 16, file),
+                    columns,
+                    false,
+                );
+                let path = path.display().to_string();
+                Ok(Box::new(rows.map(move |r| {
+                    r.map_err(|e| format!("{path} changed since it was checked: {e}"))
+                })))
+            }
+        }
+    }
+}
+
+static BATCH_COLUMNS: CsvColumns = CsvColumns::batch();
 
 /// Whether a manifest named `name` with content `bytes` is an S3 Inventory `manifest.json`.
 pub(crate) fn is_inventory(name: &str, bytes: &[u8]) -> bool {
@@ -350,7 +540,7 @@ struct CsvColumns {
 }
 
 impl CsvColumns {
-    fn batch() -> Self {
+    const fn batch() -> Self {
         Self {
             bucket: 0,
             key: 1,
@@ -382,31 +572,218 @@ fn read_csv(
     file: &str,
     problems: &mut Vec<String>,
 ) -> Vec<ManifestEntry> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes);
     let mut entries = Vec::new();
-    let mut first_width: Option<(usize, u64)> = None;
-    let mut record = csv::ByteRecord::new();
-    loop {
-        let line = reader.position().line();
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                problems.push(format!("{file}line {line}: {e}"));
-                break;
-            }
-        }
-        let line = record.position().map_or(line, |p| p.line());
-        match read_row(&record, columns, &mut first_width, line) {
+    for row in CsvRows::new(bytes, columns, false) {
+        match row {
             Ok(entry) => entries.push(entry),
-            Err(message) => problems.push(format!("{file}line {line}: {message}")),
+            Err(message) => problems.push(format!("{file}{message}")),
         }
     }
     entries
+}
+
+/// The records of a CSV manifest, streamed: one item per CSV record (an empty line is no
+/// record), `Err("line N: …")` for a bad one. Unbalanced quotes, which make a CSV reader
+/// swallow the rows after them into one field, are errors naming the line, yielded after
+/// the records: a quote never closed, a `"` in the middle of an unquoted field, and a quoted
+/// field spanning lines closed by a quote followed by something else than `,` or the end of
+/// the line. (A file with an odd number of `"` always has one of these.)
+struct CsvRows<'c, R: Read> {
+    reader: csv::Reader<Scan<R>>,
+    columns: &'c CsvColumns,
+    first_width: Option<(usize, u64)>,
+    record: csv::ByteRecord,
+    quote_problems: Option<std::vec::IntoIter<String>>,
+}
+
+impl<'c, R: Read> CsvRows<'c, R> {
+    fn new(input: R, columns: &'c CsvColumns, digest: bool) -> Self {
+        let reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(64 * 1024)
+            .from_reader(Scan::new(input, digest));
+        Self {
+            reader,
+            columns,
+            first_width: None,
+            record: csv::ByteRecord::new(),
+            quote_problems: None,
+        }
+    }
+
+    /// The MD5 of the bytes read so far, as `md5:<hex>` (when asked for in [`CsvRows::new`]).
+    fn digest(self) -> String {
+        let scan = self.reader.into_inner();
+        format!(
+            "md5:{}",
+            hex(&scan.md5.map(|m| m.finalize()).unwrap_or_default())
+        )
+    }
+}
+
+impl<R: Read> Iterator for CsvRows<'_, R> {
+    type Item = Result<ManifestEntry, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(rest) = &mut self.quote_problems {
+            return rest.next().map(Err);
+        }
+        let line = self.reader.position().line();
+        match self.reader.read_byte_record(&mut self.record) {
+            Ok(true) => {
+                let line = self.record.position().map_or(line, |p| p.line());
+                Some(
+                    read_row(&self.record, self.columns, &mut self.first_width, line)
+                        .map_err(|message| format!("line {line}: {message}")),
+                )
+            }
+            Ok(false) => {
+                let scan = self.reader.get_mut();
+                let mut problems = std::mem::take(&mut scan.problems);
+                if let Some(open) = scan.finish() {
+                    problems.push(open);
+                }
+                let mut rest = problems.into_iter();
+                let first = rest.next();
+                self.quote_problems = Some(rest);
+                first.map(Err)
+            }
+            Err(e) => {
+                // Only I/O errors: the reader is flexible and reads bytes.
+                self.quote_problems = Some(Vec::new().into_iter());
+                Some(Err(format!("line {line}: {e}")))
+            }
+        }
+    }
+}
+
+/// Where a byte is relative to the CSV quoting, as the `csv` crate reads it (delimiter `,`,
+/// quote `"`, `""` inside quotes, any of CR, LF, CRLF ends a record).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum QuoteState {
+    StartField,
+    InField,
+    /// Inside a quoted field opened on this line.
+    Quoted(u64),
+    /// A `"` inside a quoted field opened on this line: an escaped quote or the end.
+    QuoteInQuoted(u64),
+}
+
+/// A reader that strips a leading UTF-8 BOM, follows the quoting to find quotes that swallow
+/// rows, and optionally hashes what it reads.
+struct Scan<R> {
+    inner: R,
+    started: bool,
+    state: QuoteState,
+    line: u64,
+    problems: Vec<String>,
+    md5: Option<Md5>,
+}
+
+impl<R: Read> Scan<R> {
+    fn new(inner: R, digest: bool) -> Self {
+        Self {
+            inner,
+            started: false,
+            state: QuoteState::StartField,
+            line: 1,
+            problems: Vec::new(),
+            md5: digest.then(Md5::new),
+        }
+    }
+
+    fn follow(&mut self, bytes: &[u8]) {
+        use QuoteState::*;
+        for &b in bytes {
+            self.state = match (self.state, b) {
+                (StartField, b'"') => Quoted(self.line),
+                (StartField | InField, b',' | b'\r' | b'\n') => StartField,
+                (InField, b'"') => {
+                    if self.problems.len() < MAX_PROBLEMS {
+                        self.problems.push(format!(
+                            "line {}: a `\"` inside a field that does not start with one: quote \
+                             the whole field and double the quote (`\"a\"\"b\"`), or write it \
+                             URL-encoded as %22",
+                            self.line
+                        ));
+                    }
+                    InField
+                }
+                (StartField | InField, _) => InField,
+                (Quoted(open), b'"') => QuoteInQuoted(open),
+                (Quoted(open), _) => Quoted(open),
+                (QuoteInQuoted(open), b'"') => Quoted(open),
+                (QuoteInQuoted(_), b',' | b'\r' | b'\n') => StartField,
+                (QuoteInQuoted(open), other) => {
+                    if open != self.line && self.problems.len() < MAX_PROBLEMS {
+                        self.problems.push(format!(
+                            "line {open}: the quoted field opened on this line runs over {} line(s) \
+                             and is closed on line {} by a quote followed by {:?}, not by `,` or \
+                             the end of the line: an unbalanced quote swallows the rows after it",
+                            self.line - open + 1,
+                            self.line,
+                            char::from(other)
+                        ));
+                    }
+                    InField
+                }
+            };
+            if b == b'\n' {
+                self.line += 1;
+            }
+        }
+    }
+
+    /// The problem of a quote still open at the end of the input.
+    fn finish(&mut self) -> Option<String> {
+        match std::mem::replace(&mut self.state, QuoteState::StartField) {
+            QuoteState::Quoted(open) => Some(format!(
+                "line {open}: a quote opened on this line is never closed: it swallows {} the \
+                 rest of the file into one field (an unterminated `\"`)",
+                if self.line > open {
+                    format!("the {} line(s) after it and", self.line - open)
+                } else {
+                    "".to_owned()
+                }
+            )),
+            _ => None,
+        }
+    }
+}
+
+impl<R: Read> Read for Scan<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut n = self.inner.read(buf)?;
+        if !self.started && n > 0 {
+            // Read enough to see a whole BOM.
+            while n < 3 && n < buf.len() {
+                let more = self.inner.read(&mut buf[n..])?;
+                if more == 0 {
+                    break;
+                }
+                n += more;
+            }
+            self.started = true;
+            if let Some(m) = &mut self.md5 {
+                m.update(&buf[..n]);
+            }
+            if buf[..n].starts_with(b"\xEF\xBB\xBF") {
+                buf.copy_within(3..n, 0);
+                n -= 3;
+                if n == 0 {
+                    return self.read(buf);
+                }
+            }
+            self.follow(&buf[..n]);
+            return Ok(n);
+        }
+        if let Some(m) = &mut self.md5 {
+            m.update(&buf[..n]);
+        }
+        self.follow(&buf[..n]);
+        Ok(n)
+    }
 }
 
 fn read_row(
@@ -583,6 +960,68 @@ mod tests {
     }
 
     #[test]
+    fn an_unterminated_quote_is_an_error_naming_its_line() {
+        // The issue's manifest: before, two tasks ran and rows 3-5 were in no report.
+        let text = b"bucket-one,k1\nbucket-one,\"k2\nbucket-one,k3\nbucket-one,k4\nbucket-one,k5\n";
+        let err = Manifest::from_csv(text).unwrap_err();
+        assert!(
+            err.problems()
+                .iter()
+                .any(|p| p.starts_with("line 2: a quote opened on this line is never closed")),
+            "{err}"
+        );
+        // A quote in the middle of a field, and a quoted field over lines closed mid-field.
+        let err = Manifest::from_csv(b"bucket-one,a\"b\nbucket-one,c\n").unwrap_err();
+        assert!(
+            err.problems()[0].starts_with("line 1: a `\"` inside"),
+            "{err}"
+        );
+        let err =
+            Manifest::from_csv(b"bucket-one,\"k2\nbucket-one,k3\nbucket-one,\"k4\"\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("line 1: the quoted field opened on this line runs over 3"),
+            "{err}"
+        );
+        // Quoted fields, escaped quotes and newlines inside quotes are records like any other.
+        let m =
+            Manifest::from_csv(b"bucket-one,\"a\"\"b\"\nbucket-one,\"c\nd\"\r\nbucket-one,\"e,f\"")
+                .unwrap();
+        let keys: Vec<&str> = m.entries().iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["a\"b", "c\nd", "e,f"]);
+    }
+
+    #[test]
+    fn a_streamed_file_is_checked_and_read_again() {
+        let dir = std::env::temp_dir().join(format!("s3batch-source-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.csv");
+        std::fs::write(
+            &path,
+            "\u{feff}bucket-one,a\r\n\r\nbucket-one,\"b\nc\"\rbucket-one,d%20e",
+        )
+        .unwrap();
+        let source = ManifestSource::open(&path).unwrap();
+        assert_eq!(source.len(), 3);
+        assert!(source.digest().starts_with("md5:"));
+        let rows: Vec<ManifestEntry> = source.rows().unwrap().map(Result::unwrap).collect();
+        let keys: Vec<&str> = rows.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["a", "b\nc", "d e"]);
+        // The same bytes, the same digest; other bytes, another.
+        assert_eq!(
+            ManifestSource::open(&path).unwrap().digest(),
+            source.digest()
+        );
+        std::fs::write(&path, "bucket-one,a\nbucket-one,x\n").unwrap();
+        assert_ne!(
+            ManifestSource::open(&path).unwrap().digest(),
+            source.digest()
+        );
+        assert!(source.rows().is_err(), "a changed file is refused");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn bom_and_empty_lines_are_fine() {
         let m = Manifest::from_csv(b"\xEF\xBB\xBFbucket-one,k\n\nbucket-one,l\n").unwrap();
         assert_eq!(m.len(), 2);
@@ -642,5 +1081,148 @@ mod tests {
         let m = Manifest::from_path(&manifest).unwrap();
         assert_eq!(m.entries(), [ManifestEntry::new("bucket-one", "k")]);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    mod hostile {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// A reader handing out at most `chunk` bytes a call, to cross every boundary.
+        struct Chunked<'a>(&'a [u8], usize);
+        impl Read for Chunked<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.len().min(self.1).min(buf.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+
+        fn key() -> impl Strategy<Value = String> {
+            // No `%` or `+`: they decode; everything else a key field may hold, raw.
+            proptest::collection::vec(
+                prop_oneof![
+                    Just('"'),
+                    Just(','),
+                    Just('\n'),
+                    Just('\r'),
+                    Just(' '),
+                    Just('\t'),
+                    Just('é'),
+                    Just('😀'),
+                    Just('/'),
+                    proptest::char::range('a', 'z'),
+                ],
+                1..12,
+            )
+            .prop_map(|c| c.into_iter().collect())
+        }
+
+        /// Rows written as a CSV writer writes them, with a BOM or not, LF, CRLF or CR, empty
+        /// lines between rows, fields quoted when needed or always.
+        fn manifest() -> impl Strategy<Value = (Vec<(String, String)>, Vec<u8>)> {
+            (
+                proptest::collection::vec(
+                    (
+                        prop_oneof![Just("bucket-one"), Just("b.two-3")],
+                        key(),
+                        0..3usize,
+                    ),
+                    0..30,
+                ),
+                any::<bool>(),
+                0..3usize,
+                any::<bool>(),
+            )
+                .prop_map(|(rows, bom, term, always)| {
+                    let terminator = [&b"\n"[..], b"\r\n", b"\r"][term];
+                    let mut out = Vec::new();
+                    if bom {
+                        out.extend_from_slice(b"\xEF\xBB\xBF");
+                    }
+                    for (bucket, key, empty_lines) in &rows {
+                        let mut w = csv::WriterBuilder::new()
+                            .terminator(csv::Terminator::Any(b'\n'))
+                            .quote_style(if always {
+                                csv::QuoteStyle::Always
+                            } else {
+                                csv::QuoteStyle::Necessary
+                            })
+                            .from_writer(Vec::new());
+                        w.write_record([bucket, key.as_str()]).unwrap();
+                        let mut line = w.into_inner().unwrap();
+                        line.pop();
+                        out.extend_from_slice(&line);
+                        out.extend_from_slice(terminator);
+                        for _ in 0..*empty_lines {
+                            out.extend_from_slice(terminator);
+                        }
+                    }
+                    let rows = rows
+                        .into_iter()
+                        .map(|(b, k, _)| (b.to_owned(), k))
+                        .collect();
+                    (rows, out)
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// As many tasks as records, each the record written, however it is written and
+            /// however the bytes arrive.
+            #[test]
+            fn every_record_is_one_row((rows, bytes) in manifest(), chunk in 1..7usize) {
+                let m = Manifest::from_csv(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let got: Vec<(String, String)> =
+                    m.entries().iter().map(|e| (e.bucket.clone(), e.key.clone())).collect();
+                prop_assert_eq!(&got, &rows);
+                let columns = CsvColumns::batch();
+                let streamed: Vec<(String, String)> = CsvRows::new(Chunked(&bytes, chunk), &columns, true)
+                    .map(|r| r.map(|e| (e.bucket, e.key)))
+                    .collect::<Result<_, _>>()
+                    .map_err(TestCaseError::fail)?;
+                prop_assert_eq!(&streamed, &rows);
+            }
+
+            /// A lone quote added at the start of any row's key field (the issue's
+            /// `bucket-one,"k2`) is always an error naming a line; no row is lost silently.
+            #[test]
+            fn an_unbalanced_quote_is_always_caught((rows, bytes) in manifest(), at in any::<prop::sample::Index>()) {
+                prop_assume!(!rows.is_empty());
+                // Find the start of a record's second field: after the bucket and its comma.
+                let starts: Vec<usize> = bytes
+                    .windows(11)
+                    .enumerate()
+                    .filter(|(i, w)| {
+                        (w.starts_with(b"bucket-one,") || w.starts_with(b"b.two-3,"))
+                            && (*i == 0 || matches!(bytes[i - 1], b'\n' | b'\r' | b'\xBF'))
+                    })
+                    .map(|(i, w)| i + if w.starts_with(b"b.two-3,") { 8 } else { 11 })
+                    .collect();
+                prop_assume!(!starts.is_empty());
+                let pos = starts[at.index(starts.len())];
+                let mut hostile = bytes.clone();
+                hostile.insert(pos, b'"');
+                let err = Manifest::from_csv(&hostile);
+                prop_assert!(err.is_err(), "accepted: {:?}", String::from_utf8_lossy(&hostile));
+                let err = err.unwrap_err();
+                prop_assert!(err.problems().iter().any(|p| p.starts_with("line ")), "{}", err);
+            }
+
+            /// Any bytes: a result, never a panic; when accepted, as many entries as records.
+            #[test]
+            fn any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+                if let Ok(m) = Manifest::from_csv(&bytes) {
+                    let records = csv::ReaderBuilder::new()
+                        .has_headers(false)
+                        .flexible(true)
+                        .from_reader(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes))
+                        .byte_records()
+                        .count();
+                    prop_assert_eq!(m.len(), records);
+                }
+            }
+        }
     }
 }

@@ -12,11 +12,18 @@
 //! a `+` as `%2B`), so a row never breaks across lines. `TaskStatus` is `succeeded` or
 //! `failed`; `ErrorCode` is empty on success and the last result code otherwise;
 //! `HTTPStatusCode` is the Invoke API's status (200 even when the function failed, as on
-//! Lambda), empty when the call got no response.
+//! Lambda), empty when the call got no response. A `ResultMessage` is at most
+//! [`MAX_MESSAGE_BYTES`] bytes: a longer `resultString` is cut on a character boundary and
+//! ends with a marker saying how long it was ([`cap_message`]).
+//!
+//! A job run with a [`Journal`](crate::journal::Journal) writes the report from the journal
+//! ([`crate::journal::write_report`]): results rows are then in the order the tasks finished
+//! (S3 promises no order either); [`JobReport::render`] writes them in manifest order.
 
 use crate::manifest::{hex, ManifestEntry};
 use md5::{Digest, Md5};
 use s3batch::ResultCode;
+use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -67,6 +74,90 @@ pub enum JobStatus {
         /// Why, in words.
         reason: String,
     },
+    /// The job was stopped from outside (Ctrl-C, SIGTERM) before every task had run: the
+    /// report lists the tasks that finished; a resumed job runs the others.
+    Cancelled,
+}
+
+impl JobStatus {
+    /// S3's name for the status: `Complete`, `Failed` or `Cancelled`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            JobStatus::Complete => "Complete",
+            JobStatus::Failed { .. } => "Failed",
+            JobStatus::Cancelled => "Cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobStatus::Failed { reason } => write!(f, "Failed: {reason}"),
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
+/// The longest `ResultMessage` written to a report, in bytes of UTF-8, marker included.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// Caps a message at [`MAX_MESSAGE_BYTES`]: a longer one is cut on a character boundary and
+/// ends with `…[truncated N bytes]`, N the bytes cut (the marker the s3batch handler uses).
+///
+/// ```
+/// let long = "é".repeat(5000);
+/// let capped = s3batch_job::report::cap_message(long);
+/// assert_eq!(capped.len(), 4095);
+/// assert!(capped.ends_with("éé…[truncated 5930 bytes]"));
+/// assert_eq!(s3batch_job::report::cap_message("short".into()), "short");
+/// ```
+pub fn cap_message(message: String) -> String {
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return message;
+    }
+    let total = message.len();
+    // The marker for the longest possible cut: the real one is no longer.
+    let room = MAX_MESSAGE_BYTES - format!("…[truncated {total} bytes]").len();
+    let mut cut = room;
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut out = message;
+    out.truncate(cut);
+    out.push_str(&format!("…[truncated {} bytes]", total - cut));
+    out
+}
+
+/// Whether `id` is a job id this runner accepts: 1 to 64 of `A-Z a-z 0-9 - _` (S3's job ids
+/// are UUIDs). Anything else could name a path outside the report folder.
+///
+/// ```
+/// use s3batch_job::report::valid_job_id;
+/// assert!(valid_job_id("ade3a8c2-3f38-4cbe-a2ae-b66a7c62fbbf"));
+/// assert!(!valid_job_id("x/../../../escaped"));
+/// assert!(!valid_job_id(""));
+/// assert!(!valid_job_id(&"a".repeat(65)));
+/// ```
+pub fn valid_job_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The job id as it is used in a path: a valid id as it is, anything else with every byte
+/// outside the allowed set as `%XX` (so no `/` or `..` ever reaches a path).
+pub(crate) fn path_safe_id(id: &str) -> String {
+    id.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// Counts and timing of a job.
@@ -96,6 +187,20 @@ impl Summary {
     pub fn tasks_per_second(&self) -> f64 {
         (self.succeeded + self.failed) as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
+}
+
+/// How a job run through a journal ended: the status and the counts (the records are in
+/// the journal).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct JobOutcome {
+    /// The job id.
+    pub job_id: String,
+    /// How the job ended.
+    pub status: JobStatus,
+    /// Counts (over the whole job, earlier runs of a resumed job included) and timing (of
+    /// this run).
+    pub summary: Summary,
 }
 
 /// Everything a job produced: the status, one record per task that ran (in manifest
@@ -128,7 +233,7 @@ impl JobReport {
     /// last. `bucket` fills `manifest.json`'s `Bucket` fields (empty for a local folder) and
     /// `prefix` is put before every key (`""` or ending with `/`).
     pub fn render(&self, scope: ReportScope, bucket: &str, prefix: &str) -> Vec<(String, Vec<u8>)> {
-        let base = format!("{prefix}job-{}", self.job_id);
+        let base = format!("{prefix}job-{}", path_safe_id(&self.job_id));
         let mut files = Vec::new();
         let mut results = Vec::new();
         for status in [TaskStatus::Succeeded, TaskStatus::Failed] {
@@ -151,36 +256,47 @@ impl JobReport {
             }));
             files.push((key, csv));
         }
-        let manifest = serde_json::json!({
-            "Format": "Report_CSV_20180820",
-            "ReportCreationDate": rfc3339_millis(SystemTime::now()),
-            "Results": results,
-            "ReportSchema": "Bucket, Key, VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage",
-        });
-        files.push((
-            format!("{base}/manifest.json"),
-            serde_json::to_vec_pretty(&manifest).expect("JSON serializes"),
-        ));
+        files.push((format!("{base}/manifest.json"), manifest_json(results)));
         files
     }
 }
 
-fn report_csv(rows: &[&TaskRecord]) -> Vec<u8> {
-    let mut w = csv::WriterBuilder::new()
+/// A report's `manifest.json` listing `results`.
+pub(crate) fn manifest_json(results: Vec<serde_json::Value>) -> Vec<u8> {
+    let manifest = serde_json::json!({
+        "Format": "Report_CSV_20180820",
+        "ReportCreationDate": rfc3339_millis(SystemTime::now()),
+        "Results": results,
+        "ReportSchema": "Bucket, Key, VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage",
+    });
+    serde_json::to_vec_pretty(&manifest).expect("JSON serializes")
+}
+
+/// A CSV writer for results rows.
+pub(crate) fn results_writer<W: Write>(out: W) -> csv::Writer<W> {
+    csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
+        .from_writer(out)
+}
+
+/// Writes one results row.
+pub(crate) fn write_row<W: Write>(w: &mut csv::Writer<W>, r: &TaskRecord) -> csv::Result<()> {
+    let http = r.http_status.map(|s| s.to_string()).unwrap_or_default();
+    w.write_record([
+        r.entry.bucket.as_str(),
+        &s3batch::key::encode_key(&r.entry.key),
+        r.entry.version_id.as_deref().unwrap_or(""),
+        r.status.as_str(),
+        r.error_code.map_or("", |c| c.as_str()),
+        &http,
+        &r.message,
+    ])
+}
+
+fn report_csv(rows: &[&TaskRecord]) -> Vec<u8> {
+    let mut w = results_writer(Vec::new());
     for r in rows {
-        let http = r.http_status.map(|s| s.to_string()).unwrap_or_default();
-        w.write_record([
-            r.entry.bucket.as_str(),
-            &s3batch::key::encode_key(&r.entry.key),
-            r.entry.version_id.as_deref().unwrap_or(""),
-            r.status.as_str(),
-            r.error_code.map_or("", |c| c.as_str()),
-            &http,
-            &r.message,
-        ])
-        .expect("writing to a Vec");
+        write_row(&mut w, r).expect("writing to a Vec");
     }
     w.into_inner().expect("writing to a Vec")
 }

@@ -142,6 +142,8 @@ async fn a_thousand_awkward_keys_through_cargo_lambda_watch() {
             "200",
         ])
         .args(["--function-timeout", &timeout.to_string()])
+        .arg("--state-dir")
+        .arg(report_dir.with_extension("state"))
         .env_remove("AWS_ENDPOINT_URL")
         .env("AWS_EC2_METADATA_DISABLED", "true");
         cmd
@@ -234,4 +236,5 @@ async fn a_thousand_awkward_keys_through_cargo_lambda_watch() {
         assert!(stdout.contains(&line), "{line:?} not in\n{stdout}");
     }
     std::fs::remove_dir_all(&report_dir).unwrap();
+    std::fs::remove_dir_all(report_dir.with_extension("state")).unwrap();
 }

@@ -2,13 +2,26 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use s3batch_job::journal::{self, Journal};
+use s3batch_job::report::valid_job_id;
 use s3batch_job::{
     storage::s3_client, FailureThreshold, JobStatus, LambdaInvoker, LocalJob, Location, Manifest,
-    Redrive, ReportScope, Schema,
+    ManifestSource, Redrive, ReportScope, Schema,
 };
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
+
+/// Exit status: the job completed (even with failed tasks).
+const EXIT_COMPLETE: u8 = 0;
+/// Exit status: the job could not start, or stopped on an error of its own.
+const EXIT_ERROR: u8 = 1;
+/// Exit status: the failure threshold stopped the job.
+const EXIT_FAILED: u8 = 2;
+/// Exit status: the job ran but its report could not be written (the results are kept).
+const EXIT_REPORT_NOT_WRITTEN: u8 = 3;
 
 /// Run an S3 Batch Operations "Invoke AWS Lambda function" job on this machine: read a
 /// manifest, invoke the function once per object the way S3 does (through the Lambda Invoke
@@ -25,7 +38,38 @@ struct Cli {
 enum Command {
     /// Run a job: manifest in, completion report out.
     #[command(after_help = EXAMPLES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+    /// Write the completion report of a job from its journal again (after a run could not
+    /// write it, or to write it somewhere else).
+    Report(ReportArgs),
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// The job id.
+    #[arg(long, value_parser = parse_job_id)]
+    job_id: String,
+
+    /// Where to write the report: a folder or s3://bucket/prefix.
+    #[arg(long, short = 'r', value_name = "DIR|S3_URI")]
+    report: Location,
+
+    /// Which tasks the report lists.
+    #[arg(long, value_enum, default_value_t = Scope::All)]
+    report_scope: Scope,
+
+    /// The folder holding job journals.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "S3BATCH_STATE_DIR",
+        default_value = ".s3batch"
+    )]
+    state_dir: PathBuf,
+
+    /// The S3 endpoint for an s3:// report.
+    #[arg(long, value_name = "URL")]
+    s3_endpoint_url: Option<String>,
 }
 
 const EXAMPLES: &str = "\
@@ -39,8 +83,17 @@ Examples:
   cargo s3batch run --manifest s3://my-bucket/manifest.csv --function my-fn \\
       --report s3://my-reports/batch/
 
-Exit status: 0 when the job completed (even with failed tasks), 2 when the failure threshold
-stopped it, 1 when it could not start.";
+Journal and resume: every finished task is appended to <state-dir>/job-<id>/journal.jsonl as
+it finishes. Ctrl-C or SIGTERM stops starting tasks, waits up to --grace-period for those in
+flight, writes the partial report (status Cancelled) and keeps the journal; a second Ctrl-C
+quits at once. Continue with the same command plus `--job-id <id> --resume` (after a crash or
+kill -9 too): finished tasks are not run again, and the report lists every row once. The
+journal is deleted once the report of a finished job is written.
+
+Exit status: 0 the job completed (even with failed tasks); 1 it could not start (arguments,
+manifest, report destination, journal) or stopped on an error; 2 the failure threshold
+stopped it; 3 it ran but the report could not be written (the journal is kept: see
+`cargo s3batch report`); 130 / 143 cancelled by SIGINT / SIGTERM.";
 
 #[derive(Args, Debug)]
 struct RunArgs {
@@ -101,7 +154,8 @@ struct RunArgs {
     no_failure_threshold: bool,
 
     /// Where to write the completion report: a folder or s3://bucket/prefix. It goes in
-    /// `job-<id>/` below it, as S3 does.
+    /// `job-<id>/` below it, as S3 does, replacing an earlier report of the same job id.
+    /// Checked before the job starts (and by --dry-run).
     #[arg(long, short = 'r', value_name = "DIR|S3_URI")]
     report: Option<Location>,
 
@@ -109,16 +163,36 @@ struct RunArgs {
     #[arg(long, value_enum, default_value_t = Scope::All)]
     report_scope: Scope,
 
-    /// The job id (default: a random UUID).
-    #[arg(long)]
+    /// The job id (default: a random UUID): 1 to 64 of A-Z a-z 0-9 - _.
+    #[arg(long, value_parser = parse_job_id)]
     job_id: Option<String>,
+
+    /// Continue the job --job-id from its journal: its finished tasks are not run again.
+    /// The manifest must be the same (checked by digest).
+    #[arg(long, requires = "job_id")]
+    resume: bool,
+
+    /// The folder holding job journals, one `job-ID` folder each.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "S3BATCH_STATE_DIR",
+        default_value = ".s3batch"
+    )]
+    state_dir: PathBuf,
+
+    /// After Ctrl-C or SIGTERM, how long to wait for invocations in flight; tasks still
+    /// running then are not recorded (a resumed job runs them again).
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    grace_period: u64,
 
     /// The function's timeout: an invocation that runs longer is recorded as Lambda records a
     /// timeout (a function error). `cargo lambda watch` enforces none, so set it here.
     #[arg(long, default_value_t = 900, value_name = "SECS")]
     function_timeout: u64,
 
-    /// Check the manifest and print what would run, without invoking anything.
+    /// Check the manifest, the report destination (a probe file or object is written and
+    /// deleted) and, with --resume, the journal; print what would run; invoke nothing.
     #[arg(long)]
     dry_run: bool,
 
@@ -135,6 +209,14 @@ enum Scope {
     Failed,
 }
 
+fn parse_job_id(s: &str) -> Result<String, String> {
+    if valid_job_id(s) {
+        Ok(s.to_owned())
+    } else {
+        Err("use 1 to 64 of A-Z a-z 0-9 - _ (S3's job ids are UUIDs)".into())
+    }
+}
+
 fn parse_user_arg(s: &str) -> Result<(String, String), String> {
     let (k, v) = s
         .split_once('=')
@@ -148,7 +230,14 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "s3batch") {
         args.remove(1);
     }
-    let cli = Cli::parse_from(args);
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Usage errors exit 1 (clap's default, 2, is the failure threshold's).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_ERROR } else { 0 });
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(
             // aws-config warns about every unreachable credential and region source.
@@ -160,22 +249,187 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("a Tokio runtime");
-    let Command::Run(args) = cli.command;
-    match runtime.block_on(run(args)) {
+    let result = match cli.command {
+        Command::Run(args) => runtime.block_on(run(*args)),
+        Command::Report(args) => runtime.block_on(report(args)),
+    };
+    // Invocations abandoned after the grace period must not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(1)
+            ExitCode::from(EXIT_ERROR)
         }
+    }
+}
+
+/// The first SIGINT/SIGTERM received (0: none yet).
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    if SIGNAL.swap(signal, Ordering::SeqCst) != 0 {
+        // The second one: quit now. The journal keeps what it has, as after kill -9.
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(128 + signal) };
+    }
+}
+
+fn catch_signals() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only touches an atomic and calls _exit.
+        unsafe {
+            libc::signal(
+                signal,
+                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            )
+        };
+    }
+}
+
+/// Completes once SIGINT or SIGTERM has arrived.
+async fn signalled(grace: u64) {
+    while SIGNAL.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "\nstopping: no new tasks; waiting up to {grace} s for the invocations in flight \
+         (again to quit now)"
+    );
+}
+
+/// Loads the manifest: a local CSV file is streamed from where it is; an `s3://` CSV
+/// manifest is downloaded (streamed) into the job's state folder and streamed from there; an
+/// S3 Inventory `manifest.json` is read into memory.
+async fn load_manifest(
+    location: &Location,
+    s3: &aws_sdk_s3::Client,
+    dir: &Path,
+) -> Result<ManifestSource, String> {
+    match location {
+        Location::Local(path) => ManifestSource::open(path).map_err(|e| e.to_string()),
+        Location::S3 { bucket, key } if !key.ends_with(".json") => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            let path = dir.join("manifest.csv");
+            download(s3, bucket, key, &path).await?;
+            let mut head = Vec::new();
+            std::fs::File::open(&path)
+                .and_then(|f| {
+                    std::io::Read::read_to_end(&mut std::io::Read::take(f, 64), &mut head)
+                })
+                .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+                // An Inventory manifest.json under another name.
+                let _ = std::fs::remove_file(&path);
+                return in_memory(location, s3).await;
+            }
+            ManifestSource::open(&path).map_err(|e| e.to_string())
+        }
+        Location::S3 { .. } => in_memory(location, s3).await,
+    }
+}
+
+async fn in_memory(location: &Location, s3: &aws_sdk_s3::Client) -> Result<ManifestSource, String> {
+    Manifest::load(location, s3)
+        .await
+        .map(ManifestSource::from)
+        .map_err(|e| e.to_string())
+}
+
+async fn download(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    path: &Path,
+) -> Result<(), String> {
+    use std::io::Write;
+    let fail = |e: String| format!("reading s3://{bucket}/{key}: {e}");
+    let mut out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| fail(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+    let file =
+        std::fs::File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+    let mut file = std::io::BufWriter::with_capacity(1 << 16, file);
+    while let Some(chunk) = out.body.try_next().await.map_err(|e| fail(e.to_string()))? {
+        file.write_all(&chunk)
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    file.flush()
+        .map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+fn journal_dir(state_dir: &Path, job_id: &str) -> PathBuf {
+    state_dir.join(format!("job-{job_id}"))
+}
+
+async fn report(args: ReportArgs) -> Result<ExitCode, String> {
+    let s3 = s3_client(args.s3_endpoint_url.as_deref()).await;
+    let dir = journal_dir(&args.state_dir, &args.job_id);
+    let info =
+        journal::info(&dir).map_err(|e| format!("no journal of job {}: {e}", args.job_id))?;
+    let written = journal::write_report(&dir, &args.report, scope(args.report_scope), &s3).await?;
+    println!("report: {written}");
+    match info.status {
+        Some(JobStatus::Complete | JobStatus::Failed { .. }) => {
+            std::fs::remove_dir_all(&dir).map_err(|e| format!("removing {}: {e}", dir.display()))?
+        }
+        _ => println!(
+            "the journal is kept in {}: the job did not finish (resume it with --resume)",
+            dir.display()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn scope(s: Scope) -> ReportScope {
+    match s {
+        Scope::All => ReportScope::AllTasks,
+        Scope::Failed => ReportScope::FailedTasksOnly,
     }
 }
 
 async fn run(args: RunArgs) -> Result<ExitCode, String> {
     let s3 = s3_client(args.s3_endpoint_url.as_deref()).await;
-    let manifest = Manifest::load(&args.manifest, &s3)
-        .await
-        .map_err(|e| e.to_string())?;
+    let job_id = args
+        .job_id
+        .clone()
+        .unwrap_or_else(s3batch_job::job::random_job_id);
+    let dir = journal_dir(&args.state_dir, &job_id);
+    // Everything that can stop the job is checked before the first invocation.
+    let existing = Journal::exists(&dir);
+    if args.resume && !existing {
+        return Err(format!(
+            "nothing to resume: no journal of job {job_id} in {}",
+            dir.display()
+        ));
+    }
+    if !args.resume && existing {
+        let info = journal::info(&dir)?;
+        return Err(format!(
+            "job {job_id} already has a journal in {} (its last run: {}): continue it with \
+             --resume, or delete that folder to start it over",
+            dir.display(),
+            info.status
+                .map_or("did not end (a crash or kill)".to_owned(), |s| s
+                    .to_string())
+        ));
+    }
+    let had_dir = dir.exists();
+    let manifest = match load_manifest(&args.manifest, &s3, &dir).await {
+        Ok(m) => m,
+        Err(e) => {
+            if !had_dir {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            return Err(e);
+        }
+    };
     let mut job = LocalJob::new(manifest)
+        .job_id(&job_id)
         .schema(if args.schema == "2.0" {
             Schema::V2
         } else {
@@ -183,6 +437,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         })
         .tasks_per_invocation(args.tasks_per_invocation)
         .concurrency(args.concurrency)
+        .grace_period(Duration::from_secs(args.grace_period))
         .redrive(Redrive::new(
             args.max_redrives,
             Duration::from_millis(args.redrive_backoff_ms),
@@ -190,24 +445,69 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         .failure_threshold((!args.no_failure_threshold).then(|| {
             FailureThreshold::new(args.failure_threshold_min_tasks, args.failure_threshold)
         }));
-    if let Some(id) = args.job_id {
-        job = job.job_id(id);
-    }
-    for (k, v) in args.user_args {
+    for (k, v) in &args.user_args {
         job = job.user_argument(k, v);
     }
     let total = job.manifest().len();
+    let cleanup = |dir: &Path| {
+        if !had_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    };
+    if let Err(e) = job.check() {
+        cleanup(&dir);
+        return Err(e.to_string());
+    }
+    if let Some(location) = &args.report {
+        if let Err(e) = journal::check_destination(location, &job_id, &s3).await {
+            cleanup(&dir);
+            return Err(e);
+        }
+    }
+    if args.dry_run {
+        cleanup(&dir);
+        if args.resume {
+            let info = journal::info(&dir)?;
+            if info.manifest_digest != job.manifest().digest() || info.rows != total {
+                return Err(format!(
+                    "the manifest is not the one job {job_id} started with ({}: {} rows)",
+                    info.manifest, info.rows
+                ));
+            }
+        }
+        eprintln!(
+            "job {job_id}: {total} tasks from {} -> function {} (schema {}, {} at once); \
+             dry run: the manifest{} can be used",
+            args.manifest,
+            args.function,
+            args.schema,
+            args.concurrency,
+            if args.report.is_some() {
+                " and the report destination"
+            } else {
+                ""
+            }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut journal = if args.resume {
+        Journal::resume(&dir, job.manifest())?
+    } else {
+        Journal::create(&dir, &job_id, &args.manifest.to_string(), job.manifest())?
+    };
     eprintln!(
-        "job {}: {total} tasks from {} -> function {} (schema {}, {} at once)",
-        job.id(),
+        "job {job_id}: {total} tasks from {} -> function {} (schema {}, {} at once); journal in {}{}",
         args.manifest,
         args.function,
         args.schema,
-        args.concurrency
+        args.concurrency,
+        dir.display(),
+        if args.resume {
+            format!("; resuming: {} already finished", journal.finished())
+        } else {
+            String::new()
+        }
     );
-    if args.dry_run {
-        return Ok(ExitCode::SUCCESS);
-    }
 
     let bar = if args.quiet || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
@@ -217,6 +517,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
             ProgressStyle::with_template("{bar:30} {pos}/{len} tasks  {per_sec}  eta {eta}  {msg}")
                 .expect("a valid template"),
         );
+        bar.set_position(journal.finished() as u64);
         bar
     };
     let progress = bar.clone();
@@ -230,21 +531,30 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         Duration::from_secs(args.function_timeout),
     )
     .await;
-    let report = job
-        .run(LambdaInvoker::new(client, &args.function))
-        .await
-        .map_err(|e| e.to_string())?;
+    catch_signals();
+    let ran = job
+        .run_journaled(
+            LambdaInvoker::new(client, &args.function),
+            &mut journal,
+            signalled(args.grace_period),
+        )
+        .await;
     bar.finish_and_clear();
-
-    let s = &report.summary;
-    println!(
-        "job {}: {}",
-        report.job_id,
-        match &report.status {
-            JobStatus::Complete => "Complete".to_owned(),
-            JobStatus::Failed { reason } => format!("Failed: {reason}"),
+    let outcome = match ran {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let _ = journal.flush();
+            return Err(format!(
+                "{e}\nthe results so far are kept in {}",
+                journal.dir().display()
+            ));
         }
-    );
+    };
+    journal.finish(&outcome.status)?;
+    drop(journal);
+
+    let s = &outcome.summary;
+    println!("job {job_id}: {}", outcome.status);
     println!(
         "  tasks: {} total, {} succeeded, {} failed{}",
         s.total,
@@ -265,16 +575,33 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         s.elapsed.as_secs_f64(),
         s.tasks_per_second()
     );
+    let cancelled = outcome.status == JobStatus::Cancelled;
     if let Some(location) = &args.report {
-        let scope = match args.report_scope {
-            Scope::All => ReportScope::AllTasks,
-            Scope::Failed => ReportScope::FailedTasksOnly,
-        };
-        let written = report.write(location, scope, &s3).await?;
-        println!("  report: {written}");
+        match journal::write_report(&dir, location, scope(args.report_scope), &s3).await {
+            Ok(written) => println!("  report: {written}"),
+            Err(e) => {
+                eprintln!(
+                    "error: the report could not be written: {e}\n\
+                     the results are kept in {}; write the report with:\n  \
+                     cargo s3batch report --job-id {job_id} --state-dir {} --report <DIR|S3_URI>",
+                    dir.display(),
+                    args.state_dir.display()
+                );
+                return Ok(ExitCode::from(EXIT_REPORT_NOT_WRITTEN));
+            }
+        }
     }
-    Ok(match report.status {
-        JobStatus::Complete => ExitCode::SUCCESS,
-        JobStatus::Failed { .. } => ExitCode::from(2),
-    })
+    if cancelled {
+        println!(
+            "  the journal is kept in {}: continue with the same command and --job-id {job_id} --resume",
+            dir.display()
+        );
+        let signal = SIGNAL.load(Ordering::SeqCst);
+        return Ok(ExitCode::from(128 + signal.clamp(1, 127) as u8));
+    }
+    std::fs::remove_dir_all(&dir).map_err(|e| format!("removing {}: {e}", dir.display()))?;
+    Ok(ExitCode::from(match outcome.status {
+        JobStatus::Failed { .. } => EXIT_FAILED,
+        _ => EXIT_COMPLETE,
+    }))
 }

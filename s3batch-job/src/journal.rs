@@ -1,0 +1,1002 @@
+//! The job's journal: every finished task, one line each, appended as it finishes, so that a
+//! job interrupted by Ctrl-C, a crash or `kill -9` keeps its results and can be resumed, and
+//! so that memory does not grow with the manifest (the report is written from the journal).
+//!
+//! A journal is a folder (the CLI uses `<state dir>/job-<job id>/`) holding:
+//! - `job.json`: the job id, the manifest's name, [digest](crate::ManifestSource::digest) and
+//!   row count, and the job's status (`Running` until the run ends; replaced atomically);
+//! - `journal.jsonl`: one JSON object a line per finished task, keyed by the manifest record
+//!   index `i` (0-based), with the row and its result, so the report can be written again
+//!   without the manifest:
+//!   `{"i":7,"b":"bucket","k":"decoded key","v":"version (when any)","s":"failed","c":"PermanentFailure","h":200,"a":2,"m":"message"}`.
+//!
+//! Lines are written through a buffer that is handed to the OS before the runner waits for
+//! anything, so `kill -9` loses at most the results that arrived in the same instant (no
+//! `fsync`: a power cut may lose more). A line cut short by a kill (the last, without its
+//! newline) is ignored and cut off when the journal is resumed; any other line that cannot be
+//! read is an error naming its line. A task is in the journal at most once: a resumed job
+//! skips the indexes already there.
+
+use crate::manifest::{hex, ManifestEntry, ManifestSource};
+use crate::report::{
+    manifest_json, path_safe_id, results_writer, valid_job_id, write_row, JobStatus, ReportScope,
+    TaskRecord, TaskStatus,
+};
+use crate::storage::Location;
+use md5::{Digest, Md5};
+use s3batch::ResultCode;
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
+use std::path::{Path, PathBuf};
+
+const JOB_FILE: &str = "job.json";
+const JOURNAL_FILE: &str = "journal.jsonl";
+
+/// What `job.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+struct Header {
+    version: u32,
+    job_id: String,
+    manifest: String,
+    manifest_digest: String,
+    rows: usize,
+    status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+#[derive(Serialize)]
+struct LineOut<'a> {
+    i: usize,
+    b: &'a str,
+    k: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    v: Option<&'a str>,
+    s: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    c: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    h: Option<u16>,
+    a: u32,
+    m: &'a str,
+}
+
+#[derive(Deserialize)]
+struct LineIn {
+    i: usize,
+    b: String,
+    k: String,
+    #[serde(default)]
+    v: Option<String>,
+    s: String,
+    #[serde(default)]
+    c: Option<String>,
+    #[serde(default)]
+    h: Option<u16>,
+    a: u32,
+    m: String,
+}
+
+impl LineIn {
+    fn into_record(self) -> Result<(usize, TaskRecord), String> {
+        let status = match self.s.as_str() {
+            "succeeded" => TaskStatus::Succeeded,
+            "failed" => TaskStatus::Failed,
+            other => return Err(format!("status {other:?} is not succeeded or failed")),
+        };
+        let error_code = self
+            .c
+            .map(|c| c.parse::<ResultCode>().map_err(|e| format!("c: {e}")))
+            .transpose()?;
+        let mut entry = ManifestEntry::new(self.b, self.k);
+        entry.version_id = self.v;
+        Ok((
+            self.i,
+            TaskRecord {
+                entry,
+                status,
+                error_code,
+                http_status: self.h,
+                message: self.m,
+                attempts: self.a,
+            },
+        ))
+    }
+}
+
+/// Counts of the tasks already in a journal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub succeeded: usize,
+    pub failed: usize,
+    pub redriven: usize,
+    pub tasks_redriven: usize,
+}
+
+impl Counts {
+    pub(crate) fn add(&mut self, r: &TaskRecord) {
+        match r.status {
+            TaskStatus::Succeeded => self.succeeded += 1,
+            TaskStatus::Failed => self.failed += 1,
+        }
+        if r.attempts > 1 {
+            self.redriven += (r.attempts - 1) as usize;
+            self.tasks_redriven += 1;
+        }
+    }
+
+    pub(crate) fn recorded(&self) -> usize {
+        self.succeeded + self.failed
+    }
+}
+
+/// An open journal, appended to by a running job ([`crate::LocalJob::run_journaled`]).
+#[derive(Debug)]
+pub struct Journal {
+    dir: PathBuf,
+    header: Header,
+    out: BufWriter<File>,
+    /// One bit per manifest row: finished.
+    done: Vec<u64>,
+    counts: Counts,
+    line: Vec<u8>,
+}
+
+impl Journal {
+    /// Whether `dir` holds a journal.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join(JOB_FILE).is_file()
+    }
+
+    /// Starts a new journal in `dir` (created if needed) for job `job_id` over `manifest`
+    /// (`manifest_name` is only for messages). A journal already there is an error: resume
+    /// it ([`Journal::resume`]) or remove it ([`Journal::remove`]).
+    pub fn create(
+        dir: &Path,
+        job_id: &str,
+        manifest_name: &str,
+        manifest: &ManifestSource,
+    ) -> Result<Journal, String> {
+        if !valid_job_id(job_id) {
+            return Err(invalid_id(job_id));
+        }
+        if Self::exists(dir) {
+            return Err(format!(
+                "{} already holds the journal of job {job_id}",
+                dir.display()
+            ));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let header = Header {
+            version: 1,
+            job_id: job_id.to_owned(),
+            manifest: manifest_name.to_owned(),
+            manifest_digest: manifest.digest().to_owned(),
+            rows: manifest.len(),
+            status: "Running".into(),
+            reason: None,
+        };
+        let path = dir.join(JOURNAL_FILE);
+        let file = File::create(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+        write_header(dir, &header)?;
+        Ok(Journal {
+            dir: dir.to_owned(),
+            header,
+            out: BufWriter::with_capacity(1 << 16, file),
+            done: vec![0; manifest.len().div_ceil(64)],
+            counts: Counts::default(),
+            line: Vec::with_capacity(256),
+        })
+    }
+
+    /// Opens the journal in `dir` to continue its job over `manifest`, which must be the
+    /// manifest the job started with (same digest and row count). A line cut short at the
+    /// end is cut off.
+    pub fn resume(dir: &Path, manifest: &ManifestSource) -> Result<Journal, String> {
+        let header = read_header(dir)?;
+        if header.manifest_digest != manifest.digest() || header.rows != manifest.len() {
+            return Err(format!(
+                "the manifest is not the one job {} started with ({}: {} rows, {}; now {} rows, {})",
+                header.job_id,
+                header.manifest,
+                header.rows,
+                header.manifest_digest,
+                manifest.len(),
+                manifest.digest()
+            ));
+        }
+        let rows = header.rows;
+        let mut done = vec![0u64; rows.div_ceil(64)];
+        let mut counts = Counts::default();
+        let valid_len = scan(dir, |i, record| {
+            if i >= rows {
+                return Err(format!("row {i} is beyond the manifest's {rows} rows"));
+            }
+            let (word, bit) = (i / 64, 1u64 << (i % 64));
+            if done[word] & bit == 0 {
+                done[word] |= bit;
+                counts.add(&record);
+            }
+            Ok(())
+        })?;
+        let path = dir.join(JOURNAL_FILE);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("opening {}: {e}", path.display()))?;
+        file.set_len(valid_len)
+            .and_then(|()| file.seek(std::io::SeekFrom::End(0)).map(|_| ()))
+            .map_err(|e| format!("cutting the torn end of {}: {e}", path.display()))?;
+        let mut journal = Journal {
+            dir: dir.to_owned(),
+            header,
+            out: BufWriter::with_capacity(1 << 16, file),
+            done,
+            counts,
+            line: Vec::with_capacity(256),
+        };
+        journal.set_status(&None)?;
+        Ok(journal)
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The job id.
+    pub fn job_id(&self) -> &str {
+        &self.header.job_id
+    }
+
+    /// The manifest's digest the journal was started with.
+    pub fn manifest_digest(&self) -> &str {
+        &self.header.manifest_digest
+    }
+
+    /// Rows of the manifest.
+    pub fn rows(&self) -> usize {
+        self.header.rows
+    }
+
+    /// Tasks in the journal.
+    pub fn finished(&self) -> usize {
+        self.counts.recorded()
+    }
+
+    pub(crate) fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// Whether manifest row `i` has finished.
+    pub fn is_done(&self, i: usize) -> bool {
+        self.done
+            .get(i / 64)
+            .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
+    }
+
+    /// Appends a finished task (buffered: see [`Journal::flush`]).
+    pub(crate) fn record(&mut self, i: usize, r: &TaskRecord) -> Result<(), String> {
+        if self.is_done(i) {
+            return Ok(());
+        }
+        self.line.clear();
+        serde_json::to_writer(
+            &mut self.line,
+            &LineOut {
+                i,
+                b: &r.entry.bucket,
+                k: &r.entry.key,
+                v: r.entry.version_id.as_deref(),
+                s: r.status.as_str(),
+                c: r.error_code.map(|c| c.as_str()),
+                h: r.http_status,
+                a: r.attempts,
+                m: &r.message,
+            },
+        )
+        .expect("a journal line serializes");
+        self.line.push(b'\n');
+        self.out.write_all(&self.line).map_err(|e| self.error(e))?;
+        if let Some(w) = self.done.get_mut(i / 64) {
+            *w |= 1u64 << (i % 64);
+        }
+        self.counts.add(r);
+        Ok(())
+    }
+
+    /// Hands the buffered lines to the OS.
+    pub fn flush(&mut self) -> Result<(), String> {
+        self.out.flush().map_err(|e| self.error(e))
+    }
+
+    /// Flushes, syncs the journal to disk, and records how the run ended in `job.json`.
+    pub fn finish(&mut self, status: &JobStatus) -> Result<(), String> {
+        self.flush()?;
+        self.out.get_ref().sync_all().map_err(|e| self.error(e))?;
+        self.set_status(&Some(status.clone()))
+    }
+
+    fn set_status(&mut self, status: &Option<JobStatus>) -> Result<(), String> {
+        self.header.status = status
+            .as_ref()
+            .map_or("Running", JobStatus::as_str)
+            .to_owned();
+        self.header.reason = match status {
+            Some(JobStatus::Failed { reason }) => Some(reason.clone()),
+            _ => None,
+        };
+        write_header(&self.dir, &self.header)
+    }
+
+    /// Deletes the journal's folder (once its report is written).
+    pub fn remove(self) -> Result<(), String> {
+        drop(self.out);
+        std::fs::remove_dir_all(&self.dir)
+            .map_err(|e| format!("removing {}: {e}", self.dir.display()))
+    }
+
+    fn error(&self, e: std::io::Error) -> String {
+        format!("writing {}: {e}", self.dir.join(JOURNAL_FILE).display())
+    }
+}
+
+fn invalid_id(id: &str) -> String {
+    format!("job id {id:?} is not valid: use 1 to 64 of A-Z a-z 0-9 - _ (S3's job ids are UUIDs)")
+}
+
+fn write_header(dir: &Path, header: &Header) -> Result<(), String> {
+    let tmp = dir.join(format!("{JOB_FILE}.tmp"));
+    let bytes = serde_json::to_vec_pretty(header).expect("JSON serializes");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, dir.join(JOB_FILE)))
+        .map_err(|e| format!("writing {}: {e}", dir.join(JOB_FILE).display()))
+}
+
+fn read_header(dir: &Path) -> Result<Header, String> {
+    let path = dir.join(JOB_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let header: Header =
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    if header.version != 1 || !valid_job_id(&header.job_id) {
+        return Err(format!(
+            "{}: not a journal this runner wrote",
+            path.display()
+        ));
+    }
+    Ok(header)
+}
+
+/// What a journal on disk says about its job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JournalInfo {
+    /// The job id.
+    pub job_id: String,
+    /// The manifest it ran over, as named when it started.
+    pub manifest: String,
+    /// Rows of the manifest.
+    pub rows: usize,
+    /// The manifest's [digest](ManifestSource::digest).
+    pub manifest_digest: String,
+    /// How the last run ended; `None` while running or when it never ended (a crash).
+    pub status: Option<JobStatus>,
+}
+
+/// Reads `job.json` of the journal in `dir`.
+pub fn info(dir: &Path) -> Result<JournalInfo, String> {
+    let h = read_header(dir)?;
+    let status = match h.status.as_str() {
+        "Complete" => Some(JobStatus::Complete),
+        "Cancelled" => Some(JobStatus::Cancelled),
+        "Failed" => Some(JobStatus::Failed {
+            reason: h.reason.clone().unwrap_or_default(),
+        }),
+        _ => None,
+    };
+    Ok(JournalInfo {
+        job_id: h.job_id,
+        manifest: h.manifest,
+        rows: h.rows,
+        manifest_digest: h.manifest_digest,
+        status,
+    })
+}
+
+/// Reads every complete line of the journal in `dir`, in order, and returns the length of
+/// the part that was read (a torn last line is left out).
+fn scan(
+    dir: &Path,
+    mut each: impl FnMut(usize, TaskRecord) -> Result<(), String>,
+) -> Result<u64, String> {
+    let path = dir.join(JOURNAL_FILE);
+    let file = File::open(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut buf = Vec::new();
+    let mut valid = 0u64;
+    let mut line_no = 0u64;
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        if n == 0 || buf.last() != Some(&b'\n') {
+            // The end, or a line a kill cut short: ignored.
+            return Ok(valid);
+        }
+        line_no += 1;
+        let (i, record) = serde_json::from_slice::<LineIn>(&buf)
+            .map_err(|e| e.to_string())
+            .and_then(LineIn::into_record)
+            .map_err(|e| format!("{} line {line_no}: {e}", path.display()))?;
+        each(i, record).map_err(|e| format!("{} line {line_no}: {e}", path.display()))?;
+        valid += n as u64;
+    }
+}
+
+/// Writes the completion report of the journal in `dir` under `location` (a folder or an
+/// `s3://bucket/prefix`), replacing any earlier report of the same job there: a folder
+/// `job-<id>` is replaced whole (written beside it, then renamed); in S3, results files of
+/// the job that the new `manifest.json` does not list are deleted. Rows are in the order the
+/// tasks finished. Returns where `manifest.json` is.
+///
+/// The results files are written to `dir` first (streamed: memory does not grow with the
+/// journal), then copied to S3.
+pub async fn write_report(
+    dir: &Path,
+    location: &Location,
+    scope: ReportScope,
+    s3: &aws_sdk_s3::Client,
+) -> Result<Location, String> {
+    let header = read_header(dir)?;
+    let id = path_safe_id(&header.job_id);
+    let work = dir.join("report");
+    let _ = std::fs::remove_dir_all(&work);
+    let results_dir = work.join(format!("job-{id}")).join("results");
+    std::fs::create_dir_all(&results_dir)
+        .map_err(|e| format!("creating {}: {e}", results_dir.display()))?;
+    let files = write_results(dir, &results_dir, scope)?;
+    let bucket = match location {
+        Location::Local(_) => "",
+        Location::S3 { bucket, .. } => bucket.as_str(),
+    };
+    let prefix = match location {
+        Location::S3 { key, .. } if !key.is_empty() && !key.ends_with('/') => format!("{key}/"),
+        Location::S3 { key, .. } => key.clone(),
+        Location::Local(_) => String::new(),
+    };
+    let base = format!("{prefix}job-{id}");
+    let results: Vec<serde_json::Value> = files
+        .iter()
+        .map(|(status, name, md5)| {
+            serde_json::json!({
+                "TaskExecutionStatus": status.as_str(),
+                "Bucket": bucket,
+                "MD5Checksum": md5,
+                "Key": format!("{base}/results/{name}"),
+            })
+        })
+        .collect();
+    let manifest = manifest_json(results);
+    match location {
+        Location::Local(root) => {
+            let job_dir = work.join(format!("job-{id}"));
+            let manifest_path = job_dir.join("manifest.json");
+            std::fs::write(&manifest_path, manifest)
+                .map_err(|e| format!("writing {}: {e}", manifest_path.display()))?;
+            std::fs::create_dir_all(root)
+                .map_err(|e| format!("creating {}: {e}", root.display()))?;
+            let target = root.join(format!("job-{id}"));
+            let old = root.join(format!(".job-{id}.old-{}", std::process::id()));
+            let had_old = target.exists();
+            if had_old {
+                std::fs::rename(&target, &old)
+                    .map_err(|e| format!("moving the earlier {} aside: {e}", target.display()))?;
+            }
+            if let Err(e) = move_dir(&job_dir, &target) {
+                if had_old {
+                    let _ = std::fs::rename(&old, &target);
+                }
+                return Err(format!("writing {}: {e}", target.display()));
+            }
+            if had_old {
+                let _ = std::fs::remove_dir_all(&old);
+            }
+            let _ = std::fs::remove_dir_all(&work);
+            Ok(Location::Local(target.join("manifest.json")))
+        }
+        Location::S3 { bucket, .. } => {
+            let put_err = |key: &str, e: String| format!("writing s3://{bucket}/{key}: {e}");
+            let mut keep = std::collections::HashSet::new();
+            for (_, name, _) in &files {
+                let key = format!("{base}/results/{name}");
+                let body = aws_sdk_s3::primitives::ByteStream::from_path(results_dir.join(name))
+                    .await
+                    .map_err(|e| put_err(&key, e.to_string()))?;
+                s3.put_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| put_err(&key, sdk_error(e)))?;
+                keep.insert(key);
+            }
+            let key = format!("{base}/manifest.json");
+            s3.put_object()
+                .bucket(bucket)
+                .key(&key)
+                .body(manifest.into())
+                .send()
+                .await
+                .map_err(|e| put_err(&key, sdk_error(e)))?;
+            // Results files of an earlier run of the same job.
+            let mut pages = s3
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(format!("{base}/results/"))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| {
+                    format!(
+                        "listing s3://{bucket}/{base}/results/ for stale files: {}",
+                        sdk_error(e)
+                    )
+                })?;
+                for object in page.contents() {
+                    let Some(stale) = object.key().filter(|k| !keep.contains(*k)) else {
+                        continue;
+                    };
+                    s3.delete_object()
+                        .bucket(bucket)
+                        .key(stale)
+                        .send()
+                        .await
+                        .map_err(|e| format!("deleting s3://{bucket}/{stale}: {}", sdk_error(e)))?;
+                }
+            }
+            let _ = std::fs::remove_dir_all(&work);
+            Ok(Location::S3 {
+                bucket: bucket.clone(),
+                key,
+            })
+        }
+    }
+}
+
+fn sdk_error<E: std::error::Error + 'static>(e: E) -> String {
+    aws_sdk_s3::error::DisplayErrorContext(e).to_string()
+}
+
+/// Renames `from` to `to`, or copies it when they are on different file systems.
+fn move_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    if std::fs::rename(from, to).is_ok() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            move_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    std::fs::remove_dir_all(from)
+}
+
+/// A writer that hashes what it writes.
+struct Hashing<W> {
+    inner: W,
+    md5: Md5,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.md5.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Streams the journal into one results file per status (named by their MD5, as S3 names
+/// them), returning `(status, file name, md5)` of the non-empty ones, succeeded first.
+fn write_results(
+    dir: &Path,
+    out: &Path,
+    scope: ReportScope,
+) -> Result<Vec<(TaskStatus, String, String)>, String> {
+    let open = |name: &str| -> Result<csv::Writer<Hashing<BufWriter<File>>>, String> {
+        let path = out.join(name);
+        let file = File::create(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+        Ok(results_writer(Hashing {
+            inner: BufWriter::with_capacity(1 << 16, file),
+            md5: Md5::new(),
+        }))
+    };
+    let mut writers = [
+        (TaskStatus::Succeeded, open("succeeded.partial")?, 0usize),
+        (TaskStatus::Failed, open("failed.partial")?, 0usize),
+    ];
+    let mut seen = Vec::<u64>::new();
+    scan(dir, |i, record| {
+        // A journal holds each row once; an older one written by hand might not.
+        let (word, bit) = (i / 64, 1u64 << (i % 64));
+        if seen.len() <= word {
+            seen.resize(word + 1, 0);
+        }
+        if seen[word] & bit != 0 {
+            return Ok(());
+        }
+        seen[word] |= bit;
+        if scope == ReportScope::FailedTasksOnly && record.status == TaskStatus::Succeeded {
+            return Ok(());
+        }
+        let w = &mut writers[usize::from(record.status == TaskStatus::Failed)];
+        w.2 += 1;
+        write_row(&mut w.1, &record).map_err(|e| format!("writing a results file: {e}"))
+    })?;
+    let mut files = Vec::new();
+    for (status, writer, rows) in writers {
+        let partial = out.join(format!("{}.partial", status.as_str()));
+        let hashing = writer
+            .into_inner()
+            .map_err(|e| format!("writing {}: {}", partial.display(), e.error()))?;
+        let md5 = hex(&hashing.md5.finalize());
+        hashing
+            .inner
+            .into_inner()
+            .map_err(|e| format!("writing {}: {}", partial.display(), e.error()))?
+            .sync_all()
+            .map_err(|e| format!("writing {}: {e}", partial.display()))?;
+        if rows == 0 {
+            std::fs::remove_file(&partial).map_err(|e| e.to_string())?;
+            continue;
+        }
+        let name = format!("{md5}.csv");
+        std::fs::rename(&partial, out.join(&name))
+            .map_err(|e| format!("writing {}: {e}", out.join(&name).display()))?;
+        files.push((status, name, md5));
+    }
+    Ok(files)
+}
+
+/// Checks, before a job starts, that its report can be written under `location`: a local
+/// destination must be (or be below) a folder this process can write in, a file in the
+/// way is an error; an S3 destination gets a small object written and deleted
+/// (`<prefix>.s3batch-write-check-<job id>`). Nothing is left behind.
+pub async fn check_destination(
+    location: &Location,
+    job_id: &str,
+    s3: &aws_sdk_s3::Client,
+) -> Result<(), String> {
+    if !valid_job_id(job_id) {
+        return Err(invalid_id(job_id));
+    }
+    match location {
+        Location::Local(dir) => {
+            let mut existing = dir.as_path();
+            loop {
+                match std::fs::metadata(existing) {
+                    Ok(m) if m.is_dir() => break,
+                    Ok(_) => {
+                        return Err(format!(
+                            "the report cannot be written under {}: {} is a file, not a folder",
+                            dir.display(),
+                            existing.display()
+                        ))
+                    }
+                    Err(_) => match existing.parent() {
+                        Some(p) if !p.as_os_str().is_empty() => existing = p,
+                        _ => {
+                            existing = Path::new(".");
+                            break;
+                        }
+                    },
+                }
+            }
+            let probe = existing.join(format!(".s3batch-write-check-{job_id}"));
+            std::fs::write(&probe, b"")
+                .and_then(|()| std::fs::remove_file(&probe))
+                .map_err(|e| {
+                    format!(
+                        "the report cannot be written under {}: writing in {} failed: {e}",
+                        dir.display(),
+                        existing.display()
+                    )
+                })
+        }
+        Location::S3 { bucket, key } => {
+            let prefix = if key.is_empty() || key.ends_with('/') {
+                key.clone()
+            } else {
+                format!("{key}/")
+            };
+            let probe = format!("{prefix}.s3batch-write-check-{job_id}");
+            let fail = |e: String| {
+                format!("the report cannot be written to s3://{bucket}/{prefix}: writing s3://{bucket}/{probe} failed: {e}")
+            };
+            s3.put_object()
+                .bucket(bucket)
+                .key(&probe)
+                .body(Vec::new().into())
+                .send()
+                .await
+                .map_err(|e| fail(sdk_error(e)))?;
+            s3.delete_object()
+                .bucket(bucket)
+                .key(&probe)
+                .send()
+                .await
+                .map_err(|e| fail(format!("deleting it: {}", sdk_error(e))))?;
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::invoke::{Invoke, Invoked};
+    use crate::LocalJob;
+    use serde_json::{json, Value};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use tokio::sync::Notify;
+
+    /// A function that succeeds on every task and counts the keys it was sent; after
+    /// `stop_after` invocations it rings `stop`.
+    #[derive(Clone)]
+    struct Counting {
+        seen: Arc<Mutex<HashMap<String, usize>>>,
+        stop_after: usize,
+        stop: Arc<Notify>,
+    }
+
+    impl Invoke for Counting {
+        async fn invoke(&self, payload: Vec<u8>) -> Invoked {
+            let event: Value = serde_json::from_slice(&payload).unwrap();
+            let tasks = event["tasks"].as_array().unwrap();
+            let calls = {
+                let mut seen = self.seen.lock().unwrap();
+                for t in tasks {
+                    *seen
+                        .entry(t["s3Key"].as_str().unwrap().to_owned())
+                        .or_default() += 1;
+                }
+                seen.values().sum::<usize>()
+            };
+            if calls == self.stop_after {
+                self.stop.notify_one();
+            }
+            tokio::task::yield_now().await;
+            let results: Vec<Value> = tasks
+                .iter()
+                .map(|t| json!({"taskId": t["taskId"], "resultCode": "Succeeded", "resultString": format!("did {}", t["s3Key"])}))
+                .collect();
+            Invoked::Response(
+                serde_json::to_vec(
+                    &json!({"invocationId": event["invocationId"], "results": results}),
+                )
+                .unwrap(),
+            )
+        }
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("s3batch-journal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_job_resumes_from_its_journal_and_reports_every_row_once() {
+        let dir = temp("resume");
+        let rows = 300;
+        let manifest: String = (0..rows).map(|i| format!("bucket-one,k{i:03}\n")).collect();
+        std::fs::write(dir.join("m.csv"), manifest).unwrap();
+        let source = ManifestSource::open(&dir.join("m.csv")).unwrap();
+        let state = dir.join("state/job-j1");
+        let s3 = crate::storage::s3_client(Some("http://127.0.0.1:1")).await;
+
+        let first = Counting {
+            seen: Default::default(),
+            stop_after: 100,
+            stop: Arc::new(Notify::new()),
+        };
+        let job = LocalJob::new(source.clone()).job_id("j1").concurrency(4);
+        let mut journal = Journal::create(&state, "j1", "m.csv", &source).unwrap();
+        let stop = Arc::clone(&first.stop);
+        let outcome = job
+            .run_journaled(
+                first.clone(),
+                &mut journal,
+                async move { stop.notified().await },
+            )
+            .await
+            .unwrap();
+        journal.finish(&outcome.status).unwrap();
+        assert_eq!(outcome.status, JobStatus::Cancelled);
+        let ran_first: Vec<String> = first.seen.lock().unwrap().keys().cloned().collect();
+        // Everything in flight when the stop came finished within the grace period.
+        assert_eq!(journal.finished(), ran_first.len());
+        assert!(
+            ran_first.len() >= 100 && ran_first.len() < rows,
+            "{}",
+            ran_first.len()
+        );
+        assert_eq!(outcome.summary.not_run, rows - ran_first.len());
+        drop(journal);
+        assert_eq!(info(&state).unwrap().status, Some(JobStatus::Cancelled));
+
+        // The partial report lists what finished.
+        let report_root = dir.join("report");
+        write_report(
+            &state,
+            &Location::Local(report_root.clone()),
+            ReportScope::AllTasks,
+            &s3,
+        )
+        .await
+        .unwrap();
+        let partial = crate::read_report(&report_root.join("job-j1")).unwrap();
+        assert_eq!(partial.len(), ran_first.len());
+
+        // A kill in the middle of a line leaves it torn: it is ignored and cut off.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(state.join(JOURNAL_FILE))
+            .unwrap();
+        f.write_all(br#"{"i":299,"b":"bucket-one","k":"k2"#)
+            .unwrap();
+        drop(f);
+
+        // Another manifest is refused.
+        std::fs::write(dir.join("other.csv"), "bucket-one,x\n").unwrap();
+        let other = ManifestSource::open(&dir.join("other.csv")).unwrap();
+        let err = Journal::resume(&state, &other).unwrap_err();
+        assert!(err.contains("is not the one job j1 started with"), "{err}");
+
+        let second = Counting {
+            seen: Default::default(),
+            stop_after: usize::MAX,
+            stop: Arc::new(Notify::new()),
+        };
+        let mut journal = Journal::resume(&state, &source).unwrap();
+        assert_eq!(journal.finished(), ran_first.len());
+        let outcome = job
+            .run_journaled(second.clone(), &mut journal, std::future::pending())
+            .await
+            .unwrap();
+        journal.finish(&outcome.status).unwrap();
+        assert_eq!(outcome.status, JobStatus::Complete);
+        assert_eq!(outcome.summary.succeeded, rows);
+        assert_eq!(outcome.summary.invocations, rows - ran_first.len());
+        // No task that finished before is sent again; every other one once.
+        let seen = second.seen.lock().unwrap().clone();
+        for k in &ran_first {
+            assert!(!seen.contains_key(k), "{k} ran again");
+        }
+        assert!(seen.values().all(|&n| n == 1));
+        assert_eq!(seen.len() + ran_first.len(), rows);
+
+        // The final report replaces the partial one: every row exactly once.
+        write_report(
+            &state,
+            &Location::Local(report_root.clone()),
+            ReportScope::AllTasks,
+            &s3,
+        )
+        .await
+        .unwrap();
+        let job_dir = report_root.join("job-j1");
+        let report = crate::read_report(&job_dir).unwrap();
+        let mut keys: Vec<String> = report.iter().map(|r| r.key.clone()).collect();
+        keys.sort();
+        let expected: Vec<String> = (0..rows).map(|i| format!("k{i:03}")).collect();
+        assert_eq!(keys, expected);
+        assert!(report
+            .iter()
+            .all(|r| r.message == format!("did \"{}\"", r.key)));
+        // Only the files manifest.json lists: no results file of the partial report left.
+        let listed = std::fs::read_dir(job_dir.join("results")).unwrap().count();
+        assert_eq!(listed, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Answers at once, except for keys starting with `hang`, which never come back.
+    struct Hangs;
+    impl Invoke for Hangs {
+        async fn invoke(&self, payload: Vec<u8>) -> Invoked {
+            let event: Value = serde_json::from_slice(&payload).unwrap();
+            let t = &event["tasks"][0];
+            if t["s3Key"].as_str().unwrap().starts_with("hang") {
+                std::future::pending::<()>().await;
+            }
+            Invoked::Response(
+                serde_json::to_vec(&json!({"invocationId": event["invocationId"],
+                    "results": [{"taskId": t["taskId"], "resultCode": "Succeeded", "resultString": "ok"}]}))
+                .unwrap(),
+            )
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_waits_for_invocations_in_flight_no_longer_than_the_grace_period() {
+        let dir = temp("grace");
+        let state = dir.join("job-g");
+        let source = ManifestSource::from(
+            crate::Manifest::from_csv(b"bucket-one,a\nbucket-one,hang1\nbucket-one,b\nbucket-one,hang2\nbucket-one,c\nbucket-one,d\n")
+                .unwrap(),
+        );
+        let mut journal = Journal::create(&state, "g", "m", &source).unwrap();
+        let started = tokio::time::Instant::now();
+        let outcome = LocalJob::new(source.clone())
+            .job_id("g")
+            .concurrency(4)
+            .grace_period(std::time::Duration::from_secs(30))
+            // The stop comes once both hanging tasks are in flight.
+            .run_journaled(
+                Hangs,
+                &mut journal,
+                tokio::time::sleep(std::time::Duration::from_secs(1)),
+            )
+            .await
+            .unwrap();
+        journal.finish(&outcome.status).unwrap();
+        assert_eq!(outcome.status, JobStatus::Cancelled);
+        // Paused time: exactly the stop plus the grace period, not forever.
+        assert_eq!(started.elapsed(), std::time::Duration::from_secs(31));
+        let mut finished = Vec::new();
+        scan(&state, |_, r| {
+            finished.push(r.entry.key);
+            Ok(())
+        })
+        .unwrap();
+        finished.sort();
+        assert_eq!(finished, ["a", "b", "c", "d"]);
+        assert_eq!(outcome.summary.not_run, 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_corrupt_line_in_the_middle_is_an_error_naming_it() {
+        let dir = temp("corrupt");
+        let state = dir.join("job-j2");
+        let source = ManifestSource::from(
+            crate::Manifest::from_csv(b"bucket-one,a\nbucket-one,b\n").unwrap(),
+        );
+        let mut journal = Journal::create(&state, "j2", "m", &source).unwrap();
+        let record = TaskRecord {
+            entry: ManifestEntry::new("bucket-one", "a"),
+            status: TaskStatus::Succeeded,
+            error_code: None,
+            http_status: Some(200),
+            message: "ok".into(),
+            attempts: 1,
+        };
+        journal.record(0, &record).unwrap();
+        journal.flush().unwrap();
+        drop(journal);
+        assert!(
+            Journal::create(&state, "j2", "m", &source).is_err(),
+            "an existing journal is kept"
+        );
+        let path = state.join(JOURNAL_FILE);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.insert_str(0, "garbage\n");
+        std::fs::write(&path, text).unwrap();
+        let err = Journal::resume(&state, &source).unwrap_err();
+        assert!(err.contains("journal.jsonl line 1:"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
