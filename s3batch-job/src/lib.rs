@@ -56,12 +56,14 @@
 #![warn(missing_docs)]
 
 mod aws;
+pub mod host;
 pub mod invoke;
 pub mod job;
 pub mod manifest;
 pub mod report;
 pub mod storage;
 
+pub use host::{HostConfig, RuntimeHost};
 pub use invoke::{InProcess, Invoke, Invoked, LambdaInvoker};
 pub use job::{FailureThreshold, JobError, LocalJob, Progress, Redrive, Schema};
 pub use manifest::{Manifest, ManifestEntry, ManifestError};

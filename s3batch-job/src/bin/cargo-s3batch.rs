@@ -3,8 +3,8 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use s3batch_job::{
-    storage::s3_client, FailureThreshold, JobStatus, LambdaInvoker, LocalJob, Location, Manifest,
-    Redrive, ReportScope, Schema,
+    storage::s3_client, FailureThreshold, HostConfig, JobStatus, LambdaInvoker, LocalJob, Location,
+    Manifest, Redrive, ReportScope, RuntimeHost, Schema,
 };
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -51,8 +51,25 @@ struct RunArgs {
 
     /// The function to invoke: a name, name:qualifier or ARN. With `cargo lambda watch` it is
     /// the binary's name.
-    #[arg(long, short = 'f', value_name = "NAME")]
-    function: String,
+    #[arg(
+        long,
+        short = 'f',
+        value_name = "NAME",
+        required_unless_present = "bootstrap"
+    )]
+    function: Option<String>,
+
+    /// Run this built function binary (e.g. target/debug/my_fn, or the bootstrap from `cargo
+    /// lambda build`) through the Lambda Runtime API instead of invoking a function: one
+    /// process per --concurrency slot, each with a real deadline, replaced when it crashes
+    /// or times out, as on Lambda. Its output goes to a log file (printed at the start).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["function", "endpoint_url"])]
+    bootstrap: Option<std::path::PathBuf>,
+
+    /// With --bootstrap: an environment variable for the function, as NAME=VALUE; repeat for
+    /// more. The function also gets this command's environment and Lambda's variables.
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_user_arg, requires = "bootstrap")]
+    env: Vec<(String, String)>,
 
     /// The Lambda Invoke API endpoint, e.g. http://127.0.0.1:9000 for `cargo lambda watch`.
     /// Without it, the AWS configuration decides (AWS_ENDPOINT_URL_LAMBDA, region...).
@@ -197,11 +214,15 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         job = job.user_argument(k, v);
     }
     let total = job.manifest().len();
+    let function = match (&args.function, &args.bootstrap) {
+        (Some(name), _) => format!("function {name}"),
+        (None, Some(path)) => format!("{} (Runtime API)", path.display()),
+        (None, None) => unreachable!("clap requires one"),
+    };
     eprintln!(
-        "job {}: {total} tasks from {} -> function {} (schema {}, {} at once)",
+        "job {}: {total} tasks from {} -> {function} (schema {}, {} at once)",
         job.id(),
         args.manifest,
-        args.function,
         args.schema,
         args.concurrency
     );
@@ -225,15 +246,25 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         progress.set_message(format!("{} failed, {} redriven", p.failed, p.redriven));
     });
 
-    let client = LambdaInvoker::client(
-        args.endpoint_url.as_deref(),
-        Duration::from_secs(args.function_timeout),
-    )
-    .await;
-    let report = job
-        .run(LambdaInvoker::new(client, &args.function))
-        .await
-        .map_err(|e| e.to_string())?;
+    let timeout = Duration::from_secs(args.function_timeout);
+    let report = if let Some(bootstrap) = &args.bootstrap {
+        let log = std::env::temp_dir().join(format!("s3batch-{}-function.log", job.id()));
+        let config = args.env.iter().fold(
+            HostConfig::new(bootstrap)
+                .instances(args.concurrency)
+                .timeout(timeout)
+                .log_file(&log),
+            |config, (k, v)| config.env(k, v),
+        );
+        let host = RuntimeHost::start(config).map_err(|e| e.to_string())?;
+        eprintln!("function output: {}", log.display());
+        job.run(host).await
+    } else {
+        let function = args.function.as_deref().expect("clap requires one");
+        let client = LambdaInvoker::client(args.endpoint_url.as_deref(), timeout).await;
+        job.run(LambdaInvoker::new(client, function)).await
+    }
+    .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
 
     let s = &report.summary;
