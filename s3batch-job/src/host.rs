@@ -516,13 +516,15 @@ impl Instance {
         let config = &shared.config;
         let started = Instant::now();
         let was_ready = self.api.initialized.load(Ordering::SeqCst);
-        let _ = self
-            .events
-            .send(Pending {
-                request_id: request_id.to_owned(),
-                payload: payload.clone(),
-            })
-            .await;
+        // Only an instance whose last event was taken is reused, so there is room for this
+        // one; if not, the event goes to a fresh instance.
+        let handed = self.events.try_send(Pending {
+            request_id: request_id.to_owned(),
+            payload: payload.clone(),
+        });
+        if handed.is_err() {
+            return Outcome::NotDelivered;
+        }
         let mut delivered: Option<Instant> = None;
         let _busy = Busy::new(shared, self.number);
         loop {

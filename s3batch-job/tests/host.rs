@@ -85,6 +85,18 @@ fn kill_9(pid: u32) {
     assert!(status.success(), "kill -9 {pid}");
 }
 
+/// Waits until `pid` has died (a zombie not reaped yet, or gone): `kill` returns before the
+/// process has ended.
+async fn dead(pid: u32) {
+    loop {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return,
+            Ok(stat) if stat.rsplit(") ").next().is_some_and(|s| s.starts_with('Z')) => return,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
 const TIMEOUT_SECS: u64 = 5;
 
 /// Through the CLI, three at once: one task aborts its process, one blocks past the
@@ -278,6 +290,7 @@ async fn an_idle_process_that_died_costs_no_invocation() {
     let idle = host.idle_pids();
     assert_eq!(idle.len(), 1);
     kill_9(idle[0]);
+    dead(idle[0]).await;
     perm(host.invoke(event("perm 1")).await);
     assert_eq!(host.instances_started(), 2);
 }
