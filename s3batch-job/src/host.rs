@@ -34,7 +34,8 @@
 //!   (instance started, exited, killed at its deadline), go to [`HostConfig::log_file`] or,
 //!   without one, to the runner's stderr, prefixed with `[NAME#N]` (the instance number).
 //! - **Shutdown.** Every process is killed (`SIGKILL`) and reaped when the host is dropped,
-//!   also while unwinding from a panic. A runner killed with `SIGKILL` cannot clean up; its
+//!   also while unwinding from a panic. That is the processes the host started, not
+//!   processes they start themselves. A runner killed with `SIGKILL` cannot clean up; its
 //!   instances then find their Runtime API gone and exit when they next ask for work.
 
 use crate::invoke::{Invoke, Invoked};

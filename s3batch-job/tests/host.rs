@@ -470,7 +470,7 @@ size=7000000
 exec 4<>/dev/tcp/$addr/$port
 { printf 'POST /2018-06-01/runtime/invocation/%s/response HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n' "$id" $size; head -c $size /dev/zero; } >&4
 head -n1 <&4 >&2
-sleep 3600"#,
+exec sleep 3600"#,
     );
     let host = RuntimeHost::start(config(&big).instances(1).log_file(dir.join("big.log"))).unwrap();
     let got = host.invoke(event("anything")).await;
