@@ -63,12 +63,12 @@ struct RunArgs {
     /// lambda build`) through the Lambda Runtime API instead of invoking a function: one
     /// process per --concurrency slot, each with a real deadline, replaced when it crashes
     /// or times out, as on Lambda. Its output goes to a log file (printed at the start).
-    #[arg(long, value_name = "PATH", conflicts_with_all = ["function", "endpoint_url"])]
+    #[arg(long, value_name = "PATH", conflicts_with = "function")]
     bootstrap: Option<std::path::PathBuf>,
 
     /// With --bootstrap: an environment variable for the function, as NAME=VALUE; repeat for
     /// more. The function also gets this command's environment and Lambda's variables.
-    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_user_arg, requires = "bootstrap")]
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_user_arg)]
     env: Vec<(String, String)>,
 
     /// The Lambda Invoke API endpoint, e.g. http://127.0.0.1:9000 for `cargo lambda watch`.
@@ -131,7 +131,8 @@ struct RunArgs {
     job_id: Option<String>,
 
     /// The function's timeout: an invocation that runs longer is recorded as Lambda records a
-    /// timeout (a function error). `cargo lambda watch` enforces none, so set it here.
+    /// timeout (a function error). `cargo lambda watch` enforces none, so set it here. With
+    /// --bootstrap it is also the deadline each process is given.
     #[arg(long, default_value_t = 900, value_name = "SECS")]
     function_timeout: u64,
 
@@ -188,6 +189,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: RunArgs) -> Result<ExitCode, String> {
+    if !args.env.is_empty() && args.bootstrap.is_none() {
+        return Err(
+            "--env is for --bootstrap; a function invoked by name has its own environment".into(),
+        );
+    }
     let s3 = s3_client(args.s3_endpoint_url.as_deref()).await;
     let manifest = Manifest::load(&args.manifest, &s3)
         .await
