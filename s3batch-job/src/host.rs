@@ -104,7 +104,8 @@ impl HostConfig {
         self
     }
 
-    /// Processes at most (at least 1); give it the job's concurrency.
+    /// Processes at most (at least 1); give it the job's concurrency. More invocations at
+    /// once than this wait for a free instance (their timeout starts at the hand-over).
     pub fn instances(mut self, n: usize) -> Self {
         self.instances = n.max(1);
         self
