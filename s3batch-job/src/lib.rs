@@ -62,6 +62,7 @@
 #![warn(missing_docs)]
 
 mod aws;
+pub mod host;
 pub mod invoke;
 pub mod job;
 pub mod journal;
@@ -69,6 +70,7 @@ pub mod manifest;
 pub mod report;
 pub mod storage;
 
+pub use host::{HostConfig, RuntimeHost};
 pub use invoke::{InProcess, Invoke, Invoked, LambdaInvoker};
 pub use job::{FailureThreshold, JobError, LocalJob, Progress, Redrive, Schema};
 pub use journal::Journal;

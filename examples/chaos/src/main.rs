@@ -8,6 +8,8 @@
 //! | `perm` | `PermanentFailure` |
 //! | `panic` | panics (reported as that task's `PermanentFailure`) |
 //! | `hang` | sleeps for an hour: with a short Lambda timeout the deadline margin turns it into a `TemporaryFailure` |
+//! | `abort` | aborts the whole process (`std::process::abort()`), as a crash or an OOM kill would end it |
+//! | `block` | blocks its thread for an hour, so the deadline margin cannot answer either: Lambda's timeout ends the invocation |
 //!
 //! Any other key is looked up with `HeadObject`, so a key that was decoded wrongly fails with
 //! `NoSuchKey`/404; the result is `ok <size> bytes`.
@@ -48,6 +50,14 @@ async fn chaos(obj: Object, s3: Client) -> Result<String, TaskError> {
     }
     if key.contains("panic") {
         panic!("asked to panic on {key}");
+    }
+    if key.contains("abort") {
+        eprintln!("chaos: aborting the process on {key}");
+        std::process::abort();
+    }
+    if key.contains("block") {
+        // A blocking call in async code: the runtime cannot run the deadline timer either.
+        std::thread::sleep(Duration::from_secs(3600));
     }
     if key.contains("hang") {
         tokio::time::sleep(Duration::from_secs(3600)).await;

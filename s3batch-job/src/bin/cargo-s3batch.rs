@@ -5,8 +5,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use s3batch_job::journal::{self, Journal};
 use s3batch_job::report::valid_job_id;
 use s3batch_job::{
-    storage::s3_client, FailureThreshold, JobStatus, LambdaInvoker, LocalJob, Location, Manifest,
-    ManifestSource, Redrive, ReportScope, Schema,
+    storage::s3_client, FailureThreshold, HostConfig, JobStatus, LambdaInvoker, LocalJob, Location,
+    Manifest, ManifestSource, Redrive, ReportScope, RuntimeHost, Schema,
 };
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -104,8 +104,25 @@ struct RunArgs {
 
     /// The function to invoke: a name, name:qualifier or ARN. With `cargo lambda watch` it is
     /// the binary's name.
-    #[arg(long, short = 'f', value_name = "NAME")]
-    function: String,
+    #[arg(
+        long,
+        short = 'f',
+        value_name = "NAME",
+        required_unless_present = "bootstrap"
+    )]
+    function: Option<String>,
+
+    /// Run this built function binary (e.g. target/debug/my_fn, or the bootstrap from `cargo
+    /// lambda build`) through the Lambda Runtime API instead of invoking a function: one
+    /// process per --concurrency slot, each with a real deadline, replaced when it crashes
+    /// or times out, as on Lambda. Its output goes to a log file (printed at the start).
+    #[arg(long, value_name = "PATH", conflicts_with = "function")]
+    bootstrap: Option<std::path::PathBuf>,
+
+    /// With --bootstrap: an environment variable for the function, as NAME=VALUE; repeat for
+    /// more. The function also gets this command's environment and Lambda's variables.
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_user_arg)]
+    env: Vec<(String, String)>,
 
     /// The Lambda Invoke API endpoint, e.g. http://127.0.0.1:9000 for `cargo lambda watch`.
     /// Without it, the AWS configuration decides (AWS_ENDPOINT_URL_LAMBDA, region...).
@@ -187,7 +204,8 @@ struct RunArgs {
     grace_period: u64,
 
     /// The function's timeout: an invocation that runs longer is recorded as Lambda records a
-    /// timeout (a function error). `cargo lambda watch` enforces none, so set it here.
+    /// timeout (a function error). `cargo lambda watch` enforces none, so set it here. With
+    /// --bootstrap it is also the deadline each process is given.
     #[arg(long, default_value_t = 900, value_name = "SECS")]
     function_timeout: u64,
 
@@ -393,6 +411,11 @@ fn scope(s: Scope) -> ReportScope {
 }
 
 async fn run(args: RunArgs) -> Result<ExitCode, String> {
+    if !args.env.is_empty() && args.bootstrap.is_none() {
+        return Err(
+            "--env is for --bootstrap; a function invoked by name has its own environment".into(),
+        );
+    }
     let s3 = s3_client(args.s3_endpoint_url.as_deref()).await;
     let job_id = args
         .job_id
@@ -454,6 +477,11 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
             let _ = std::fs::remove_dir_all(dir);
         }
     };
+    let function = match (&args.function, &args.bootstrap) {
+        (Some(name), _) => format!("function {name}"),
+        (None, Some(path)) => format!("{} (Runtime API)", path.display()),
+        (None, None) => unreachable!("clap requires one"),
+    };
     if let Err(e) = job.check() {
         cleanup(&dir);
         return Err(e.to_string());
@@ -476,10 +504,9 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
             }
         }
         eprintln!(
-            "job {job_id}: {total} tasks from {} -> function {} (schema {}, {} at once); \
+            "job {job_id}: {total} tasks from {} -> {function} (schema {}, {} at once); \
              dry run: the manifest{} can be used",
             args.manifest,
-            args.function,
             args.schema,
             args.concurrency,
             if args.report.is_some() {
@@ -496,9 +523,8 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         Journal::create(&dir, &job_id, &args.manifest.to_string(), job.manifest())?
     };
     eprintln!(
-        "job {job_id}: {total} tasks from {} -> function {} (schema {}, {} at once); journal in {}{}",
+        "job {job_id}: {total} tasks from {} -> {function} (schema {}, {} at once); journal in {}{}",
         args.manifest,
-        args.function,
         args.schema,
         args.concurrency,
         dir.display(),
@@ -526,19 +552,27 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         progress.set_message(format!("{} failed, {} redriven", p.failed, p.redriven));
     });
 
-    let client = LambdaInvoker::client(
-        args.endpoint_url.as_deref(),
-        Duration::from_secs(args.function_timeout),
-    )
-    .await;
+    let timeout = Duration::from_secs(args.function_timeout);
     catch_signals();
-    let ran = job
-        .run_journaled(
-            LambdaInvoker::new(client, &args.function),
-            &mut journal,
-            signalled(args.grace_period),
-        )
-        .await;
+    let stop = signalled(args.grace_period);
+    let ran = if let Some(bootstrap) = &args.bootstrap {
+        let log = std::env::temp_dir().join(format!("s3batch-{job_id}-function.log"));
+        let config = args.env.iter().fold(
+            HostConfig::new(bootstrap)
+                .instances(args.concurrency)
+                .timeout(timeout)
+                .log_file(&log),
+            |config, (k, v)| config.env(k, v),
+        );
+        let host = RuntimeHost::start(config).map_err(|e| e.to_string())?;
+        eprintln!("function output: {}", log.display());
+        job.run_journaled(host, &mut journal, stop).await
+    } else {
+        let function = args.function.as_deref().expect("clap requires one");
+        let client = LambdaInvoker::client(args.endpoint_url.as_deref(), timeout).await;
+        job.run_journaled(LambdaInvoker::new(client, function), &mut journal, stop)
+            .await
+    };
     bar.finish_and_clear();
     let outcome = match ran {
         Ok(outcome) => outcome,
