@@ -908,6 +908,7 @@ mod tests {
         let ok = br#"{"invocationSchemaVersion":"1.0","treatMissingKeysAs":"TemporaryFailure","invocationId":"i",
             "results":[{"taskId":"task-00000001","resultCode":"Succeeded","resultString":"yes"}]}"#;
         let got = interpret("i", &ids(2), Invoked::Response(ok.to_vec()));
+        assert_eq!(got.len(), 2);
         assert_eq!(got[0].code, ResultCode::TemporaryFailure);
         assert_eq!(got[0].message, MISSING_RESULT);
         assert_eq!(
@@ -924,6 +925,7 @@ mod tests {
             br#"{"invocationId":"i","treatMissingKeysAs":null,"results":[]}"#,
         ] {
             let got = interpret("i", &ids(1), Invoked::Response(bad.to_vec()));
+            assert_eq!(got.len(), 1);
             assert_eq!(got[0].code, ResultCode::PermanentFailure);
             assert_eq!(got[0].message, INVALID_RESPONSE, "{}", String::from_utf8_lossy(bad));
         }
@@ -933,6 +935,7 @@ mod tests {
             &ids(1),
             Invoked::FunctionError(br#"{"errorType":"Runtime.ExitError"}"#.to_vec()),
         );
+        assert_eq!(err.len(), 1);
         assert_eq!(err[0].code, ResultCode::PermanentFailure);
         assert_eq!(
             err[0].message,
@@ -946,7 +949,12 @@ mod tests {
                 status: None,
             },
         );
+        assert_eq!(api.len(), 1);
         assert_eq!(api[0].code, ResultCode::TemporaryFailure);
+        // Every task of a batch gets the invocation's outcome.
+        let batch = interpret("i", &ids(3), Invoked::FunctionError(b"{}".to_vec()));
+        assert_eq!(batch.len(), 3);
+        assert!(batch.iter().all(|a| a.code == ResultCode::PermanentFailure));
     }
 
     #[test]
@@ -988,12 +996,24 @@ mod tests {
         let v1: Value =
             serde_json::from_slice(&LocalJob::new(m.clone()).event("inv", [(0, e)].into_iter()))
                 .unwrap();
+        assert_eq!(v1["tasks"].as_array().map(Vec::len), Some(1));
         assert_eq!(v1["tasks"][0]["s3BucketArn"], "arn:aws:s3:::bucket-one");
-        assert_eq!(v1["job"], json!({"id": v1["job"]["id"].clone()}));
-        assert!(LocalJob::new(Manifest::default())
+        assert!(v1["tasks"][0].get("s3Bucket").is_none(), "{v1}");
+        // Schema 1.0 has no userArguments, and the default job id is a random UUID.
+        let id = v1["job"]["id"].as_str().expect("a job id");
+        assert_eq!(v1["job"], json!({ "id": id }));
+        assert!(
+            id.len() == 36 && id.chars().filter(|&c| c == '-').count() == 4 && valid_job_id(id),
+            "{id}"
+        );
+        let err = LocalJob::new(Manifest::default())
             .user_argument("k", "v")
             .validate()
-            .is_err());
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("need invocation schema 2.0"),
+            "{err}"
+        );
     }
 
     static TEMP_SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -1092,7 +1112,7 @@ mod tests {
         assert_eq!(report.summary.succeeded, 10);
     }
 
-    struct AlwaysFails(AtomicUsize);
+    struct AlwaysFails(Arc<AtomicUsize>);
     impl Invoke for AlwaysFails {
         async fn invoke(&self, _: Vec<u8>) -> Invoked {
             self.0.fetch_add(1, Ordering::SeqCst);
@@ -1104,9 +1124,10 @@ mod tests {
     async fn the_failure_threshold_stops_the_job() {
         let keys: Vec<String> = (0..3000).map(|i| i.to_string()).collect();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let calls = Arc::new(AtomicUsize::new(0));
         let report = LocalJob::new(manifest(&keys))
             .concurrency(8)
-            .run(AlwaysFails(AtomicUsize::new(0)))
+            .run(AlwaysFails(Arc::clone(&calls)))
             .await
             .unwrap();
         assert!(
@@ -1118,14 +1139,19 @@ mod tests {
         assert!(s.failed >= 1000 && s.failed < 1000 + 8, "{s:?}");
         assert_eq!(s.not_run, 3000 - s.failed);
         assert_eq!(report.records.len(), s.failed);
+        // Every invocation was one task's only attempt (a function error is not redriven):
+        // the job stopped invoking once the threshold was crossed.
+        assert_eq!(calls.load(Ordering::SeqCst), s.failed);
+        assert_eq!(s.invocations, s.failed);
 
         let all = LocalJob::new(manifest(&keys[..1200]))
             .failure_threshold(None)
-            .run(AlwaysFails(AtomicUsize::new(0)))
+            .run(AlwaysFails(Arc::clone(&calls)))
             .await
             .unwrap();
         assert_eq!(all.status, JobStatus::Complete);
         assert_eq!(all.summary.failed, 1200);
+        assert_eq!(calls.load(Ordering::SeqCst), s.failed + 1200);
     }
 
     #[tokio::test]

@@ -36,7 +36,9 @@
 //!   re-encoded form-style as S3 sends them, one task per invocation unless configured, task
 //!   ids stable across redrives.
 //! - **Results**: `TemporaryFailure` is redriven ([`Redrive`]: 3 times from 1 s by default,
-//!   doubling); a failed Invoke API call is redriven the same way. A function error is
+//!   doubling); a failed Invoke API call is redriven the same way when a repeat may succeed
+//!   (no response, 408, 409, 429, 5xx), and fails at once otherwise (404, 413, other 4xx). A
+//!   function error is
 //!   `PermanentFailure` with `Lambda returned function error: <error document>`; a response
 //!   that is not JSON, has no `results` array, a wrong `invocationId`, or a result without a
 //!   valid `taskId`/`resultCode` fails every task of the invocation with `Invalid JSON

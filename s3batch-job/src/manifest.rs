@@ -873,9 +873,15 @@ mod tests {
     fn csv_with_and_without_versions() {
         let m =
             Manifest::from_csv(b"bucket-one,a+b%2Bc\nbucket-one,d/..%2F%F0%9F%98%80\n").unwrap();
+        assert_eq!(m.len(), 2);
         assert_eq!(m.entries()[0], ManifestEntry::new("bucket-one", "a b+c"));
         assert_eq!(m.entries()[1].key, "d/../😀");
         let v = Manifest::from_csv(b"bucket-one,k,v1\r\nbucket-one,\"x,y\",v2\r\n").unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(
+            v.entries()[0],
+            ManifestEntry::new("bucket-one", "k").with_version_id("v1")
+        );
         assert_eq!(
             v.entries()[1],
             ManifestEntry::new("bucket-one", "x,y").with_version_id("v2")
@@ -1061,7 +1067,12 @@ mod tests {
         let err = Manifest::from_inventory(bad.as_bytes(), |_, _| Ok(gz.clone())).unwrap_err();
         assert!(err.problems()[0].contains("MD5"), "{err}");
         let orc = json.replace("\"CSV\"", "\"ORC\"");
-        assert!(Manifest::from_inventory(orc.as_bytes(), |_, _| Ok(vec![])).is_err());
+        let err = Manifest::from_inventory(orc.as_bytes(), |_, _| Ok(vec![])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("fileFormat \"ORC\" is not supported"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -498,6 +498,7 @@ mod tests {
             std::fs::write(p, bytes).unwrap();
         }
         let rows = read_report(&dir.join("pre/job-j1")).unwrap();
+        assert_eq!(rows.len(), 2, "{rows:?}");
         assert_eq!(rows[0].key, "a b,\"c\"\nd");
         assert_eq!(rows[0].message, "ok, \"quoted\"");
         assert_eq!(rows[0].error_code, "");
@@ -507,5 +508,16 @@ mod tests {
 
         let failed_only = report.render(ReportScope::FailedTasksOnly, "", "");
         assert_eq!(failed_only.len(), 2);
+        // One results file holding only the failed row, and the manifest listing only it.
+        let (_, csv) = &failed_only[0];
+        let csv = String::from_utf8_lossy(csv);
+        assert_eq!(csv.lines().count(), 1, "{csv}");
+        assert!(
+            csv.starts_with("bucket-one,x%2By,,failed,PermanentFailure,"),
+            "{csv}"
+        );
+        let listed: serde_json::Value = serde_json::from_slice(&failed_only[1].1).unwrap();
+        assert_eq!(listed["Results"].as_array().map(Vec::len), Some(1));
+        assert_eq!(listed["Results"][0]["TaskExecutionStatus"], "failed");
     }
 }
