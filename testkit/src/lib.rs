@@ -62,14 +62,64 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str, limit: Duration) {
     }
 }
 
-/// A running child process, killed when dropped.
+/// A running child process, killed when dropped together with every process it started
+/// (`cargo lambda watch` starts the function's processes in process groups of their own, so
+/// they would otherwise outlive the test as orphans).
 struct Running(Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
+        // Collect the descendants first: once the child is gone they are re-parented.
+        let descendants = descendants(self.0.id());
         let _ = self.0.kill();
+        for pid in descendants {
+            // SAFETY: kill(2) only sends a signal; no memory is shared.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+        }
         let _ = self.0.wait();
     }
+}
+
+/// Every process below `root` in the process tree, read from `/proc`.
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`: comm may hold spaces and parentheses, so read after the
+        // last ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parent_of.push((pid, ppid));
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parent_of
+                .iter()
+                .filter(|&&(_, ppid)| ppid == parent)
+                .map(|&(pid, _)| pid),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
 }
 
 /// A moto S3 server on a free loopback port.
