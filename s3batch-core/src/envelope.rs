@@ -139,22 +139,30 @@ fn unreadable(name: &str, lossy: &str) -> String {
     )
 }
 
-/// The key of the one-entry object that stands in for a string that is not valid Unicode
-/// when [`Event::from_slice`] salvages an event (see [`mark_unreadable_strings`]). It starts
-/// with NUL, which S3 never puts in a field name.
-const UNREADABLE: &str = "\u{0}s3batch:unreadable-string";
-/// [`UNREADABLE`] as JSON text.
-const UNREADABLE_JSON: &[u8] = b"\\u0000s3batch:unreadable-string";
+/// The keys of the one-entry objects that stand in for values serde_json cannot read, when
+/// [`Event::from_slice`] salvages an event (see [`mark_unreadable`]): a string that is not
+/// valid Unicode, and a number out of `f64`'s range (`1e999`). They start with NUL, which S3
+/// never puts in a field name.
+const STAND_INS: [&str; 2] = [
+    "\u{0}s3batch:unreadable-string",
+    "\u{0}s3batch:out-of-range-number",
+];
+/// The key of the stand-in for a string that is not valid Unicode.
+const UNREADABLE: &str = STAND_INS[0];
+/// What each of [`STAND_INS`] stands in for, for messages.
+const STOOD_IN: [&str; 2] = ["a string that is not valid Unicode", "a number"];
 
-/// Reads the rest of a map; `true` when it was the stand-in for an unreadable string.
-fn drain_map_is_unreadable<'de, A: MapAccess<'de>>(mut map: A) -> Result<bool, A::Error> {
-    let first = map.next_key_seed(KeyIndex(&[UNREADABLE]))?;
+/// Reads the rest of a map; what it stood in for when it was a stand-in.
+fn drain_map_stood_in<'de, A: MapAccess<'de>>(
+    mut map: A,
+) -> Result<Option<&'static str>, A::Error> {
+    let first = map.next_key_seed(KeyIndex(&STAND_INS))?;
     if first.is_none() {
-        return Ok(false);
+        return Ok(None);
     }
     map.next_value::<IgnoredAny>()?;
     drain_map(map)?;
-    Ok(first == Some(Some(0)))
+    Ok(first.flatten().map(|i| STOOD_IN[i]))
 }
 
 /// Reads any JSON value, keeping it only if it is a string.
@@ -207,8 +215,13 @@ impl<'de> Visitor<'de> for FieldVisitor {
         Ok(Field::Wrong("an array"))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Field, A::Error> {
-        match map.next_key_seed(KeyIndex(&[UNREADABLE]))? {
+        match map.next_key_seed(KeyIndex(&STAND_INS))? {
             None => Ok(Field::Wrong("an object")),
+            Some(Some(1)) => {
+                map.next_value::<IgnoredAny>()?;
+                drain_map(map)?;
+                Ok(Field::Wrong("a number"))
+            }
             Some(Some(_)) => {
                 let lossy: String = map.next_value()?;
                 drain_map(map)?;
@@ -264,8 +277,8 @@ macro_rules! lenient_struct {
                     }
                     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$ty, A::Error> {
                         // The last name marks a string that is not valid Unicode in place
-                        // of the whole struct (see `mark_unreadable_strings`).
-                        const NAMES: &[&str] = &[$($wire,)* UNREADABLE];
+                        // of the whole struct (see `mark_unreadable`).
+                        const NAMES: &[&str] = &[$($wire,)* STAND_INS[0], STAND_INS[1]];
                         let mut out = $ty::default();
                         while let Some(k) = map.next_key_seed(KeyIndex(NAMES))? {
                             let mut i = 0usize;
@@ -276,8 +289,8 @@ macro_rules! lenient_struct {
                                 }
                                 i += 1;
                             )*
-                            if k == Some(i) {
-                                out.not_object = Some("a string that is not valid Unicode");
+                            if let Some(stood_in) = k.and_then(|k| STOOD_IN.get(k.wrapping_sub(i))) {
+                                out.not_object = Some(stood_in);
                             }
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -385,11 +398,9 @@ impl<'de> Deserialize<'de> for RawTasks {
                 Ok(RawTasks::Wrong("null"))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawTasks, A::Error> {
-                Ok(RawTasks::Wrong(if drain_map_is_unreadable(map)? {
-                    "a string that is not valid Unicode"
-                } else {
-                    "an object"
-                }))
+                Ok(RawTasks::Wrong(
+                    drain_map_stood_in(map)?.unwrap_or("an object"),
+                ))
             }
             fn visit_str<E>(self, _: &str) -> Result<RawTasks, E> {
                 Ok(RawTasks::Wrong("a string"))
@@ -432,11 +443,10 @@ impl<'de> Deserialize<'de> for RawUserArguments {
                 let mut out = BTreeMap::new();
                 let mut problem = None;
                 while let Some(k) = map.next_key::<String>()? {
-                    if k == UNREADABLE {
+                    if let Some(i) = STAND_INS.iter().position(|s| *s == k) {
                         map.next_value::<IgnoredAny>()?;
-                        return Ok(RawUserArguments::Wrong(
-                            "a string that is not valid Unicode",
-                        ));
+                        drain_map(map)?;
+                        return Ok(RawUserArguments::Wrong(STOOD_IN[i]));
                     }
                     // Captured as text, not parsed: a value nested deeper than serde_json's
                     // recursion limit must not fail the event.
@@ -498,6 +508,9 @@ fn argument_value(text: &str) -> Result<String, String> {
         Ok(Value::Object(m)) if m.len() == 1 && m.contains_key(UNREADABLE) => {
             Err(m[UNREADABLE].as_str().unwrap_or_default().to_owned())
         }
+        Ok(Value::Object(m)) if m.len() == 1 && m.contains_key(STAND_INS[1]) => {
+            Ok(m[STAND_INS[1]].as_str().unwrap_or_default().to_owned())
+        }
         Ok(v) => Ok(v.to_string()),
         // Deeper than serde_json's recursion limit, or a string inside that is not valid
         // Unicode: the text as it arrived.
@@ -534,7 +547,7 @@ impl Event {
     /// unreadable part): an unreadable `taskId` is echoed that way.
     pub fn from_slice(bytes: &[u8]) -> Result<Event, InvocationError> {
         serde_json::from_slice(bytes).or_else(|e| {
-            mark_unreadable_strings(bytes)
+            mark_unreadable(bytes)
                 .and_then(|marked| serde_json::from_slice(&marked).ok())
                 .ok_or_else(|| InvocationError(format!("event is not valid JSON: {e}")))
         })
@@ -724,49 +737,98 @@ fn resolve_task(raw: RawTask) -> Result<Object, BadTask> {
 ///
 /// Outside strings, valid JSON has no `"` and no `\\`, so a string is found by its quotes
 /// alone; invalid JSON stays invalid and is reported as such.
-fn mark_unreadable_strings(bytes: &[u8]) -> Option<Vec<u8>> {
+fn mark_unreadable(bytes: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let mut copied = 0;
     let mut i = 0;
-    while let Some(offset) = bytes[i..].iter().position(|&b| b == b'"') {
-        let start = i + offset;
-        let mut j = start + 1;
-        let end = loop {
-            match bytes.get(j) {
-                None => break None,
-                Some(b'\\') => j += 2,
-                Some(b'"') => break Some(j),
-                Some(_) => j += 1,
+    while i < bytes.len() {
+        let start = i;
+        match bytes[i] {
+            b'"' => {
+                let mut j = start + 1;
+                let end = loop {
+                    match bytes.get(j) {
+                        None => break None,
+                        Some(b'\\') => j += 2,
+                        Some(b'"') => break Some(j),
+                        Some(_) => j += 1,
+                    }
+                };
+                let Some(end) = end else { break };
+                i = end + 1;
+                let body = &bytes[start + 1..end];
+                // A raw control character is not allowed in a JSON string, but the string is
+                // still clear: it reads as if the character were escaped.
+                let escaped = body.iter().any(|&b| b < 0x20).then(|| {
+                    let mut e = Vec::with_capacity(body.len() + 16);
+                    for &b in body {
+                        if b < 0x20 {
+                            e.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+                        } else {
+                            e.push(b);
+                        }
+                    }
+                    e
+                });
+                let body = escaped.as_deref().unwrap_or(body);
+                let fixed = fix_surrogate_escapes(body);
+                if fixed.is_none() && std::str::from_utf8(body).is_ok() {
+                    if escaped.is_some() {
+                        out.extend_from_slice(&bytes[copied..start]);
+                        out.push(b'"');
+                        out.extend_from_slice(body);
+                        out.push(b'"');
+                        copied = i;
+                    }
+                    continue;
+                }
+                let lossy = String::from_utf8_lossy(fixed.as_deref().unwrap_or(body));
+                out.extend_from_slice(&bytes[copied..start]);
+                let next = bytes[i..].iter().find(|b| !b" \t\r\n".contains(b));
+                if next == Some(&b':') {
+                    out.push(b'"');
+                    out.extend_from_slice(lossy.as_bytes());
+                    out.push(b'"');
+                } else {
+                    stand_in(&mut out, STAND_INS[0], lossy.as_bytes());
+                }
+                copied = i;
             }
-        };
-        let Some(end) = end else { break };
-        let body = &bytes[start + 1..end];
-        i = end + 1;
-        let fixed = fix_surrogate_escapes(body);
-        if fixed.is_none() && std::str::from_utf8(body).is_ok() {
-            continue;
+            b'-' | b'0'..=b'9' => {
+                while i < bytes.len()
+                    && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                {
+                    i += 1;
+                }
+                let number = &bytes[start..i];
+                let out_of_range = std::str::from_utf8(number)
+                    .ok()
+                    .and_then(|n| n.parse::<f64>().ok())
+                    .is_some_and(f64::is_infinite);
+                if out_of_range {
+                    out.extend_from_slice(&bytes[copied..start]);
+                    stand_in(&mut out, STAND_INS[1], number);
+                    copied = i;
+                }
+            }
+            _ => i += 1,
         }
-        let lossy = String::from_utf8_lossy(fixed.as_deref().unwrap_or(body));
-        out.extend_from_slice(&bytes[copied..start]);
-        let next = bytes[i..].iter().find(|b| !b" \t\r\n".contains(b));
-        if next == Some(&b':') {
-            out.push(b'"');
-            out.extend_from_slice(lossy.as_bytes());
-            out.push(b'"');
-        } else {
-            out.extend_from_slice(b"{\"");
-            out.extend_from_slice(UNREADABLE_JSON);
-            out.extend_from_slice(b"\":\"");
-            out.extend_from_slice(lossy.as_bytes());
-            out.extend_from_slice(b"\"}");
-        }
-        copied = i;
     }
     if copied == 0 {
         return None;
     }
     out.extend_from_slice(&bytes[copied..]);
     Some(out)
+}
+
+/// Writes the one-entry object `{"<key>":"<text>"}` that stands in for a value serde_json
+/// cannot read; `text` is valid inside a JSON string.
+fn stand_in(out: &mut Vec<u8>, key: &str, text: &[u8]) {
+    out.extend_from_slice(b"{\"\\u0000");
+    out.extend_from_slice(key[1..].as_bytes());
+    out.extend_from_slice(b"\":\"");
+    out.extend_from_slice(text);
+    out.extend_from_slice(b"\"}");
 }
 
 /// The body of a JSON string with each unpaired surrogate escape (`\ud800` alone, or a low
@@ -1145,6 +1207,56 @@ mod tests {
                 Some(unreadable("job.userArguments.bad", "\u{fffd}").as_str())
             );
             assert_eq!(inv.job.user_arguments["a"], "1");
+        }
+    }
+
+    #[test]
+    fn out_of_range_numbers_and_raw_control_characters_fail_only_their_field() {
+        let event = b"{\"invocationId\":\"i\",\"job\":{\"id\":\"j\",\"userArguments\":{\"n\":1e999,\"s\":\"x\"}},\"tasks\":[
+          {\"taskId\":1e999,\"s3Key\":\"k\",\"s3Bucket\":\"b\"},
+          {\"taskId\":\"ok\",\"s3Key\":\"k\",\"s3Bucket\":\"b\",\"s3VersionId\":-1e400},
+          {\"taskId\":\"raw\nid\",\"s3Key\":\"a\tb\",\"s3Bucket\":\"b\"},
+          1e999,
+          {\"taskId\":\"fine\",\"s3Key\":\"k\",\"s3Bucket\":\"b\",\"n\":[1e999]}
+        ]}";
+        assert!(serde_json::from_slice::<serde_json::Value>(event).is_err());
+        let inv = from_bytes(event).unwrap();
+        let err = |s: &str| Err(s.to_owned());
+        assert_eq!(
+            outcomes(&inv),
+            vec![
+                (
+                    String::new(),
+                    err("invalid task: `taskId` is a number, expected a string")
+                ),
+                (
+                    "ok".into(),
+                    err("invalid task: `s3VersionId` is a number, expected a string or null")
+                ),
+                ("raw\nid".into(), Ok("a\tb".into())),
+                (String::new(), err("task is a number, expected an object")),
+                ("fine".into(), Ok("k".into())),
+            ]
+        );
+        assert_eq!(inv.job.user_arguments["n"], "1e999");
+        assert_eq!(inv.job.user_arguments["s"], "x");
+        // Read without salvaging: the number is kept as it arrived.
+        let inv = parse(r#"{"invocationId":"i","job":{"userArguments":{"n":1e999}},"tasks":[]}"#)
+            .unwrap();
+        assert_eq!(inv.job.user_arguments["n"], "1e999");
+        for (event, expect) in [
+            (
+                &br#"{"invocationId":1e999,"tasks":[]}"#[..],
+                "`invocationId` is a number",
+            ),
+            (
+                br#"{"invocationId":"i","tasks":1e999}"#,
+                "`tasks` is a number",
+            ),
+            (br#"1e999"#, "event is a number"),
+        ] {
+            let e = from_bytes(event).unwrap_err();
+            assert!(e.message().contains(expect), "{e}");
         }
     }
 
