@@ -825,7 +825,7 @@ fn mark_unreadable(bytes: &[u8]) -> Option<Vec<u8>> {
 /// cannot read; `text` is valid inside a JSON string.
 fn stand_in(out: &mut Vec<u8>, key: &str, text: &[u8]) {
     out.extend_from_slice(b"{\"\\u0000");
-    out.extend_from_slice(key[1..].as_bytes());
+    out.extend_from_slice(&key.as_bytes()[1..]);
     out.extend_from_slice(b"\":\"");
     out.extend_from_slice(text);
     out.extend_from_slice(b"\"}");
