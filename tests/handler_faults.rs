@@ -108,3 +108,73 @@ fn event_and_response_faults_through_a_real_lambda() {
     assert_eq!(r.results.len(), 1);
     assert_eq!(r.results[0].result_string, "hello s3://b/after");
 }
+
+/// Polls the watch log until a line satisfies `found` (the function's output reaches it
+/// asynchronously).
+fn wait_for_log(watch: &LambdaWatch, found: impl Fn(&str) -> bool) -> String {
+    for _ in 0..200 {
+        let log = watch.log();
+        if log.lines().any(&found) {
+            return log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("the awaited line never reached the log:\n{}", watch.log());
+}
+
+#[test]
+fn keys_cannot_forge_log_lines_through_a_real_lambda() {
+    // Decoded: "fail-permanent\nERROR forged: all tasks failed\x1b[31m red".
+    let key = "fail-permanent%0AERROR+forged%3A+all+tasks+failed%1B%5B31m+red";
+    let decoded = "fail-permanent\nERROR forged: all tasks failed\x1b[31m red";
+    let event = format!(
+        r#"{{"invocationSchemaVersion":"1.0","invocationId":"i","job":{{"id":"j"}},"tasks":[
+          {{"taskId":"t","s3Key":"{key}","s3VersionId":null,"s3BucketArn":"arn:aws:s3:::b"}}]}}"#
+    );
+
+    // Text logs, the default.
+    let watch = LambdaWatch::start("hello", &[], None);
+    let r = answer(&watch, event.as_bytes());
+    assert_eq!(r.results[0].result_code, ResultCode::PermanentFailure);
+    assert_eq!(
+        r.results[0].result_string,
+        format!("{decoded} cannot be processed")
+    );
+    let log = wait_for_log(&watch, |l| l.contains("cannot be processed"));
+    assert!(
+        log.contains(r#"key="fail-permanent\nERROR forged: all tasks failed\u{1b}[31m red""#),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            r"fail-permanent\nERROR forged: all tasks failed\u{1b}[31m red cannot be processed"
+        ),
+        "{log}"
+    );
+    assert!(!log.contains("failed\x1b[31m"), "{log}");
+    for line in log.lines().filter(|l| l.contains("ERROR forged")) {
+        assert!(
+            line.contains(r"\nERROR forged"),
+            "forged line {line:?} in:\n{log}"
+        );
+    }
+    drop(watch);
+
+    // JSON logs: the values as they are, escaped once by JSON.
+    let env = [("AWS_LAMBDA_LOG_FORMAT".to_string(), "JSON".to_string())];
+    let watch = LambdaWatch::start("hello", &env, None);
+    answer(&watch, event.as_bytes());
+    let log = wait_for_log(&watch, |l| l.contains("cannot be processed"));
+    let line: serde_json::Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l.trim()).ok())
+        .find(|v: &serde_json::Value| v.to_string().contains("cannot be processed"))
+        .unwrap_or_else(|| panic!("no JSON line in:\n{log}"));
+    assert_eq!(line["span"]["key"], decoded, "{line}");
+    assert_eq!(line["span"]["task_id"], "t", "{line}");
+    assert_eq!(
+        line["fields"]["message"],
+        format!("{decoded} cannot be processed"),
+        "{line}"
+    );
+}

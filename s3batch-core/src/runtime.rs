@@ -17,6 +17,7 @@ use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
@@ -231,7 +232,7 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
                     runnable.push((i, object));
                 }
                 Err(bad) => {
-                    tracing::warn!(job_id = ?job.id, task_id = ?bad.task_id, "{}", Escaped(&bad.message));
+                    tracing::warn!(job_id = %Escaped::field(&job.id), task_id = %Escaped::field(&bad.task_id), "{}", Escaped::text(&bad.message));
                     results.push(Some(TaskResult::new(
                         bad.task_id,
                         ResultCode::PermanentFailure,
@@ -267,7 +268,7 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
             match deadline {
                 Some(at) => {
                     if tokio::time::timeout_at(at, collect).await.is_err() {
-                        tracing::warn!(job_id = ?job.id, "deadline reached; reporting unfinished tasks as TemporaryFailure");
+                        tracing::warn!(job_id = %Escaped::field(&job.id), "deadline reached; reporting unfinished tasks as TemporaryFailure");
                     }
                 }
                 None => collect.await,
@@ -307,14 +308,14 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
         context: &lambda_runtime::Context,
         object: Object,
     ) -> TaskResult {
-        // Debug formatting quotes and escapes these, so a key with a newline or an ANSI
-        // escape cannot forge log lines or fields (JSON logs escape them anyway).
+        // Quoted and escaped in text logs, so a key with a newline or an ANSI escape cannot
+        // forge log lines or fields; as they are in JSON logs, which escape them anyway.
         let span = tracing::info_span!(
             "task",
-            job_id = ?job.id,
-            task_id = ?object.task_id,
-            bucket = ?object.bucket,
-            key = ?object.key,
+            job_id = %Escaped::field(&job.id),
+            task_id = %Escaped::field(&object.task_id),
+            bucket = %Escaped::field(&object.bucket),
+            key = %Escaped::field(&object.key),
         );
         let task_id = object.task_id.clone();
         // A panic while building the parameters is caught too: the call itself is inside.
@@ -329,7 +330,7 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
                 TaskResult::new(task_id, ResultCode::Succeeded, text)
             }
             Ok(Err(err)) => {
-                tracing::warn!(kind = ?err.kind(), "{}", Escaped(err.message()));
+                tracing::warn!(kind = ?err.kind(), "{}", Escaped::text(err.message()));
                 TaskResult::failed(task_id, &err)
             }
             Err(panic) => {
@@ -339,7 +340,7 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
                 });
                 // The payload is the task's value: its destructor may panic too.
                 drop_quietly(panic);
-                tracing::error!("{}", Escaped(err.message()));
+                tracing::error!("{}", Escaped::text(err.message()));
                 TaskResult::failed(task_id, &err)
             }
         }
@@ -405,7 +406,7 @@ impl<F> Drop for DropCaught<F> {
         if let Err(panic) = dropped {
             tracing::error!(
                 "a task panicked while it was being dropped at the deadline: {}",
-                Escaped(match panic_message(&*panic) {
+                Escaped::text(match panic_message(&*panic) {
                     "" => "(the panic message is empty or could not be formatted)",
                     m => m,
                 })
@@ -415,12 +416,36 @@ impl<F> Drop for DropCaught<F> {
     }
 }
 
+/// Set by [`init_tracing`] when logs are JSON lines (`AWS_LAMBDA_LOG_FORMAT=JSON`): the JSON
+/// formatter escapes every value itself, so [`Escaped`] writes text as it is.
+static JSON_LOGS: AtomicBool = AtomicBool::new(false);
+
 /// Text from the event or a task (keys, ids, error and panic messages) made safe for text
-/// logs: control characters (newline, carriage return, ESC, C1 controls…), line and
-/// paragraph separators and bidirectional overrides are written as Rust escapes (`\n`,
-/// `\u{1b}`), so the text cannot forge a log line or colour a terminal. Formatted only when
-/// a log line is written; text needing no escape is written as it is.
-pub(crate) struct Escaped<'a>(pub(crate) &'a str);
+/// logs, so that it cannot forge a log line or a field, or colour a terminal. A field is
+/// quoted and escaped as Rust's `Debug` does (`key="a\nb"`); in a message, control characters
+/// (newline, carriage return, ESC, C1 controls…), line and paragraph separators and
+/// bidirectional overrides are written as Rust escapes (`\n`, `\u{1b}`). With JSON logs the
+/// text is written as it is. Formatted only when a log line is written; text needing no
+/// escape is written in one piece.
+pub(crate) struct Escaped<'a> {
+    text: &'a str,
+    quoted: bool,
+}
+
+impl<'a> Escaped<'a> {
+    /// A field value: quoted in text logs.
+    pub(crate) fn field(text: &'a str) -> Self {
+        Self { text, quoted: true }
+    }
+
+    /// Part of a message: not quoted.
+    pub(crate) fn text(text: &'a str) -> Self {
+        Self {
+            text,
+            quoted: false,
+        }
+    }
+}
 
 fn needs_escape(c: char) -> bool {
     c.is_control()
@@ -429,7 +454,13 @@ fn needs_escape(c: char) -> bool {
 
 impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut rest = self.0;
+        if JSON_LOGS.load(Ordering::Relaxed) {
+            return f.write_str(self.text);
+        }
+        if self.quoted {
+            return write!(f, "{:?}", self.text);
+        }
+        let mut rest = self.text;
         while let Some(at) = rest.find(needs_escape) {
             f.write_str(&rest[..at])?;
             let c = rest[at..].chars().next().expect("found above");
@@ -592,6 +623,9 @@ where
 /// Sets up logging the way `lambda_runtime` does: `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` for
 /// the level, `AWS_LAMBDA_LOG_FORMAT=JSON` for JSON lines.
 pub fn init_tracing() {
+    // lambda_runtime's default subscriber writes JSON lines on the same condition.
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    JSON_LOGS.store(json, Ordering::Relaxed);
     lambda_runtime::tracing::init_default_subscriber();
 }
 
