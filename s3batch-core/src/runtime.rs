@@ -517,10 +517,7 @@ fn timeout_from_env() -> Option<Duration> {
 ///     run(noop, Options::new().concurrency(4)).await
 /// }
 /// ```
-pub async fn run<T: TaskFn<Args>, Args: 'static>(
-    task: T,
-    mut options: Options,
-) -> Result<(), BoxError> {
+pub async fn run<T: TaskFn<Args>, Args>(task: T, mut options: Options) -> Result<(), BoxError> {
     if options.fallback_timeout.is_none() {
         options.fallback_timeout = timeout_from_env();
     }
@@ -589,11 +586,10 @@ where
         Response = (),
         Error = BoxError,
     >,
-    S::Future: Send + 'static,
 {
     type Response = ();
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
+    type Future = RemoveAfter<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx)
@@ -607,17 +603,35 @@ where
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id.clone(), body);
-        let call = self.inner.call(req);
-        let bodies = Arc::clone(&self.bodies);
-        Box::pin(async move {
-            let outcome = call.await;
-            // Normally taken by the handler already; not when the invocation failed before.
-            bodies
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&id);
-            outcome
-        })
+        RemoveAfter {
+            call: Box::pin(self.inner.call(req)),
+            bodies: Arc::clone(&self.bodies),
+            id,
+        }
+    }
+}
+
+/// The future of [`RawBody`]: the invocation, then its body removed from [`Bodies`] (normally
+/// the handler took it already; not when the invocation failed before reaching it).
+struct RemoveAfter<F> {
+    call: Pin<Box<F>>,
+    bodies: Bodies,
+    id: String,
+}
+
+impl<F: Future> Future for RemoveAfter<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
+        self.call.as_mut().poll(cx)
+    }
+}
+
+impl<F> Drop for RemoveAfter<F> {
+    fn drop(&mut self) {
+        self.bodies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
     }
 }
 
@@ -631,7 +645,7 @@ pub fn init_tracing() {
 }
 
 /// The generated `main`: tracing, a Tokio runtime, and [`run`].
-pub fn main<T: TaskFn<Args>, Args: 'static>(task: T, options: Options) -> Result<(), BoxError> {
+pub fn main<T: TaskFn<Args>, Args>(task: T, options: Options) -> Result<(), BoxError> {
     init_tracing();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
