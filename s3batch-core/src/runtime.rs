@@ -233,7 +233,12 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
                     runnable.push((i, object));
                 }
                 Err(bad) => {
-                    tracing::warn!(job_id = %Escaped::field(&job.id), task_id = %Escaped::field(&bad.task_id), "{}", Escaped::text(&bad.message));
+                    tracing::warn!(
+                        job_id = %Escaped::field(&job.id),
+                        task_id = %Escaped::field(&bad.task_id),
+                        "{}",
+                        Escaped::text(&bad.message)
+                    );
                     results.push(Some(TaskResult::new(
                         bad.task_id,
                         ResultCode::PermanentFailure,
