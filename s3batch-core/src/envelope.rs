@@ -111,6 +111,9 @@ pub(crate) enum Field {
     Absent,
     Null,
     Str(String),
+    /// A string that is not valid Unicode (invalid UTF-8, or an unpaired surrogate escape
+    /// such as `\ud800`): its lossy text, with U+FFFD for each unreadable part.
+    Unreadable(String),
     /// Something else: the JSON type, for the message.
     Wrong(&'static str),
 }
@@ -123,8 +126,43 @@ impl Field {
             Field::Absent => Err(format!("missing `{name}`")),
             Field::Null => Err(format!("`{name}` is null")),
             Field::Wrong(t) => Err(format!("`{name}` is {t}, expected a string")),
+            Field::Unreadable(lossy) => Err(unreadable(name, &lossy)),
         }
     }
+}
+
+/// The message for a field whose string is not valid Unicode.
+fn unreadable(name: &str, lossy: &str) -> String {
+    format!(
+        "`{name}` is not valid Unicode (invalid UTF-8 or an unpaired surrogate escape; \
+         read as {lossy:?}, U+FFFD marking what could not be read)"
+    )
+}
+
+/// The keys of the one-entry objects that stand in for values serde_json cannot read, when
+/// [`Event::from_slice`] salvages an event (see [`mark_unreadable`]): a string that is not
+/// valid Unicode, and a number out of `f64`'s range (`1e999`). They start with NUL, which S3
+/// never puts in a field name.
+const STAND_INS: [&str; 2] = [
+    "\u{0}s3batch:unreadable-string",
+    "\u{0}s3batch:out-of-range-number",
+];
+/// The key of the stand-in for a string that is not valid Unicode.
+const UNREADABLE: &str = STAND_INS[0];
+/// What each of [`STAND_INS`] stands in for, for messages.
+const STOOD_IN: [&str; 2] = ["a string that is not valid Unicode", "a number"];
+
+/// Reads the rest of a map; what it stood in for when it was a stand-in.
+fn drain_map_stood_in<'de, A: MapAccess<'de>>(
+    mut map: A,
+) -> Result<Option<&'static str>, A::Error> {
+    let first = map.next_key_seed(KeyIndex(&STAND_INS))?;
+    if first.is_none() {
+        return Ok(None);
+    }
+    map.next_value::<IgnoredAny>()?;
+    drain_map(map)?;
+    Ok(first.flatten().map(|i| STOOD_IN[i]))
 }
 
 /// Reads any JSON value, keeping it only if it is a string.
@@ -176,9 +214,25 @@ impl<'de> Visitor<'de> for FieldVisitor {
         drain_seq(seq)?;
         Ok(Field::Wrong("an array"))
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Field, A::Error> {
-        drain_map(map)?;
-        Ok(Field::Wrong("an object"))
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Field, A::Error> {
+        match map.next_key_seed(KeyIndex(&STAND_INS))? {
+            None => Ok(Field::Wrong("an object")),
+            Some(Some(1)) => {
+                map.next_value::<IgnoredAny>()?;
+                drain_map(map)?;
+                Ok(Field::Wrong("a number"))
+            }
+            Some(Some(_)) => {
+                let lossy: String = map.next_value()?;
+                drain_map(map)?;
+                Ok(Field::Unreadable(lossy))
+            }
+            Some(None) => {
+                map.next_value::<IgnoredAny>()?;
+                drain_map(map)?;
+                Ok(Field::Wrong("an object"))
+            }
+        }
     }
 }
 
@@ -222,7 +276,9 @@ macro_rules! lenient_struct {
                         f.write_str("a JSON object")
                     }
                     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$ty, A::Error> {
-                        const NAMES: &[&str] = &[$($wire),*];
+                        // The last name marks a string that is not valid Unicode in place
+                        // of the whole struct (see `mark_unreadable`).
+                        const NAMES: &[&str] = &[$($wire,)* STAND_INS[0], STAND_INS[1]];
                         let mut out = $ty::default();
                         while let Some(k) = map.next_key_seed(KeyIndex(NAMES))? {
                             let mut i = 0usize;
@@ -233,7 +289,9 @@ macro_rules! lenient_struct {
                                 }
                                 i += 1;
                             )*
-                            let _ = i;
+                            if let Some(stood_in) = k.and_then(|k| STOOD_IN.get(k.wrapping_sub(i))) {
+                                out.not_object = Some(stood_in);
+                            }
                             map.next_value::<IgnoredAny>()?;
                         }
                         Ok(out)
@@ -340,8 +398,9 @@ impl<'de> Deserialize<'de> for RawTasks {
                 Ok(RawTasks::Wrong("null"))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawTasks, A::Error> {
-                drain_map(map)?;
-                Ok(RawTasks::Wrong("an object"))
+                Ok(RawTasks::Wrong(
+                    drain_map_stood_in(map)?.unwrap_or("an object"),
+                ))
             }
             fn visit_str<E>(self, _: &str) -> Result<RawTasks, E> {
                 Ok(RawTasks::Wrong("a string"))
@@ -366,7 +425,8 @@ impl<'de> Deserialize<'de> for RawTasks {
 /// `userArguments`: a map whose values should be strings, or what it was instead.
 #[derive(Debug)]
 enum RawUserArguments {
-    Map(BTreeMap<String, String>),
+    /// The arguments, and what was wrong with one of them.
+    Map(BTreeMap<String, String>, Option<String>),
     Null,
     Wrong(&'static str),
 }
@@ -381,15 +441,28 @@ impl<'de> Deserialize<'de> for RawUserArguments {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut out = BTreeMap::new();
+                let mut problem = None;
                 while let Some(k) = map.next_key::<String>()? {
-                    let v: serde_json::Value = map.next_value()?;
-                    let v = match v {
-                        serde_json::Value::String(s) => s,
-                        other => other.to_string(),
-                    };
-                    out.insert(k, v);
+                    if let Some(i) = STAND_INS.iter().position(|s| *s == k) {
+                        map.next_value::<IgnoredAny>()?;
+                        drain_map(map)?;
+                        return Ok(RawUserArguments::Wrong(STOOD_IN[i]));
+                    }
+                    // Captured as text, not parsed: a value nested deeper than serde_json's
+                    // recursion limit must not fail the event.
+                    let raw: Box<serde_json::value::RawValue> = map.next_value()?;
+                    match argument_value(raw.get()) {
+                        Ok(v) => {
+                            out.insert(k, v);
+                        }
+                        Err(lossy) => {
+                            problem.get_or_insert_with(|| {
+                                unreadable(&format!("job.userArguments.{k}"), &lossy)
+                            });
+                        }
+                    }
                 }
-                Ok(RawUserArguments::Map(out))
+                Ok(RawUserArguments::Map(out, problem))
             }
             fn visit_unit<E>(self) -> Result<Self::Value, E> {
                 Ok(RawUserArguments::Null)
@@ -418,6 +491,33 @@ impl<'de> Deserialize<'de> for RawUserArguments {
     }
 }
 
+/// One user-argument value from its JSON text: a string as it is, anything else as its
+/// (minified) JSON text, or as it arrived when it is nested too deeply to parse. `Err` with
+/// the lossy text for a string that is not valid Unicode.
+fn argument_value(text: &str) -> Result<String, String> {
+    use serde_json::Value;
+    if text.starts_with('"') {
+        // The only way a JSON string fails to read here is an unpaired surrogate escape.
+        return serde_json::from_str::<String>(text).map_err(|_| {
+            let fixed = fix_surrogate_escapes(text.as_bytes());
+            serde_json::from_slice::<String>(fixed.as_deref().unwrap_or(text.as_bytes()))
+                .unwrap_or_default()
+        });
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) if m.len() == 1 && m.contains_key(UNREADABLE) => {
+            Err(m[UNREADABLE].as_str().unwrap_or_default().to_owned())
+        }
+        Ok(Value::Object(m)) if m.len() == 1 && m.contains_key(STAND_INS[1]) => {
+            Ok(m[STAND_INS[1]].as_str().unwrap_or_default().to_owned())
+        }
+        Ok(v) => Ok(v.to_string()),
+        // Deeper than serde_json's recursion limit, or a string inside that is not valid
+        // Unicode: the text as it arrived.
+        Err(_) => Ok(text.to_owned()),
+    }
+}
+
 /// A task that could not be turned into an [`Object`]: its id (empty if it had none) and
 /// what was wrong, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -439,9 +539,18 @@ pub struct Invocation {
 
 impl Event {
     /// Parses JSON bytes. Only bytes that are not JSON at all fail here.
+    ///
+    /// A string that is not valid Unicode (invalid UTF-8, or an unpaired surrogate escape
+    /// such as `\ud800`) makes serde_json reject the whole document; the event is then read
+    /// again with each such string marked, so that only the task (or job field) holding it
+    /// fails, naming the field. The marked string is kept as its lossy text (U+FFFD for each
+    /// unreadable part): an unreadable `taskId` is echoed that way.
     pub fn from_slice(bytes: &[u8]) -> Result<Event, InvocationError> {
-        serde_json::from_slice(bytes)
-            .map_err(|e| InvocationError(format!("event is not valid JSON: {e}")))
+        serde_json::from_slice(bytes).or_else(|e| {
+            mark_unreadable(bytes)
+                .and_then(|marked| serde_json::from_slice(&marked).ok())
+                .ok_or_else(|| InvocationError(format!("event is not valid JSON: {e}")))
+        })
     }
 
     /// Checks the ids and resolves every task. Fails only when the response could not echo
@@ -476,15 +585,25 @@ impl Event {
             invocation_id,
             ..Job::default()
         };
+        // A job-level field that cannot be read fails every task.
+        let mut job_problem = None;
         if let Some(raw) = self.job {
-            if let Field::Str(id) = raw.id {
-                job.id = id;
+            match raw.id {
+                Field::Str(id) => job.id = id,
+                Field::Unreadable(lossy) => {
+                    job_problem = Some(unreadable("job.id", &lossy));
+                    job.id = lossy;
+                }
+                _ => {}
             }
             match (raw.not_object, raw.user_arguments) {
                 (Some(t), _) => {
                     job.user_arguments_error = Some(format!("`job` is {t}, expected an object"))
                 }
-                (None, Some(RawUserArguments::Map(m))) => job.user_arguments = m,
+                (None, Some(RawUserArguments::Map(m, problem))) => {
+                    job.user_arguments = m;
+                    job.user_arguments_error = problem;
+                }
                 (None, Some(RawUserArguments::Wrong(t))) => {
                     job.user_arguments_error =
                         Some(format!("`job.userArguments` is {t}, expected an object"))
@@ -492,7 +611,19 @@ impl Event {
                 (None, Some(RawUserArguments::Null) | None) => {}
             }
         }
-        let tasks = tasks.into_iter().map(resolve_task).collect();
+        let tasks = tasks.into_iter().map(resolve_task);
+        let tasks = match job_problem {
+            None => tasks.collect(),
+            Some(problem) => tasks
+                .map(|t| {
+                    let (task_id, message) = match t {
+                        Ok(o) => (o.task_id, format!("invalid job: {problem}")),
+                        Err(b) => (b.task_id, format!("{}; invalid job: {problem}", b.message)),
+                    };
+                    Err(BadTask { task_id, message })
+                })
+                .collect(),
+        };
         Ok(Invocation { job, tasks })
     }
 }
@@ -505,12 +636,24 @@ fn resolve_task(raw: RawTask) -> Result<Object, BadTask> {
         });
     }
     let mut problems = Vec::new();
-    let task_id = raw.task_id.require("taskId").unwrap_or_else(|m| {
-        problems.push(m);
-        String::new()
-    });
+    let task_id = match raw.task_id {
+        // Echoed as its lossy text: the closest string to what S3 sent (see README).
+        Field::Unreadable(lossy) => {
+            problems.push(unreadable("taskId", &lossy));
+            lossy
+        }
+        other => other.require("taskId").unwrap_or_else(|m| {
+            problems.push(m);
+            String::new()
+        }),
+    };
     let mut key = None;
     let raw_key = match raw.s3_key.require("s3Key") {
+        // The job runner rejects empty keys in manifests; no object has one.
+        Ok(k) if k.is_empty() => {
+            problems.push("`s3Key` is empty".into());
+            k
+        }
         Ok(k) => {
             match decode_key(&k) {
                 Ok(d) => key = Some(d),
@@ -533,6 +676,10 @@ fn resolve_task(raw: RawTask) -> Result<Object, BadTask> {
             problems.push(format!("`s3Bucket` is {t}, expected a string"));
             None
         }
+        (Field::Unreadable(lossy), _) => {
+            problems.push(unreadable("s3Bucket", &lossy));
+            None
+        }
         (_, Field::Str(arn)) => match bucket_from_arn(&arn) {
             Some(b) => Some(b.to_owned()),
             None => {
@@ -546,6 +693,10 @@ fn resolve_task(raw: RawTask) -> Result<Object, BadTask> {
             problems.push(format!("`s3BucketArn` is {t}, expected a string"));
             None
         }
+        (_, Field::Unreadable(lossy)) => {
+            problems.push(unreadable("s3BucketArn", &lossy));
+            None
+        }
         _ => {
             problems.push("missing `s3Bucket` (schema 2.0) or `s3BucketArn` (schema 1.0)".into());
             None
@@ -557,7 +708,11 @@ fn resolve_task(raw: RawTask) -> Result<Object, BadTask> {
             problems.push(format!("`s3VersionId` is {t}, expected a string or null"));
             None
         }
-        _ => None,
+        Field::Unreadable(lossy) => {
+            problems.push(unreadable("s3VersionId", &lossy));
+            None
+        }
+        Field::Absent | Field::Null | Field::Str(_) => None,
     };
     match (key, bucket) {
         (Some(key), Some(bucket)) if problems.is_empty() => Ok(Object {
@@ -572,6 +727,157 @@ fn resolve_task(raw: RawTask) -> Result<Object, BadTask> {
             message: format!("invalid task: {}", problems.join("; ")),
         }),
     }
+}
+
+/// The event with every string that is not valid Unicode (invalid UTF-8, or an unpaired
+/// surrogate escape) replaced by readable JSON: in key position by its lossy text, as a value
+/// by the one-entry object `{"\u0000s3batch:unreadable-string": "<lossy text>"}`, which the
+/// lenient types read as "not valid Unicode". `None` when there is no such string (the bytes
+/// are broken in some other way). Only run after serde_json rejected the event.
+///
+/// Outside strings, valid JSON has no `"` and no `\\`, so a string is found by its quotes
+/// alone; invalid JSON stays invalid and is reported as such.
+fn mark_unreadable(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let start = i;
+        match bytes[i] {
+            b'"' => {
+                let mut j = start + 1;
+                let end = loop {
+                    match bytes.get(j) {
+                        None => break None,
+                        Some(b'\\') => j += 2,
+                        Some(b'"') => break Some(j),
+                        Some(_) => j += 1,
+                    }
+                };
+                let Some(end) = end else { break };
+                i = end + 1;
+                let body = &bytes[start + 1..end];
+                // A raw control character is not allowed in a JSON string, but the string is
+                // still clear: it reads as if the character were escaped.
+                let escaped = body.iter().any(|&b| b < 0x20).then(|| {
+                    let mut e = Vec::with_capacity(body.len() + 16);
+                    for &b in body {
+                        if b < 0x20 {
+                            e.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+                        } else {
+                            e.push(b);
+                        }
+                    }
+                    e
+                });
+                let body = escaped.as_deref().unwrap_or(body);
+                let fixed = fix_surrogate_escapes(body);
+                if fixed.is_none() && std::str::from_utf8(body).is_ok() {
+                    if escaped.is_some() {
+                        out.extend_from_slice(&bytes[copied..start]);
+                        out.push(b'"');
+                        out.extend_from_slice(body);
+                        out.push(b'"');
+                        copied = i;
+                    }
+                    continue;
+                }
+                let lossy = String::from_utf8_lossy(fixed.as_deref().unwrap_or(body));
+                out.extend_from_slice(&bytes[copied..start]);
+                let next = bytes[i..].iter().find(|b| !b" \t\r\n".contains(b));
+                if next == Some(&b':') {
+                    out.push(b'"');
+                    out.extend_from_slice(lossy.as_bytes());
+                    out.push(b'"');
+                } else {
+                    stand_in(&mut out, STAND_INS[0], lossy.as_bytes());
+                }
+                copied = i;
+            }
+            b'-' | b'0'..=b'9' => {
+                while i < bytes.len()
+                    && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                {
+                    i += 1;
+                }
+                let number = &bytes[start..i];
+                let out_of_range = std::str::from_utf8(number)
+                    .ok()
+                    .and_then(|n| n.parse::<f64>().ok())
+                    .is_some_and(f64::is_infinite);
+                if out_of_range {
+                    out.extend_from_slice(&bytes[copied..start]);
+                    stand_in(&mut out, STAND_INS[1], number);
+                    copied = i;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.extend_from_slice(&bytes[copied..]);
+    Some(out)
+}
+
+/// Writes the one-entry object `{"<key>":"<text>"}` that stands in for a value serde_json
+/// cannot read; `text` is valid inside a JSON string.
+fn stand_in(out: &mut Vec<u8>, key: &str, text: &[u8]) {
+    out.extend_from_slice(b"{\"\\u0000");
+    out.extend_from_slice(&key.as_bytes()[1..]);
+    out.extend_from_slice(b"\":\"");
+    out.extend_from_slice(text);
+    out.extend_from_slice(b"\"}");
+}
+
+/// The body of a JSON string with each unpaired surrogate escape (`\ud800` alone, or a low
+/// surrogate without its high one) replaced by `\ufffd`; `None` when it has none.
+fn fix_surrogate_escapes(body: &[u8]) -> Option<Vec<u8>> {
+    fn hex4(b: &[u8], at: usize) -> Option<u16> {
+        let digits = std::str::from_utf8(b.get(at..at + 4)?).ok()?;
+        u16::from_str_radix(digits, 16).ok()
+    }
+    let escape_at = |k: usize| body.get(k) == Some(&b'\\') && body.get(k + 1) == Some(&b'u');
+    let mut out: Option<Vec<u8>> = None;
+    let (mut k, mut copied) = (0, 0);
+    while k < body.len() {
+        if body[k] != b'\\' {
+            k += 1;
+            continue;
+        }
+        let unit = if escape_at(k) {
+            hex4(body, k + 2)
+        } else {
+            None
+        };
+        let lone = match unit {
+            None => {
+                k += 2;
+                continue;
+            }
+            Some(0xD800..=0xDBFF) => {
+                if escape_at(k + 6) && matches!(hex4(body, k + 8), Some(0xDC00..=0xDFFF)) {
+                    k += 12;
+                    continue;
+                }
+                true
+            }
+            Some(0xDC00..=0xDFFF) => true,
+            Some(_) => false,
+        };
+        if lone {
+            let o = out.get_or_insert_with(Vec::new);
+            o.extend_from_slice(&body[copied..k]);
+            o.extend_from_slice(b"\\ufffd");
+            copied = k + 6;
+        }
+        k += 6;
+    }
+    out.map(|mut o| {
+        o.extend_from_slice(&body[copied..]);
+        o
+    })
 }
 
 /// The bucket name in an S3 bucket ARN: the text after the last `:` (bucket names never
@@ -700,7 +1006,11 @@ mod tests {
               {"taskId":"t5","s3Key":"k","s3BucketArn":"arn:aws:s3:::"},
               {"taskId":"t6","s3Key":"k","s3Bucket":"b","s3VersionId":7},
               "junk",
-              {"taskId":7,"s3Key":["k"],"s3BucketArn":false}
+              {"taskId":7,"s3Key":["k"],"s3BucketArn":false},
+              {"taskId":"t9","s3Key":"","s3Bucket":"b"},
+              {"taskId":"t10","s3Key":"k","s3Bucket":""},
+              {"taskId":"t11","s3Key":"k","s3BucketArn":"arn:aws:s3:us-east-1:0123456788:"},
+              {"taskId":"t12","s3Key":"k","s3BucketArn":""}
             ]}"#,
         )
         .unwrap();
@@ -714,7 +1024,13 @@ mod tests {
             ("t6", "`s3VersionId` is a number"),
             ("", "task is a string"),
             ("", "`taskId` is a number, expected a string; `s3Key` is an array, expected a string; `s3BucketArn` is a boolean"),
+            ("t9", "invalid task: `s3Key` is empty"),
+            ("t10", "`s3Bucket` is empty"),
+            ("t11", r#"`s3BucketArn` "arn:aws:s3:us-east-1:0123456788:" does not end in a bucket name"#),
+            ("t12", r#"`s3BucketArn` "" does not end in a bucket name"#),
         ];
+        // One result per task: `zip` alone would pass with a result missing or extra.
+        assert_eq!(errs.len(), expect.len(), "{errs:?}");
         for (got, (id, msg)) in errs.iter().zip(expect) {
             assert_eq!(got.task_id, id);
             assert!(got.message.contains(msg), "{}", got.message);
@@ -737,6 +1053,224 @@ mod tests {
             .user_arguments_error
             .unwrap()
             .contains("`job.userArguments` is an array"));
+    }
+
+    /// `(taskId, Ok(key) | Err(message))` per task, for comparing whole invocations.
+    fn outcomes(inv: &Invocation) -> Vec<(String, Result<String, String>)> {
+        inv.tasks
+            .iter()
+            .map(|t| match t {
+                Ok(o) => (o.task_id.clone(), Ok(o.key.clone())),
+                Err(b) => (b.task_id.clone(), Err(b.message.clone())),
+            })
+            .collect()
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Invocation, InvocationError> {
+        Event::from_slice(bytes)?.into_invocation()
+    }
+
+    #[test]
+    fn unreadable_task_fields_fail_only_their_task() {
+        let mut event =
+            br#"{"invocationSchemaVersion":"1.0","invocationId":"i","job":{"id":"j"},"tasks":[
+          {"taskId":"ok","s3Key":"a+b","s3BucketArn":"arn:aws:s3:::b"},
+          {"taskId":"surrogate-key","s3Key":"x\ud800y","s3BucketArn":"arn:aws:s3:::b"},
+          {"taskId":"t\udc00","s3Key":"k","s3BucketArn":"arn:aws:s3:::b"},
+          {"taskId":"utf8-key","s3Key":"BAD","s3BucketArn":"arn:aws:s3:::b"},
+          {"taskId":"utf8-bucket","s3Key":"k","s3Bucket":"BAD"},
+          {"taskId":"version","s3Key":"k","s3Bucket":"b","s3VersionId":"\ud83d"},
+          {"taskId":"pair","s3Key":"%F0%9F%98%80\ud83d\ude00","s3Bucket":"b"},
+          {"taskId":"escaped-backslash","s3Key":"\\ud800","s3Bucket":"b"}
+        ]}"#
+            .to_vec();
+        // Invalid UTF-8 (a lone continuation byte, an overlong NUL) in place of each BAD.
+        for bad in [&b"\x80"[..], b"\xC0\x80"] {
+            let at = event.windows(3).position(|w| w == b"BAD").unwrap();
+            event.splice(at..at + 3, bad.iter().copied());
+        }
+        assert!(serde_json::from_slice::<serde_json::Value>(&event).is_err());
+        let inv = from_bytes(&event).unwrap();
+        let got = outcomes(&inv);
+        let bad =
+            |field: &str, lossy: &str| Err(format!("invalid task: {}", unreadable(field, lossy)));
+        let expect: Vec<(String, Result<String, String>)> = vec![
+            ("ok".into(), Ok("a b".into())),
+            ("surrogate-key".into(), bad("s3Key", "x\u{fffd}y")),
+            ("t\u{fffd}".into(), bad("taskId", "t\u{fffd}")),
+            ("utf8-key".into(), bad("s3Key", "\u{fffd}")),
+            ("utf8-bucket".into(), bad("s3Bucket", "\u{fffd}\u{fffd}")),
+            ("version".into(), bad("s3VersionId", "\u{fffd}")),
+            ("pair".into(), Ok("😀😀".into())),
+            ("escaped-backslash".into(), Ok("\\ud800".into())),
+        ];
+        assert_eq!(got, expect);
+        assert!(got[1]
+            .1
+            .as_ref()
+            .unwrap_err()
+            .contains("`s3Key` is not valid Unicode"));
+    }
+
+    #[test]
+    fn unreadable_job_fields_fail_every_task_and_unreadable_ids_fail_the_event() {
+        let inv = from_bytes(
+            br#"{"invocationId":"i","job":{"id":"j\ud800"},"tasks":[
+              {"taskId":"a","s3Key":"k","s3Bucket":"b"},{"taskId":"b","s3Bucket":"b"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(inv.job.id, "j\u{fffd}");
+        let job = unreadable("job.id", "j\u{fffd}");
+        assert_eq!(
+            outcomes(&inv),
+            vec![
+                ("a".to_owned(), Err(format!("invalid job: {job}"))),
+                (
+                    "b".to_owned(),
+                    Err(format!("invalid task: missing `s3Key`; invalid job: {job}"))
+                ),
+            ]
+        );
+        for (event, field) in [
+            (
+                &br#"{"invocationId":"i\ud800","tasks":[]}"#[..],
+                "`invocationId` is not valid Unicode",
+            ),
+            (
+                b"{\"invocationId\":\"i\xFF\",\"tasks\":[]}",
+                "`invocationId` is not valid Unicode",
+            ),
+            (
+                br#"{"invocationId":"i","tasks":"\ud800"}"#,
+                "`tasks` is a string that is not valid Unicode",
+            ),
+            (
+                br#""\ud800""#,
+                "event is a string that is not valid Unicode",
+            ),
+        ] {
+            let err = from_bytes(event).unwrap_err();
+            assert!(err.message().contains(field), "{err}");
+        }
+        // Bytes that are not JSON stay an error about JSON, even with a bad string inside.
+        let err = from_bytes(b"{\"invocationId\":\"\xFF\",").unwrap_err();
+        assert!(
+            err.message().starts_with("event is not valid JSON"),
+            "{err}"
+        );
+        // A task that is itself an unreadable string.
+        let inv = from_bytes(br#"{"invocationId":"i","tasks":["\ud800"]}"#).unwrap();
+        assert_eq!(
+            outcomes(&inv),
+            vec![(
+                String::new(),
+                Err("task is a string that is not valid Unicode, expected an object".to_owned())
+            )]
+        );
+    }
+
+    #[test]
+    fn deep_or_unreadable_user_arguments_do_not_fail_the_event() {
+        let deep = format!("{}1{}", "[".repeat(400), "]".repeat(400));
+        let event = format!(
+            r#"{{"invocationSchemaVersion":"2.0","invocationId":"i","job":{{"id":"j",
+               "userArguments":{{"deep":{deep},"obj":{{"a": [1, 2]}},"s":"x"}}}},
+               "tasks":[{{"taskId":"t","s3Key":"k","s3Bucket":"b"}}]}}"#
+        );
+        assert!(serde_json::from_str::<serde_json::Value>(&event).is_err());
+        let inv = from_bytes(event.as_bytes()).unwrap();
+        assert_eq!(inv.job.user_arguments["deep"], deep);
+        assert_eq!(inv.job.user_arguments["obj"], r#"{"a":[1,2]}"#);
+        assert_eq!(inv.job.user_arguments["s"], "x");
+        assert_eq!(inv.job.user_arguments_error, None);
+        assert_eq!(outcomes(&inv), vec![("t".to_owned(), Ok("k".to_owned()))]);
+        // A deep unknown field, a deep task field: ignored / named as usual.
+        let event = format!(
+            r#"{{"invocationId":"i","extra":{deep},"tasks":[{{"taskId":"t","s3Key":{deep},"s3Bucket":"b","x":{deep}}}]}}"#
+        );
+        let inv = from_bytes(event.as_bytes()).unwrap();
+        assert_eq!(
+            outcomes(&inv),
+            vec![(
+                "t".to_owned(),
+                Err("invalid task: `s3Key` is an array, expected a string".to_owned())
+            )]
+        );
+        // An argument that is not valid Unicode: the tasks that read the arguments fail.
+        for bytes in [
+            &br#"{"invocationId":"i","job":{"userArguments":{"a":"1","bad":"\udfff"}},"tasks":[]}"#[..],
+            b"{\"invocationId\":\"i\",\"job\":{\"userArguments\":{\"a\":\"1\",\"bad\":\"\xFF\"}},\"tasks\":[]}",
+        ] {
+            let inv = from_bytes(bytes).unwrap();
+            assert_eq!(
+                inv.job.user_arguments_error.as_deref(),
+                Some(unreadable("job.userArguments.bad", "\u{fffd}").as_str())
+            );
+            assert_eq!(inv.job.user_arguments["a"], "1");
+        }
+    }
+
+    #[test]
+    fn out_of_range_numbers_and_raw_control_characters_fail_only_their_field() {
+        let event = b"{\"invocationId\":\"i\",\"job\":{\"id\":\"j\",\"userArguments\":{\"n\":1e999,\"s\":\"x\"}},\"tasks\":[
+          {\"taskId\":1e999,\"s3Key\":\"k\",\"s3Bucket\":\"b\"},
+          {\"taskId\":\"ok\",\"s3Key\":\"k\",\"s3Bucket\":\"b\",\"s3VersionId\":-1e400},
+          {\"taskId\":\"raw\nid\",\"s3Key\":\"a\tb\",\"s3Bucket\":\"b\"},
+          1e999,
+          {\"taskId\":\"fine\",\"s3Key\":\"k\",\"s3Bucket\":\"b\",\"n\":[1e999]}
+        ]}";
+        assert!(serde_json::from_slice::<serde_json::Value>(event).is_err());
+        let inv = from_bytes(event).unwrap();
+        let err = |s: &str| Err(s.to_owned());
+        assert_eq!(
+            outcomes(&inv),
+            vec![
+                (
+                    String::new(),
+                    err("invalid task: `taskId` is a number, expected a string")
+                ),
+                (
+                    "ok".into(),
+                    err("invalid task: `s3VersionId` is a number, expected a string or null")
+                ),
+                ("raw\nid".into(), Ok("a\tb".into())),
+                (String::new(), err("task is a number, expected an object")),
+                ("fine".into(), Ok("k".into())),
+            ]
+        );
+        assert_eq!(inv.job.user_arguments["n"], "1e999");
+        assert_eq!(inv.job.user_arguments["s"], "x");
+        // Read without salvaging: the number is kept as it arrived.
+        let inv = parse(r#"{"invocationId":"i","job":{"userArguments":{"n":1e999}},"tasks":[]}"#)
+            .unwrap();
+        assert_eq!(inv.job.user_arguments["n"], "1e999");
+        for (event, expect) in [
+            (
+                &br#"{"invocationId":1e999,"tasks":[]}"#[..],
+                "`invocationId` is a number",
+            ),
+            (
+                br#"{"invocationId":"i","tasks":1e999}"#,
+                "`tasks` is a number",
+            ),
+            (br#"1e999"#, "event is a number"),
+        ] {
+            let e = from_bytes(event).unwrap_err();
+            assert!(e.message().contains(expect), "{e}");
+        }
+    }
+
+    #[test]
+    fn surrogate_escapes_are_fixed_only_when_unpaired() {
+        let fix =
+            |s: &str| fix_surrogate_escapes(s.as_bytes()).map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(fix(r"plain"), None);
+        assert_eq!(fix(r"\ud83d\ude00 \u0041 \n \\ud800"), None);
+        assert_eq!(fix(r"a\ud800b").as_deref(), Some(r"a\ufffdb"));
+        assert_eq!(fix(r"\ude00\ud83d").as_deref(), Some(r"\ufffd\ufffd"));
+        assert_eq!(fix(r"\ud83d\u0041").as_deref(), Some(r"\ufffd\u0041"));
+        assert_eq!(fix(r"\ud83d").as_deref(), Some(r"\ufffd"));
+        assert_eq!(fix(r"\ud8"), None);
     }
 
     #[test]

@@ -124,6 +124,165 @@ pub fn truncate_result(s: &mut String, max: usize) {
     s.push_str(&format!("…[truncated {} bytes]", original - keep));
 }
 
+/// Lambda's limit on the payload of a synchronous invocation's response: 6 MB, that is
+/// 6,291,456 bytes. A bigger response is rejected, and every task of the invocation fails.
+pub const LAMBDA_RESPONSE_LIMIT: usize = 6 * 1024 * 1024;
+
+/// The most a serialized [`Response`] may take: [`LAMBDA_RESPONSE_LIMIT`] less 16 KiB of
+/// headroom, so that a serializer that escapes a little differently from serde_json (which
+/// `lambda_runtime` uses) still stays under the limit. When the results would take more, the
+/// longest `resultString`s are shortened first (see [`fit_to_budget`]).
+pub const RESPONSE_BUDGET: usize = LAMBDA_RESPONSE_LIMIT - 16 * 1024;
+
+/// Counts the bytes serde_json writes, without keeping them.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The length of `value` serialized by serde_json, as `lambda_runtime` sends it.
+pub fn serialized_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    let mut counter = Counter(0);
+    serde_json::to_writer(&mut counter, value).expect("strings and responses always serialize");
+    counter.0
+}
+
+/// The bytes serde_json writes for `c` inside a string: control characters become `\n`-style
+/// or `\u00XX` escapes, `"` and `\` are escaped, everything else is its UTF-8.
+fn escaped_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\u{8}' | '\u{c}' | '\n' | '\r' | '\t' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8(),
+    }
+}
+
+/// What one result adds to a response besides its id and text, at most:
+/// `{"taskId":"","resultCode":"PermanentFailure","resultString":""},`.
+const RESULT_OVERHEAD: usize = 64;
+/// The response without results, besides its ids: `{"invocationSchemaVersion":"",…}`.
+const RESPONSE_OVERHEAD: usize = 128;
+
+/// An upper bound on the length of a serialized response whose strings are `strings` and
+/// which has `results` results: each byte of a string takes at most 6 bytes (`\u00XX`).
+fn size_bound(results: usize, string_bytes: usize) -> usize {
+    RESPONSE_OVERHEAD
+        .saturating_add(results.saturating_mul(RESULT_OVERHEAD))
+        .saturating_add(string_bytes.saturating_mul(6))
+}
+
+/// Checks, before any task runs, that a response to these ids fits in `budget` bytes even
+/// with every `resultString` empty. `Err` with the bytes it would take at least.
+///
+/// A real S3 event (one task, an id of a few dozen bytes) is far from the limit. An event of
+/// up to 6 MB can still ask for more, though: `"tasks":[0,0,…]` spends 2 bytes per task,
+/// each answered with a result of about 60 bytes. Such an event is refused as a whole
+/// rather than answered with a response Lambda would reject after every task ran.
+pub fn check_minimum_size<'a>(
+    schema_version: &str,
+    invocation_id: &str,
+    task_ids: impl Iterator<Item = &'a str> + Clone,
+    budget: usize,
+) -> Result<(), usize> {
+    let (count, bytes) = task_ids
+        .clone()
+        .fold((0usize, 0usize), |(n, b), id| (n + 1, b + id.len()));
+    if size_bound(count, bytes + schema_version.len() + invocation_id.len()) <= budget {
+        return Ok(());
+    }
+    let quoted = |s: &str| serialized_len(s) - 2;
+    let least = task_ids.fold(
+        RESPONSE_OVERHEAD + quoted(schema_version) + quoted(invocation_id),
+        |total, id| total + RESULT_OVERHEAD + quoted(id),
+    );
+    if least <= budget {
+        Ok(())
+    } else {
+        Err(least)
+    }
+}
+
+/// Shortens `resultString`s until `response` serializes to at most `budget` bytes. The
+/// longest shrink first: every result longer (serialized) than a common cap is cut to that
+/// cap, the others are kept whole, and the cap is the largest that fits, so the outcome
+/// depends only on the results. A cut result ends with `…[truncated N bytes]` when the cap
+/// leaves room for that marker and is empty otherwise. Ids and codes are never touched: if
+/// they alone exceed the budget (see [`check_minimum_size`]), every `resultString` ends
+/// empty.
+///
+/// Cheap when the response is far from the budget: the first check only adds up lengths.
+pub fn fit_to_budget(response: &mut Response, budget: usize) {
+    let string_bytes = response.results.iter().fold(
+        response.invocation_id.len() + response.invocation_schema_version.len(),
+        |b, r| b + r.task_id.len() + r.result_string.len(),
+    );
+    if size_bound(response.results.len(), string_bytes) <= budget {
+        return;
+    }
+    let sizes: Vec<usize> = response
+        .results
+        .iter()
+        .map(|r| serialized_len(r.result_string.as_str()) - 2)
+        .collect();
+    let texts: usize = sizes.iter().sum();
+    let fixed = serialized_len(&*response) - texts;
+    let allowed = budget.saturating_sub(fixed);
+    if texts <= allowed {
+        return;
+    }
+    let cap = water_level(&sizes, allowed);
+    for (r, size) in response.results.iter_mut().zip(sizes) {
+        if size > cap {
+            truncate_serialized(&mut r.result_string, cap);
+        }
+    }
+}
+
+/// The largest `cap` with `Σ min(size, cap) ≤ allowed`, given `Σ size > allowed`.
+fn water_level(sizes: &[usize], allowed: usize) -> usize {
+    let mut sorted = sizes.to_vec();
+    sorted.sort_unstable();
+    let mut below = 0;
+    for (k, &size) in sorted.iter().enumerate() {
+        let rest = sorted.len() - k;
+        if below + size * rest > allowed {
+            return (allowed - below) / rest;
+        }
+        below += size;
+    }
+    sorted.last().copied().unwrap_or(0)
+}
+
+/// Cuts `s` on a char boundary so that it serializes (without its quotes) to at most `max`
+/// bytes, ending with `…[truncated N bytes]` (N: the bytes cut); empty when `max` has no
+/// room for the marker.
+fn truncate_serialized(s: &mut String, max: usize) {
+    let original = s.len();
+    let marker_len = format!("…[truncated {original} bytes]").len();
+    let Some(room) = max.checked_sub(marker_len) else {
+        s.clear();
+        return;
+    };
+    let mut used = 0;
+    let mut keep = 0;
+    for (i, c) in s.char_indices() {
+        used += escaped_len(c);
+        if used > room {
+            break;
+        }
+        keep = i + c.len_utf8();
+    }
+    s.truncate(keep);
+    s.push_str(&format!("…[truncated {} bytes]", original - keep));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +331,103 @@ mod tests {
         let mut short = "fits".to_string();
         truncate_result(&mut short, 4);
         assert_eq!(short, "fits");
+    }
+    fn response(results: Vec<TaskResult>) -> Response {
+        Response {
+            invocation_schema_version: "1.0".into(),
+            treat_missing_keys_as: ResultCode::PermanentFailure,
+            invocation_id: "inv".into(),
+            results,
+        }
+    }
+
+    #[test]
+    fn longest_results_shrink_first_to_fit_the_budget() {
+        let texts = [
+            "\u{1}".repeat(500),
+            "short".to_string(),
+            "\"\\\n".repeat(300),
+            "é\u{1f}".repeat(200),
+            String::new(),
+        ];
+        let results: Vec<TaskResult> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| TaskResult::new(format!("t{i}"), ResultCode::Succeeded, t.clone()))
+            .collect();
+        let full = serialized_len(&response(results.clone()));
+        for budget in [full, full - 1, 4000, 2500, 1000, 450] {
+            let mut r = response(results.clone());
+            fit_to_budget(&mut r, budget);
+            let len = serde_json::to_vec(&r).unwrap().len();
+            assert!(len <= budget, "{budget}: {len}");
+            // Ids and codes untouched, one result per task.
+            let ids: Vec<_> = r.results.iter().map(|r| r.task_id.as_str()).collect();
+            assert_eq!(ids, ["t0", "t1", "t2", "t3", "t4"]);
+            assert!(r
+                .results
+                .iter()
+                .all(|r| r.result_code == ResultCode::Succeeded));
+            // Short results are kept while anything longer can shrink.
+            assert_eq!(r.results[1].result_string, "short", "{budget}");
+            assert_eq!(r.results[4].result_string, "");
+            // Each result is whole, or its start cut on a char boundary and marked, or empty
+            // when the cap leaves no room for the marker.
+            for (got, text) in r.results.iter().zip(&texts) {
+                if got.result_string != *text && !got.result_string.is_empty() {
+                    let (kept, marker) = got.result_string.split_once('…').unwrap();
+                    assert!(text.starts_with(kept), "{budget}");
+                    assert_eq!(
+                        marker,
+                        format!("[truncated {} bytes]", text.len() - kept.len())
+                    );
+                }
+            }
+            let mut again = response(results.clone());
+            fit_to_budget(&mut again, budget);
+            assert_eq!(again, r, "deterministic");
+        }
+        // Ids alone over the budget: every resultString ends empty, nothing else changes.
+        let mut r = response(results.clone());
+        fit_to_budget(&mut r, 100);
+        assert!(r.results.iter().all(|r| r.result_string.is_empty()));
+        assert_eq!(r.results.len(), 5);
+    }
+
+    #[test]
+    fn the_cap_is_the_largest_that_fits() {
+        assert_eq!(water_level(&[10, 100, 1000], 310), 200);
+        assert_eq!(water_level(&[10, 100, 1000], 1109), 999);
+        assert_eq!(water_level(&[5, 5], 3), 1);
+        let mut s = "\u{1}".repeat(100);
+        truncate_serialized(&mut s, 60);
+        // Room for 6 escapes of 6 bytes beside a marker of at most 24 bytes.
+        assert_eq!(s, format!("{}…[truncated 94 bytes]", "\u{1}".repeat(6)));
+        assert_eq!(serialized_len(s.as_str()) - 2, 59);
+        let mut s = "abc".repeat(10);
+        truncate_serialized(&mut s, 5);
+        assert_eq!(s, "");
+    }
+
+    #[test]
+    fn the_minimum_response_is_checked_against_the_budget() {
+        let ids = ["a"; 10];
+        assert_eq!(
+            check_minimum_size("1.0", "inv", ids.iter().copied(), 10_000),
+            Ok(())
+        );
+        let least = check_minimum_size("1.0", "inv", ids.iter().copied(), 500).unwrap_err();
+        assert!(least > 500);
+        // Control characters in ids count as their escapes.
+        let ids = ["\u{1}".repeat(100)];
+        let least =
+            check_minimum_size("1.0", "i", ids.iter().map(String::as_str), 500).unwrap_err();
+        assert!(least >= 600, "{least}");
+        let r = response(vec![TaskResult::new(
+            ids[0].clone(),
+            ResultCode::PermanentFailure,
+            "",
+        )]);
+        assert!(serialized_len(&r) <= least);
     }
 }

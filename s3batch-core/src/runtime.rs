@@ -2,14 +2,24 @@
 
 use crate::envelope::{Event, InvocationError, Job, Object};
 use crate::error::TaskError;
-use crate::response::{truncate_result, Response, ResultCode, TaskResult};
+use crate::response::{
+    check_minimum_size, fit_to_budget, truncate_result, Response, ResultCode, TaskResult,
+    RESPONSE_BUDGET,
+};
 use crate::task::TaskFn;
 use crate::BoxError;
 use futures_util::{FutureExt, StreamExt};
 use std::any::Any;
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
-use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::mem::ManuallyDrop;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 use std::time::{Duration, SystemTime};
 use tracing::Instrument;
 
@@ -81,7 +91,8 @@ impl Options {
     }
 
     /// The longest `resultString` in bytes; longer ones are cut on a character boundary and
-    /// end with `…[truncated N bytes]`.
+    /// end with `…[truncated N bytes]`. Whatever this is, the whole response is kept under
+    /// [`RESPONSE_BUDGET`] (see [`fit_to_budget`](crate::response::fit_to_budget)).
     pub fn max_result_len(mut self, bytes: usize) -> Self {
         self.max_result_len = bytes;
         self
@@ -193,6 +204,25 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
     ) -> Result<Response, InvocationError> {
         let invocation = event.into_invocation()?;
         let job = &invocation.job;
+        let task_ids = invocation.tasks.iter().map(|t| match t {
+            Ok(object) => object.task_id.as_str(),
+            Err(bad) => bad.task_id.as_str(),
+        });
+        if let Err(least) = check_minimum_size(
+            &job.schema_version,
+            &job.invocation_id,
+            task_ids,
+            RESPONSE_BUDGET,
+        ) {
+            return Err(InvocationError(format!(
+                "event has too many tasks to answer: {} results with empty resultStrings take \
+                 {least} bytes, over Lambda's response limit of {} bytes less headroom ({} \
+                 bytes); no task was run",
+                invocation.tasks.len(),
+                crate::response::LAMBDA_RESPONSE_LIMIT,
+                RESPONSE_BUDGET,
+            )));
+        }
         let deadline = deadline(context, &self.options);
         let mut results: Vec<Option<TaskResult>> = Vec::with_capacity(invocation.tasks.len());
         let mut runnable = Vec::new();
@@ -203,7 +233,12 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
                     runnable.push((i, object));
                 }
                 Err(bad) => {
-                    tracing::warn!(job_id = %job.id, task_id = %bad.task_id, "{}", bad.message);
+                    tracing::warn!(
+                        job_id = %Escaped::field(&job.id),
+                        task_id = %Escaped::field(&bad.task_id),
+                        "{}",
+                        Escaped::text(&bad.message)
+                    );
                     results.push(Some(TaskResult::new(
                         bad.task_id,
                         ResultCode::PermanentFailure,
@@ -224,11 +259,13 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
                 // instructions; see BENCHMARKS.md).
                 if let [_] = runnable.as_slice() {
                     let (i, object) = runnable.pop().expect("one task");
-                    results[i] = Some(self.run_one(job, context, object).await);
+                    results[i] = Some(DropCaught::new(self.run_one(job, context, object)).await);
                     return;
                 }
                 let mut finished = futures_util::stream::iter(runnable)
-                    .map(|(i, object)| self.run_one(job, context, object).map(move |r| (i, r)))
+                    .map(|(i, object)| {
+                        DropCaught::new(self.run_one(job, context, object)).map(move |r| (i, r))
+                    })
                     .buffer_unordered(self.options.concurrency);
                 while let Some((i, r)) = finished.next().await {
                     results[i] = Some(r);
@@ -237,7 +274,7 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
             match deadline {
                 Some(at) => {
                     if tokio::time::timeout_at(at, collect).await.is_err() {
-                        tracing::warn!(job_id = %job.id, "deadline reached; reporting unfinished tasks as TemporaryFailure");
+                        tracing::warn!(job_id = %Escaped::field(&job.id), "deadline reached; reporting unfinished tasks as TemporaryFailure");
                     }
                 }
                 None => collect.await,
@@ -261,12 +298,14 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
                 r
             })
             .collect();
-        Ok(Response {
+        let mut response = Response {
             invocation_schema_version: invocation.job.schema_version,
             treat_missing_keys_as: self.options.treat_missing_keys_as,
             invocation_id: invocation.job.invocation_id,
             results,
-        })
+        };
+        fit_to_budget(&mut response, RESPONSE_BUDGET);
+        Ok(response)
     }
 
     async fn run_one(
@@ -275,12 +314,14 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
         context: &lambda_runtime::Context,
         object: Object,
     ) -> TaskResult {
+        // Quoted and escaped in text logs, so a key with a newline or an ANSI escape cannot
+        // forge log lines or fields; as they are in JSON logs, which escape them anyway.
         let span = tracing::info_span!(
             "task",
-            job_id = %job.id,
-            task_id = %object.task_id,
-            bucket = %object.bucket,
-            key = %object.key,
+            job_id = %Escaped::field(&job.id),
+            task_id = %Escaped::field(&object.task_id),
+            bucket = %Escaped::field(&object.bucket),
+            key = %Escaped::field(&object.key),
         );
         let task_id = object.task_id.clone();
         // A panic while building the parameters is caught too: the call itself is inside.
@@ -295,18 +336,29 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
                 TaskResult::new(task_id, ResultCode::Succeeded, text)
             }
             Ok(Err(err)) => {
-                tracing::warn!(kind = ?err.kind(), "{}", err.message());
+                tracing::warn!(kind = ?err.kind(), "{}", Escaped::text(err.message()));
                 TaskResult::failed(task_id, &err)
             }
             Err(panic) => {
-                let err =
-                    TaskError::permanent(format!("task panicked: {}", panic_message(&*panic)));
-                tracing::error!("{}", err.message());
+                let err = TaskError::permanent(match panic_message(&*panic) {
+                    "" => PANIC_WITHOUT_MESSAGE.to_owned(),
+                    message => format!("task panicked: {message}"),
+                });
+                // The payload is the task's value: its destructor may panic too.
+                drop_quietly(panic);
+                tracing::error!("{}", Escaped::text(err.message()));
                 TaskResult::failed(task_id, &err)
             }
         }
     }
 }
+
+/// The message of a task whose panic message is empty: `panic!("")`, or a message whose
+/// formatting failed (`panic!("{}", x)` where `x`'s `Display` returns an error leaves the
+/// message empty or cut short). A `Display` that itself panics while the panic message is
+/// formatted aborts the process: Rust gives no way to catch that.
+pub const PANIC_WITHOUT_MESSAGE: &str =
+    "task panicked (the panic message is empty or could not be formatted)";
 
 fn panic_message(payload: &(dyn Any + Send)) -> &str {
     if let Some(s) = payload.downcast_ref::<&str>() {
@@ -315,6 +367,113 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
         s
     } else {
         "(panic payload is not a string)"
+    }
+}
+
+/// Drops a panic payload, catching a panic of its destructor (whose own payload is leaked
+/// rather than dropped: it could panic again).
+fn drop_quietly(payload: Box<dyn Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
+}
+
+/// A task's future, dropped inside `catch_unwind`: at the deadline the unfinished tasks are
+/// dropped, and a destructor that panics there (a guard in the task, a value it holds) would
+/// otherwise end the whole invocation as "Lambda panicked", losing its neighbours' results.
+/// Once a task has finished, everything of it was dropped inside its `poll`, which runs
+/// under `catch_unwind` already.
+struct DropCaught<F> {
+    inner: ManuallyDrop<F>,
+}
+
+impl<F> DropCaught<F> {
+    fn new(inner: F) -> Self {
+        Self {
+            inner: ManuallyDrop::new(inner),
+        }
+    }
+}
+
+impl<F: Future> Future for DropCaught<F> {
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `inner` is pinned structurally: it is never moved out of `self`, and it is
+        // dropped in place, once, in `Drop`.
+        unsafe { self.map_unchecked_mut(|s| &mut *s.inner) }.poll(cx)
+    }
+}
+
+impl<F> Drop for DropCaught<F> {
+    fn drop(&mut self) {
+        let inner = &mut self.inner;
+        // SAFETY: the only place `inner` is dropped; it is not used afterwards.
+        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe { ManuallyDrop::drop(inner) }));
+        if let Err(panic) = dropped {
+            tracing::error!(
+                "a task panicked while it was being dropped at the deadline: {}",
+                Escaped::text(match panic_message(&*panic) {
+                    "" => "(the panic message is empty or could not be formatted)",
+                    m => m,
+                })
+            );
+            drop_quietly(panic);
+        }
+    }
+}
+
+/// Set by [`init_tracing`] when logs are JSON lines (`AWS_LAMBDA_LOG_FORMAT=JSON`): the JSON
+/// formatter escapes every value itself, so [`Escaped`] writes text as it is.
+static JSON_LOGS: AtomicBool = AtomicBool::new(false);
+
+/// Text from the event or a task (keys, ids, error and panic messages) made safe for text
+/// logs, so that it cannot forge a log line or a field, or colour a terminal. A field is
+/// quoted and escaped as Rust's `Debug` does (`key="a\nb"`); in a message, control characters
+/// (newline, carriage return, ESC, C1 controls…), line and paragraph separators and
+/// bidirectional overrides are written as Rust escapes (`\n`, `\u{1b}`). With JSON logs the
+/// text is written as it is. Formatted only when a log line is written; text needing no
+/// escape is written in one piece.
+pub(crate) struct Escaped<'a> {
+    text: &'a str,
+    quoted: bool,
+}
+
+impl<'a> Escaped<'a> {
+    /// A field value: quoted in text logs.
+    pub(crate) fn field(text: &'a str) -> Self {
+        Self { text, quoted: true }
+    }
+
+    /// Part of a message: not quoted.
+    pub(crate) fn text(text: &'a str) -> Self {
+        Self {
+            text,
+            quoted: false,
+        }
+    }
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if JSON_LOGS.load(Ordering::Relaxed) {
+            return f.write_str(self.text);
+        }
+        if self.quoted {
+            return write!(f, "{:?}", self.text);
+        }
+        let mut rest = self.text;
+        while let Some(at) = rest.find(needs_escape) {
+            f.write_str(&rest[..at])?;
+            let c = rest[at..].chars().next().expect("found above");
+            write!(f, "{}", c.escape_default())?;
+            rest = &rest[at + c.len_utf8()..];
+        }
+        f.write_str(rest)
     }
 }
 
@@ -375,18 +534,118 @@ pub async fn run<T: TaskFn<Args>, Args>(task: T, mut options: Options) -> Result
         );
     }
     let handler = Arc::new(Handler::new(task, options).await?);
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<Event>| {
+    let bodies = Bodies::default();
+    let taken = Arc::clone(&bodies);
+    // The event reaches the handler as bytes (see `RawBody`); what lambda_runtime
+    // deserializes is a stand-in `{}`.
+    let service = lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<serde::de::IgnoredAny>| {
             let handler = Arc::clone(&handler);
-            async move { handler.handle(event.payload, &event.context).await }
+            let body = taken
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&event.context.request_id)
+                .unwrap_or_default();
+            async move { handler.handle_bytes(&body, &event.context).await }
         },
-    ))
-    .await
+    );
+    // As `lambda_runtime::run`, with `RawBody` inside the tracing layer.
+    lambda_runtime::Runtime::new(service)
+        .layer(RawBodyLayer(bodies))
+        .layer(lambda_runtime::layers::TracingLayer::new())
+        .run()
+        .await
+}
+
+/// The raw body of each invocation in flight, by request id.
+type Bodies = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+
+/// Takes each invocation's body before lambda_runtime deserializes it and hands it to the
+/// handler through [`Bodies`], replacing it with `{}`. lambda_runtime would read the body with
+/// serde_json, which fails the whole event (a function error) for one string that is not
+/// valid Unicode; [`Handler::handle_bytes`] fails only the task holding it (see
+/// [`Event::from_slice`]). Raw bytes also spare lambda_runtime's TRACE log, which fails the
+/// invocation when the body is not UTF-8.
+struct RawBodyLayer(Bodies);
+
+impl<S> lambda_runtime::tower::Layer<S> for RawBodyLayer {
+    type Service = RawBody<S>;
+    fn layer(&self, inner: S) -> RawBody<S> {
+        RawBody {
+            inner,
+            bodies: Arc::clone(&self.0),
+        }
+    }
+}
+
+/// The service of [`RawBodyLayer`].
+struct RawBody<S> {
+    inner: S,
+    bodies: Bodies,
+}
+
+impl<S> lambda_runtime::tower::Service<lambda_runtime::LambdaInvocation> for RawBody<S>
+where
+    S: lambda_runtime::tower::Service<
+        lambda_runtime::LambdaInvocation,
+        Response = (),
+        Error = BoxError,
+    >,
+{
+    type Response = ();
+    type Error = BoxError;
+    type Future = RemoveAfter<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: lambda_runtime::LambdaInvocation) -> Self::Future {
+        let body = Vec::from(std::mem::replace(&mut req.body, (&b"{}"[..]).into()));
+        tracing::trace!(body = ?String::from_utf8_lossy(&body), "raw event received from Lambda");
+        let id = req.context.request_id.clone();
+        self.bodies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.clone(), body);
+        RemoveAfter {
+            call: Box::pin(self.inner.call(req)),
+            bodies: Arc::clone(&self.bodies),
+            id,
+        }
+    }
+}
+
+/// The future of [`RawBody`]: the invocation, then its body removed from [`Bodies`] (normally
+/// the handler took it already; not when the invocation failed before reaching it).
+struct RemoveAfter<F> {
+    call: Pin<Box<F>>,
+    bodies: Bodies,
+    id: String,
+}
+
+impl<F: Future> Future for RemoveAfter<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
+        self.call.as_mut().poll(cx)
+    }
+}
+
+impl<F> Drop for RemoveAfter<F> {
+    fn drop(&mut self) {
+        self.bodies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+    }
 }
 
 /// Sets up logging the way `lambda_runtime` does: `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` for
 /// the level, `AWS_LAMBDA_LOG_FORMAT=JSON` for JSON lines.
 pub fn init_tracing() {
+    // lambda_runtime's default subscriber writes JSON lines on the same condition.
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    JSON_LOGS.store(json, Ordering::Relaxed);
     lambda_runtime::tracing::init_default_subscriber();
 }
 
@@ -458,6 +717,7 @@ mod tests {
             .object_version("b", "a b", "v")
             .user_argument("k", "v");
         let r = invoke(echo, event).await.unwrap();
+        assert_eq!(r.results.len(), 1);
         assert_eq!(r.invocation_schema_version, "2.0");
         assert_eq!(r.invocation_id, "inv-9");
         assert_eq!(r.treat_missing_keys_as, ResultCode::PermanentFailure);
@@ -484,6 +744,7 @@ mod tests {
                 )
                 .await
                 .unwrap();
+            assert_eq!(r.results.len(), 2);
             assert_eq!(r.results[0].result_code, ResultCode::PermanentFailure);
             assert!(r.results[0].result_string.contains("no bad"));
             assert_eq!(r.results[1].result_code, ResultCode::Succeeded);
@@ -506,6 +767,7 @@ mod tests {
             .as_millis() as u64;
         let event = EventBuilder::v1().object("b", "slow").object("b", "fast");
         let r = invoke_with(slow, Options::new(), event, ctx).await.unwrap();
+        assert_eq!(r.results.len(), 2);
         assert_eq!(r.results[0].result_code, ResultCode::TemporaryFailure);
         assert_eq!(r.results[0].result_string, DEADLINE_MESSAGE);
         assert_eq!(r.results[0].task_id, "task-0");
@@ -575,6 +837,7 @@ mod tests {
             serde_json::json!({"taskId": "t-bad", "s3Key": "%FF", "s3BucketArn": "arn:aws:s3:::b"}),
         );
         let r = invoke(echo, event).await.unwrap();
+        assert_eq!(r.results.len(), 2);
         assert_eq!(r.results[0].result_code, ResultCode::Succeeded);
         assert_eq!(r.results[1].task_id, "t-bad");
         assert_eq!(r.results[1].result_code, ResultCode::PermanentFailure);
@@ -622,6 +885,8 @@ mod tests {
         )
         .await
         .unwrap();
+        // The loop below must not pass by running zero times.
+        assert_eq!(r.results.len(), 2);
         for res in &r.results {
             assert_eq!(res.result_code, ResultCode::PermanentFailure);
             assert_eq!(res.result_string, "userArguments: missing field `dest`");
@@ -705,6 +970,396 @@ mod tests {
         let options = Options::new().fallback_timeout(Duration::from_secs(5));
         let r = invoke_with(nap, options, event, ctx).await.unwrap();
         assert_eq!(r.results[0].result_string, DEADLINE_MESSAGE);
+    }
+
+    /// Panics when dropped: stands for a guard or value whose destructor panics.
+    struct PanicOnDrop(&'static str);
+
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("{} panicked in its destructor", self.0);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn destructor_panics_at_the_deadline_fail_only_that_task() {
+        async fn guarded(obj: Object) -> Result<String, TaskError> {
+            if obj.key.starts_with("hang") {
+                let _guard = PanicOnDrop("guard");
+                std::future::pending::<()>().await;
+            }
+            Ok(format!("done {}", obj.key))
+        }
+        let ctx = context_with_deadline(SystemTime::now() + Duration::from_secs(5));
+        let event = EventBuilder::v1()
+            .object("b", "quick")
+            .object("b", "hang-1")
+            .object("b", "later")
+            .object("b", "hang-2");
+        let r = invoke_with(guarded, Options::new(), event, ctx.clone())
+            .await
+            .unwrap();
+        let got: Vec<_> = r
+            .results
+            .iter()
+            .map(|r| (r.task_id.as_str(), r.result_code, r.result_string.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("task-0", ResultCode::Succeeded, "done quick"),
+                ("task-1", ResultCode::TemporaryFailure, DEADLINE_MESSAGE),
+                ("task-2", ResultCode::Succeeded, "done later"),
+                ("task-3", ResultCode::TemporaryFailure, DEADLINE_MESSAGE),
+            ]
+        );
+        // One task alone takes another path (no `buffer_unordered`).
+        let r = invoke_with(
+            guarded,
+            Options::new(),
+            EventBuilder::v1().object("b", "hang"),
+            ctx,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.results.len(), 1);
+        assert_eq!(r.results[0].result_code, ResultCode::TemporaryFailure);
+        assert_eq!(r.results[0].result_string, DEADLINE_MESSAGE);
+    }
+
+    #[tokio::test]
+    async fn panicking_destructors_of_values_and_payloads_stay_in_their_task() {
+        #[derive(serde::Serialize)]
+        struct Output {
+            #[serde(skip)]
+            _guard: Option<PanicOnDrop>,
+        }
+        struct Failure(#[allow(dead_code)] PanicOnDrop);
+        impl From<Failure> for TaskError {
+            fn from(_: Failure) -> TaskError {
+                TaskError::temporary("failed")
+            }
+        }
+        /// A hand-written future, with a guard that panics when the future is dropped.
+        struct Ready(
+            Option<Result<Output, Failure>>,
+            #[allow(dead_code)] Option<PanicOnDrop>,
+        );
+        impl Future for Ready {
+            type Output = Result<Output, Failure>;
+            fn poll(
+                mut self: Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> Poll<Self::Output> {
+                Poll::Ready(self.0.take().expect("polled once"))
+            }
+        }
+        fn task(obj: Object) -> Ready {
+            let guard = |name| Some(PanicOnDrop(name));
+            match obj.key.as_str() {
+                "output" => Ready(
+                    Some(Ok(Output {
+                        _guard: guard("output"),
+                    })),
+                    None,
+                ),
+                "error" => Ready(Some(Err(Failure(PanicOnDrop("error")))), None),
+                "payload" => std::panic::panic_any(PanicOnDrop("payload")),
+                _ => Ready(Some(Ok(Output { _guard: None })), guard("future")),
+            }
+        }
+        let event = EventBuilder::v1()
+            .object("b", "output")
+            .object("b", "error")
+            .object("b", "payload")
+            .object("b", "future");
+        let r = invoke(task, event).await.unwrap();
+        let got: Vec<_> = r
+            .results
+            .iter()
+            .map(|r| (r.result_code, r.result_string.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    ResultCode::PermanentFailure,
+                    "task panicked: output panicked in its destructor"
+                ),
+                (
+                    ResultCode::PermanentFailure,
+                    "task panicked: error panicked in its destructor"
+                ),
+                (
+                    ResultCode::PermanentFailure,
+                    "task panicked: (panic payload is not a string)"
+                ),
+                (
+                    ResultCode::PermanentFailure,
+                    "task panicked: future panicked in its destructor"
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn unformattable_panic_messages_say_so() {
+        struct Broken;
+        impl fmt::Display for Broken {
+            fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+                Err(fmt::Error)
+            }
+        }
+        async fn task(obj: Object) -> Result<String, TaskError> {
+            if obj.key == "broken" {
+                panic!("{}", Broken);
+            }
+            Ok("fine".into())
+        }
+        let r = invoke(
+            task,
+            EventBuilder::v1().object("b", "broken").object("b", "ok"),
+        )
+        .await
+        .unwrap();
+        let got: Vec<_> = r
+            .results
+            .iter()
+            .map(|r| (r.result_code, r.result_string.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (ResultCode::PermanentFailure, PANIC_WITHOUT_MESSAGE),
+                (ResultCode::Succeeded, "fine"),
+            ]
+        );
+    }
+
+    /// A `MakeWriter` that keeps what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn user_text_cannot_forge_text_log_lines() {
+        use lambda_runtime::tracing::subscriber;
+        async fn task(obj: Object) -> Result<String, TaskError> {
+            match obj.key.split_once('/').map(|(kind, _)| kind) {
+                Some("fail") => Err(TaskError::permanent(format!("cannot copy {}", obj.key))),
+                Some("panic") => panic!("no {}", obj.key),
+                _ => Ok(obj.key),
+            }
+        }
+        let forged =
+            "\nERROR forged: all tasks failed\r\x1b[31mred\x1b[0m\u{2028}sep\u{202e}rtl\u{85}nel";
+        let captured = Captured::default();
+        let writer = captured.clone();
+        // As lambda_runtime's default text subscriber, without colours (as in CloudWatch).
+        let logs = subscriber::fmt()
+            .with_target(false)
+            .without_time()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _default = tracing::subscriber::set_default(logs);
+        let event = EventBuilder::v2()
+            .job_id(&format!("job{forged}"))
+            .object(&format!("bucket{forged}"), &format!("fail/{forged}"))
+            .object("b", &format!("panic/{forged}"))
+            .object("b", &format!("ok/{forged}"))
+            .raw_task(serde_json::json!({"taskId": format!("t{forged}"), "s3Key": "%FF", "s3Bucket": "b"}));
+        let r = invoke(task, event).await.unwrap();
+        assert_eq!(r.results.len(), 4);
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        // Every user-controlled value was logged…
+        for needle in [
+            "job\\nERROR forged",
+            "bucket\\nERROR",
+            "fail/\\nERROR",
+            "panic/\\nERROR",
+            "t\\nERROR",
+        ] {
+            assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+        }
+        // …escaped: no line of its own, no raw control character, separator or override.
+        // One line per event logged (the bad task, the failure, the panic, the success).
+        assert_eq!(text.lines().count(), 4, "{text}");
+        assert!(
+            !text.lines().any(|l| l.starts_with("ERROR forged")),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("ERROR forged").count(),
+            text.matches("\\nERROR forged").count()
+        );
+        for c in ['\r', '\x1b', '\u{2028}', '\u{202e}', '\u{85}'] {
+            assert!(!text.contains(c), "raw {c:?} in:\n{text}");
+        }
+        assert!(text.contains("\\u{1b}[31mred"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn responses_fit_lambdas_limit_whatever_the_results_hold() {
+        // 1,100 tasks whose results are control characters, 6 bytes each in JSON: what a
+        // 3.4 MB event turned into a 6.7 MB response. Every tenth result is short.
+        async fn control(obj: Object) -> Result<String, TaskError> {
+            let n: usize = obj.key.parse().unwrap();
+            Ok(match n % 10 {
+                0 => format!("short {n}"),
+                5 => "\u{1}".repeat(300),
+                _ => "\u{1}".repeat(2000),
+            })
+        }
+        let mut event = EventBuilder::v1();
+        for i in 0..1100 {
+            event = event.object("b", &i.to_string());
+        }
+        let options = Options::new().max_result_len(10_000);
+        let r = invoke_with(control, options, event, Default::default())
+            .await
+            .unwrap();
+        let json = serde_json::to_vec(&r).unwrap();
+        assert!(
+            json.len() <= crate::response::RESPONSE_BUDGET,
+            "{}",
+            json.len()
+        );
+        assert!(
+            json.len() > crate::response::RESPONSE_BUDGET - 20_000,
+            "{}",
+            json.len()
+        );
+        assert_eq!(r.results.len(), 1100);
+        let mut cut = None;
+        for (i, res) in r.results.iter().enumerate() {
+            assert_eq!(res.task_id, format!("task-{i}"));
+            assert_eq!(res.result_code, ResultCode::Succeeded);
+            match i % 10 {
+                0 => assert_eq!(res.result_string, format!("short {i}")),
+                5 => assert_eq!(res.result_string, "\u{1}".repeat(300)),
+                _ => {
+                    // The longest are cut, all to the same length, marked.
+                    assert!(res.result_string.ends_with(" bytes]"), "{i}");
+                    let len = res.result_string.len();
+                    assert!(len < 2000);
+                    assert_eq!(*cut.get_or_insert(len), len);
+                }
+            }
+        }
+        // The same results again: the same cut.
+        let mut event = EventBuilder::v1();
+        for i in 0..1100 {
+            event = event.object("b", &i.to_string());
+        }
+        let again = invoke_with(
+            control,
+            Options::new().max_result_len(10_000),
+            event,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(again, r);
+    }
+
+    #[tokio::test]
+    async fn too_many_tasks_to_answer_is_refused_before_any_runs() {
+        static RAN: AtomicUsize = AtomicUsize::new(0);
+        async fn count(_: Object) -> Result<String, TaskError> {
+            RAN.fetch_add(1, Ordering::SeqCst);
+            Ok(String::new())
+        }
+        let handler = Handler::new(count, Options::new()).await.unwrap();
+        // Each well-formed task of this event takes about 60 bytes, its result about 70:
+        // 100,000 of them would need a 7 MB response.
+        let mut event = br#"{"invocationId":"i","tasks":["#.to_vec();
+        for i in 0..100_000 {
+            if i > 0 {
+                event.push(b',');
+            }
+            event.extend_from_slice(
+                format!(r#"{{"taskId":"{i}","s3Key":"k","s3Bucket":"b"}}"#).as_bytes(),
+            );
+        }
+        event.extend_from_slice(b"]}");
+        assert!(event.len() < crate::response::LAMBDA_RESPONSE_LIMIT);
+        let err = match handler.handle_bytes(&event, &Default::default()).await {
+            Ok(r) => panic!("{} results instead of an invocation error", r.results.len()),
+            Err(err) => err,
+        };
+        assert!(
+            err.message()
+                .starts_with("event has too many tasks to answer: 100000 results"),
+            "{err}"
+        );
+        assert_eq!(RAN.load(Ordering::SeqCst), 0);
+        // 10,000 fit.
+        let end = event
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'}')
+            .nth(9_999)
+            .unwrap()
+            .0;
+        let mut smaller = event[..=end].to_vec();
+        smaller.extend_from_slice(b"]}");
+        let r = handler
+            .handle_bytes(&smaller, &Default::default())
+            .await
+            .unwrap();
+        assert_eq!(r.results.len(), 10_000);
+        assert_eq!(RAN.load(Ordering::SeqCst), 10_000);
+    }
+
+    #[tokio::test]
+    async fn unreadable_fields_fail_only_their_task_through_handle_bytes() {
+        let handler = Handler::new(echo, Options::new()).await.unwrap();
+        let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+        let mut event = format!(
+            r#"{{"invocationSchemaVersion":"2.0","invocationId":"inv","job":{{"id":"j","userArguments":{{"deep":{deep}}}}},"tasks":[
+              {{"taskId":"good","s3Key":"a+b","s3Bucket":"b"}},
+              {{"taskId":"bad-key","s3Key":"BAD","s3Bucket":"b"}},
+              {{"taskId":"id\ud800","s3Key":"k","s3Bucket":"b"}}]}}"#
+        )
+        .into_bytes();
+        let at = event.windows(3).position(|w| w == b"BAD").unwrap();
+        event.splice(at..at + 3, [0xFF, 0xFE]);
+        let r = handler
+            .handle_bytes(&event, &Default::default())
+            .await
+            .unwrap();
+        assert_eq!(r.invocation_id, "inv");
+        let got: Vec<_> = r
+            .results
+            .iter()
+            .map(|r| (r.task_id.as_str(), r.result_code))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("good", ResultCode::Succeeded),
+                ("bad-key", ResultCode::PermanentFailure),
+                ("id\u{fffd}", ResultCode::PermanentFailure),
+            ]
+        );
+        assert_eq!(r.results[0].result_string, "b|a b|");
+        assert!(r.results[1]
+            .result_string
+            .contains("`s3Key` is not valid Unicode"));
+        assert!(r.results[2]
+            .result_string
+            .contains("`taskId` is not valid Unicode"));
     }
 
     #[tokio::test(start_paused = true)]
