@@ -917,6 +917,7 @@ mod tests {
             .into_invocation()
             .unwrap();
         assert_eq!(inv.job.schema_version, "1.0");
+        assert_eq!(inv.tasks.len(), 1);
         assert_eq!(inv.job.id, "f3cc4f60-61f6-4a2b-8a21-d07600c373ce");
         let obj = inv.tasks[0].as_ref().unwrap();
         assert_eq!(obj.bucket, "example-bucket");
@@ -933,6 +934,7 @@ mod tests {
             .into_invocation()
             .unwrap();
         assert_eq!(inv.job.schema_version, "2.0");
+        assert_eq!(inv.tasks.len(), 1);
         assert_eq!(inv.job.user_arguments["destBucket"], "archive-bucket");
         assert_eq!(inv.job.user_arguments["prefix"], "moved/");
         let obj = inv.tasks[0].as_ref().unwrap();
@@ -965,6 +967,7 @@ mod tests {
         .unwrap();
         assert_eq!(inv.job.invocation_id, "b");
         assert_eq!(inv.job.schema_version, "1.0");
+        assert_eq!(inv.tasks.len(), 1);
         assert!(inv.tasks[0].is_ok());
     }
 

@@ -320,12 +320,19 @@ mod tests {
 
     #[test]
     fn truncation_respects_char_boundaries_and_limit() {
-        for max in [0, 1, 5, 30, 31, 32, 33, 79] {
+        // 20 emoji of 4 bytes: 80 bytes, and the marker for them takes 23.
+        let marker = "…[truncated 80 bytes]".len();
+        assert_eq!(marker, 23);
+        for max in [0, 1, 5, 22, 23, 24, 25, 26, 27, 30, 31, 32, 33, 79] {
             let mut s = "😀".repeat(20);
             truncate_result(&mut s, max);
             assert!(s.contains("…[truncated"), "{max}: {s}");
-            if max >= 30 {
+            let (kept, _) = s.split_once('…').unwrap();
+            assert!(kept.chars().all(|c| c == '😀'), "{max}: {s}");
+            if max >= marker {
+                // Whenever the marker fits, the whole result fits, cut on a char boundary.
                 assert!(s.len() <= max, "{max}: {} {s}", s.len());
+                assert_eq!(kept.len(), (max - marker) / 4 * 4, "{max}: {s}");
             }
         }
         let mut short = "fits".to_string();

@@ -950,6 +950,10 @@ mod tests {
             ResultCode::from(ErrorKind::Temporary),
             ResultCode::TemporaryFailure
         );
+        assert_eq!(
+            ResultCode::from(ErrorKind::Permanent),
+            ResultCode::PermanentFailure
+        );
     }
 
     #[tokio::test(start_paused = true)]
