@@ -498,10 +498,13 @@ fn a_forgotten_endpoint_url_stops_the_cli_before_any_task() {
     let dir = scratch("cli-endpoint");
     let manifest = dir.join("manifest.csv");
     write(&manifest, b"bucket-one,a\nbucket-one,b\n");
+    let state = dir.join("state");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-s3batch"))
         .args(["s3batch", "run", "--function", "hello", "--quiet"])
         .arg("--manifest")
         .arg(&manifest)
+        .arg("--state-dir")
+        .arg(&state)
         .args(["--max-redrives", "3", "--redrive-backoff-ms", "1"])
         .envs(moto.env())
         .env("AWS_ENDPOINT_URL", moto.endpoint())
@@ -519,6 +522,15 @@ fn a_forgotten_endpoint_url_stops_the_cli_before_any_task() {
             && stderr.contains("--endpoint-url")
             && stderr.contains(&format!("AWS_ENDPOINT_URL={}", moto.endpoint())),
         "{stderr}"
+    );
+    // Nothing ran, so nothing is kept: no journal that would block a rerun of the job id.
+    let left: Vec<_> = std::fs::read_dir(&state)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "left behind in {}: {left:?}",
+        state.display()
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

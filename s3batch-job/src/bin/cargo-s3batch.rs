@@ -576,12 +576,20 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
     bar.finish_and_clear();
     let outcome = match ran {
         Ok(outcome) => outcome,
+        Err(e) if journal.finished() == 0 && !args.resume => {
+            // Stopped before any task finished (the function check, say): nothing to keep,
+            // and a journal left behind would only block a rerun with the same job id.
+            let dir = journal.dir().to_owned();
+            drop(journal);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e.to_string());
+        }
         Err(e) => {
-            let _ = journal.flush();
-            return Err(format!(
-                "{e}\nthe results so far are kept in {}",
-                journal.dir().display()
-            ));
+            let kept = journal.flush().map_or_else(
+                |flush| format!("keeping the results failed too: {flush}"),
+                |()| format!("the results so far are kept in {}", journal.dir().display()),
+            );
+            return Err(format!("{e}\n{kept}"));
         }
     };
     journal.finish(&outcome.status)?;
