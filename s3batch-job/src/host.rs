@@ -38,7 +38,7 @@
 //!   processes they start themselves. A runner killed with `SIGKILL` cannot clean up; its
 //!   instances then find their Runtime API gone and exit when they next ask for work.
 
-use crate::invoke::{Invoke, Invoked};
+use crate::invoke::{error_doc, Invoke, Invoked};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
@@ -823,14 +823,6 @@ fn reply(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body)))
         .expect("a valid response")
-}
-
-fn error_doc(error_type: &str, message: &str) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
-        "errorType": error_type,
-        "errorMessage": message,
-    }))
-    .expect("JSON serializes")
 }
 
 /// An exit status as Lambda words it (Go's `ExitError`): `exit status 1`, `signal: killed`.

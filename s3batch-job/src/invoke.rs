@@ -383,15 +383,26 @@ impl<T: TaskFn<Args>, Args: 'static> Invoke for InProcess<T, Args> {
             Ok(response) => {
                 Invoked::Response(serde_json::to_vec(&response).expect("a Response serializes"))
             }
-            Err(e) => Invoked::FunctionError(
-                serde_json::to_vec(&serde_json::json!({
-                    "errorType": "S3BatchInvalidEvent",
-                    "errorMessage": e.message(),
-                }))
-                .expect("JSON serializes"),
-            ),
+            Err(e) => Invoked::FunctionError(error_doc("S3BatchInvalidEvent", e.message())),
         }
     }
+}
+
+/// Lambda's error document, `{"errorMessage":…,"errorType":…}`, in that order whatever
+/// serde_json's features (`preserve_order`, enabled by some SDK crates, would otherwise turn
+/// a `json!` map's order into its written order).
+pub(crate) fn error_doc(error_type: &str, message: &str) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ErrorDoc<'a> {
+        error_message: &'a str,
+        error_type: &'a str,
+    }
+    serde_json::to_vec(&ErrorDoc {
+        error_message: message,
+        error_type,
+    })
+    .expect("JSON serializes")
 }
 
 #[cfg(test)]
