@@ -58,14 +58,8 @@ struct ReportArgs {
     #[arg(long, value_enum, default_value_t = Scope::All)]
     report_scope: Scope,
 
-    /// The folder holding job journals.
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "S3BATCH_STATE_DIR",
-        default_value = ".s3batch"
-    )]
-    state_dir: PathBuf,
+    #[command(flatten)]
+    state: StateDir,
 
     /// The S3 endpoint for an s3:// report.
     #[arg(long, value_name = "URL")]
@@ -189,14 +183,8 @@ struct RunArgs {
     #[arg(long, requires = "job_id")]
     resume: bool,
 
-    /// The folder holding job journals, one `job-ID` folder each.
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "S3BATCH_STATE_DIR",
-        default_value = ".s3batch"
-    )]
-    state_dir: PathBuf,
+    #[command(flatten)]
+    state: StateDir,
 
     /// After Ctrl-C or SIGTERM, how long to wait for invocations in flight; tasks still
     /// running then are not recorded (a resumed job runs them again).
@@ -380,13 +368,26 @@ async fn download(
         .map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
-fn journal_dir(state_dir: &Path, job_id: &str) -> PathBuf {
-    state_dir.join(format!("job-{job_id}"))
+/// Where job journals live: `--state-dir`, for both `run` and `report`.
+#[derive(Args, Debug)]
+struct StateDir {
+    /// The folder holding job journals, one `job-ID` folder each.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "S3BATCH_STATE_DIR",
+        default_value = ".s3batch"
+    )]
+    state_dir: PathBuf,
+}
+
+fn journal_dir(state: &StateDir, job_id: &str) -> PathBuf {
+    state.state_dir.join(format!("job-{job_id}"))
 }
 
 async fn report(args: ReportArgs) -> Result<ExitCode, String> {
     let s3 = s3_client(args.s3_endpoint_url.as_deref()).await;
-    let dir = journal_dir(&args.state_dir, &args.job_id);
+    let dir = journal_dir(&args.state, &args.job_id);
     let info =
         journal::info(&dir).map_err(|e| format!("no journal of job {}: {e}", args.job_id))?;
     let written = journal::write_report(&dir, &args.report, scope(args.report_scope), &s3).await?;
@@ -421,7 +422,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         .job_id
         .clone()
         .unwrap_or_else(s3batch_job::job::random_job_id);
-    let dir = journal_dir(&args.state_dir, &job_id);
+    let dir = journal_dir(&args.state, &job_id);
     // Everything that can stop the job is checked before the first invocation.
     let existing = Journal::exists(&dir);
     if args.resume && !existing {
@@ -627,7 +628,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
                      the results are kept in {}; write the report with:\n  \
                      cargo s3batch report --job-id {job_id} --state-dir {} --report <DIR|S3_URI>",
                     dir.display(),
-                    args.state_dir.display()
+                    args.state.state_dir.display()
                 );
                 return Ok(ExitCode::from(EXIT_REPORT_NOT_WRITTEN));
             }
