@@ -45,45 +45,41 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
     }
     let krate = options.krate();
     let checks = checks(&f, &sig, &krate);
-    let Some(main) = options.generates_main().then(|| {
-        let name = &f.sig.ident;
-        let mut calls = Vec::new();
-        if let Some(code) = &options.treat_missing_keys_as {
-            calls.push(quote!(.treat_missing_keys_as(#krate::__private::ResultCode::#code)));
-        }
-        if let Some(n) = &options.concurrency {
-            calls.push(quote!(.concurrency(#n)));
-        }
-        if let Some(ms) = &options.deadline_margin_ms {
-            calls.push(quote!(.deadline_margin(::core::time::Duration::from_millis(#ms))));
-        }
-        if let Some(n) = &options.max_result_len {
-            calls.push(quote!(.max_result_len(#n)));
-        }
-        // The checks are the const argument of `Checked`, so a failed one silences the
-        // `TaskFn` bound here instead of repeating itself as "is not a task function". When
-        // they pass and the bound still fails, that error is at the function's name.
-        let krate = respan(krate.clone(), name.span());
-        let served = quote_spanned! {name.span()=>
-            #krate::__private::Serve::main(
-                #krate::__private::Checked::<_, { #checks true }>(#name),
-                #krate::__private::Options::new() #(#calls)*,
-            )
-        };
-        quote! {
-            fn main() -> ::core::result::Result<(), #krate::__private::BoxError> {
-                #served
-            }
-        }
-    }) else {
+    if !options.generates_main() {
         return quote! {
             #f
             const _: () = { #checks };
         };
+    }
+    let name = &f.sig.ident;
+    let mut calls = Vec::new();
+    if let Some(code) = &options.treat_missing_keys_as {
+        calls.push(quote!(.treat_missing_keys_as(#krate::__private::ResultCode::#code)));
+    }
+    if let Some(n) = &options.concurrency {
+        calls.push(quote!(.concurrency(#n)));
+    }
+    if let Some(ms) = &options.deadline_margin_ms {
+        calls.push(quote!(.deadline_margin(::core::time::Duration::from_millis(#ms))));
+    }
+    if let Some(n) = &options.max_result_len {
+        calls.push(quote!(.max_result_len(#n)));
+    }
+    // The checks are the const argument of `Checked`, so a failed one silences the `TaskFn`
+    // bound here instead of repeating itself as "is not a task function". When they pass and
+    // the bound still fails, that one error is at the function's name.
+    let krate = respan(krate, name.span());
+    let served = quote_spanned! {name.span()=>
+        #krate::__private::Serve::main(
+            #krate::__private::Checked::<_, { #checks true }>(#name),
+            #krate::__private::Options::new() #(#calls)*,
+        )
     };
     quote! {
         #f
-        #main
+        fn main() -> ::core::result::Result<(), #krate::__private::BoxError> {
+            #served
+        }
     }
 }
 
