@@ -28,6 +28,11 @@
 //! Any [`FromTask`] type, in any order: [`aws_sdk_s3::Client`] (built once per cold start),
 //! [`Job`], [`UserArgs<T>`], [`Context`], or your own.
 //!
+//! The attribute checks the signature by its types, not their spelling: `use s3batch::Object
+//! as Obj` and `type Res<T> = Result<T, TaskError>` work, and each mistake (a parameter that is
+//! not an extractor, a return type that is not a `Result`, a future that is not `Send`) is one
+//! compile error at the token that causes it.
+//!
 //! ```no_run
 //! use s3batch::{aws_sdk_s3::Client, Job, Object, TaskError, UserArgs};
 //!

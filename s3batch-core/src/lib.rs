@@ -36,12 +36,68 @@ pub use lambda_runtime::Context;
 #[doc(hidden)]
 pub mod __private {
     //! Used by the code `#[s3batch::task]` generates; not a public API.
-    pub use crate::runtime::main;
+    //!
+    //! The macro checks a task's signature with the type system, one assertion per part,
+    //! each spanned at the user's token, so aliases (`use s3batch::Object as Obj`,
+    //! `type Res<T> = Result<T, TaskError>`) work and each mistake is reported once, where
+    //! it is. The assertions run inside the const argument of [`Checked`]: when one fails,
+    //! that const is an error, and rustc stays silent about the `main` call that depends on
+    //! it instead of adding a second "is not a task function" error.
     pub use crate::{BoxError, Options, ResultCode};
+    use crate::{FromTask, Object, TaskFn, TaskReturn};
+    use std::future::Future;
 
-    /// Compile-time check that a parameter type is an extractor.
-    pub const fn assert_from_task<T: crate::FromTask>() {}
+    /// Compile-time check that a parameter after the `Object` is an extractor.
+    pub const fn assert_from_task<T: TaskParam>() {}
 
     /// Compile-time check of the return type.
-    pub const fn assert_task_return<T: crate::TaskReturn>() {}
+    pub const fn assert_task_return<T: TaskReturn>() {}
+
+    /// Compile-time check that the first parameter is the `Object`.
+    pub const fn assert_object<T: IsObject>() {}
+
+    /// Compile-time check that the task's future can move between threads. Only ever named
+    /// in a closure that is never called; a failure makes rustc say what is held across
+    /// which `.await`.
+    pub fn assert_send<F: Future + Send>(_: F) {}
+
+    /// The type of a task's first parameter.
+    #[diagnostic::on_unimplemented(
+        message = "a task's first parameter must be the `Object` to process, not `{Self}`",
+        label = "expected `s3batch::Object`",
+        note = "extractors (`Client`, `Job`, `UserArgs<T>`, …) come after the `Object`: `async fn name(obj: Object, job: Job)`"
+    )]
+    pub trait IsObject {}
+
+    impl IsObject for Object {}
+
+    /// A parameter after the `Object`: any extractor. The `Object` itself passes here because
+    /// an `Object` out of place is reported once, at the first parameter (two `Object`s are
+    /// still refused, by the `TaskFn` bound of [`Serve`]).
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be a task parameter",
+        label = "does not implement `s3batch::FromTask`",
+        note = "task parameters after the `Object` must be extractors: `aws_sdk_s3::Client`, `Job`, `UserArgs<T>`, `lambda_runtime::Context`, or your own type implementing `FromTask`"
+    )]
+    pub trait TaskParam {}
+
+    impl<T: FromTask> TaskParam for T {}
+
+    impl TaskParam for Object {}
+
+    /// The task function once the macro's checks have passed (`OK` is `true`); when they
+    /// have not, `OK` is a const error and nothing is asked of `F`.
+    pub struct Checked<F, const OK: bool>(pub F);
+
+    /// The generated `main`: tracing, a Tokio runtime, and [`crate::run`].
+    pub trait Serve<Args> {
+        /// Serves the task until the Lambda runtime stops.
+        fn main(self, options: Options) -> Result<(), BoxError>;
+    }
+
+    impl<F: TaskFn<Args>, Args> Serve<Args> for Checked<F, true> {
+        fn main(self, options: Options) -> Result<(), BoxError> {
+            crate::runtime::main(self.0, options)
+        }
+    }
 }

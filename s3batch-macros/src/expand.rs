@@ -1,10 +1,11 @@
-//! The generated code: the function as written, a check per parameter and for the return
-//! type (so trait errors land on the user's tokens), and a `main` that calls the runtime.
+//! The generated code: the function as written, a check per parameter, for the return type
+//! and for the future (so trait errors land on the user's tokens), and a `main` that calls
+//! the runtime once those checks pass.
 
 use crate::options::Options;
-use crate::signature;
-use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use crate::signature::{self, Signature};
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::ItemFn;
 
@@ -43,41 +44,87 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
         return quote!(#f #e #main);
     }
     let krate = options.krate();
-    let checks = sig.extractors.iter().map(|ty| {
-        quote_spanned! {ty.span()=>
-            const _: () = #krate::__private::assert_from_task::<#ty>();
-        }
-    });
-    let output_check = sig.output.map(|ty| {
-        quote_spanned! {ty.span()=>
-            const _: () = #krate::__private::assert_task_return::<#ty>();
-        }
-    });
-    let main = options.generates_main().then(|| {
-        let name = &f.sig.ident;
-        let mut calls = Vec::new();
-        if let Some(code) = &options.treat_missing_keys_as {
-            calls.push(quote!(.treat_missing_keys_as(#krate::__private::ResultCode::#code)));
-        }
-        if let Some(n) = &options.concurrency {
-            calls.push(quote!(.concurrency(#n)));
-        }
-        if let Some(ms) = &options.deadline_margin_ms {
-            calls.push(quote!(.deadline_margin(::core::time::Duration::from_millis(#ms))));
-        }
-        if let Some(n) = &options.max_result_len {
-            calls.push(quote!(.max_result_len(#n)));
-        }
-        quote! {
-            fn main() -> ::core::result::Result<(), #krate::__private::BoxError> {
-                #krate::__private::main(#name, #krate::__private::Options::new() #(#calls)*)
-            }
-        }
-    });
+    let checks = checks(&f, &sig, &krate);
+    if !options.generates_main() {
+        return quote! {
+            #f
+            const _: () = { #checks };
+        };
+    }
+    let name = &f.sig.ident;
+    let mut calls = Vec::new();
+    if let Some(code) = &options.treat_missing_keys_as {
+        calls.push(quote!(.treat_missing_keys_as(#krate::__private::ResultCode::#code)));
+    }
+    if let Some(n) = &options.concurrency {
+        calls.push(quote!(.concurrency(#n)));
+    }
+    if let Some(ms) = &options.deadline_margin_ms {
+        calls.push(quote!(.deadline_margin(::core::time::Duration::from_millis(#ms))));
+    }
+    if let Some(n) = &options.max_result_len {
+        calls.push(quote!(.max_result_len(#n)));
+    }
+    // The checks are the const argument of `Checked`, so a failed one silences the `TaskFn`
+    // bound here instead of repeating itself as "is not a task function". When they pass and
+    // the bound still fails, that one error is at the function's name.
+    let krate = respan(krate, name.span());
+    let served = quote_spanned! {name.span()=>
+        #krate::__private::Serve::main(
+            #krate::__private::Checked::<_, { #checks true }>(#name),
+            #krate::__private::Options::new() #(#calls)*,
+        )
+    };
     quote! {
         #f
-        #(#checks)*
-        #output_check
-        #main
+        fn main() -> ::core::result::Result<(), #krate::__private::BoxError> {
+            #served
+        }
+    }
+}
+
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut t| {
+            t.set_span(span);
+            t
+        })
+        .collect()
+}
+
+/// One assertion per part of the signature, each spanned at the user's token so that rustc's
+/// error lands there: the first parameter is the `Object`, the others are extractors, the
+/// return type is a task return, and the future is `Send`.
+fn checks(f: &ItemFn, sig: &Signature, krate: &TokenStream) -> TokenStream {
+    let object = sig.object.map(|ty| {
+        quote_spanned! {ty.span()=>
+            #krate::__private::assert_object::<#ty>();
+        }
+    });
+    let extractors = sig.extractors.iter().map(|ty| {
+        quote_spanned! {ty.span()=>
+            #krate::__private::assert_from_task::<#ty>();
+        }
+    });
+    let output = sig.output.map(|ty| {
+        quote_spanned! {ty.span()=>
+            #krate::__private::assert_task_return::<#ty>();
+        }
+    });
+    // A closure that is never called, so the future is only named, never built.
+    let name = &f.sig.ident;
+    let types = sig.object.iter().chain(&sig.extractors);
+    let args: Vec<_> = (0..sig.extractors.len() + 1)
+        .map(|i| format_ident!("__s3batch_arg{i}"))
+        .collect();
+    let send = quote_spanned! {name.span()=>
+        let _ = |#(#args: #types),*| #krate::__private::assert_send(#name(#(#args),*));
+    };
+    quote! {
+        #object
+        #(#extractors)*
+        #output
+        #send
     }
 }

@@ -18,7 +18,14 @@ pub struct Options {
     pub krate: Option<Path>,
 }
 
-const KNOWN: &str = "`treat_missing_keys_as`, `concurrency`, `deadline_margin_ms`, `max_result_len`, `main`, `crate`";
+const KNOWN: [&str; 6] = [
+    "treat_missing_keys_as",
+    "concurrency",
+    "deadline_margin_ms",
+    "max_result_len",
+    "main",
+    "crate",
+];
 const RESULT_CODES: [&str; 3] = ["Succeeded", "TemporaryFailure", "PermanentFailure"];
 
 struct Pair {
@@ -75,10 +82,7 @@ impl Options {
                     dup,
                 ),
                 "crate" => set(&mut out.krate, lit_str(&value).and_then(|s| s.parse()), dup),
-                _ => Err(syn::Error::new_spanned(
-                    &name,
-                    format!("unknown option `{key}`; expected one of {KNOWN}"),
-                )),
+                _ => Err(syn::Error::new_spanned(&name, unknown(&key))),
             };
             if let Err(e) = result {
                 push(e);
@@ -109,6 +113,25 @@ impl Options {
 
     pub fn generates_main(&self) -> bool {
         self.main.is_none_or(|(b, _)| b)
+    }
+}
+
+/// "unknown option `concurency`; did you mean `concurrency`?", or the list of options when
+/// none is close.
+fn unknown(key: &str) -> String {
+    let closest = KNOWN
+        .iter()
+        .map(|known| (strsim::damerau_levenshtein(key, known), known))
+        .min();
+    match closest {
+        // A third of the name mistyped is still a typo; beyond that, list every option.
+        Some((distance, known)) if distance <= known.len().max(3) / 3 => {
+            format!("unknown option `{key}`; did you mean `{known}`?")
+        }
+        _ => format!(
+            "unknown option `{key}`; expected one of {}",
+            KNOWN.map(|k| format!("`{k}`")).join(", ")
+        ),
     }
 }
 
@@ -147,5 +170,38 @@ fn result_code(value: &Expr) -> syn::Result<Ident> {
             &s,
             "expected \"Succeeded\", \"TemporaryFailure\" or \"PermanentFailure\"",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(args: TokenStream) -> String {
+        Options::parse(args).1.expect("an error").to_string()
+    }
+
+    #[test]
+    fn a_misspelt_option_gets_a_suggestion() {
+        assert_eq!(
+            error(quote!(concurency = 8)),
+            "unknown option `concurency`; did you mean `concurrency`?"
+        );
+        assert_eq!(
+            error(quote!(deadline_margin = 8)),
+            "unknown option `deadline_margin`; did you mean `deadline_margin_ms`?"
+        );
+        assert_eq!(
+            error(quote!(mian = false)),
+            "unknown option `mian`; did you mean `main`?"
+        );
+    }
+
+    #[test]
+    fn an_unrelated_option_gets_the_list() {
+        assert_eq!(
+            error(quote!(timeout = 8)),
+            "unknown option `timeout`; expected one of `treat_missing_keys_as`, `concurrency`, `deadline_margin_ms`, `max_result_len`, `main`, `crate`"
+        );
     }
 }

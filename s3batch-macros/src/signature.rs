@@ -1,11 +1,14 @@
-//! Checks that the item is a task function: `async fn name(obj: Object, …) -> Result<…>`,
-//! no receiver, no generics. Every mistake is reported at its own token.
+//! Checks the shape of the item: an `async fn` with no receiver and no generics, a first
+//! parameter taken by value, a return type. What the types are (`Object`, extractors, a
+//! `Result`) is left to the type system: the expansion asserts it at each token, so aliases
+//! and renamed imports work. Every mistake is reported at its own token.
 
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, ReturnType, Type};
 
-/// The extra parameters' types and the return type, for the trait checks in the expansion.
+/// The parameters' types and the return type, for the trait checks in the expansion.
 pub struct Signature<'a> {
+    pub object: Option<&'a Type>,
     pub extractors: Vec<&'a Type>,
     pub output: Option<&'a Type>,
 }
@@ -29,6 +32,7 @@ pub fn check(f: &ItemFn) -> (Signature<'_>, Option<syn::Error>) {
             "a task cannot be generic: the generated `main` must name one concrete function",
         ));
     }
+    let mut object = None;
     let mut extractors = Vec::new();
     let mut inputs = sig.inputs.iter();
     match inputs.next() {
@@ -40,14 +44,14 @@ pub fn check(f: &ItemFn) -> (Signature<'_>, Option<syn::Error>) {
             r,
             "a task cannot take `self`: write a free `async fn`, and put shared state in an extractor (`FromTask`)",
         )),
-        Some(FnArg::Typed(first)) => {
-            if !is_object(&first.ty) {
-                push(syn::Error::new_spanned(
-                    &first.ty,
-                    "a task's first parameter must be the `Object` to process; extractors (`Client`, `Job`, `UserArgs<T>`, …) come after it",
-                ));
-            }
-        }
+        // A reference is never the `Object`, whatever it names; say how to take it instead.
+        Some(FnArg::Typed(first)) => match &*first.ty {
+            Type::Reference(r) => push(syn::Error::new_spanned(
+                r,
+                "take the `Object` by value: `obj: Object` (each task owns its `Object`)",
+            )),
+            ty => object = Some(ty),
+        },
     }
     for arg in inputs {
         match arg {
@@ -69,32 +73,14 @@ pub fn check(f: &ItemFn) -> (Signature<'_>, Option<syn::Error>) {
             ));
             None
         }
-        ReturnType::Type(_, ty) => {
-            if !is_result(ty) {
-                push(syn::Error::new_spanned(
-                    ty,
-                    "a task must return `Result<T, E>` (`T: Serialize`, `E: Into<TaskError>`), e.g. `Result<String, TaskError>`",
-                ));
-            }
-            Some(&**ty)
-        }
+        ReturnType::Type(_, ty) => Some(&**ty),
     };
-    (Signature { extractors, output }, errors)
-}
-
-fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
-    match ty {
-        Type::Path(p) if p.qself.is_none() => p.path.segments.last(),
-        Type::Group(g) => last_segment(&g.elem),
-        Type::Paren(p) => last_segment(&p.elem),
-        _ => None,
-    }
-}
-
-fn is_object(ty: &Type) -> bool {
-    last_segment(ty).is_some_and(|s| s.ident == "Object" && s.arguments.is_none())
-}
-
-fn is_result(ty: &Type) -> bool {
-    last_segment(ty).is_some_and(|s| s.ident == "Result")
+    (
+        Signature {
+            object,
+            extractors,
+            output,
+        },
+        errors,
+    )
 }
