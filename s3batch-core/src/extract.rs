@@ -68,10 +68,18 @@ pub trait FromTask: Sized + Send + 'static {
 /// addressing, which those servers need. The client carries
 /// [`FillErrorCodes`](crate::error::FillErrorCodes), so a bodiless error response (a HEAD
 /// request's) keeps its HTTP status as an error code wherever its error goes.
+///
+/// In tests, [`testing::with_client`](crate::testing::with_client) and
+/// [`testing::invoke_with_client`](crate::testing::invoke_with_client) hand it a client of
+/// your own (a mocked one, or one for a local S3 server) instead.
 impl FromTask for aws_sdk_s3::Client {
     type State = aws_sdk_s3::Client;
 
     async fn init() -> Result<Self::State, BoxError> {
+        // A test harness's own client (see `testing::with_client`): read once per cold start.
+        if let Ok(client) = TEST_CLIENT.try_with(Clone::clone) {
+            return Ok(client);
+        }
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let custom_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
             .iter()
@@ -84,6 +92,12 @@ impl FromTask for aws_sdk_s3::Client {
     fn from_task(state: &Self::State, _: &TaskParts<'_>) -> Result<Self, TaskError> {
         Ok(state.clone())
     }
+}
+
+tokio::task_local! {
+    /// The client [`crate::testing::with_client`] hands the `Client` extractor instead of one
+    /// built from the environment.
+    pub(crate) static TEST_CLIENT: aws_sdk_s3::Client;
 }
 
 /// The `Client` extractor's S3 configuration on top of the loaded SDK configuration.
