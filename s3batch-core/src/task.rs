@@ -88,6 +88,16 @@ mod tests {
         );
     }
 
+    /// The warm path's common case: a returned `String` is moved, not copied (same buffer).
+    #[test]
+    fn a_string_is_moved_as_it_is() {
+        let s = String::from("copied to s3://dest/key");
+        let (ptr, cap) = (s.as_ptr(), s.capacity());
+        let out = s.into_result_string();
+        assert_eq!((out.as_ptr(), out.capacity()), (ptr, cap));
+        assert_eq!(out, "copied to s3://dest/key");
+    }
+
     /// 128-bit integers, which serde_json writes but `serde_json::Value` cannot hold (the
     /// old path through `Value` gave "number out of range").
     #[test]
