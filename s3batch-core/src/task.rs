@@ -34,9 +34,14 @@ impl<T: Serialize + 'static> TaskOutput for T {
         if let Some(s) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<String>>() {
             return s.take().unwrap_or_default();
         }
+        // `Ok("done")`: one copy, not JSON-quoted and unquoted again.
+        if let Some(s) = (&slot as &dyn std::any::Any).downcast_ref::<Option<&'static str>>() {
+            return s.map(str::to_owned).unwrap_or_default();
+        }
         let value = slot.expect("still there");
-        // Straight to text, not through `serde_json::Value`: its maps sort their keys, and a
-        // struct's fields must come out in declaration order.
+        // Straight to text, not through `serde_json::Value`: without serde_json's
+        // `preserve_order` feature its maps sort their keys, and a struct's fields must come
+        // out in declaration order.
         match serde_json::to_string(&value) {
             Ok(json) if json == "null" => String::new(),
             // Another string type (`&str`, `Cow<str>`, a string newtype): its text, unquoted.
