@@ -68,10 +68,18 @@ pub trait FromTask: Sized + Send + 'static {
 /// addressing, which those servers need. The client carries
 /// [`FillErrorCodes`](crate::error::FillErrorCodes), so a bodiless error response (a HEAD
 /// request's) keeps its HTTP status as an error code wherever its error goes.
+///
+/// In tests, [`testing::with_client`](crate::testing::with_client) and
+/// [`testing::invoke_with_client`](crate::testing::invoke_with_client) hand it a client of
+/// your own (a mocked one, or one for a local S3 server) instead.
 impl FromTask for aws_sdk_s3::Client {
     type State = aws_sdk_s3::Client;
 
     async fn init() -> Result<Self::State, BoxError> {
+        // A test harness's own client (see `testing::with_client`): read once per cold start.
+        if let Ok(client) = TEST_CLIENT.try_with(Clone::clone) {
+            return Ok(client);
+        }
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let custom_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
             .iter()
@@ -84,6 +92,12 @@ impl FromTask for aws_sdk_s3::Client {
     fn from_task(state: &Self::State, _: &TaskParts<'_>) -> Result<Self, TaskError> {
         Ok(state.clone())
     }
+}
+
+tokio::task_local! {
+    /// The client [`crate::testing::with_client`] hands the `Client` extractor instead of one
+    /// built from the environment.
+    pub(crate) static TEST_CLIENT: aws_sdk_s3::Client;
 }
 
 /// The `Client` extractor's S3 configuration on top of the loaded SDK configuration.
@@ -117,7 +131,9 @@ impl FromTask for lambda_runtime::Context {
 ///
 /// Values arrive as strings; fields of type `bool`, integers, floats and `Option` are parsed
 /// from them. A missing or unparsable argument fails every task permanently, with a message
-/// naming the argument.
+/// naming the argument. Schema 1.0 events carry no user arguments: there a `T` that needs one
+/// fails with a message saying user arguments need invocation schema 2.0 (a `T` whose fields
+/// are all optional or defaulted still builds).
 ///
 /// ```
 /// use s3batch_core::{Object, TaskError, UserArgs};
@@ -155,8 +171,18 @@ pub fn parse_user_arguments<T: DeserializeOwned>(job: &Job) -> Result<T, TaskErr
         .user_arguments
         .iter()
         .map(|(k, v)| (k.as_str(), ArgValue { name: k, value: v }));
-    T::deserialize(de::value::MapDeserializer::<_, de::value::Error>::new(map))
-        .map_err(|e| TaskError::permanent(format!("userArguments: {e}")))
+    T::deserialize(de::value::MapDeserializer::<_, de::value::Error>::new(map)).map_err(|e| {
+        if job.schema_version == "1.0" && job.user_arguments.is_empty() {
+            // Schema 1.0 has no `userArguments` at all: the field the type missed cannot come.
+            TaskError::permanent(format!(
+                "userArguments: user arguments need invocation schema 2.0, and this job uses \
+                 1.0 (create the job with `InvocationSchemaVersion` \"2.0\" and \
+                 `UserArguments`); reading them gave: {e}"
+            ))
+        } else {
+            TaskError::permanent(format!("userArguments: {e}"))
+        }
+    })
 }
 
 /// One user-argument value: a string that can also be read as a number or a boolean.
@@ -360,6 +386,66 @@ mod tests {
         assert_eq!(
             e.message(),
             "ServiceUnavailable: HTTP 503 with no error document"
+        );
+    }
+
+    /// Schema 1.0 has no `userArguments`: the message says so rather than only naming the
+    /// missing field; an all-optional type still builds, and 2.0 keeps the plain message.
+    #[test]
+    fn user_arguments_under_schema_1_0_say_they_need_2_0() {
+        let v1 = Job {
+            schema_version: "1.0".into(),
+            ..Job::default()
+        };
+        let err = parse_user_arguments::<Args>(&v1).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Permanent);
+        assert!(
+            err.message().starts_with("userArguments: ")
+                && err
+                    .message()
+                    .contains("user arguments need invocation schema 2.0, and this job uses 1.0")
+                && err.message().contains("missing field `destBucket`"),
+            "{}",
+            err.message()
+        );
+
+        #[derive(Debug, Deserialize, PartialEq)]
+        struct Optional {
+            dry_run: Option<bool>,
+        }
+        assert_eq!(
+            parse_user_arguments::<Optional>(&v1).unwrap(),
+            Optional { dry_run: None }
+        );
+
+        let v2 = Job {
+            schema_version: "2.0".into(),
+            ..Job::default()
+        };
+        let err = parse_user_arguments::<Args>(&v2).unwrap_err();
+        assert!(!err.message().contains("schema 2.0"), "{}", err.message());
+    }
+
+    /// Through the whole handler: a 1.0 event and a task taking `UserArgs`.
+    #[tokio::test]
+    async fn a_schema_1_0_task_with_user_args_fails_naming_the_schema() {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Dest {
+            dest_bucket: String,
+        }
+        async fn task(_: Object, UserArgs(d): UserArgs<Dest>) -> Result<String, TaskError> {
+            Ok(d.dest_bucket)
+        }
+        let event = crate::testing::EventBuilder::v1().object("b", "k");
+        let response = crate::testing::invoke(task, event).await.unwrap();
+        let r = &response.results[0];
+        assert_eq!(r.result_code, crate::ResultCode::PermanentFailure);
+        assert!(
+            r.result_string
+                .contains("user arguments need invocation schema 2.0"),
+            "{}",
+            r.result_string
         );
     }
 

@@ -324,6 +324,12 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
             key = %Escaped::field(&object.key),
         );
         let task_id = object.task_id.clone();
+        // Looks at the first character only, unless the key starts with whitespace.
+        let blank_key = object
+            .key
+            .trim_start()
+            .is_empty()
+            .then(|| object.key.clone());
         // A panic while building the parameters is caught too: the call itself is inside.
         let run =
             AssertUnwindSafe(async { self.task.call(&self.state, job, context, object).await })
@@ -335,7 +341,10 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
                 tracing::debug!("succeeded");
                 TaskResult::new(task_id, ResultCode::Succeeded, text)
             }
-            Ok(Err(err)) => {
+            Ok(Err(mut err)) => {
+                if let Some(key) = blank_key {
+                    err = explain_blank_key(err, &key);
+                }
                 tracing::warn!(kind = ?err.kind(), "{}", Escaped::text(err.message()));
                 TaskResult::failed(task_id, &err)
             }
@@ -351,6 +360,28 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
             }
         }
     }
+}
+
+/// What aws-sdk-s3 says, before sending anything, about a request whose key is empty or only
+/// whitespace (its endpoint parameters refuse `key.trim().is_empty()`).
+const SDK_MISSING_KEY: &str = "key was missing";
+
+/// A task about a key that is only whitespace, failed with the SDK's "key was missing": says
+/// what happened instead (the key was there; the SDK cannot send requests for it). Other
+/// errors are kept as they are.
+fn explain_blank_key(err: TaskError, key: &str) -> TaskError {
+    if !err.message().contains(SDK_MISSING_KEY) {
+        return err;
+    }
+    TaskError::new(
+        err.kind(),
+        format!(
+            "the key is only whitespace ({:?}): aws-sdk-s3 cannot send requests for such keys \
+             (it reported: {})",
+            key,
+            err.message()
+        ),
+    )
 }
 
 /// The message of a task whose panic message is empty: `panic!("")`, or a message whose
@@ -672,6 +703,78 @@ mod tests {
             obj.key,
             obj.version_id.unwrap_or_default()
         ))
+    }
+
+    /// aws-sdk-s3 refuses a key that is only whitespace before sending ("key was missing"):
+    /// the task's message says the key is only whitespace. Offline: the SDK fails while
+    /// building the request, so the mock HTTP client is never reached.
+    #[tokio::test]
+    async fn a_whitespace_only_key_says_so() {
+        async fn s3_calls(obj: Object, s3: aws_sdk_s3::Client) -> Result<String, TaskError> {
+            let (b, k) = (&obj.bucket, &obj.key);
+            match obj.version_id.as_deref() {
+                Some("get") => drop(s3.get_object().bucket(b).key(k).send().await?),
+                Some("put") => drop(s3.put_object().bucket(b).key(k).send().await?),
+                Some("copy") => drop(
+                    s3.copy_object()
+                        .copy_source("src/x")
+                        .bucket(b)
+                        .key(k)
+                        .send()
+                        .await?,
+                ),
+                Some("other") => return Err(TaskError::permanent("unrelated")),
+                _ => drop(s3.head_object().bucket(b).key(k).send().await?),
+            }
+            Ok("sent".into())
+        }
+        let keys = [" ", "\t\u{3000}\n"];
+        let mut event = EventBuilder::v2();
+        for key in keys {
+            for op in ["head", "get", "put", "copy"] {
+                event = event.object_version("b", key, op);
+            }
+        }
+        let event = event.object_version("b", " ", "other");
+        let client = aws_sdk_s3::Client::from_conf(
+            crate::testing::client_config()
+                .http_client(aws_smithy_mocks::create_mock_http_client())
+                .build(),
+        );
+        let r = crate::testing::invoke_with_client(s3_calls, event, client)
+            .await
+            .unwrap();
+        assert_eq!(r.results.len(), 9);
+        for (i, key) in keys.iter().enumerate() {
+            for res in &r.results[i * 4..i * 4 + 4] {
+                assert_eq!(res.result_code, ResultCode::PermanentFailure);
+                let expect = format!(
+                    "the key is only whitespace ({key:?}): aws-sdk-s3 cannot send requests for such keys (it reported: "
+                );
+                assert!(
+                    res.result_string.starts_with(&expect)
+                        && res.result_string.contains("key was missing"),
+                    "{}",
+                    res.result_string
+                );
+            }
+        }
+        assert_eq!(r.results[8].result_string, "unrelated");
+    }
+
+    /// Only a whitespace key's "key was missing" is rewritten.
+    #[test]
+    fn explain_blank_key_keeps_other_errors() {
+        let other = explain_blank_key(TaskError::temporary("busy"), " ");
+        assert_eq!(
+            (other.kind(), other.message()),
+            (ErrorKind::Temporary, "busy")
+        );
+        let e = explain_blank_key(TaskError::temporary("x: key was missing: y"), " ");
+        assert_eq!(e.kind(), ErrorKind::Temporary);
+        assert!(e
+            .message()
+            .starts_with("the key is only whitespace (\" \")"));
     }
 
     #[tokio::test]

@@ -12,7 +12,9 @@ use std::future::Future;
 ///
 /// Implemented for every `T: Serialize + 'static` (a task returns owned values): a value that
 /// serializes to a JSON string (`String`, `&'static str`, `Cow<str>`) is used as it is, `()` and `None` give an empty string, and anything
-/// else (a struct, a number, a map) gives its JSON.
+/// else (a struct, a number, a map) gives its JSON, written straight from the value: a
+/// struct's fields come out in declaration order (nested ones too), a map's entries in its
+/// own iteration order.
 ///
 /// ```
 /// use s3batch_core::TaskOutput;
@@ -32,13 +34,128 @@ impl<T: Serialize + 'static> TaskOutput for T {
         if let Some(s) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<String>>() {
             return s.take().unwrap_or_default();
         }
+        // `Ok("done")`: one copy, not JSON-quoted and unquoted again.
+        if let Some(s) = (&slot as &dyn std::any::Any).downcast_ref::<Option<&'static str>>() {
+            return s.map(str::to_owned).unwrap_or_default();
+        }
         let value = slot.expect("still there");
-        match serde_json::to_value(&value) {
-            Ok(serde_json::Value::String(s)) => s,
-            Ok(serde_json::Value::Null) => String::new(),
-            Ok(other) => other.to_string(),
+        // Straight to text, not through `serde_json::Value`: without serde_json's
+        // `preserve_order` feature its maps sort their keys, and a struct's fields must come
+        // out in declaration order.
+        match serde_json::to_string(&value) {
+            Ok(json) if json == "null" => String::new(),
+            // Another string type (`&str`, `Cow<str>`, a string newtype): its text, unquoted.
+            Ok(json) if json.starts_with('"') => serde_json::from_str(&json)
+                .unwrap_or_else(|e| format!("(result could not be serialized: {e})")),
+            Ok(json) => json,
             Err(e) => format!("(result could not be serialized: {e})"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TaskOutput;
+    use serde::Serialize;
+    use std::collections::BTreeMap;
+
+    #[derive(Serialize)]
+    struct Inner {
+        z: u8,
+        m: &'static str,
+    }
+
+    #[derive(Serialize)]
+    struct Outer {
+        b: u32,
+        a: u32,
+        nested: Inner,
+        map: BTreeMap<&'static str, Inner>,
+        c: Vec<u8>,
+    }
+
+    /// A struct's fields keep their declaration order, nested ones too; a map keeps its own
+    /// iteration order. (Through `serde_json::Value` this held only because a dependency,
+    /// aws-smithy-http-client, turns on serde_json's `preserve_order`; now it does not depend
+    /// on that.)
+    #[test]
+    fn structs_keep_their_field_order() {
+        let out = Outer {
+            b: 1,
+            a: 2,
+            nested: Inner { z: 3, m: "x" },
+            map: BTreeMap::from([("k", Inner { z: 4, m: "y" })]),
+            c: vec![5],
+        };
+        assert_eq!(
+            out.into_result_string(),
+            r#"{"b":1,"a":2,"nested":{"z":3,"m":"x"},"map":{"k":{"z":4,"m":"y"}},"c":[5]}"#
+        );
+    }
+
+    /// The warm path's common case: a returned `String` is moved, not copied (same buffer).
+    #[test]
+    fn a_string_is_moved_as_it_is() {
+        let s = String::from("copied to s3://dest/key");
+        let (ptr, cap) = (s.as_ptr(), s.capacity());
+        let out = s.into_result_string();
+        assert_eq!((out.as_ptr(), out.capacity()), (ptr, cap));
+        assert_eq!(out, "copied to s3://dest/key");
+    }
+
+    /// 128-bit integers, which serde_json writes but `serde_json::Value` cannot hold (the
+    /// old path through `Value` gave "number out of range").
+    #[test]
+    fn wide_integers_are_written() {
+        #[derive(Serialize)]
+        struct Sizes {
+            total: u128,
+            delta: i128,
+        }
+        assert_eq!(u128::MAX.into_result_string(), u128::MAX.to_string());
+        assert_eq!(
+            Sizes {
+                total: u64::MAX as u128 + 1,
+                delta: i128::MIN
+            }
+            .into_result_string(),
+            format!(
+                r#"{{"total":{},"delta":{}}}"#,
+                u64::MAX as u128 + 1,
+                i128::MIN
+            )
+        );
+    }
+
+    /// The special cases: strings of any type are used as they are (unescaped), `()` and
+    /// `None` are empty, numbers are their JSON.
+    #[test]
+    fn strings_unit_and_none_stay_special() {
+        #[derive(Serialize)]
+        struct Name(&'static str);
+        assert_eq!(
+            "a \"q\" \\ é\n".to_string().into_result_string(),
+            "a \"q\" \\ é\n"
+        );
+        assert_eq!("a \"q\" é\n".into_result_string(), "a \"q\" é\n");
+        assert_eq!(
+            std::borrow::Cow::<'static, str>::Borrowed("c\"d").into_result_string(),
+            "c\"d"
+        );
+        assert_eq!(Name("n\u{1}").into_result_string(), "n\u{1}");
+        assert_eq!(().into_result_string(), "");
+        assert_eq!(None::<u8>.into_result_string(), "");
+        assert_eq!(Some(7u8).into_result_string(), "7");
+        assert_eq!(1.5f64.into_result_string(), "1.5");
+    }
+
+    /// A value serde_json cannot write gives a visible message, not a panic.
+    #[test]
+    fn unserializable_values_say_so() {
+        let bad = BTreeMap::from([(vec![1u8], 1u8)]);
+        assert!(bad
+            .into_result_string()
+            .starts_with("(result could not be serialized: "));
     }
 }
 

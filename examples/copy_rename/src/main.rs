@@ -76,3 +76,77 @@ async fn copy_rename(
         job.id, dest.bucket
     ))
 }
+
+/// Offline: the task runs against an aws-smithy-mocks client handed to the test harness.
+#[cfg(test)]
+mod tests {
+    use super::copy_rename;
+    use aws_smithy_mocks::{mock, MockResponseInterceptor, RuleMode};
+    use s3batch::aws_sdk_s3::config::retry::RetryConfig;
+    use s3batch::aws_sdk_s3::operation::copy_object::CopyObjectOutput;
+    use s3batch::aws_sdk_s3::Client;
+    use s3batch::testing::{client_config, invoke_with_client, EventBuilder};
+    use s3batch::ResultCode;
+
+    fn mocked(interceptor: MockResponseInterceptor) -> Client {
+        Client::from_conf(
+            client_config()
+                .http_client(aws_smithy_mocks::create_mock_http_client())
+                .interceptor(interceptor)
+                .retry_config(RetryConfig::disabled())
+                .build(),
+        )
+    }
+
+    /// The copy goes to the `destBucket` argument under the renamed key, from the versioned,
+    /// encoded copy source; a throttled copy is a temporary failure.
+    #[tokio::test]
+    async fn copies_to_the_renamed_key() {
+        let copy = mock!(Client::copy_object)
+            .match_requests(|r| {
+                r.bucket() == Some("archive")
+                    && r.key() == Some("photos/a b+c.jpg.bak")
+                    && r.copy_source() == Some("src/photos/a%20b%2Bc.jpg?versionId=v1")
+            })
+            .then_output(|| CopyObjectOutput::builder().version_id("v9").build());
+        let slow = mock!(Client::copy_object)
+            .match_requests(|r| r.key() == Some("slow.bak"))
+            .sequence()
+            .http_status(503, None)
+            .repeatedly()
+            .build();
+        let client = mocked(
+            MockResponseInterceptor::new()
+                .rule_mode(RuleMode::MatchAny)
+                .with_rule(&copy)
+                .with_rule(&slow),
+        );
+        let event = EventBuilder::v2()
+            .job_id("job-1")
+            .user_argument("destBucket", "archive")
+            .user_argument("keySuffix", ".bak")
+            .object_version("src", "photos/a b+c.jpg", "v1")
+            .object("src", "slow");
+        let response = invoke_with_client(copy_rename, event, client)
+            .await
+            .unwrap();
+        let r = &response.results;
+        assert_eq!(
+            r[0].result_code,
+            ResultCode::Succeeded,
+            "{}",
+            r[0].result_string
+        );
+        assert_eq!(
+            r[0].result_string,
+            "job job-1: copied to s3://archive/photos/a b+c.jpg.bak (version v9)"
+        );
+        assert_eq!(copy.num_calls(), 1);
+        assert_eq!(
+            r[1].result_code,
+            ResultCode::TemporaryFailure,
+            "{}",
+            r[1].result_string
+        );
+    }
+}
