@@ -183,7 +183,7 @@ impl<O: TaskOutput + Send, E: Into<TaskError> + Send> TaskReturn for Result<O, E
 /// the [`Object`] implement [`FromTask`] (up to eight) is a `TaskFn`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a task function",
-    label = "see the errors on its parameters or return type",
+    label = "a task takes one `Object`, first, then at most eight extractors",
     note = "a task is `async fn(Object, E1, …) -> Result<T, E>` where each `Ei: FromTask`, `T: Serialize` and `E: Into<TaskError>`"
 )]
 pub trait TaskFn<Args>: Send + Sync + 'static {
