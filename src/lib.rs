@@ -59,6 +59,8 @@
 //!
 //! [S3 Batch Operations]: https://docs.aws.amazon.com/AmazonS3/latest/userguide/batch-ops-invoke-lambda.html
 
+#![deny(missing_docs)]
+
 pub use s3batch_core::*;
 
 /// Makes an `async fn(obj: Object, …) -> Result<T, E>` an S3 Batch Operations Lambda; see the

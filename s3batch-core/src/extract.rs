@@ -1,6 +1,6 @@
 //! Extra parameters of a task function.
 //!
-//! Every parameter after the [`Object`](crate::Object) is an extractor: a type implementing
+//! Every parameter after the [`Object`] is an extractor: a type implementing
 //! [`FromTask`]. Its [`State`](FromTask::State) is built once per cold start (before the
 //! first event), and each task builds the parameter from that state and the invocation.
 //! The built-in extractors are [`aws_sdk_s3::Client`], [`Job`], [`UserArgs<T>`] and

@@ -7,7 +7,7 @@
 //! [`error`] classifies failures, [`response`] assembles the answer, and [`runtime`] ties it
 //! to Lambda. [`testing`] runs the same path in-process.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod envelope;
 pub mod error;

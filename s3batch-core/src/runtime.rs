@@ -92,7 +92,7 @@ impl Options {
 
     /// The longest `resultString` in bytes; longer ones are cut on a character boundary and
     /// end with `…[truncated N bytes]`. Whatever this is, the whole response is kept under
-    /// [`RESPONSE_BUDGET`] (see [`fit_to_budget`](crate::response::fit_to_budget)).
+    /// [`RESPONSE_BUDGET`] (see [`fit_to_budget`]).
     pub fn max_result_len(mut self, bytes: usize) -> Self {
         self.max_result_len = bytes;
         self

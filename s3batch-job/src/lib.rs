@@ -61,7 +61,7 @@
 //! Not emulated: S3's own throttling and ordering, job priorities, confirmation, manifest
 //! `ETag`s, and ORC/Parquet inventories.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod aws;
 pub mod host;

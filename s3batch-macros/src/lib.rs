@@ -1,7 +1,9 @@
 //! The `#[s3batch::task]` attribute. Use it through the `s3batch` crate.
 //!
-//! The pipeline is in the file names: [`options`] reads the attribute's options,
-//! [`signature`] checks the function, [`expand`] writes the generated code.
+//! The pipeline is in the file names: `options.rs` reads the attribute's options,
+//! `signature.rs` checks the function, `expand.rs` writes the generated code.
+
+#![deny(missing_docs)]
 
 use proc_macro::TokenStream;
 
