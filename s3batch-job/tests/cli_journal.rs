@@ -439,6 +439,37 @@ fn a_job_id_naming_a_path_is_refused() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A `--bootstrap` that cannot be served stops the run before its journal exists, so the
+/// same job id runs again once the path is right (before, the second run was refused:
+/// "already has a journal").
+#[test]
+fn a_bootstrap_that_cannot_start_leaves_no_journal() {
+    let dir = temp("bootstrap");
+    let (m, _) = manifest(&dir, 2);
+    for _ in 0..2 {
+        let out = Command::new(env!("CARGO_BIN_EXE_cargo-s3batch"))
+            .args(["s3batch", "run", "--manifest"])
+            .arg(&m)
+            .arg("--bootstrap")
+            .arg(dir.join("no-such-bootstrap"))
+            .args(["--job-id", "boot-id", "--state-dir"])
+            .arg(dir.join("state"))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("S3BATCH_STATE_DIR")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(text(&out).contains("no-such-bootstrap"), "{}", text(&out));
+        assert!(
+            !text(&out).contains("already has a journal"),
+            "{}",
+            text(&out)
+        );
+    }
+    assert!(!dir.join("state/job-boot-id").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {

@@ -518,6 +518,32 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    let timeout = Duration::from_secs(args.function_timeout);
+    // Started before the journal exists: a bootstrap that cannot be served leaves nothing
+    // behind that would block a rerun of the job id.
+    let host = match &args.bootstrap {
+        Some(bootstrap) => {
+            let log = std::env::temp_dir().join(format!("s3batch-{job_id}-function.log"));
+            let config = args.env.iter().fold(
+                HostConfig::new(bootstrap)
+                    .instances(args.concurrency)
+                    .timeout(timeout)
+                    .log_file(&log),
+                |config, (k, v)| config.env(k, v),
+            );
+            match RuntimeHost::start(config) {
+                Ok(host) => {
+                    eprintln!("function output: {}", log.display());
+                    Some(host)
+                }
+                Err(e) => {
+                    cleanup(&dir);
+                    return Err(e.to_string());
+                }
+            }
+        }
+        None => None,
+    };
     let mut journal = if args.resume {
         Journal::resume(&dir, job.manifest())?
     } else {
@@ -553,20 +579,9 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         progress.set_message(format!("{} failed, {} redriven", p.failed, p.redriven));
     });
 
-    let timeout = Duration::from_secs(args.function_timeout);
     catch_signals();
     let stop = signalled(args.grace_period);
-    let ran = if let Some(bootstrap) = &args.bootstrap {
-        let log = std::env::temp_dir().join(format!("s3batch-{job_id}-function.log"));
-        let config = args.env.iter().fold(
-            HostConfig::new(bootstrap)
-                .instances(args.concurrency)
-                .timeout(timeout)
-                .log_file(&log),
-            |config, (k, v)| config.env(k, v),
-        );
-        let host = RuntimeHost::start(config).map_err(|e| e.to_string())?;
-        eprintln!("function output: {}", log.display());
+    let ran = if let Some(host) = host {
         job.run_journaled(host, &mut journal, stop).await
     } else {
         let function = args.function.as_deref().expect("clap requires one");
