@@ -131,7 +131,12 @@ async fn an_abort_and_a_timeout_fail_only_their_own_invocation() {
         .args(["--concurrency", "3", "--max-redrives", "0"])
         .args(["--function-timeout", &TIMEOUT_SECS.to_string()])
         .args(["--job-id", "host", "--report"])
-        .arg(&dir);
+        .arg(&dir)
+        // The test's own state folder: a journal left by an interrupted run elsewhere would
+        // refuse the fixed job id.
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .env_remove("S3BATCH_STATE_DIR");
     for (k, v) in moto.env() {
         cmd.args(["--env", &format!("{k}={v}")]);
     }
