@@ -93,13 +93,21 @@ fn kill_9(pid: u32) {
 
 /// Waits until `pid` has died (a zombie not reaped yet, or gone): `kill` returns before the
 /// process has ended.
+///
+/// A multi-threaded process shows its main thread as a zombie (`Z`) while its other threads
+/// are still exiting, and only then can its parent collect it: wait until no thread is left
+/// but the zombie main thread.
 async fn dead(pid: u32) {
     loop {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        let zombie = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
             Err(_) => return,
-            Ok(stat) if stat.rsplit(") ").next().is_some_and(|s| s.starts_with('Z')) => return,
-            Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Ok(stat) => stat.rsplit(") ").next().is_some_and(|s| s.starts_with('Z')),
+        };
+        let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
+        if zombie && threads <= 1 {
+            return;
         }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
