@@ -680,8 +680,12 @@ fn resolve_task(raw: RawTask) -> Result<Object, BadTask> {
             problems.push(unreadable("s3Bucket", &lossy));
             None
         }
-        (_, Field::Str(arn)) => match bucket_from_arn(&arn) {
-            Some(b) => Some(b.to_owned()),
+        (_, Field::Str(mut arn)) => match bucket_from_arn(&arn).map(str::len) {
+            // The ARN cut down to its tail, the bucket name: no copy.
+            Some(len) => {
+                arn.drain(..arn.len() - len);
+                Some(arn)
+            }
             None => {
                 problems.push(format!(
                     "`s3BucketArn` {arn:?} does not end in a bucket name"

@@ -8,10 +8,11 @@ use crate::response::{
 };
 use crate::task::TaskFn;
 use crate::BoxError;
+use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use std::any::Any;
 use std::collections::HashMap;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
@@ -224,12 +225,19 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
             )));
         }
         let deadline = deadline(context, &self.options);
-        let mut results: Vec<Option<TaskResult>> = Vec::with_capacity(invocation.tasks.len());
-        let mut runnable = Vec::new();
+        // Every slot starts as the result of a task still running at the deadline (its id
+        // is the one copy of the id the result needs); a task that finishes overwrites it.
+        let mut results: Vec<TaskResult> = Vec::with_capacity(invocation.tasks.len());
+        let mut finished = vec![false; invocation.tasks.len()];
+        let mut runnable = Vec::with_capacity(invocation.tasks.len());
         for (i, task) in invocation.tasks.into_iter().enumerate() {
             match task {
                 Ok(object) => {
-                    results.push(None);
+                    results.push(TaskResult {
+                        task_id: object.task_id.clone(),
+                        result_code: ResultCode::TemporaryFailure,
+                        result_string: String::new(),
+                    });
                     runnable.push((i, object));
                 }
                 Err(bad) => {
@@ -239,36 +247,48 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
                         "{}",
                         Escaped::text(&bad.message)
                     );
-                    results.push(Some(TaskResult::new(
+                    results.push(TaskResult::new(
                         bad.task_id,
                         ResultCode::PermanentFailure,
                         bad.message,
-                    )));
+                    ));
+                    finished[i] = true;
                 }
             }
         }
-        let task_ids: Vec<(usize, String)> = runnable
-            .iter()
-            .map(|(i, o)| (*i, o.task_id.clone()))
-            .collect();
         {
-            let results = &mut results;
+            let mut store = |i: usize, (code, text): (ResultCode, String)| {
+                results[i].result_code = code;
+                results[i].result_string = text;
+                finished[i] = true;
+            };
             let collect = async move {
-                // S3 sends one task per invocation: run it directly, without the scheduling
-                // `buffer_unordered` needs for many (about 5 % of a one-task invocation's
-                // instructions; see BENCHMARKS.md).
+                // S3 sends one task per invocation: run it directly.
                 if let [_] = runnable.as_slice() {
                     let (i, object) = runnable.pop().expect("one task");
-                    results[i] = Some(DropCaught::new(self.run_one(job, context, object)).await);
+                    store(i, DropCaught::new(self.run_one(job, context, object)).await);
                     return;
                 }
-                let mut finished = futures_util::stream::iter(runnable)
-                    .map(|(i, object)| {
-                        DropCaught::new(self.run_one(job, context, object)).map(move |r| (i, r))
-                    })
-                    .buffer_unordered(self.options.concurrency);
-                while let Some((i, r)) = finished.next().await {
-                    results[i] = Some(r);
+                // Each task is polled once as it starts; only one that is still pending (it
+                // awaits I/O) joins the tasks in flight, at most `concurrency` of them. A task
+                // that finishes at once costs no scheduling (see bench/analysis.md).
+                let mut in_flight = FuturesUnordered::new();
+                for (i, object) in runnable {
+                    let mut task = Box::pin(DropCaught::new(self.run_one(job, context, object)));
+                    match std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx))).await {
+                        Poll::Ready(r) => store(i, r),
+                        Poll::Pending => {
+                            in_flight.push(task.map(move |r| (i, r)));
+                            if in_flight.len() >= self.options.concurrency {
+                                if let Some((i, r)) = in_flight.next().await {
+                                    store(i, r);
+                                }
+                            }
+                        }
+                    }
+                }
+                while let Some((i, r)) = in_flight.next().await {
+                    store(i, r);
                 }
             };
             match deadline {
@@ -280,24 +300,15 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
                 None => collect.await,
             }
         }
-        for (i, task_id) in task_ids {
-            if results[i].is_none() {
-                results[i] = Some(TaskResult::new(
-                    task_id,
-                    ResultCode::TemporaryFailure,
-                    DEADLINE_MESSAGE,
-                ));
+        for (result, finished) in results.iter_mut().zip(finished) {
+            if !finished {
+                result.result_string = DEADLINE_MESSAGE.to_owned();
             }
         }
         let max = self.options.max_result_len;
-        let results = results
-            .into_iter()
-            .map(|r| {
-                let mut r = r.expect("every slot is filled above");
-                truncate_result(&mut r.result_string, max);
-                r
-            })
-            .collect();
+        for r in &mut results {
+            truncate_result(&mut r.result_string, max);
+        }
         let mut response = Response {
             invocation_schema_version: invocation.job.schema_version,
             treat_missing_keys_as: self.options.treat_missing_keys_as,
@@ -308,12 +319,13 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
         Ok(response)
     }
 
+    /// Runs one task in its span: the code and text of its result.
     async fn run_one(
         &self,
         job: &Job,
         context: &lambda_runtime::Context,
         object: Object,
-    ) -> TaskResult {
+    ) -> (ResultCode, String) {
         // Quoted and escaped in text logs, so a key with a newline or an ANSI escape cannot
         // forge log lines or fields; as they are in JSON logs, which escape them anyway.
         let span = tracing::info_span!(
@@ -323,42 +335,43 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
             bucket = %Escaped::field(&object.bucket),
             key = %Escaped::field(&object.key),
         );
-        let task_id = object.task_id.clone();
         // Looks at the first character only, unless the key starts with whitespace.
         let blank_key = object
             .key
             .trim_start()
             .is_empty()
             .then(|| object.key.clone());
-        // A panic while building the parameters is caught too: the call itself is inside.
-        let run =
-            AssertUnwindSafe(async { self.task.call(&self.state, job, context, object).await })
-                .catch_unwind();
-        let outcome = run.instrument(span.clone()).await;
-        let _entered = span.enter();
-        match outcome {
-            Ok(Ok(text)) => {
-                tracing::debug!("succeeded");
-                TaskResult::new(task_id, ResultCode::Succeeded, text)
-            }
-            Ok(Err(mut err)) => {
-                if let Some(key) = blank_key {
-                    err = explain_blank_key(err, &key);
+        // The outcome is logged inside the span too: the span is entered once per poll.
+        async move {
+            // A panic while building the parameters is caught too: the call itself is inside.
+            let run =
+                AssertUnwindSafe(async { self.task.call(&self.state, job, context, object).await });
+            match run.catch_unwind().await {
+                Ok(Ok(text)) => {
+                    tracing::debug!("succeeded");
+                    (ResultCode::Succeeded, text)
                 }
-                tracing::warn!(kind = ?err.kind(), "{}", Escaped::text(err.message()));
-                TaskResult::failed(task_id, &err)
-            }
-            Err(panic) => {
-                let err = TaskError::permanent(match panic_message(&*panic) {
-                    "" => PANIC_WITHOUT_MESSAGE.to_owned(),
-                    message => format!("task panicked: {message}"),
-                });
-                // The payload is the task's value: its destructor may panic too.
-                drop_quietly(panic);
-                tracing::error!("{}", Escaped::text(err.message()));
-                TaskResult::failed(task_id, &err)
+                Ok(Err(mut err)) => {
+                    if let Some(key) = blank_key {
+                        err = explain_blank_key(err, &key);
+                    }
+                    tracing::warn!(kind = ?err.kind(), "{}", Escaped::text(err.message()));
+                    (err.kind().into(), err.message().to_owned())
+                }
+                Err(panic) => {
+                    let message = match panic_message(&*panic) {
+                        "" => PANIC_WITHOUT_MESSAGE.to_owned(),
+                        message => format!("task panicked: {message}"),
+                    };
+                    // The payload is the task's value: its destructor may panic too.
+                    drop_quietly(panic);
+                    tracing::error!("{}", Escaped::text(&message));
+                    (ResultCode::PermanentFailure, message)
+                }
             }
         }
+        .instrument(span)
+        .await
     }
 }
 
@@ -495,7 +508,19 @@ impl fmt::Display for Escaped<'_> {
             return f.write_str(self.text);
         }
         if self.quoted {
-            return write!(f, "{:?}", self.text);
+            // What `Debug` writes, without its per-character work when nothing needs an
+            // escape (`char::escape_debug` escapes at least what `str`'s `Debug` does).
+            let plain = self.text.chars().all(|c| match c {
+                '"' | '\\' => false,
+                ' '..='~' => true,
+                c => !c.is_ascii() && c.escape_debug().len() == 1,
+            });
+            if !plain {
+                return fmt::Debug::fmt(self.text, f);
+            }
+            f.write_char('"')?;
+            f.write_str(self.text)?;
+            return f.write_char('"');
         }
         let mut rest = self.text;
         while let Some(at) = rest.find(needs_escape) {
@@ -884,6 +909,62 @@ mod tests {
             .unwrap()
             .as_millis() as u64;
         ctx
+    }
+
+    /// `deadline_margin` moves the moment tasks are given up: with a deadline 10 s away,
+    /// tasks that sleep 1, 6, 8 and 9 s, and a margin of 3 s (given up at 7 s) or 1.5 s
+    /// (8.5 s), exactly those still running then are `TemporaryFailure`; the others finish.
+    #[tokio::test(start_paused = true)]
+    async fn deadline_margin_sets_when_unfinished_tasks_are_given_up() {
+        async fn nap(obj: Object) -> Result<String, TaskError> {
+            let secs: u64 = obj.key.parse().unwrap();
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            Ok(format!("slept {secs}"))
+        }
+        let codes = |r: &Response| -> Vec<(String, ResultCode)> {
+            r.results
+                .iter()
+                .map(|r| (r.result_string.clone(), r.result_code))
+                .collect()
+        };
+        use ResultCode::{Succeeded as Ok_, TemporaryFailure as Temp};
+        let late = || DEADLINE_MESSAGE.to_owned();
+        for (margin_ms, expect) in [
+            (
+                3000,
+                vec![
+                    ("slept 1".to_owned(), Ok_),
+                    ("slept 6".to_owned(), Ok_),
+                    (late(), Temp),
+                    (late(), Temp),
+                ],
+            ),
+            (
+                1500,
+                vec![
+                    ("slept 1".to_owned(), Ok_),
+                    ("slept 6".to_owned(), Ok_),
+                    ("slept 8".to_owned(), Ok_),
+                    (late(), Temp),
+                ],
+            ),
+        ] {
+            let ctx = context_with_deadline(SystemTime::now() + Duration::from_secs(10));
+            let event = ["1", "6", "8", "9"]
+                .into_iter()
+                .fold(EventBuilder::v1(), |e, k| e.object("b", k));
+            let options = Options::new().deadline_margin(Duration::from_millis(margin_ms));
+            let r = invoke_with(nap, options.clone(), event, ctx.clone())
+                .await
+                .unwrap();
+            assert_eq!(codes(&r), expect, "margin {margin_ms} ms");
+            // One task alone takes another path (no `buffer_unordered`): 8 s is late at a
+            // 3 s margin, in time at 1.5 s.
+            let r = invoke_with(nap, options, EventBuilder::v1().object("b", "8"), ctx)
+                .await
+                .unwrap();
+            assert_eq!(codes(&r), expect[2..3], "margin {margin_ms} ms, one task");
+        }
     }
 
     #[tokio::test]
