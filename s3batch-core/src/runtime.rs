@@ -958,7 +958,7 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(codes(&r), expect, "margin {margin_ms} ms");
-            // One task alone takes another path (no `buffer_unordered`): 8 s is late at a
+            // One task alone takes another path (awaited directly): 8 s is late at a
             // 3 s margin, in time at 1.5 s.
             let r = invoke_with(nap, options, EventBuilder::v1().object("b", "8"), ctx)
                 .await
@@ -1201,7 +1201,7 @@ mod tests {
                 ("task-3", ResultCode::TemporaryFailure, DEADLINE_MESSAGE),
             ]
         );
-        // One task alone takes another path (no `buffer_unordered`).
+        // One task alone takes another path (awaited directly).
         let r = invoke_with(
             guarded,
             Options::new(),
