@@ -64,6 +64,7 @@
 #![deny(missing_docs)]
 
 mod aws;
+pub mod control;
 pub mod host;
 pub mod invoke;
 pub mod job;
