@@ -14,7 +14,7 @@ use aws_sdk_s3control::types::{
     LambdaInvokeOperation, RequestedJobStatus,
 };
 use s3batch_job::control::{ControlServer, ServeConfig};
-use s3batch_job::{parse_report_csv, Redrive};
+use s3batch_job::{parse_report_csv, FailureThreshold, Redrive};
 use s3batch_testkit::{LambdaWatch, Moto};
 use std::time::{Duration, Instant};
 
@@ -45,9 +45,9 @@ fn control_client(endpoint: &str) -> aws_sdk_s3control::Client {
 }
 
 struct Env {
-    _moto: Moto,
-    _watch: LambdaWatch,
-    _server: ControlServer,
+    moto: Moto,
+    watch: LambdaWatch,
+    server: ControlServer,
     s3: aws_sdk_s3::Client,
     control: aws_sdk_s3control::Client,
     function: String,
@@ -161,6 +161,11 @@ impl Env {
             if done(&job) {
                 return job;
             }
+            let ended = matches!(
+                status(&job),
+                JobStatus::Complete | JobStatus::Failed | JobStatus::Cancelled
+            );
+            assert!(!ended, "job {id} ended without becoming {what}: {job:?}");
             assert!(
                 start.elapsed() < Duration::from_secs(120),
                 "job {id} did not become {what}: {job:?}"
@@ -214,6 +219,21 @@ fn counts(job: &JobDescriptor) -> (i64, i64, i64) {
     )
 }
 
+/// A server's state folder (emptied as each job ends; removed by the test).
+fn state_dir(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("s3batch-serve-{}-{name}", std::process::id()))
+}
+
+/// The server's settings: 4 invocations at once, a 1 s grace period, short redrives.
+fn config(moto: &Moto, watch: &LambdaWatch, name: &str) -> ServeConfig {
+    ServeConfig::new(state_dir(name))
+        .s3_endpoint(moto.endpoint())
+        .lambda_endpoint(format!("http://127.0.0.1:{}", watch.port()))
+        .concurrency(4)
+        .grace_period(Duration::from_secs(1))
+        .redrive(Redrive::new(3, Duration::from_millis(200)))
+}
+
 async fn start() -> Env {
     let moto = Moto::start();
     let s3 = moto.client().await;
@@ -221,24 +241,15 @@ async fn start() -> Env {
         s3.create_bucket().bucket(b).send().await.unwrap();
     }
     let watch = LambdaWatch::start_with("chaos", &moto.env(), None, 8);
-    let state = std::env::temp_dir().join(format!("s3batch-serve-{}", std::process::id()));
-    let server = ControlServer::start(
-        "127.0.0.1:0".parse().unwrap(),
-        ServeConfig::new(&state)
-            .s3_endpoint(moto.endpoint())
-            .lambda_endpoint(format!("http://127.0.0.1:{}", watch.port()))
-            .concurrency(4)
-            .grace_period(Duration::from_secs(1))
-            .redrive(Redrive::new(3, Duration::from_millis(200))),
-    )
-    .await
-    .unwrap();
+    let server = ControlServer::start("127.0.0.1:0".parse().unwrap(), config(&moto, &watch, "a"))
+        .await
+        .unwrap();
     let control = control_client(&server.endpoint());
     Env {
         function: watch.function().to_owned(),
-        _moto: moto,
-        _watch: watch,
-        _server: server,
+        moto,
+        watch,
+        server,
         s3,
         control,
     }
@@ -547,4 +558,227 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
     assert!(err
         .as_service_error()
         .is_some_and(|e| e.is_job_status_exception()));
+
+    // --- boto3, with the before-sign hook that drops the account label from the host.
+    let keys: Vec<String> = (0..5).map(|i| format!("boto3/{i}")).collect();
+    let etag = env.manifest("m5.csv", &keys).await;
+    let out = std::process::Command::new(s3batch_testkit::tool("python"))
+        .arg("-c")
+        .arg(BOTO3)
+        .args([
+            &env.server.endpoint(),
+            ACCOUNT,
+            &format!(
+                "arn:aws:lambda:us-east-1:{ACCOUNT}:function:{}:live",
+                env.function
+            ),
+            &format!("arn:aws:s3:::{DATA}/m5.csv"),
+            &etag,
+        ])
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .expect("running the venv's python");
+    assert!(
+        out.status.success(),
+        "boto3 script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let boto_id = got["id"].as_str().unwrap().to_owned();
+    assert_eq!(got["status"], "Complete", "{got}");
+    assert_eq!(
+        got["progress"],
+        serde_json::json!({"TotalNumberOfTasks": 5, "NumberOfTasksSucceeded": 5, "NumberOfTasksFailed": 0})
+    );
+    assert_eq!(got["not_found"], "NotFoundException");
+    assert_eq!(got["tags"], serde_json::json!([{"Key": "a", "Value": "b"}]));
+    assert!(
+        got["listed"]
+            .as_array()
+            .unwrap()
+            .contains(&boto_id.clone().into()),
+        "{got}"
+    );
+    let report = env.report(&boto_id).await;
+    assert_eq!(
+        report,
+        keys.iter()
+            .map(|k| (k.clone(), "succeeded".to_owned()))
+            .collect::<Vec<_>>()
+    );
+
+    // --- Any Host, an absolute-form target, the error wrapped as the Rust SDK needs it.
+    let raw = raw_http(
+        env.server.addr(),
+        &format!(
+            "GET http://{ACCOUNT}.s3control.emulator.invalid/v20180820/jobs/{id} HTTP/1.1\r\n\
+             Host: {ACCOUNT}.s3control.emulator.invalid\r\nx-amz-account-id: {ACCOUNT}\r\n\
+             Connection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    assert!(raw.contains("<DescribeJobResult xmlns=\"http://awss3control.amazonaws.com/doc/2018-08-20/\"><Job><JobId>"), "{raw}");
+    let raw = raw_http(
+        env.server.addr(),
+        &format!(
+            "GET /v20180820/jobs/nope HTTP/1.1\r\nHost: x\r\nx-amz-account-id: {ACCOUNT}\r\n\
+             Connection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(raw.starts_with("HTTP/1.1 400"), "{raw}");
+    assert!(
+        raw.to_ascii_lowercase().contains("x-amz-request-id: "),
+        "{raw}"
+    );
+    assert!(raw.contains("<ErrorResponse xmlns=\"http://awss3control.amazonaws.com/doc/2018-08-20/\"><Error><Code>NotFoundException</Code>"), "{raw}");
+
+    // --- The failure threshold (here more than 50 % of at least 4 finished tasks, on a
+    // second server) fails the job; its report lists the tasks that ran.
+    let strict = ControlServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        config(&env.moto, &env.watch, "b").failure_threshold(FailureThreshold::new(4, 50.0)),
+    )
+    .await
+    .unwrap();
+    let strict_env = Env {
+        control: control_client(&strict.endpoint()),
+        ..env
+    };
+    let keys: Vec<String> = (0..20).map(|i| format!("perm-threshold/{i:02}")).collect();
+    let etag = strict_env.manifest("m4.csv", &keys).await;
+    let failing = strict_env
+        .create("m4.csv", &etag, "token-5")
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    let job = strict_env
+        .wait(&failing, "Failed", |j| status(j) == JobStatus::Failed)
+        .await;
+    let (total, succeeded, failed) = counts(&job);
+    assert_eq!((total, succeeded), (20, 0));
+    assert!((4..20).contains(&failed), "{job:?}");
+    let reasons = job.failure_reasons.unwrap();
+    assert_eq!(
+        reasons[0].failure_code.as_deref(),
+        Some("TaskFailureThresholdExceeded")
+    );
+    let report = strict_env.report(&failing).await;
+    assert_eq!(report.len() as i64, failed);
+    assert!(report.iter().all(|(_, s)| s == "failed"));
+    for name in ["a", "b"] {
+        let dir = state_dir(name);
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert!(
+            left.is_empty(),
+            "journals left in {}: {left:?}",
+            dir.display()
+        );
+        std::fs::remove_dir(&dir).unwrap();
+    }
+}
+
+/// Creates a job with boto3 (botocore adds the ClientRequestToken), follows it to its end,
+/// and prints what it saw as JSON. Arguments: endpoint, account, function ARN, manifest ARN,
+/// manifest ETag.
+const BOTO3: &str = r#"
+import json, re, sys, time
+import boto3
+endpoint, account, function_arn, manifest_arn, etag = sys.argv[1:6]
+c = boto3.client("s3control", region_name="us-east-1", endpoint_url=endpoint,
+                 aws_access_key_id="testing", aws_secret_access_key="testing")
+c.meta.events.register("before-sign.s3-control", lambda request, **kw: setattr(
+    request, "url", re.sub(r"^(https?://)\d{12}\.", r"\1", request.url)))
+job_id = c.create_job(
+    AccountId=account, ConfirmationRequired=False, Priority=5,
+    Operation={"LambdaInvoke": {"FunctionArn": function_arn}},
+    Report={"Bucket": "arn:aws:s3:::reports", "Format": "Report_CSV_20180820", "Enabled": True,
+            "Prefix": "batch", "ReportScope": "AllTasks"},
+    Manifest={"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+              "Location": {"ObjectArn": manifest_arn, "ETag": etag}},
+    RoleArn="arn:aws:iam::%s:role/batch" % account, Tags=[{"Key": "a", "Value": "b"}],
+)["JobId"]
+deadline = time.time() + 120
+while True:
+    job = c.describe_job(AccountId=account, JobId=job_id)["Job"]
+    if job["Status"] in ("Complete", "Failed", "Cancelled"):
+        break
+    assert time.time() < deadline, job
+    time.sleep(0.1)
+not_found = None
+try:
+    c.describe_job(AccountId=account, JobId="00000000-0000-4000-8000-000000000000")
+except c.exceptions.NotFoundException:
+    not_found = "NotFoundException"
+listed = [j["JobId"] for j in c.list_jobs(AccountId=account, JobStatuses=["Complete"])["Jobs"]]
+tags = c.get_job_tagging(AccountId=account, JobId=job_id)["Tags"]
+progress = {k: v for k, v in job["ProgressSummary"].items() if k != "Timers"}
+print(json.dumps({"id": job_id, "status": job["Status"], "progress": progress,
+                  "listed": listed, "not_found": not_found, "tags": tags}))
+"#;
+
+/// Sends one raw HTTP/1.1 request and returns the whole response.
+async fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+/// Kills the child when dropped.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_cli_says_where_it_listens_and_answers_there() {
+    use std::io::BufRead;
+    let port = s3batch_testkit::free_port();
+    let state = std::env::temp_dir().join(format!("s3batch-serve-cli-{}", std::process::id()));
+    let mut child = Kill(
+        std::process::Command::new(env!("CARGO_BIN_EXE_cargo-s3batch"))
+            .args([
+                "s3batch",
+                "serve",
+                "--port",
+                &port.to_string(),
+                "--state-dir",
+            ])
+            .arg(&state)
+            .args(["--s3-endpoint-url", "http://127.0.0.1:1"])
+            .args(["--lambda-endpoint-url", "http://127.0.0.1:1"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    assert!(line.contains(&format!("listening on {url} ")), "{line}");
+    let raw = raw_http(
+        ([127, 0, 0, 1], port).into(),
+        &format!(
+            "GET /v20180820/jobs?jobStatuses=Active HTTP/1.1\r\nHost: {ACCOUNT}.127.0.0.1:{port}\r\n\
+             x-amz-account-id: {ACCOUNT}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    assert!(raw.contains("<ListJobsResult xmlns=\"http://awss3control.amazonaws.com/doc/2018-08-20/\"><Jobs></Jobs></ListJobsResult>"), "{raw}");
+    drop(child);
+    let _ = std::fs::remove_dir_all(&state);
 }
