@@ -84,6 +84,8 @@ impl Env {
             .to_owned()
     }
 
+    /// A CreateJob request for the manifest `manifest` in the data bucket: an S3 Inventory
+    /// `manifest.json` when its name ends with `.json`, else a CSV manifest.
     fn create(&self, manifest: &str, etag: &str, token: &str) -> CreateJobFluentBuilder {
         self.control
             .create_job()
@@ -105,14 +107,19 @@ impl Env {
             )
             .manifest(
                 JobManifest::builder()
-                    .spec(
+                    .spec(if manifest.ends_with(".json") {
+                        JobManifestSpec::builder()
+                            .format(JobManifestFormat::S3InventoryReportCsv20161130)
+                            .build()
+                            .unwrap()
+                    } else {
                         JobManifestSpec::builder()
                             .format(JobManifestFormat::S3BatchOperationsCsv20180820)
                             .fields(JobManifestFieldName::Bucket)
                             .fields(JobManifestFieldName::Key)
                             .build()
-                            .unwrap(),
-                    )
+                            .unwrap()
+                    })
                     .location(
                         JobManifestLocation::builder()
                             .object_arn(format!("arn:aws:s3:::{DATA}/{manifest}"))
@@ -415,6 +422,70 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
         "{err:?}"
     );
 
+    // --- An S3 Inventory manifest (manifest.json and a gzipped CSV data file).
+    let keys: Vec<String> = (0..4).map(|i| format!("inventory/{i} é")).collect();
+    for k in &keys {
+        env.s3
+            .put_object()
+            .bucket(DATA)
+            .key(k)
+            .body(Vec::new().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let rows: String = keys
+        .iter()
+        .map(|k| {
+            format!(
+                "\"{DATA}\",\"{}\"\n",
+                k.replace(' ', "%20").replace('é', "%C3%A9")
+            )
+        })
+        .collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, rows.as_bytes()).unwrap();
+    env.s3
+        .put_object()
+        .bucket(DATA)
+        .key("inv/data/0.csv.gz")
+        .body(gz.finish().unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    let inventory = format!(
+        r#"{{"sourceBucket":"{DATA}","destinationBucket":"arn:aws:s3:::{DATA}","version":"2016-11-30",
+            "fileFormat":"CSV","fileSchema":"Bucket, Key","files":[{{"key":"inv/data/0.csv.gz","size":1}}]}}"#
+    );
+    let etag = env
+        .s3
+        .put_object()
+        .bucket(DATA)
+        .key("inv/manifest.json")
+        .body(inventory.into_bytes().into())
+        .send()
+        .await
+        .unwrap()
+        .e_tag
+        .unwrap();
+    let inv_id = env
+        .create("inv/manifest.json", &etag, "token-inventory")
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    let job = env
+        .wait(&inv_id, "Complete", |j| status(j) == JobStatus::Complete)
+        .await;
+    assert_eq!(counts(&job), (4, 4, 0));
+    assert_eq!(
+        env.report(&inv_id).await,
+        keys.iter()
+            .map(|k| (k.clone(), "succeeded".to_owned()))
+            .collect::<Vec<_>>()
+    );
+
     // --- A wrong manifest ETag fails the job, saying so.
     let bad = env
         .create("m2.csv", "0123456789abcdef0123456789abcdef", "token-3")
@@ -436,6 +507,29 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
         why.contains("0123456789abcdef0123456789abcdef") && why.contains(etag2.trim_matches('"')),
         "{why}"
     );
+
+    // --- A function the Invoke API does not know fails the job before any task.
+    let mut request = env.create("m2.csv", &etag2, "token-no-function");
+    request = request.operation(
+        JobOperation::builder()
+            .lambda_invoke(
+                LambdaInvokeOperation::builder()
+                    .function_arn(format!(
+                        "arn:aws:lambda:us-east-1:{ACCOUNT}:function:no-such-function"
+                    ))
+                    .build(),
+            )
+            .build(),
+    );
+    let nofn = request.send().await.unwrap().job_id.unwrap();
+    let job = env
+        .wait(&nofn, "Failed", |j| status(j) == JobStatus::Failed)
+        .await;
+    assert_eq!(counts(&job), (3, 0, 0));
+    let reasons = job.failure_reasons.unwrap();
+    assert_eq!(reasons[0].failure_code.as_deref(), Some("JobFailed"));
+    let why = reasons[0].failure_reason.as_deref().unwrap();
+    assert!(why.contains("cannot be invoked"), "{why}");
 
     // --- ListJobs: by status, page by page.
     let list = |statuses: Vec<JobStatus>| {
@@ -468,15 +562,21 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
     };
     assert_eq!(
         list(vec![JobStatus::Complete]).await,
-        [confirm_id.clone(), id.clone()]
+        [inv_id.clone(), confirm_id.clone(), id.clone()]
     );
     assert_eq!(
         list(vec![JobStatus::Failed]).await,
-        std::slice::from_ref(&bad)
+        [nofn.clone(), bad.clone()]
     );
     assert_eq!(
         list(vec![]).await,
-        [bad.clone(), confirm_id.clone(), id.clone()]
+        [
+            nofn.clone(),
+            bad.clone(),
+            inv_id.clone(),
+            confirm_id.clone(),
+            id.clone()
+        ]
     );
 
     // --- An unknown job.
