@@ -247,7 +247,7 @@ async fn start() -> Env {
     for b in [DATA, REPORTS] {
         s3.create_bucket().bucket(b).send().await.unwrap();
     }
-    let watch = LambdaWatch::start_with("chaos", &moto.env(), None, 8);
+    let watch = LambdaWatch::start_with("chaos", &moto.env(), None, 12);
     let server = ControlServer::start("127.0.0.1:0".parse().unwrap(), config(&moto, &watch, "a"))
         .await
         .unwrap();
@@ -736,6 +736,82 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
     );
     assert!(raw.contains("<ErrorResponse xmlns=\"http://awss3control.amazonaws.com/doc/2018-08-20/\"><Error><Code>NotFoundException</Code>"), "{raw}");
 
+    // --- Priorities, on a server running one job at a time: a job holding the slot (its
+    // task hangs), then two waiting Ready; the higher priority starts when the slot frees.
+    let one = ControlServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        config(&env.moto, &env.watch, "c").max_active_jobs(1),
+    )
+    .await
+    .unwrap();
+    let one_env = Env {
+        control: control_client(&one.endpoint()),
+        ..env
+    };
+    let env = one_env;
+    let etag = env.manifest("m6.csv", &["hang/p".to_owned()]).await;
+    let etag_ok = env.manifest("m7.csv", &["prio/ok".to_owned()]).await;
+    let holder = env
+        .create("m6.csv", &etag, "token-p0")
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    env.wait(&holder, "Active", |j| status(j) == JobStatus::Active)
+        .await;
+    let low = env
+        .create("m6.csv", &etag, "token-p1")
+        .priority(1)
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    let high = env
+        .create("m7.csv", &etag_ok, "token-p2")
+        .priority(5)
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    for j in [&low, &high] {
+        env.wait(j, "Ready", |d| status(d) == JobStatus::Ready)
+            .await;
+    }
+    // Raise the first one above the second: it runs next, and holds the slot (it hangs).
+    env.control
+        .update_job_priority()
+        .account_id(ACCOUNT)
+        .job_id(&low)
+        .priority(10)
+        .send()
+        .await
+        .unwrap();
+    let cancel = |id: String| {
+        let c = env.control.clone();
+        async move {
+            c.update_job_status()
+                .account_id(ACCOUNT)
+                .job_id(id)
+                .requested_job_status(RequestedJobStatus::Cancelled)
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    cancel(holder.clone()).await;
+    env.wait(&low, "Active", |j| status(j) == JobStatus::Active)
+        .await;
+    assert_eq!(status(&env.describe(&holder).await), JobStatus::Cancelled);
+    assert_eq!(status(&env.describe(&high).await), JobStatus::Ready);
+    cancel(low.clone()).await;
+    let job = env
+        .wait(&high, "Complete", |j| status(j) == JobStatus::Complete)
+        .await;
+    assert_eq!(counts(&job), (1, 1, 0));
+
     // --- The failure threshold (here more than 50 % of at least 4 finished tasks, on a
     // second server) fails the job; its report lists the tasks that ran.
     let strict = ControlServer::start(
@@ -771,7 +847,8 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
     let report = strict_env.report(&failing).await;
     assert_eq!(report.len() as i64, failed);
     assert!(report.iter().all(|(_, s)| s == "failed"));
-    for name in ["a", "b"] {
+    drop(one);
+    for name in ["a", "b", "c"] {
         let dir = state_dir(name);
         let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
         assert!(

@@ -71,6 +71,10 @@ struct ServeArgs {
     /// The function's timeout, as for `run`.
     #[arg(long, default_value_t = 900, value_name = "SECS")]
     function_timeout: u64,
+    /// At most N jobs running at once; the others wait Ready and start by priority (highest
+    /// first, then the oldest). Default: no limit.
+    #[arg(long, value_name = "N")]
+    max_active_jobs: Option<usize>,
     #[command(flatten)]
     state: StateDir,
 }
@@ -447,6 +451,9 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     }
     if let Some(url) = &args.lambda_endpoint_url {
         config = config.lambda_endpoint(url);
+    }
+    if let Some(n) = args.max_active_jobs {
+        config = config.max_active_jobs(n);
     }
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], args.port));
     let server = s3batch_job::control::ControlServer::start(addr, config)

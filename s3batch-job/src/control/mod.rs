@@ -24,10 +24,13 @@
 //!   and `results/<md5>.csv` in the report bucket, as `cargo s3batch run` writes it.
 //! - **Idempotency**: the same `ClientRequestToken` with the same request returns the first
 //!   job's id; with a different request, `IdempotencyException`.
-//! - **Not emulated**: `ManifestGenerator`, operations other than `LambdaInvoke`, job
-//!   priorities ordering jobs (every `Ready` job runs at once; the priority is kept and
-//!   shown), `Pausing`/`Paused`, tagging writes, and function qualifiers (an alias or version
-//!   in the `FunctionArn` is dropped: a local endpoint serves functions by name).
+//! - **Priorities**: with [`ServeConfig::max_active_jobs`] (`--max-active-jobs`), at most
+//!   that many jobs run at once and the `Ready` job with the highest priority (then the
+//!   oldest) starts when one ends; without it every `Ready` job starts at once.
+//! - **Not emulated**: `ManifestGenerator`, operations other than `LambdaInvoke`,
+//!   `Pausing`/`Paused` (a running job is never pre-empted), tagging writes, and function
+//!   qualifiers (an alias or version in the `FunctionArn` is dropped: a local endpoint serves
+//!   functions by name).
 
 pub mod server;
 pub mod state;

@@ -50,6 +50,7 @@ pub struct ServeConfig {
     function_timeout: Duration,
     redrive: Redrive,
     threshold: FailureThreshold,
+    max_active: Option<usize>,
 }
 
 impl ServeConfig {
@@ -68,6 +69,7 @@ impl ServeConfig {
             function_timeout: Duration::from_secs(900),
             redrive: Redrive::default(),
             threshold: FailureThreshold::default(),
+            max_active: None,
         }
     }
     /// The S3 endpoint manifests are read from and reports written to (e.g. moto).
@@ -105,6 +107,13 @@ impl ServeConfig {
         self.redrive = redrive;
         self
     }
+    /// At most `n` jobs running at once (`Active`, or ending): the others wait `Ready`, and
+    /// the one with the highest priority (then the oldest) starts when a job ends. Default:
+    /// no limit, every job starts once ready.
+    pub fn max_active_jobs(mut self, n: usize) -> Self {
+        self.max_active = Some(n.max(1));
+        self
+    }
     /// The failure threshold.
     pub fn failure_threshold(mut self, threshold: FailureThreshold) -> Self {
         self.threshold = threshold;
@@ -118,6 +127,8 @@ struct Shared {
     s3: aws_sdk_s3::Client,
     lambda: aws_sdk_lambda::Client,
     runners: Mutex<JoinSet<()>>,
+    /// Woken when a job may start: one ended, was cancelled or changed priority.
+    wake: tokio::sync::Notify,
 }
 
 /// A running S3 Control job endpoint. Dropping it stops the server and its jobs.
@@ -149,6 +160,7 @@ impl ControlServer {
             s3,
             lambda,
             runners: Mutex::new(JoinSet::new()),
+            wake: tokio::sync::Notify::new(),
         });
         let accept = tokio::spawn(serve(listener, Arc::clone(&shared)));
         Ok(ControlServer {
@@ -282,6 +294,7 @@ async fn route(req: Request<Incoming>, shared: &Arc<Shared>) -> Result<El, ApiEr
             })?;
             let mut job = job.lock().expect("job");
             job.priority = priority;
+            shared.wake.notify_waiters();
             Ok(El::parent(
                 "UpdateJobPriorityResult",
                 vec![
@@ -401,6 +414,7 @@ fn update_status(
         job.status_update_reason = Some(r.to_owned());
     }
     job.signal(signal);
+    shared.wake.notify_waiters();
     let mut out = vec![
         El::text("JobId", &job.id),
         El::text("Status", job.status.as_str()),
@@ -603,22 +617,42 @@ async fn run(shared: Arc<Shared>, job: SharedJob) {
         // UpdateJobStatus made it Cancelled already.
         return;
     }
-    {
-        let mut j = job.lock().expect("job");
-        if j.status != Status::Ready {
-            return;
+    loop {
+        let woken = shared.wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        match activate(&shared, &job) {
+            Some(true) => break,
+            Some(false) => woken.await,
+            // Cancelled while it waited.
+            None => return,
         }
-        j.set_status(Status::Active);
     }
+    shared.wake.notify_waiters();
     let ended = execute(&shared, &job, &request, &id, prepared, signals).await;
-    let mut j = job.lock().expect("job");
-    match ended {
-        Ok(()) => {}
-        Err((code, reason)) => {
-            j.fail_reason(code, &reason);
-            j.set_status(Status::Failed);
+    if let Err((code, reason)) = ended {
+        let mut j = job.lock().expect("job");
+        j.fail_reason(code, &reason);
+        j.set_status(Status::Failed);
+    }
+    shared.wake.notify_waiters();
+}
+
+/// Makes a `Ready` job `Active` if a slot is free and no other `Ready` job comes first
+/// (`Some(true)`); `Some(false)`: it must wait; `None`: it is no longer `Ready`.
+fn activate(shared: &Shared, job: &SharedJob) -> Option<bool> {
+    let jobs = shared.jobs.lock().expect("jobs");
+    if job.lock().expect("job").status != Status::Ready {
+        return None;
+    }
+    if let Some(max) = shared.config.max_active {
+        let first = jobs.next_ready();
+        if jobs.running() >= max || !first.is_some_and(|f| Arc::ptr_eq(&f, job)) {
+            return Some(false);
         }
     }
+    job.lock().expect("job").set_status(Status::Active);
+    Some(true)
 }
 
 /// Runs the tasks (status `Active`) with the engine of `cargo s3batch run`, then writes the

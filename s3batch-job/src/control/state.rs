@@ -361,6 +361,32 @@ impl Jobs {
         Ok(Created::New(job))
     }
 
+    /// Jobs running: `Active`, or ending (`Cancelling`, `Failing`).
+    pub fn running(&self) -> usize {
+        self.jobs
+            .values()
+            .filter(|j| {
+                matches!(
+                    j.lock().expect("job lock").status,
+                    Status::Active | Status::Cancelling | Status::Failing
+                )
+            })
+            .count()
+    }
+
+    /// The `Ready` job to start next: the highest priority, then the oldest.
+    pub fn next_ready(&self) -> Option<SharedJob> {
+        self.jobs
+            .values()
+            .filter_map(|j| {
+                let g = j.lock().expect("job lock");
+                (g.status == Status::Ready)
+                    .then(|| ((g.priority, std::cmp::Reverse(g.seq)), Arc::clone(j)))
+            })
+            .max_by_key(|(k, _)| *k)
+            .map(|(_, j)| j)
+    }
+
     /// The job `id` of `account`, or `NotFoundException`.
     pub fn get(&self, account: &str, id: &str) -> Result<SharedJob, ApiError> {
         self.jobs
@@ -509,6 +535,32 @@ mod tests {
         ));
         assert_eq!(jobs.get(a, "id4").unwrap_err().code, "NotFoundException");
         assert!(jobs.get("210987654321", "id4").is_ok());
+    }
+
+    #[test]
+    fn the_next_ready_job_has_the_highest_priority_then_is_the_oldest() {
+        let mut jobs = Jobs::default();
+        let a = "123456789012";
+        let mut all = Vec::new();
+        for (i, p) in [5, 9, 9, 1].into_iter().enumerate() {
+            let mut r = request(&format!("t{i}"));
+            r.priority = p;
+            let Created::New(j) = jobs.create(a, "r", r, format!("id{i}")).unwrap() else {
+                panic!()
+            };
+            j.lock().unwrap().set_status(Status::Ready);
+            all.push(j);
+        }
+        let next = |jobs: &Jobs| jobs.next_ready().map(|j| j.lock().unwrap().id.clone());
+        assert_eq!(next(&jobs).as_deref(), Some("id1"));
+        all[1].lock().unwrap().set_status(Status::Active);
+        assert_eq!((next(&jobs).as_deref(), jobs.running()), (Some("id2"), 1));
+        all[3].lock().unwrap().priority = 10;
+        assert_eq!(next(&jobs).as_deref(), Some("id3"));
+        all[1].lock().unwrap().set_status(Status::Cancelling);
+        assert_eq!(jobs.running(), 1);
+        all[1].lock().unwrap().set_status(Status::Cancelled);
+        assert_eq!(jobs.running(), 0);
     }
 
     #[test]
