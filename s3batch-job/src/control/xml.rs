@@ -624,6 +624,133 @@ mod tests {
         );
     }
 
+    /// Sends every request to one URL.
+    #[derive(Debug)]
+    struct Static(String);
+
+    impl aws_sdk_s3control::config::endpoint::ResolveEndpoint for Static {
+        fn resolve_endpoint<'a>(
+            &'a self,
+            _: &'a aws_sdk_s3control::config::endpoint::Params,
+        ) -> aws_sdk_s3control::config::endpoint::EndpointFuture<'a> {
+            aws_sdk_s3control::config::endpoint::EndpointFuture::ready(Ok(
+                aws_sdk_s3control::config::endpoint::Endpoint::builder()
+                    .url(self.0.clone())
+                    .build(),
+            ))
+        }
+    }
+
+    /// Reads one HTTP request (headers, then `content-length` bytes) and answers `reply`.
+    async fn capture_one(listener: tokio::net::TcpListener, reply: &'static str) -> Vec<u8> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the connection closed mid-request");
+            buf.extend_from_slice(&chunk[..n]);
+            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + 4 + len {
+                let body = buf[end + 4..end + 4 + len].to_vec();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{reply}",
+                    reply.len()
+                );
+                stream.write_all(response.as_bytes()).await.unwrap();
+                return body;
+            }
+        }
+    }
+
+    /// The body `aws-sdk-s3control` really sends for the request botocore sent above reads
+    /// as the same request.
+    #[tokio::test]
+    async fn the_rust_sdk_create_job_body_is_read() {
+        use aws_sdk_s3control::types::*;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let captured = tokio::spawn(capture_one(
+            listener,
+            "<CreateJobResult><JobId>j1</JobId></CreateJobResult>",
+        ));
+        let config = aws_sdk_s3control::Config::builder()
+            .behavior_version(aws_sdk_s3control::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3control::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3control::config::Credentials::new(
+                "a", "b", None, None, "test",
+            ))
+            .endpoint_resolver(Static(url))
+            .build();
+        let out = aws_sdk_s3control::Client::from_conf(config)
+            .create_job()
+            .account_id("123456789012")
+            .confirmation_required(false)
+            .operation(
+                JobOperation::builder()
+                    .lambda_invoke(
+                        LambdaInvokeOperation::builder()
+                            .function_arn("arn:aws:lambda:us-east-1:123456789012:function:fn:live")
+                            .invocation_schema_version("2.0")
+                            .user_arguments("k1", "v1")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .report(
+                JobReport::builder()
+                    .bucket("arn:aws:s3:::rep")
+                    .format(JobReportFormat::ReportCsv20180820)
+                    .enabled(true)
+                    .prefix("reports")
+                    .report_scope(JobReportScope::AllTasks)
+                    .build(),
+            )
+            .manifest(
+                JobManifest::builder()
+                    .spec(
+                        JobManifestSpec::builder()
+                            .format(JobManifestFormat::S3BatchOperationsCsv20180820)
+                            .fields(JobManifestFieldName::Bucket)
+                            .fields(JobManifestFieldName::Key)
+                            .build()
+                            .unwrap(),
+                    )
+                    .location(
+                        JobManifestLocation::builder()
+                            .object_arn("arn:aws:s3:::man/manifest.csv")
+                            .e_tag("\"60e460c9d1046e73f7dde5043ac3ae85\"")
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+            .description("d")
+            .priority(10)
+            .role_arn("arn:aws:iam::123456789012:role/batch")
+            .tags(S3Tag::builder().key("a").value("b").build().unwrap())
+            .client_request_token("6e7a98a4-e68b-46dc-8364-1e9c745381fb")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.job_id.as_deref(), Some("j1"));
+        let body = captured.await.unwrap();
+        assert_eq!(
+            CreateJob::parse(&body).unwrap(),
+            CreateJob::parse(BOTOCORE.as_bytes()).unwrap(),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+
     #[test]
     fn bad_requests_name_the_field() {
         let cases = [
