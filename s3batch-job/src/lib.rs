@@ -58,12 +58,15 @@
 //!   running its finished tasks again, and the report is written from it
 //!   ([`journal::write_report`]). A CSV manifest file is streamed ([`ManifestSource`]).
 //!
-//! Not emulated: S3's own throttling and ordering, job priorities, confirmation, manifest
-//! `ETag`s, and ORC/Parquet inventories.
+//! Not emulated by [`LocalJob`]: S3's own throttling and ordering, job priorities,
+//! confirmation, manifest `ETag`s, and ORC/Parquet inventories. The local S3 Control endpoint
+//! ([`control`], `cargo s3batch serve`) adds the job API around it: job states,
+//! confirmation, cancellation, priorities and manifest `ETag` checks.
 
 #![deny(missing_docs)]
 
 mod aws;
+pub mod control;
 pub mod host;
 pub mod invoke;
 pub mod job;

@@ -42,6 +42,41 @@ enum Command {
     /// Write the completion report of a job from its journal again (after a run could not
     /// write it, or to write it somewhere else).
     Report(ReportArgs),
+    /// Serve a local S3 Control job endpoint (CreateJob, DescribeJob, ListJobs,
+    /// UpdateJobStatus, UpdateJobPriority) on http://127.0.0.1:PORT, running LambdaInvoke jobs
+    /// with the engine of `run`.
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// The port to listen on (127.0.0.1); 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// The S3 endpoint manifests are read from and reports written to (e.g. moto).
+    #[arg(long, value_name = "URL")]
+    s3_endpoint_url: Option<String>,
+    /// The Lambda Invoke API endpoint, e.g. http://127.0.0.1:9000 for `cargo lambda watch`.
+    #[arg(long, value_name = "URL", env = "S3BATCH_LAMBDA_ENDPOINT")]
+    lambda_endpoint_url: Option<String>,
+    /// The region written in job ARNs.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Invocations in flight at once, per job.
+    #[arg(long, short = 'j', default_value_t = 16, value_name = "N")]
+    concurrency: usize,
+    /// How long a cancelled job waits for its invocations in flight.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    grace_period: u64,
+    /// The function's timeout, as for `run`.
+    #[arg(long, default_value_t = 900, value_name = "SECS")]
+    function_timeout: u64,
+    /// At most N jobs running at once; the others wait Ready and start by priority (highest
+    /// first, then the oldest). Default: no limit.
+    #[arg(long, value_name = "N")]
+    max_active_jobs: Option<usize>,
+    #[command(flatten)]
+    state: StateDir,
 }
 
 #[derive(Args, Debug)]
@@ -258,6 +293,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => runtime.block_on(run(*args)),
         Command::Report(args) => runtime.block_on(report(args)),
+        Command::Serve(args) => runtime.block_on(serve(args)),
     };
     // Invocations abandoned after the grace period must not hold the exit up.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -401,6 +437,37 @@ async fn report(args: ReportArgs) -> Result<ExitCode, String> {
             dir.display()
         ),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
+    let mut config = s3batch_job::control::ServeConfig::new(args.state.state_dir.join("serve"))
+        .region(&args.region)
+        .concurrency(args.concurrency)
+        .grace_period(Duration::from_secs(args.grace_period))
+        .function_timeout(Duration::from_secs(args.function_timeout));
+    if let Some(url) = &args.s3_endpoint_url {
+        config = config.s3_endpoint(url);
+    }
+    if let Some(url) = &args.lambda_endpoint_url {
+        config = config.lambda_endpoint(url);
+    }
+    if let Some(n) = args.max_active_jobs {
+        config = config.max_active_jobs(n);
+    }
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], args.port));
+    let server = s3batch_job::control::ControlServer::start(addr, config)
+        .await
+        .map_err(|e| format!("listening on {addr}: {e}"))?;
+    println!(
+        "S3 Control job endpoint listening on {} (see README: Local S3 Control endpoint)",
+        server.endpoint()
+    );
+    catch_signals();
+    while SIGNAL.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(server);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,0 +1,961 @@
+//! `cargo s3batch serve` end to end: moto holds the objects, the manifests and the reports,
+//! `examples/chaos` is served by `cargo lambda watch`, the S3 Control endpoint runs in this
+//! process, and the real `aws-sdk-s3control` client drives it.
+//!
+//! The client reaches the endpoint through a static endpoint resolver (the README's option
+//! A): S3 Control clients put the account id in front of any endpoint host
+//! (`123456789012.127.0.0.1`), which does not resolve.
+
+use aws_sdk_s3control::config::endpoint::{Endpoint, EndpointFuture, Params, ResolveEndpoint};
+use aws_sdk_s3control::operation::create_job::builders::CreateJobFluentBuilder;
+use aws_sdk_s3control::types::{
+    JobDescriptor, JobManifest, JobManifestFieldName, JobManifestFormat, JobManifestLocation,
+    JobManifestSpec, JobOperation, JobReport, JobReportFormat, JobReportScope, JobStatus,
+    LambdaInvokeOperation, RequestedJobStatus,
+};
+use s3batch_job::control::{ControlServer, ServeConfig};
+use s3batch_job::{parse_report_csv, FailureThreshold, Redrive};
+use s3batch_testkit::{LambdaWatch, Moto};
+use std::time::{Duration, Instant};
+
+const ACCOUNT: &str = "123456789012";
+const DATA: &str = "data";
+const REPORTS: &str = "reports";
+
+/// Sends every request to one URL, whatever the account id.
+#[derive(Debug)]
+struct Static(String);
+
+impl ResolveEndpoint for Static {
+    fn resolve_endpoint<'a>(&'a self, _: &'a Params) -> EndpointFuture<'a> {
+        EndpointFuture::ready(Ok(Endpoint::builder().url(self.0.clone()).build()))
+    }
+}
+
+fn control_client(endpoint: &str) -> aws_sdk_s3control::Client {
+    let config = aws_sdk_s3control::Config::builder()
+        .behavior_version(aws_sdk_s3control::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3control::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3control::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .endpoint_resolver(Static(endpoint.to_owned()))
+        .build();
+    aws_sdk_s3control::Client::from_conf(config)
+}
+
+struct Env {
+    moto: Moto,
+    watch: LambdaWatch,
+    server: ControlServer,
+    s3: aws_sdk_s3::Client,
+    control: aws_sdk_s3control::Client,
+    function: String,
+}
+
+impl Env {
+    /// Uploads `keys` (chaos looks plain keys up with HeadObject) and a manifest of them;
+    /// returns the manifest's ETag (quoted, as PutObject gives it).
+    async fn manifest(&self, name: &str, keys: &[String]) -> String {
+        for k in keys {
+            self.s3
+                .put_object()
+                .bucket(DATA)
+                .key(k)
+                .body(k.as_bytes().to_vec().into())
+                .send()
+                .await
+                .unwrap();
+        }
+        let csv: String = keys
+            .iter()
+            .map(|k| format!("{DATA},{}\n", k.replace(' ', "%20")))
+            .collect();
+        self.s3
+            .put_object()
+            .bucket(DATA)
+            .key(name)
+            .body(csv.into_bytes().into())
+            .send()
+            .await
+            .unwrap()
+            .e_tag()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A CreateJob request for the manifest `manifest` in the data bucket: an S3 Inventory
+    /// `manifest.json` when its name ends with `.json`, else a CSV manifest.
+    fn create(&self, manifest: &str, etag: &str, token: &str) -> CreateJobFluentBuilder {
+        self.control
+            .create_job()
+            .account_id(ACCOUNT)
+            .confirmation_required(false)
+            .operation(
+                JobOperation::builder()
+                    .lambda_invoke(
+                        LambdaInvokeOperation::builder()
+                            .function_arn(format!(
+                                "arn:aws:lambda:us-east-1:{ACCOUNT}:function:{}",
+                                self.function
+                            ))
+                            .invocation_schema_version("2.0")
+                            .user_arguments("k", "v")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .manifest(
+                JobManifest::builder()
+                    .spec(if manifest.ends_with(".json") {
+                        JobManifestSpec::builder()
+                            .format(JobManifestFormat::S3InventoryReportCsv20161130)
+                            .build()
+                            .unwrap()
+                    } else {
+                        JobManifestSpec::builder()
+                            .format(JobManifestFormat::S3BatchOperationsCsv20180820)
+                            .fields(JobManifestFieldName::Bucket)
+                            .fields(JobManifestFieldName::Key)
+                            .build()
+                            .unwrap()
+                    })
+                    .location(
+                        JobManifestLocation::builder()
+                            .object_arn(format!("arn:aws:s3:::{DATA}/{manifest}"))
+                            .e_tag(etag)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+            .report(
+                JobReport::builder()
+                    .enabled(true)
+                    .bucket(format!("arn:aws:s3:::{REPORTS}"))
+                    .format(JobReportFormat::ReportCsv20180820)
+                    .prefix("batch")
+                    .report_scope(JobReportScope::AllTasks)
+                    .build(),
+            )
+            .priority(10)
+            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/batch"))
+            .client_request_token(token)
+    }
+
+    async fn describe(&self, id: &str) -> JobDescriptor {
+        self.control
+            .describe_job()
+            .account_id(ACCOUNT)
+            .job_id(id)
+            .send()
+            .await
+            .unwrap()
+            .job
+            .unwrap()
+    }
+
+    /// Describes the job until `done` holds (two minutes at most: a bound for a stuck job).
+    async fn wait(
+        &self,
+        id: &str,
+        what: &str,
+        done: impl Fn(&JobDescriptor) -> bool,
+    ) -> JobDescriptor {
+        let start = Instant::now();
+        loop {
+            let job = self.describe(id).await;
+            if done(&job) {
+                return job;
+            }
+            let ended = matches!(
+                status(&job),
+                JobStatus::Complete | JobStatus::Failed | JobStatus::Cancelled
+            );
+            assert!(!ended, "job {id} ended without becoming {what}: {job:?}");
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "job {id} did not become {what}: {job:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The rows of the job's report: (key, status), sorted.
+    async fn report(&self, id: &str) -> Vec<(String, String)> {
+        let get = |key: String| async move {
+            self.s3
+                .get_object()
+                .bucket(REPORTS)
+                .key(&key)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{key}: {e:?}"))
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes()
+        };
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&get(format!("batch/job-{id}/manifest.json")).await).unwrap();
+        let mut rows = Vec::new();
+        for r in manifest["Results"].as_array().unwrap() {
+            assert_eq!(r["Bucket"], REPORTS);
+            let csv = get(r["Key"].as_str().unwrap().to_owned()).await;
+            for row in parse_report_csv(&csv).unwrap() {
+                assert_eq!(row.task_status, r["TaskExecutionStatus"].as_str().unwrap());
+                rows.push((row.key, row.task_status));
+            }
+        }
+        rows.sort();
+        rows
+    }
+}
+
+fn status(job: &JobDescriptor) -> JobStatus {
+    job.status.clone().unwrap()
+}
+
+fn counts(job: &JobDescriptor) -> (i64, i64, i64) {
+    let p = job.progress_summary.as_ref().unwrap();
+    (
+        p.total_number_of_tasks.unwrap(),
+        p.number_of_tasks_succeeded.unwrap(),
+        p.number_of_tasks_failed.unwrap(),
+    )
+}
+
+/// A server's state folder (emptied as each job ends; removed by the test).
+fn state_dir(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("s3batch-serve-{}-{name}", std::process::id()))
+}
+
+/// The server's settings: 4 invocations at once, a 1 s grace period, short redrives.
+fn config(moto: &Moto, watch: &LambdaWatch, name: &str) -> ServeConfig {
+    ServeConfig::new(state_dir(name))
+        .s3_endpoint(moto.endpoint())
+        .lambda_endpoint(format!("http://127.0.0.1:{}", watch.port()))
+        .concurrency(4)
+        .grace_period(Duration::from_secs(1))
+        .redrive(Redrive::new(3, Duration::from_millis(200)))
+}
+
+async fn start() -> Env {
+    let moto = Moto::start();
+    let s3 = moto.client().await;
+    for b in [DATA, REPORTS] {
+        s3.create_bucket().bucket(b).send().await.unwrap();
+    }
+    let watch = LambdaWatch::start_with("chaos", &moto.env(), None, 12);
+    let server = ControlServer::start("127.0.0.1:0".parse().unwrap(), config(&moto, &watch, "a"))
+        .await
+        .unwrap();
+    let control = control_client(&server.endpoint());
+    Env {
+        function: watch.function().to_owned(),
+        moto,
+        watch,
+        server,
+        s3,
+        control,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_jobs_for_the_rust_sdk() {
+    let env = start().await;
+
+    // --- A job runs to Complete; its report lists every row once.
+    let mut keys: Vec<String> = (0..24).map(|i| format!("plain/{i:02} x.txt")).collect();
+    keys.extend((0..3).map(|i| format!("perm/{i}")));
+    keys.extend((0..3).map(|i| format!("temp-once/{i}")));
+    let etag = env.manifest("m1.csv", &keys).await;
+    assert!(etag.starts_with('"'), "{etag}");
+    let id = env
+        .create("m1.csv", &etag, "token-1")
+        .description("first job")
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    // The same request again (an SDK retry, a rerun) is the same job.
+    let again = env
+        .create("m1.csv", &etag, "token-1")
+        .description("first job")
+        .send()
+        .await;
+    assert_eq!(again.unwrap().job_id.as_deref(), Some(id.as_str()));
+    let err = env
+        .create("m1.csv", &etag, "token-1")
+        .description("another job")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_idempotency_exception()),
+        "{err:?}"
+    );
+
+    let job = env
+        .wait(&id, "Complete", |j| status(j) == JobStatus::Complete)
+        .await;
+    assert_eq!(counts(&job), (30, 27, 3));
+    let p = job.progress_summary.as_ref().unwrap();
+    assert!(p
+        .timers
+        .as_ref()
+        .unwrap()
+        .elapsed_time_in_active_seconds
+        .is_some());
+    assert_eq!(job.description.as_deref(), Some("first job"));
+    assert_eq!(job.priority, 10);
+    assert_eq!(job.confirmation_required, Some(false));
+    assert!(job.creation_time.is_some() && job.termination_date.is_some());
+    assert_eq!(
+        job.job_arn.as_deref(),
+        Some(format!("arn:aws:s3:us-east-1:{ACCOUNT}:job/{id}").as_str())
+    );
+    assert!(job
+        .failure_reasons
+        .as_deref()
+        .unwrap_or_default()
+        .is_empty());
+    let lambda = job
+        .operation
+        .as_ref()
+        .unwrap()
+        .lambda_invoke
+        .as_ref()
+        .unwrap();
+    assert_eq!(lambda.invocation_schema_version.as_deref(), Some("2.0"));
+    assert_eq!(
+        job.report.as_ref().unwrap().prefix.as_deref(),
+        Some("batch")
+    );
+    let report = env.report(&id).await;
+    let mut expected: Vec<(String, String)> = keys
+        .iter()
+        .map(|k| {
+            let s = if k.starts_with("perm") {
+                "failed"
+            } else {
+                "succeeded"
+            };
+            (k.clone(), s.to_owned())
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(report, expected);
+
+    // --- Priority.
+    let out = env
+        .control
+        .update_job_priority()
+        .account_id(ACCOUNT)
+        .job_id(&id)
+        .priority(99)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.priority, 99);
+    assert_eq!(env.describe(&id).await.priority, 99);
+
+    // --- ConfirmationRequired: Suspended until confirmed.
+    let small: Vec<String> = (0..3).map(|i| format!("confirm/{i}")).collect();
+    let etag2 = env.manifest("m2.csv", &small).await;
+    let confirm_id = env
+        .create("m2.csv", etag2.trim_matches('"'), "token-2")
+        .confirmation_required(true)
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    let job = env
+        .wait(&confirm_id, "Suspended", |j| {
+            status(j) == JobStatus::Suspended
+        })
+        .await;
+    assert_eq!(counts(&job), (3, 0, 0));
+    assert_eq!(job.confirmation_required, Some(true));
+    // It stays there: describing it again changes nothing.
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            status(&env.describe(&confirm_id).await),
+            JobStatus::Suspended
+        );
+    }
+    let out = env
+        .control
+        .update_job_status()
+        .account_id(ACCOUNT)
+        .job_id(&confirm_id)
+        .requested_job_status(RequestedJobStatus::Ready)
+        .status_update_reason("looks right")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status, Some(JobStatus::Ready));
+    let job = env
+        .wait(&confirm_id, "Complete", |j| {
+            status(j) == JobStatus::Complete
+        })
+        .await;
+    assert_eq!(counts(&job), (3, 3, 0));
+    assert_eq!(job.status_update_reason.as_deref(), Some("looks right"));
+    let err = env
+        .control
+        .update_job_status()
+        .account_id(ACCOUNT)
+        .job_id(&confirm_id)
+        .requested_job_status(RequestedJobStatus::Ready)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_job_status_exception()),
+        "{err:?}"
+    );
+
+    // --- An S3 Inventory manifest (manifest.json and a gzipped CSV data file).
+    let keys: Vec<String> = (0..4).map(|i| format!("inventory/{i} é")).collect();
+    for k in &keys {
+        env.s3
+            .put_object()
+            .bucket(DATA)
+            .key(k)
+            .body(Vec::new().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let rows: String = keys
+        .iter()
+        .map(|k| {
+            format!(
+                "\"{DATA}\",\"{}\"\n",
+                k.replace(' ', "%20").replace('é', "%C3%A9")
+            )
+        })
+        .collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, rows.as_bytes()).unwrap();
+    env.s3
+        .put_object()
+        .bucket(DATA)
+        .key("inv/data/0.csv.gz")
+        .body(gz.finish().unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    let inventory = format!(
+        r#"{{"sourceBucket":"{DATA}","destinationBucket":"arn:aws:s3:::{DATA}","version":"2016-11-30",
+            "fileFormat":"CSV","fileSchema":"Bucket, Key","files":[{{"key":"inv/data/0.csv.gz","size":1}}]}}"#
+    );
+    let etag = env
+        .s3
+        .put_object()
+        .bucket(DATA)
+        .key("inv/manifest.json")
+        .body(inventory.into_bytes().into())
+        .send()
+        .await
+        .unwrap()
+        .e_tag
+        .unwrap();
+    let inv_id = env
+        .create("inv/manifest.json", &etag, "token-inventory")
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    let job = env
+        .wait(&inv_id, "Complete", |j| status(j) == JobStatus::Complete)
+        .await;
+    assert_eq!(counts(&job), (4, 4, 0));
+    assert_eq!(
+        env.report(&inv_id).await,
+        keys.iter()
+            .map(|k| (k.clone(), "succeeded".to_owned()))
+            .collect::<Vec<_>>()
+    );
+
+    // --- A wrong manifest ETag fails the job, saying so.
+    let bad = env
+        .create("m2.csv", "0123456789abcdef0123456789abcdef", "token-3")
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    let job = env
+        .wait(&bad, "Failed", |j| status(j) == JobStatus::Failed)
+        .await;
+    let reasons = job.failure_reasons.unwrap();
+    assert_eq!(
+        reasons[0].failure_code.as_deref(),
+        Some("ManifestETagMismatch")
+    );
+    let why = reasons[0].failure_reason.as_deref().unwrap();
+    assert!(
+        why.contains("0123456789abcdef0123456789abcdef") && why.contains(etag2.trim_matches('"')),
+        "{why}"
+    );
+
+    // --- A function the Invoke API does not know fails the job before any task.
+    let mut request = env.create("m2.csv", &etag2, "token-no-function");
+    request = request.operation(
+        JobOperation::builder()
+            .lambda_invoke(
+                LambdaInvokeOperation::builder()
+                    .function_arn(format!(
+                        "arn:aws:lambda:us-east-1:{ACCOUNT}:function:no-such-function"
+                    ))
+                    .build(),
+            )
+            .build(),
+    );
+    let nofn = request.send().await.unwrap().job_id.unwrap();
+    let job = env
+        .wait(&nofn, "Failed", |j| status(j) == JobStatus::Failed)
+        .await;
+    assert_eq!(counts(&job), (3, 0, 0));
+    let reasons = job.failure_reasons.unwrap();
+    assert_eq!(reasons[0].failure_code.as_deref(), Some("JobFailed"));
+    let why = reasons[0].failure_reason.as_deref().unwrap();
+    assert!(why.contains("cannot be invoked"), "{why}");
+
+    // --- ListJobs: by status, page by page.
+    let list = |statuses: Vec<JobStatus>| {
+        let c = env.control.clone();
+        async move {
+            let mut ids = Vec::new();
+            let mut token = None;
+            loop {
+                let out = c
+                    .list_jobs()
+                    .account_id(ACCOUNT)
+                    .set_job_statuses(Some(statuses.clone()))
+                    .max_results(1)
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .unwrap();
+                ids.extend(
+                    out.jobs
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|j| j.job_id.unwrap()),
+                );
+                token = out.next_token;
+                if token.is_none() {
+                    return ids;
+                }
+            }
+        }
+    };
+    assert_eq!(
+        list(vec![JobStatus::Complete]).await,
+        [inv_id.clone(), confirm_id.clone(), id.clone()]
+    );
+    assert_eq!(
+        list(vec![JobStatus::Failed]).await,
+        [nofn.clone(), bad.clone()]
+    );
+    assert_eq!(
+        list(vec![]).await,
+        [
+            nofn.clone(),
+            bad.clone(),
+            inv_id.clone(),
+            confirm_id.clone(),
+            id.clone()
+        ]
+    );
+
+    // --- An unknown job.
+    let err = env
+        .control
+        .describe_job()
+        .account_id(ACCOUNT)
+        .job_id("00000000-0000-4000-8000-000000000000")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_not_found_exception()),
+        "{err:?}"
+    );
+
+    // --- Cancel a running job: tasks in flight hang; the report holds what ran.
+    let mut keys: Vec<String> = (0..4).map(|i| format!("before-cancel/{i}")).collect();
+    keys.extend((0..3).map(|i| format!("hang/{i}")));
+    keys.extend((0..3).map(|i| format!("later/{i}")));
+    let etag = env.manifest("m3.csv", &keys).await;
+    let cancel_id = env
+        .create("m3.csv", &etag, "token-4")
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    // Concurrency 4: the four plain keys finish, then the three hanging ones hold their
+    // slots (the fourth slot runs the `later` keys).
+    let job = env
+        .wait(&cancel_id, "Active with 4 or more tasks done", |j| {
+            status(j) == JobStatus::Active && counts(j).1 >= 4
+        })
+        .await;
+    assert_eq!(counts(&job).0, 10);
+    let out = env
+        .control
+        .update_job_status()
+        .account_id(ACCOUNT)
+        .job_id(&cancel_id)
+        .requested_job_status(RequestedJobStatus::Cancelled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status, Some(JobStatus::Cancelling));
+    let job = env
+        .wait(&cancel_id, "Cancelled", |j| {
+            status(j) == JobStatus::Cancelled
+        })
+        .await;
+    let (total, succeeded, failed) = counts(&job);
+    assert_eq!((total, failed), (10, 0));
+    let report = env.report(&cancel_id).await;
+    assert_eq!(report.len() as i64, succeeded);
+    assert!(
+        report
+            .iter()
+            .all(|(k, s)| !k.starts_with("hang") && s == "succeeded"),
+        "{report:?}"
+    );
+    for i in 0..4 {
+        let k = format!("before-cancel/{i}");
+        assert!(
+            report.iter().any(|(r, _)| *r == k),
+            "{k} missing from {report:?}"
+        );
+    }
+    let err = env
+        .control
+        .update_job_status()
+        .account_id(ACCOUNT)
+        .job_id(&cancel_id)
+        .requested_job_status(RequestedJobStatus::Cancelled)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err
+        .as_service_error()
+        .is_some_and(|e| e.is_job_status_exception()));
+
+    // --- boto3, with the before-sign hook that drops the account label from the host.
+    let keys: Vec<String> = (0..5).map(|i| format!("boto3/{i}")).collect();
+    let etag = env.manifest("m5.csv", &keys).await;
+    let out = std::process::Command::new(s3batch_testkit::tool("python"))
+        .arg("-c")
+        .arg(BOTO3)
+        .args([
+            &env.server.endpoint(),
+            ACCOUNT,
+            &format!(
+                "arn:aws:lambda:us-east-1:{ACCOUNT}:function:{}:live",
+                env.function
+            ),
+            &format!("arn:aws:s3:::{DATA}/m5.csv"),
+            &etag,
+        ])
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .expect("running the venv's python");
+    assert!(
+        out.status.success(),
+        "boto3 script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let boto_id = got["id"].as_str().unwrap().to_owned();
+    assert_eq!(got["status"], "Complete", "{got}");
+    assert_eq!(
+        got["progress"],
+        serde_json::json!({"TotalNumberOfTasks": 5, "NumberOfTasksSucceeded": 5, "NumberOfTasksFailed": 0})
+    );
+    assert_eq!(got["not_found"], "NotFoundException");
+    assert_eq!(got["tags"], serde_json::json!([{"Key": "a", "Value": "b"}]));
+    assert!(
+        got["listed"]
+            .as_array()
+            .unwrap()
+            .contains(&boto_id.clone().into()),
+        "{got}"
+    );
+    let report = env.report(&boto_id).await;
+    assert_eq!(
+        report,
+        keys.iter()
+            .map(|k| (k.clone(), "succeeded".to_owned()))
+            .collect::<Vec<_>>()
+    );
+
+    // --- Any Host, an absolute-form target, the error wrapped as the Rust SDK needs it.
+    let raw = raw_http(
+        env.server.addr(),
+        &format!(
+            "GET http://{ACCOUNT}.s3control.emulator.invalid/v20180820/jobs/{id} HTTP/1.1\r\n\
+             Host: {ACCOUNT}.s3control.emulator.invalid\r\nx-amz-account-id: {ACCOUNT}\r\n\
+             Connection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    assert!(raw.contains("<DescribeJobResult xmlns=\"http://awss3control.amazonaws.com/doc/2018-08-20/\"><Job><JobId>"), "{raw}");
+    let raw = raw_http(
+        env.server.addr(),
+        &format!(
+            "GET /v20180820/jobs/nope HTTP/1.1\r\nHost: x\r\nx-amz-account-id: {ACCOUNT}\r\n\
+             Connection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(raw.starts_with("HTTP/1.1 400"), "{raw}");
+    assert!(
+        raw.to_ascii_lowercase().contains("x-amz-request-id: "),
+        "{raw}"
+    );
+    assert!(raw.contains("<ErrorResponse xmlns=\"http://awss3control.amazonaws.com/doc/2018-08-20/\"><Error><Code>NotFoundException</Code>"), "{raw}");
+
+    // --- Priorities, on a server running one job at a time: a job holding the slot (its
+    // task hangs), then two waiting Ready; the higher priority starts when the slot frees.
+    let one = ControlServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        config(&env.moto, &env.watch, "c").max_active_jobs(1),
+    )
+    .await
+    .unwrap();
+    let one_env = Env {
+        control: control_client(&one.endpoint()),
+        ..env
+    };
+    let env = one_env;
+    let etag = env.manifest("m6.csv", &["hang/p".to_owned()]).await;
+    let etag_ok = env.manifest("m7.csv", &["prio/ok".to_owned()]).await;
+    let holder = env
+        .create("m6.csv", &etag, "token-p0")
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    env.wait(&holder, "Active", |j| status(j) == JobStatus::Active)
+        .await;
+    let low = env
+        .create("m6.csv", &etag, "token-p1")
+        .priority(1)
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    let high = env
+        .create("m7.csv", &etag_ok, "token-p2")
+        .priority(5)
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    for j in [&low, &high] {
+        env.wait(j, "Ready", |d| status(d) == JobStatus::Ready)
+            .await;
+    }
+    // Raise the first one above the second: it runs next, and holds the slot (it hangs).
+    env.control
+        .update_job_priority()
+        .account_id(ACCOUNT)
+        .job_id(&low)
+        .priority(10)
+        .send()
+        .await
+        .unwrap();
+    let cancel = |id: String| {
+        let c = env.control.clone();
+        async move {
+            c.update_job_status()
+                .account_id(ACCOUNT)
+                .job_id(id)
+                .requested_job_status(RequestedJobStatus::Cancelled)
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    cancel(holder.clone()).await;
+    env.wait(&low, "Active", |j| status(j) == JobStatus::Active)
+        .await;
+    assert_eq!(status(&env.describe(&holder).await), JobStatus::Cancelled);
+    assert_eq!(status(&env.describe(&high).await), JobStatus::Ready);
+    cancel(low.clone()).await;
+    let job = env
+        .wait(&high, "Complete", |j| status(j) == JobStatus::Complete)
+        .await;
+    assert_eq!(counts(&job), (1, 1, 0));
+
+    // --- The failure threshold (here more than 50 % of at least 4 finished tasks, on a
+    // second server) fails the job; its report lists the tasks that ran.
+    let strict = ControlServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        config(&env.moto, &env.watch, "b").failure_threshold(FailureThreshold::new(4, 50.0)),
+    )
+    .await
+    .unwrap();
+    let strict_env = Env {
+        control: control_client(&strict.endpoint()),
+        ..env
+    };
+    let keys: Vec<String> = (0..20).map(|i| format!("perm-threshold/{i:02}")).collect();
+    let etag = strict_env.manifest("m4.csv", &keys).await;
+    let failing = strict_env
+        .create("m4.csv", &etag, "token-5")
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    let job = strict_env
+        .wait(&failing, "Failed", |j| status(j) == JobStatus::Failed)
+        .await;
+    let (total, succeeded, failed) = counts(&job);
+    assert_eq!((total, succeeded), (20, 0));
+    assert!((4..20).contains(&failed), "{job:?}");
+    let reasons = job.failure_reasons.unwrap();
+    assert_eq!(
+        reasons[0].failure_code.as_deref(),
+        Some("TaskFailureThresholdExceeded")
+    );
+    let report = strict_env.report(&failing).await;
+    assert_eq!(report.len() as i64, failed);
+    assert!(report.iter().all(|(_, s)| s == "failed"));
+    drop(one);
+    for name in ["a", "b", "c"] {
+        let dir = state_dir(name);
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert!(
+            left.is_empty(),
+            "journals left in {}: {left:?}",
+            dir.display()
+        );
+        std::fs::remove_dir(&dir).unwrap();
+    }
+}
+
+/// Creates a job with boto3 (botocore adds the ClientRequestToken), follows it to its end,
+/// and prints what it saw as JSON. Arguments: endpoint, account, function ARN, manifest ARN,
+/// manifest ETag.
+const BOTO3: &str = r#"
+import json, re, sys, time
+import boto3
+endpoint, account, function_arn, manifest_arn, etag = sys.argv[1:6]
+c = boto3.client("s3control", region_name="us-east-1", endpoint_url=endpoint,
+                 aws_access_key_id="testing", aws_secret_access_key="testing")
+c.meta.events.register("before-sign.s3-control", lambda request, **kw: setattr(
+    request, "url", re.sub(r"^(https?://)\d{12}\.", r"\1", request.url)))
+job_id = c.create_job(
+    AccountId=account, ConfirmationRequired=False, Priority=5,
+    Operation={"LambdaInvoke": {"FunctionArn": function_arn}},
+    Report={"Bucket": "arn:aws:s3:::reports", "Format": "Report_CSV_20180820", "Enabled": True,
+            "Prefix": "batch", "ReportScope": "AllTasks"},
+    Manifest={"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+              "Location": {"ObjectArn": manifest_arn, "ETag": etag}},
+    RoleArn="arn:aws:iam::%s:role/batch" % account, Tags=[{"Key": "a", "Value": "b"}],
+)["JobId"]
+deadline = time.time() + 120
+while True:
+    job = c.describe_job(AccountId=account, JobId=job_id)["Job"]
+    if job["Status"] in ("Complete", "Failed", "Cancelled"):
+        break
+    assert time.time() < deadline, job
+    time.sleep(0.1)
+not_found = None
+try:
+    c.describe_job(AccountId=account, JobId="00000000-0000-4000-8000-000000000000")
+except c.exceptions.NotFoundException:
+    not_found = "NotFoundException"
+listed = [j["JobId"] for j in c.list_jobs(AccountId=account, JobStatuses=["Complete"])["Jobs"]]
+tags = c.get_job_tagging(AccountId=account, JobId=job_id)["Tags"]
+progress = {k: v for k, v in job["ProgressSummary"].items() if k != "Timers"}
+print(json.dumps({"id": job_id, "status": job["Status"], "progress": progress,
+                  "listed": listed, "not_found": not_found, "tags": tags}))
+"#;
+
+/// Sends one raw HTTP/1.1 request and returns the whole response.
+async fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+/// Kills the child when dropped.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_cli_says_where_it_listens_and_answers_there() {
+    use std::io::BufRead;
+    let port = s3batch_testkit::free_port();
+    let state = std::env::temp_dir().join(format!("s3batch-serve-cli-{}", std::process::id()));
+    let mut child = Kill(
+        std::process::Command::new(env!("CARGO_BIN_EXE_cargo-s3batch"))
+            .args([
+                "s3batch",
+                "serve",
+                "--port",
+                &port.to_string(),
+                "--state-dir",
+            ])
+            .arg(&state)
+            .args(["--s3-endpoint-url", "http://127.0.0.1:1"])
+            .args(["--lambda-endpoint-url", "http://127.0.0.1:1"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    assert!(line.contains(&format!("listening on {url} ")), "{line}");
+    let raw = raw_http(
+        ([127, 0, 0, 1], port).into(),
+        &format!(
+            "GET /v20180820/jobs?jobStatuses=Active HTTP/1.1\r\nHost: {ACCOUNT}.127.0.0.1:{port}\r\n\
+             x-amz-account-id: {ACCOUNT}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    assert!(raw.contains("<ListJobsResult xmlns=\"http://awss3control.amazonaws.com/doc/2018-08-20/\"><Jobs></Jobs></ListJobsResult>"), "{raw}");
+    drop(child);
+    let _ = std::fs::remove_dir_all(&state);
+}
