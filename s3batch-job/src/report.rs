@@ -393,6 +393,38 @@ mod tests {
         }
     }
 
+    /// Rows carry core's enums: a status or result code that is not S3's is an error naming
+    /// the value and the line, not a string passed on.
+    #[test]
+    fn report_rows_read_into_the_enums() {
+        let rows =
+            parse_report_csv(b"b,k,,succeeded,,,fine\nb,k,v,failed,TemporaryFailure,,busy\n")
+                .unwrap();
+        assert_eq!(
+            rows.iter()
+                .map(|r| (r.task_status, r.error_code, r.http_status))
+                .collect::<Vec<_>>(),
+            [
+                (TaskStatus::Succeeded, None, None),
+                (TaskStatus::Failed, Some(ResultCode::TemporaryFailure), None)
+            ]
+        );
+        for (csv, expect) in [
+            (
+                &b"b,k,,succeeded,,,\nb,k,,done,,,\n"[..],
+                r#"line 2: TaskStatus: status "done" is not succeeded or failed"#,
+            ),
+            (
+                b"b,k,,failed,Failed,200,x\n",
+                r#"line 1: ErrorCode "Failed" is not a result code"#,
+            ),
+            (b"b,k,,failed\n", "line 1: 4 columns, expected 7"),
+        ] {
+            let err = parse_report_csv(csv).unwrap_err();
+            assert!(err.starts_with(expect), "{err}");
+        }
+    }
+
     #[test]
     fn dates() {
         assert_eq!(

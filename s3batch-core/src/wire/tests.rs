@@ -78,12 +78,23 @@ fn the_vectors_round_trip_for_each_schema() {
             .into_invocation()
             .unwrap();
         assert_eq!(inv.job.schema_version, schema.as_str());
+        assert_eq!(inv.job.schema(), Ok(schema));
         assert_eq!(inv.job.id, event.job.id);
         assert_eq!(inv.job.user_arguments, event.job.user_arguments);
         let obj = inv.tasks[0].as_ref().unwrap();
         assert_eq!((obj.bucket.as_str(), obj.key.as_str()), (bucket, key));
         assert_eq!(obj.version_id.as_deref(), version);
     }
+    // A version this crate does not know is echoed as it is; `Job::schema` names it.
+    let mut future: Value = serde_json::from_slice(&vector("event-v2.json")).unwrap();
+    future["invocationSchemaVersion"] = "3.0".into();
+    let inv = Event::from_slice(&serde_json::to_vec(&future).unwrap())
+        .unwrap()
+        .into_invocation()
+        .unwrap();
+    assert_eq!(inv.job.schema_version, "3.0");
+    assert_eq!(inv.job.schema().unwrap_err().value(), "3.0");
+    assert!(serde_json::from_value::<Request>(future).is_err());
     let regional: Request = serde_json::from_slice(&vector("event-v1-regional-arn.json")).unwrap();
     let names: Vec<_> = regional.tasks.iter().map(|t| t.bucket.name()).collect();
     assert_eq!(names, [Some("awsexamplebucket"), Some("china-bucket")]);
