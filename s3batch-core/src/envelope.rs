@@ -7,6 +7,7 @@
 //! invocation error.
 
 use crate::key::decode_key;
+use crate::wire::{ParseSchemaError, Schema};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -76,6 +77,14 @@ pub struct Job {
     pub(crate) user_arguments_error: Option<String>,
 }
 
+impl Job {
+    /// [`schema_version`](Self::schema_version) as a [`Schema`]; an error naming the
+    /// version when it is not one this crate knows (the response still echoes it).
+    pub fn schema(&self) -> Result<Schema, ParseSchemaError> {
+        self.schema_version.parse()
+    }
+}
+
 /// Why an event could not be handled at all; Lambda reports it as a function error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvocationError(pub(crate) String);
@@ -125,8 +134,20 @@ impl Field {
             Field::Str(s) => Ok(s),
             Field::Absent => Err(format!("missing `{name}`")),
             Field::Null => Err(format!("`{name}` is null")),
-            Field::Wrong(t) => Err(format!("`{name}` is {t}, expected a string")),
-            Field::Unreadable(lossy) => Err(unreadable(name, &lossy)),
+            Field::Wrong(_) | Field::Unreadable(_) => {
+                Err(self.wrong(name, "a string").unwrap_or_default())
+            }
+        }
+    }
+
+    /// What is wrong with a value that is there but is not a readable string, naming the
+    /// field: the wrong JSON type (`expected` says what was), or not valid Unicode. `None`
+    /// for a string, `null` or an absent field.
+    fn wrong(&self, name: &str, expected: &str) -> Option<String> {
+        match self {
+            Field::Wrong(t) => Some(format!("`{name}` is {t}, expected {expected}")),
+            Field::Unreadable(lossy) => Some(unreadable(name, lossy)),
+            Field::Absent | Field::Null | Field::Str(_) => None,
         }
     }
 }
@@ -165,6 +186,51 @@ fn drain_map_stood_in<'de, A: MapAccess<'de>>(
     Ok(first.flatten().map(|i| STOOD_IN[i]))
 }
 
+/// Implements a lenient visitor's `visit_*` methods for the JSON types it takes as "the
+/// wrong type": each returns `$wrong(description)`, the description being "a string",
+/// "a boolean", "a number", "null", "an array" or "an object" (or, for an object that stands
+/// in for an unreadable value, what it stands in for). Arrays and objects are drained.
+macro_rules! visit_other {
+    ($de:lifetime, $wrong:expr => $($kind:ident)*) => { $(visit_other!(@$kind $de $wrong);)* };
+    (@str $de:lifetime $w:expr) => {
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($w("a string"))
+        }
+    };
+    (@bool $de:lifetime $w:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($w("a boolean"))
+        }
+    };
+    (@number $de:lifetime $w:expr) => {
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($w("a number"))
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($w("a number"))
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($w("a number"))
+        }
+    };
+    (@null $de:lifetime $w:expr) => {
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($w("null"))
+        }
+    };
+    (@array $de:lifetime $w:expr) => {
+        fn visit_seq<A: SeqAccess<$de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            drain_seq(seq)?;
+            Ok($w("an array"))
+        }
+    };
+    (@object $de:lifetime $w:expr) => {
+        fn visit_map<A: MapAccess<$de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            Ok($w(drain_map_stood_in(map)?.unwrap_or("an object")))
+        }
+    };
+}
+
 /// Reads any JSON value, keeping it only if it is a string.
 struct FieldVisitor;
 
@@ -198,22 +264,7 @@ impl<'de> Visitor<'de> for FieldVisitor {
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Field, D::Error> {
         d.deserialize_any(FieldVisitor)
     }
-    fn visit_bool<E>(self, _: bool) -> Result<Field, E> {
-        Ok(Field::Wrong("a boolean"))
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Field, E> {
-        Ok(Field::Wrong("a number"))
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Field, E> {
-        Ok(Field::Wrong("a number"))
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Field, E> {
-        Ok(Field::Wrong("a number"))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Field, A::Error> {
-        drain_seq(seq)?;
-        Ok(Field::Wrong("an array"))
-    }
+    visit_other!('de, Field::Wrong => bool number array);
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Field, A::Error> {
         match map.next_key_seed(KeyIndex(&STAND_INS))? {
             None => Ok(Field::Wrong("an object")),
@@ -296,28 +347,8 @@ macro_rules! lenient_struct {
                         }
                         Ok(out)
                     }
-                    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<$ty, A::Error> {
-                        drain_seq(seq)?;
-                        Ok($ty { not_object: Some("an array"), ..Default::default() })
-                    }
-                    fn visit_str<E>(self, _: &str) -> Result<$ty, E> {
-                        Ok($ty { not_object: Some("a string"), ..Default::default() })
-                    }
-                    fn visit_bool<E>(self, _: bool) -> Result<$ty, E> {
-                        Ok($ty { not_object: Some("a boolean"), ..Default::default() })
-                    }
-                    fn visit_i64<E>(self, _: i64) -> Result<$ty, E> {
-                        Ok($ty { not_object: Some("a number"), ..Default::default() })
-                    }
-                    fn visit_u64<E>(self, _: u64) -> Result<$ty, E> {
-                        Ok($ty { not_object: Some("a number"), ..Default::default() })
-                    }
-                    fn visit_f64<E>(self, _: f64) -> Result<$ty, E> {
-                        Ok($ty { not_object: Some("a number"), ..Default::default() })
-                    }
-                    fn visit_unit<E>(self) -> Result<$ty, E> {
-                        Ok($ty { not_object: Some("null"), ..Default::default() })
-                    }
+                    visit_other!('de, |t| $ty { not_object: Some(t), ..Default::default() }
+                        => array str bool number null);
                 }
                 d.deserialize_any(V)
             }
@@ -394,29 +425,7 @@ impl<'de> Deserialize<'de> for RawTasks {
                 }
                 Ok(RawTasks::List(out))
             }
-            fn visit_unit<E>(self) -> Result<RawTasks, E> {
-                Ok(RawTasks::Wrong("null"))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawTasks, A::Error> {
-                Ok(RawTasks::Wrong(
-                    drain_map_stood_in(map)?.unwrap_or("an object"),
-                ))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<RawTasks, E> {
-                Ok(RawTasks::Wrong("a string"))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<RawTasks, E> {
-                Ok(RawTasks::Wrong("a boolean"))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<RawTasks, E> {
-                Ok(RawTasks::Wrong("a number"))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<RawTasks, E> {
-                Ok(RawTasks::Wrong("a number"))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<RawTasks, E> {
-                Ok(RawTasks::Wrong("a number"))
-            }
+            visit_other!('de, RawTasks::Wrong => null object str bool number);
         }
         d.deserialize_any(V)
     }
@@ -467,25 +476,7 @@ impl<'de> Deserialize<'de> for RawUserArguments {
             fn visit_unit<E>(self) -> Result<Self::Value, E> {
                 Ok(RawUserArguments::Null)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-                drain_seq(seq)?;
-                Ok(RawUserArguments::Wrong("an array"))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(RawUserArguments::Wrong("a string"))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(RawUserArguments::Wrong("a boolean"))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(RawUserArguments::Wrong("a number"))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(RawUserArguments::Wrong("a number"))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(RawUserArguments::Wrong("a number"))
-            }
+            visit_other!('de, RawUserArguments::Wrong => array str bool number);
         }
         d.deserialize_any(V)
     }
@@ -578,7 +569,7 @@ impl Event {
         let schema_version = match self.schema {
             Field::Str(s) => s,
             // The field is documented as always present; 1.0 is the default at job creation.
-            _ => "1.0".to_owned(),
+            _ => Schema::default().as_str().to_owned(),
         };
         let mut job = Job {
             schema_version,
@@ -672,12 +663,8 @@ fn resolve_task(raw: RawTask) -> Result<Object, BadTask> {
             problems.push("`s3Bucket` is empty".into());
             None
         }
-        (Field::Wrong(t), _) => {
-            problems.push(format!("`s3Bucket` is {t}, expected a string"));
-            None
-        }
-        (Field::Unreadable(lossy), _) => {
-            problems.push(unreadable("s3Bucket", &lossy));
+        (b @ (Field::Wrong(_) | Field::Unreadable(_)), _) => {
+            problems.extend(b.wrong("s3Bucket", "a string"));
             None
         }
         (_, Field::Str(mut arn)) => match bucket_from_arn(&arn).map(str::len) {
@@ -693,12 +680,8 @@ fn resolve_task(raw: RawTask) -> Result<Object, BadTask> {
                 None
             }
         },
-        (_, Field::Wrong(t)) => {
-            problems.push(format!("`s3BucketArn` is {t}, expected a string"));
-            None
-        }
-        (_, Field::Unreadable(lossy)) => {
-            problems.push(unreadable("s3BucketArn", &lossy));
+        (_, arn @ (Field::Wrong(_) | Field::Unreadable(_))) => {
+            problems.extend(arn.wrong("s3BucketArn", "a string"));
             None
         }
         _ => {
@@ -708,15 +691,11 @@ fn resolve_task(raw: RawTask) -> Result<Object, BadTask> {
     };
     let version_id = match raw.s3_version_id {
         Field::Str(v) if !v.is_empty() => Some(v),
-        Field::Wrong(t) => {
-            problems.push(format!("`s3VersionId` is {t}, expected a string or null"));
+        // Absent, null or empty: no version.
+        other => {
+            problems.extend(other.wrong("s3VersionId", "a string or null"));
             None
         }
-        Field::Unreadable(lossy) => {
-            problems.push(unreadable("s3VersionId", &lossy));
-            None
-        }
-        Field::Absent | Field::Null | Field::Str(_) => None,
     };
     match (key, bucket) {
         (Some(key), Some(bucket)) if problems.is_empty() => Ok(Object {

@@ -5,7 +5,8 @@
 //! for the guide. The modules follow the path of an event: [`envelope`] reads it, [`key`]
 //! decodes keys, [`extract`] builds task parameters, [`task`] calls the function,
 //! [`error`] classifies failures, [`response`] assembles the answer, and [`runtime`] ties it
-//! to Lambda. [`testing`] runs the same path in-process.
+//! to Lambda. [`testing`] runs the same path in-process. [`wire`] has the S3 Batch Operations
+//! wire format itself, typed: the schema version, the event, the response, a report row.
 
 #![deny(missing_docs)]
 
@@ -17,6 +18,7 @@ pub mod response;
 pub mod runtime;
 pub mod task;
 pub mod testing;
+pub mod wire;
 
 pub use envelope::{BadTask, Event, Invocation, InvocationError, Job, Object};
 pub use error::{classify, ErrorKind, ResultExt, TaskError};

@@ -23,115 +23,106 @@
 //! or one pointed at a local S3 server.
 
 use crate::envelope::{Event, InvocationError};
-use crate::key::encode_key;
 use crate::response::Response;
 use crate::runtime::{Handler, Options};
 use crate::task::TaskFn;
-use serde_json::{json, Map, Value};
+use crate::wire::{Request, RequestJob, RequestTask, Schema};
+use serde_json::Value;
 use std::future::Future;
 
 /// Builds an S3 Batch Operations event of either schema. Keys given to [`object`](Self::object)
 /// are encoded the way S3 encodes them; [`raw_task`](Self::raw_task) adds anything at all.
 #[derive(Debug, Clone)]
 pub struct EventBuilder {
-    schema: String,
-    invocation_id: String,
-    job_id: String,
-    user_arguments: Option<Map<String, Value>>,
-    tasks: Vec<Value>,
+    /// Tasks as JSON: [`raw_task`](Self::raw_task) adds anything.
+    event: Request<Value>,
 }
 
 impl EventBuilder {
     /// Schema 1.0: tasks carry `s3BucketArn`.
     pub fn v1() -> Self {
-        Self::schema("1.0")
+        Self::new(Schema::V1)
     }
 
     /// Schema 2.0: tasks carry `s3Bucket`, the job may carry `userArguments`.
     pub fn v2() -> Self {
-        Self::schema("2.0")
+        Self::new(Schema::V2)
     }
 
-    fn schema(version: &str) -> Self {
+    /// An event of `schema`: its tasks carry the bucket field that schema has.
+    pub fn new(schema: Schema) -> Self {
         Self {
-            schema: version.into(),
-            invocation_id: "test-invocation".into(),
-            job_id: "test-job".into(),
-            user_arguments: None,
-            tasks: Vec::new(),
+            event: Request {
+                schema,
+                invocation_id: "test-invocation".into(),
+                job: RequestJob::new("test-job"),
+                tasks: Vec::new(),
+            },
         }
     }
 
     /// Sets `invocationId`.
     pub fn invocation_id(mut self, id: &str) -> Self {
-        self.invocation_id = id.into();
+        self.event.invocation_id = id.into();
         self
     }
 
     /// Sets `job.id`.
     pub fn job_id(mut self, id: &str) -> Self {
-        self.job_id = id.into();
+        self.event.job.id = id.into();
         self
     }
 
     /// Adds one entry to `job.userArguments`.
     pub fn user_argument(mut self, name: &str, value: &str) -> Self {
-        self.user_arguments
-            .get_or_insert_with(Map::new)
-            .insert(name.into(), Value::String(value.into()));
+        self.event
+            .job
+            .user_arguments
+            .insert(name.into(), value.into());
         self
     }
 
     /// Adds a task for `key` (decoded; it is encoded here), with task id `task-N`.
     pub fn object(self, bucket: &str, key: &str) -> Self {
-        self.task(bucket, &encode_key(key), None)
+        self.task(|schema, id| RequestTask::new(schema, id, bucket, key, None))
     }
 
     /// Adds a task for a versioned object.
     pub fn object_version(self, bucket: &str, key: &str, version_id: &str) -> Self {
-        self.task(bucket, &encode_key(key), Some(version_id))
+        self.task(|schema, id| RequestTask::new(schema, id, bucket, key, Some(version_id)))
     }
 
     /// Adds a task with `s3Key` exactly as given (already encoded, or deliberately wrong).
     pub fn encoded_object(self, bucket: &str, raw_key: &str) -> Self {
-        self.task(bucket, raw_key, None)
+        self.task(|schema, id| RequestTask::encoded(schema, id, bucket, raw_key, None))
     }
 
-    fn task(mut self, bucket: &str, raw_key: &str, version_id: Option<&str>) -> Self {
-        let task_id = format!("task-{}", self.tasks.len());
-        let mut task = json!({"taskId": task_id, "s3Key": raw_key, "s3VersionId": version_id});
-        if self.schema == "1.0" {
-            task["s3BucketArn"] = Value::String(format!("arn:aws:s3:::{bucket}"));
-        } else {
-            task["s3Bucket"] = Value::String(bucket.into());
-        }
-        self.tasks.push(task);
+    /// Adds the task `make` builds from the schema and the next task id, `task-N`.
+    fn task(mut self, make: impl FnOnce(Schema, String) -> RequestTask) -> Self {
+        let task = make(
+            self.event.schema,
+            format!("task-{}", self.event.tasks.len()),
+        );
+        self.event
+            .tasks
+            .push(serde_json::to_value(task).expect("a task serializes"));
         self
     }
 
     /// Adds any JSON value as a task.
     pub fn raw_task(mut self, task: Value) -> Self {
-        self.tasks.push(task);
+        self.event.tasks.push(task);
         self
     }
 
     /// The event as JSON.
     pub fn build(&self) -> Value {
-        let mut job = json!({ "id": self.job_id });
-        if let Some(args) = &self.user_arguments {
-            job["userArguments"] = Value::Object(args.clone());
-        }
-        json!({
-            "invocationSchemaVersion": self.schema,
-            "invocationId": self.invocation_id,
-            "job": job,
-            "tasks": self.tasks,
-        })
+        serde_json::to_value(&self.event).expect("an event serializes")
     }
 
     /// The event as JSON bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.build()).expect("a JSON value serializes")
+        serde_json::to_vec(&self.event).expect("an event serializes")
     }
 }
 

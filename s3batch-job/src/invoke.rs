@@ -113,7 +113,16 @@ impl LambdaInvoker {
 
 /// The event [`LambdaInvoker::check`] sends: a batch of no tasks, which an S3 Batch function
 /// answers with no results.
-const PROBE: &[u8] = br#"{"invocationSchemaVersion":"1.0","invocationId":"s3batch-job-check","job":{"id":"s3batch-job-check"},"tasks":[]}"#;
+fn probe() -> Vec<u8> {
+    use s3batch::wire::{Request, RequestJob, RequestTask, Schema};
+    serde_json::to_vec(&Request::<RequestTask> {
+        schema: Schema::V1,
+        invocation_id: "s3batch-job-check".into(),
+        job: RequestJob::new("s3batch-job-check"),
+        tasks: Vec::new(),
+    })
+    .expect("JSON serializes")
+}
 
 impl LambdaInvoker {
     /// One Invoke call; `Err(timeout)` when it did not answer within the client's timeout.
@@ -309,7 +318,7 @@ impl Invoke for LambdaInvoker {
     /// function exists.
     async fn check(&self) -> Result<(), String> {
         let invoked = self
-            .call(PROBE.to_vec(), InvocationType::DryRun)
+            .call(probe(), InvocationType::DryRun)
             .await
             .map_err(|timeout| {
                 format!(
@@ -408,6 +417,14 @@ pub(crate) fn error_doc(error_type: &str, message: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_probe_is_an_event_of_no_tasks() {
+        assert_eq!(
+            probe(),
+            br#"{"invocationSchemaVersion":"1.0","invocationId":"s3batch-job-check","job":{"id":"s3batch-job-check"},"tasks":[]}"#
+        );
+    }
 
     #[test]
     fn only_errors_a_repeat_may_escape_are_temporary() {

@@ -7,8 +7,8 @@ use crate::report::{
     cap_message, valid_job_id, JobOutcome, JobReport, JobStatus, Summary, TaskRecord, TaskStatus,
 };
 use futures_util::FutureExt;
+use s3batch::wire::{ReceivedResponse, Request, RequestJob, RequestTask};
 use s3batch::{BoxError, Handler, Options, ResultCode, TaskFn};
-use serde_json::{json, Map, Value};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::fmt;
@@ -26,25 +26,7 @@ pub const FUNCTION_ERROR: &str = "Lambda returned function error: ";
 pub const MISSING_RESULT: &str =
     "no result for this task in the Lambda response (treatMissingKeysAs)";
 
-/// `invocationSchemaVersion`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Schema {
-    /// `"1.0"`: tasks carry `s3BucketArn`.
-    #[default]
-    V1,
-    /// `"2.0"`: tasks carry `s3Bucket`; the job carries `userArguments`.
-    V2,
-}
-
-impl Schema {
-    /// `"1.0"` or `"2.0"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Schema::V1 => "1.0",
-            Schema::V2 => "2.0",
-        }
-    }
-}
+pub use s3batch::wire::Schema;
 
 /// How `TemporaryFailure`s (and failed Invoke API calls) are redriven: up to `max_redrives`
 /// more times per task, waiting `backoff`, doubled on each redrive up to `max_backoff`.
@@ -364,7 +346,7 @@ impl LocalJob {
             )));
         }
         let args = &self.user_arguments;
-        if !args.is_empty() && self.schema == Schema::V1 {
+        if !args.is_empty() && !self.schema.has_user_arguments() {
             return Err(JobError(
                 "user arguments need invocation schema 2.0 (S3 rejects them with 1.0)".into(),
             ));
@@ -395,33 +377,22 @@ impl LocalJob {
         invocation_id: &str,
         batch: impl Iterator<Item = (usize, &'e ManifestEntry)>,
     ) -> Vec<u8> {
-        let mut job = Map::new();
-        job.insert("id".into(), Value::String(self.job_id.clone()));
-        if self.schema == Schema::V2 && !self.user_arguments.is_empty() {
-            job.insert("userArguments".into(), json!(self.user_arguments));
+        let mut job = RequestJob::new(self.job_id.clone());
+        if self.schema.has_user_arguments() {
+            job = job.with_user_arguments(self.user_arguments.clone());
         }
-        let tasks: Vec<Value> = batch
+        let tasks = batch
             .map(|(i, e)| {
-                let mut t = json!({
-                    "taskId": task_id(i),
-                    "s3Key": s3batch::key::encode_key(&e.key),
-                    "s3VersionId": e.version_id,
-                });
-                match self.schema {
-                    Schema::V1 => {
-                        t["s3BucketArn"] = Value::String(format!("arn:aws:s3:::{}", e.bucket))
-                    }
-                    Schema::V2 => t["s3Bucket"] = Value::String(e.bucket.clone()),
-                }
-                t
+                let (bucket, key, version) = (&e.bucket, &e.key, e.version_id.as_deref());
+                RequestTask::new(self.schema, task_id(i), bucket, key, version)
             })
             .collect();
-        serde_json::to_vec(&json!({
-            "invocationSchemaVersion": self.schema.as_str(),
-            "invocationId": invocation_id,
-            "job": job,
-            "tasks": tasks,
-        }))
+        serde_json::to_vec(&Request {
+            schema: self.schema,
+            invocation_id: invocation_id.to_owned(),
+            job,
+            tasks,
+        })
         .expect("JSON serializes")
     }
 }
@@ -521,42 +492,25 @@ pub(crate) fn interpret(
 
 type Results = HashMap<String, (ResultCode, String)>;
 
-/// Reads a response strictly: what S3 could not parse is an error.
+/// Reads a response as S3 does ([`ReceivedResponse`]): what S3 could not parse is an error.
+/// The first result of a task id counts.
 fn read_response(invocation_id: &str, body: &[u8]) -> Result<(ResultCode, Results), String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
-    let obj = v.as_object().ok_or("not a JSON object")?;
-    let string = |o: &Map<String, Value>, name: &str| -> Result<Option<String>, String> {
-        match o.get(name) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(format!("`{name}` is {other}, not a string")),
-        }
-    };
-    let code = |s: String| s.parse::<ResultCode>();
-    let missing = match string(obj, "treatMissingKeysAs")? {
-        None => ResultCode::PermanentFailure,
-        Some(s) => code(s).map_err(|e| format!("treatMissingKeysAs: {e}"))?,
-    };
-    if let Some(id) = string(obj, "invocationId")? {
+    let response = ReceivedResponse::from_slice(body)?;
+    if let Some(id) = response.invocation_id {
         if id != invocation_id {
             return Err(format!(
                 "invocationId {id:?} is not the request's {invocation_id:?}"
             ));
         }
     }
-    string(obj, "invocationSchemaVersion")?;
-    let results = obj
-        .get("results")
-        .and_then(Value::as_array)
-        .ok_or("`results` is missing or not an array")?;
     let mut out = HashMap::new();
-    for r in results {
-        let r = r.as_object().ok_or("a result is not an object")?;
-        let id = string(r, "taskId")?.ok_or("a result has no `taskId`")?;
-        let c = code(string(r, "resultCode")?.ok_or("a result has no `resultCode`")?)?;
-        let text = string(r, "resultString")?.unwrap_or_default();
-        out.entry(id).or_insert((c, text));
+    for r in response.results {
+        let text = r.result_string.unwrap_or_default();
+        out.entry(r.task_id).or_insert((r.result_code, text));
     }
+    let missing = response
+        .treat_missing_keys_as
+        .unwrap_or(ResultCode::PermanentFailure);
     Ok((missing, out))
 }
 
@@ -888,6 +842,7 @@ mod tests {
     use crate::manifest::{Manifest, ManifestEntry};
     use crate::report::JobStatus;
     use s3batch::{Object, TaskError};
+    use serde_json::{json, Value};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
 

@@ -81,11 +81,7 @@ struct LineIn {
 
 impl LineIn {
     fn into_record(self) -> Result<(usize, TaskRecord), String> {
-        let status = match self.s.as_str() {
-            "succeeded" => TaskStatus::Succeeded,
-            "failed" => TaskStatus::Failed,
-            other => return Err(format!("status {other:?} is not succeeded or failed")),
-        };
+        let status: TaskStatus = self.s.parse()?;
         let error_code = self
             .c
             .map(|c| c.parse::<ResultCode>().map_err(|e| format!("c: {e}")))

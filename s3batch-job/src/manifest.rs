@@ -153,26 +153,21 @@ impl Manifest {
     /// named in it (by its `key` in the inventory's destination bucket).
     pub fn from_inventory(
         manifest_json: &[u8],
+        fetch: impl FnMut(&str, &str) -> Result<Vec<u8>, String>,
+    ) -> Result<Self, ManifestError> {
+        Self::read_inventory(&Inventory::parse(manifest_json)?, fetch)
+    }
+
+    /// The rows of a parsed inventory's data files, fetched with `fetch(bucket, key)`.
+    pub(crate) fn read_inventory(
+        inventory: &Inventory,
         mut fetch: impl FnMut(&str, &str) -> Result<Vec<u8>, String>,
     ) -> Result<Self, ManifestError> {
-        let inventory: Inventory = serde_json::from_slice(manifest_json).map_err(|e| {
-            ManifestError::whole(format!(
-                "manifest.json is not an S3 Inventory manifest: {e}"
-            ))
-        })?;
-        if !inventory.file_format.eq_ignore_ascii_case("CSV") {
-            return Err(ManifestError::whole(format!(
-                "S3 Inventory fileFormat {:?} is not supported; only CSV is",
-                inventory.file_format
-            )));
-        }
-        let columns = CsvColumns::inventory(&inventory.file_schema)?;
-        let destination =
-            destination_bucket(&inventory.destination_bucket).map_err(ManifestError::whole)?;
+        let (columns, destination) = (&inventory.columns, &inventory.destination);
         let mut problems = Vec::new();
         let mut entries = Vec::new();
         for file in &inventory.files {
-            let data = match fetch(&destination, &file.key) {
+            let data = match fetch(destination, &file.key) {
                 Ok(d) => d,
                 Err(e) => {
                     problems.push(format!("{}: {e}", file.key));
@@ -201,7 +196,7 @@ impl Manifest {
             };
             entries.extend(read_csv(
                 &data,
-                &columns,
+                columns,
                 &format!("{}: ", file.key),
                 &mut problems,
             ));
@@ -513,19 +508,52 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Inventory {
-    #[serde(default)]
-    destination_bucket: String,
-    file_format: String,
-    file_schema: String,
-    files: Vec<InventoryFile>,
+/// An S3 Inventory `manifest.json`, read and checked in one place: a CSV inventory with
+/// Bucket and Key columns and a valid `destinationBucket` (the bucket of its data files).
+pub(crate) struct Inventory {
+    columns: CsvColumns,
+    /// The bucket the data files are in.
+    pub(crate) destination: String,
+    /// The data files, in the manifest's order.
+    pub(crate) files: Vec<InventoryFile>,
 }
 
+impl Inventory {
+    pub(crate) fn parse(manifest_json: &[u8]) -> Result<Self, ManifestError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Json {
+            #[serde(default)]
+            destination_bucket: String,
+            file_format: String,
+            file_schema: String,
+            files: Vec<InventoryFile>,
+        }
+        let json: Json = serde_json::from_slice(manifest_json).map_err(|e| {
+            ManifestError::whole(format!(
+                "manifest.json is not an S3 Inventory manifest: {e}"
+            ))
+        })?;
+        if !json.file_format.eq_ignore_ascii_case("CSV") {
+            return Err(ManifestError::whole(format!(
+                "S3 Inventory fileFormat {:?} is not supported; only CSV is",
+                json.file_format
+            )));
+        }
+        Ok(Self {
+            columns: CsvColumns::inventory(&json.file_schema)?,
+            destination: destination_bucket(&json.destination_bucket)
+                .map_err(ManifestError::whole)?,
+            files: json.files,
+        })
+    }
+}
+
+/// A data file of an [`Inventory`].
 #[derive(Deserialize)]
-struct InventoryFile {
-    key: String,
+pub(crate) struct InventoryFile {
+    /// Its key in the destination bucket.
+    pub(crate) key: String,
     #[serde(rename = "MD5checksum")]
     md5: Option<String>,
 }

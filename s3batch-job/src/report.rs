@@ -22,29 +22,12 @@
 
 use crate::manifest::{hex, ManifestEntry};
 use md5::{Digest, Md5};
+use s3batch::wire::REPORT_COLUMNS;
+pub use s3batch::wire::{ReportRow, TaskStatus};
 use s3batch::ResultCode;
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
-
-/// How a task ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TaskStatus {
-    /// The function returned `Succeeded`.
-    Succeeded,
-    /// Anything else, after the last redrive.
-    Failed,
-}
-
-impl TaskStatus {
-    /// `succeeded` or `failed`, as in the report.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskStatus::Succeeded => "succeeded",
-            TaskStatus::Failed => "failed",
-        }
-    }
-}
 
 /// The final result of one manifest row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +45,21 @@ pub struct TaskRecord {
     pub message: String,
     /// How many times the task was sent (1 + redrives).
     pub attempts: u32,
+}
+
+impl TaskRecord {
+    /// The record's row in the completion report.
+    pub fn report_row(&self) -> ReportRow {
+        ReportRow::new(
+            self.entry.bucket.clone(),
+            self.entry.key.clone(),
+            self.entry.version_id.clone(),
+            self.status,
+            self.error_code,
+            self.http_status,
+            self.message.clone(),
+        )
+    }
 }
 
 /// How a job ended.
@@ -267,7 +265,7 @@ pub(crate) fn manifest_json(results: Vec<serde_json::Value>) -> Vec<u8> {
         "Format": "Report_CSV_20180820",
         "ReportCreationDate": rfc3339_millis(SystemTime::now()),
         "Results": results,
-        "ReportSchema": "Bucket, Key, VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage",
+        "ReportSchema": REPORT_COLUMNS.join(", "),
     });
     serde_json::to_vec_pretty(&manifest).expect("JSON serializes")
 }
@@ -281,16 +279,7 @@ pub(crate) fn results_writer<W: Write>(out: W) -> csv::Writer<W> {
 
 /// Writes one results row.
 pub(crate) fn write_row<W: Write>(w: &mut csv::Writer<W>, r: &TaskRecord) -> csv::Result<()> {
-    let http = r.http_status.map(|s| s.to_string()).unwrap_or_default();
-    w.write_record([
-        r.entry.bucket.as_str(),
-        &s3batch::key::encode_key(&r.entry.key),
-        r.entry.version_id.as_deref().unwrap_or(""),
-        r.status.as_str(),
-        r.error_code.map_or("", |c| c.as_str()),
-        &http,
-        &r.message,
-    ])
+    w.write_record(r.report_row().to_fields().iter().map(|f| f.as_bytes()))
 }
 
 fn report_csv(rows: &[&TaskRecord]) -> Vec<u8> {
@@ -301,36 +290,18 @@ fn report_csv(rows: &[&TaskRecord]) -> Vec<u8> {
     w.into_inner().expect("writing to a Vec")
 }
 
-/// One row of a completion report, as read back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ReportRow {
-    /// `Bucket`.
-    pub bucket: String,
-    /// `Key`, decoded.
-    pub key: String,
-    /// `VersionId`, `None` when empty.
-    pub version_id: Option<String>,
-    /// `TaskStatus`: `succeeded` or `failed`.
-    pub task_status: String,
-    /// `ErrorCode`: empty on success.
-    pub error_code: String,
-    /// `HTTPStatusCode`, when given.
-    pub http_status: Option<u16>,
-    /// `ResultMessage`.
-    pub message: String,
-}
-
 /// Reads a results CSV of a completion report, in the declared column order or in the order
-/// of AWS's examples (HTTP status before error code), row by row.
+/// of AWS's examples (HTTP status before error code), row by row ([`ReportRow::from_fields`]:
+/// a `TaskStatus` or `ErrorCode` that is not S3's is an error naming it and its line).
 ///
 /// ```
+/// use s3batch::ResultCode;
 /// let rows = s3batch_job::parse_report_csv(
 ///     b"b,a+b%2Bc,,failed,PermanentFailure,200,gone\nb,k,,failed,200,TemporaryFailure,busy\n",
 /// ).unwrap();
 /// assert_eq!(rows[0].key, "a b+c");
-/// assert_eq!((rows[0].error_code.as_str(), rows[0].http_status), ("PermanentFailure", Some(200)));
-/// assert_eq!((rows[1].error_code.as_str(), rows[1].http_status), ("TemporaryFailure", Some(200)));
+/// assert_eq!((rows[0].error_code, rows[0].http_status), (Some(ResultCode::PermanentFailure), Some(200)));
+/// assert_eq!((rows[1].error_code, rows[1].http_status), (Some(ResultCode::TemporaryFailure), Some(200)));
 /// ```
 pub fn parse_report_csv(bytes: &[u8]) -> Result<Vec<ReportRow>, String> {
     let mut reader = csv::ReaderBuilder::new()
@@ -341,25 +312,8 @@ pub fn parse_report_csv(bytes: &[u8]) -> Result<Vec<ReportRow>, String> {
     for record in reader.records() {
         let record = record.map_err(|e| e.to_string())?;
         let line = record.position().map_or(0, |p| p.line());
-        if record.len() != 7 {
-            return Err(format!("line {line}: {} columns, expected 7", record.len()));
-        }
-        let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        let (code, http) = if numeric(&record[4]) && !numeric(&record[5]) {
-            (&record[5], &record[4])
-        } else {
-            (&record[4], &record[5])
-        };
-        let key = s3batch::key::decode_key(&record[1]).unwrap_or_else(|_| record[1].to_owned());
-        rows.push(ReportRow {
-            bucket: record[0].to_owned(),
-            key,
-            version_id: Some(record[2].to_owned()).filter(|v| !v.is_empty()),
-            task_status: record[3].to_owned(),
-            error_code: code.to_owned(),
-            http_status: http.parse().ok(),
-            message: record[6].to_owned(),
-        });
+        let fields: Vec<&str> = record.iter().collect();
+        rows.push(ReportRow::from_fields(&fields).map_err(|e| format!("line {line}: {e}"))?);
     }
     Ok(rows)
 }
@@ -439,6 +393,38 @@ mod tests {
         }
     }
 
+    /// Rows carry core's enums: a status or result code that is not S3's is an error naming
+    /// the value and the line, not a string passed on.
+    #[test]
+    fn report_rows_read_into_the_enums() {
+        let rows =
+            parse_report_csv(b"b,k,,succeeded,,,fine\nb,k,v,failed,TemporaryFailure,,busy\n")
+                .unwrap();
+        assert_eq!(
+            rows.iter()
+                .map(|r| (r.task_status, r.error_code, r.http_status))
+                .collect::<Vec<_>>(),
+            [
+                (TaskStatus::Succeeded, None, None),
+                (TaskStatus::Failed, Some(ResultCode::TemporaryFailure), None)
+            ]
+        );
+        for (csv, expect) in [
+            (
+                &b"b,k,,succeeded,,,\nb,k,,done,,,\n"[..],
+                r#"line 2: TaskStatus: status "done" is not succeeded or failed"#,
+            ),
+            (
+                b"b,k,,failed,Failed,200,x\n",
+                r#"line 1: ErrorCode "Failed" is not a result code"#,
+            ),
+            (b"b,k,,failed\n", "line 1: 4 columns, expected 7"),
+        ] {
+            let err = parse_report_csv(csv).unwrap_err();
+            assert!(err.starts_with(expect), "{err}");
+        }
+    }
+
     #[test]
     fn dates() {
         assert_eq!(
@@ -501,9 +487,9 @@ mod tests {
         assert_eq!(rows.len(), 2, "{rows:?}");
         assert_eq!(rows[0].key, "a b,\"c\"\nd");
         assert_eq!(rows[0].message, "ok, \"quoted\"");
-        assert_eq!(rows[0].error_code, "");
+        assert_eq!(rows[0].error_code, None);
         assert_eq!(rows[1].key, "x+y");
-        assert_eq!(rows[1].error_code, "PermanentFailure");
+        assert_eq!(rows[1].error_code, Some(ResultCode::PermanentFailure));
         std::fs::remove_dir_all(&dir).unwrap();
 
         let failed_only = report.render(ReportScope::FailedTasksOnly, "", "");

@@ -1,6 +1,6 @@
 //! Where manifests are read from and reports written to: a local path or an `s3://` URI.
 
-use crate::manifest::{destination_bucket, is_inventory, Manifest, ManifestError};
+use crate::manifest::{is_inventory, Inventory, Manifest, ManifestError};
 use crate::report::{JobReport, ReportScope};
 use std::fmt;
 use std::path::PathBuf;
@@ -98,23 +98,18 @@ impl Manifest {
                 if !is_inventory(key, &bytes) {
                     return Manifest::from_csv(&bytes);
                 }
-                // Fetch the data files first: `from_inventory` takes a synchronous callback.
-                let inventory: serde_json::Value = serde_json::from_slice(&bytes)
-                    .map_err(|e| whole(format!("manifest.json is not JSON: {e}")))?;
-                // The data files are in the bucket `destinationBucket` names (the same rule
-                // as `from_inventory`'s), at their keys as given: S3 keys are names, not paths.
-                let destination =
-                    destination_bucket(inventory["destinationBucket"].as_str().unwrap_or_default())
-                        .map_err(whole)?;
+                // Fetch the data files first: reading the inventory takes a synchronous
+                // callback. They are in the bucket `destinationBucket` names, at their keys as
+                // given: S3 keys are names, not paths.
+                let inventory = Inventory::parse(&bytes)?;
+                let destination = &inventory.destination;
                 let mut files = std::collections::HashMap::new();
-                for f in inventory["files"].as_array().into_iter().flatten() {
-                    if let Some(k) = f["key"].as_str() {
-                        if !files.contains_key(k) {
-                            files.insert(k.to_owned(), get(s3, &destination, k).await);
-                        }
+                for f in &inventory.files {
+                    if !files.contains_key(&f.key) {
+                        files.insert(f.key.clone(), get(s3, destination, &f.key).await);
                     }
                 }
-                Manifest::from_inventory(&bytes, |b, k| match files.get(k) {
+                Manifest::read_inventory(&inventory, |b, k| match files.get(k) {
                     Some(got) if b == destination => got.clone(),
                     _ => Err(format!("s3://{b}/{k} was not fetched")),
                 })

@@ -164,8 +164,8 @@ struct RunArgs {
     s3_endpoint_url: Option<String>,
 
     /// The invocation schema: 2.0 sends s3Bucket and the user arguments.
-    #[arg(long, default_value = "1.0", value_parser = ["1.0", "2.0"])]
-    schema: String,
+    #[arg(long, default_value = "1.0", value_parser = schema_parser())]
+    schema: Schema,
 
     /// A user argument for schema 2.0, as NAME=VALUE; repeat for more (at most 10).
     #[arg(long = "user-arg", value_name = "NAME=VALUE", value_parser = parse_user_arg)]
@@ -256,6 +256,12 @@ fn parse_job_id(s: &str) -> Result<String, String> {
     } else {
         Err("use 1 to 64 of A-Z a-z 0-9 - _ (S3's job ids are UUIDs)".into())
     }
+}
+
+/// `--schema`: one of [`Schema::ALL`] (listed in `--help`), read with `Schema`'s `FromStr`.
+fn schema_parser() -> impl clap::builder::TypedValueParser<Value = Schema> {
+    use clap::builder::{PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(Schema::ALL.map(Schema::as_str)).try_map(|s| s.parse::<Schema>())
 }
 
 fn parse_user_arg(s: &str) -> Result<(String, String), String> {
@@ -521,11 +527,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
     };
     let mut job = LocalJob::new(manifest)
         .job_id(&job_id)
-        .schema(if args.schema == "2.0" {
-            Schema::V2
-        } else {
-            Schema::V1
-        })
+        .schema(args.schema)
         .tasks_per_invocation(args.tasks_per_invocation)
         .concurrency(args.concurrency)
         .grace_period(Duration::from_secs(args.grace_period))

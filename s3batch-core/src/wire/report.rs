@@ -1,0 +1,160 @@
+//! A row of a completion report (`Report_CSV_20180820`).
+
+use super::ResultCode;
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+/// The columns of a results file, in the order `manifest.json`'s `ReportSchema` declares and
+/// [`ReportRow::to_fields`] writes them.
+pub const REPORT_COLUMNS: [&str; 7] = [
+    "Bucket",
+    "Key",
+    "VersionId",
+    "TaskStatus",
+    "ErrorCode",
+    "HTTPStatusCode",
+    "ResultMessage",
+];
+
+/// How a task ended, as a report's `TaskStatus` and its results file say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskStatus {
+    /// `succeeded`: the function returned `Succeeded`.
+    Succeeded,
+    /// `failed`: anything else, after the last redrive.
+    Failed,
+}
+
+impl TaskStatus {
+    /// `succeeded` or `failed`, as in the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TaskStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "succeeded" => Ok(TaskStatus::Succeeded),
+            "failed" => Ok(TaskStatus::Failed),
+            other => Err(format!("status {other:?} is not succeeded or failed")),
+        }
+    }
+}
+
+/// One row of a completion report's results file:
+/// `Bucket,Key,VersionId,TaskStatus,ErrorCode,HTTPStatusCode,ResultMessage`.
+///
+/// ```
+/// use s3batch_core::wire::{ReportRow, ResultCode, TaskStatus};
+/// let row = ReportRow::from_fields(&["b", "a+b%2Bc", "", "failed", "200", "PermanentFailure", "gone"]).unwrap();
+/// assert_eq!((row.key.as_str(), row.task_status), ("a b+c", TaskStatus::Failed));
+/// assert_eq!((row.error_code, row.http_status), (Some(ResultCode::PermanentFailure), Some(200)));
+/// assert_eq!(row.to_fields()[4], "PermanentFailure");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReportRow {
+    /// `Bucket`.
+    pub bucket: String,
+    /// `Key`, decoded (the file holds it URL-encoded as manifests do: a space as `+`, a `+`
+    /// as `%2B`, so a row never breaks across lines).
+    pub key: String,
+    /// `VersionId`, `None` when empty.
+    pub version_id: Option<String>,
+    /// `TaskStatus`.
+    pub task_status: TaskStatus,
+    /// `ErrorCode`: `None` (empty) on success, the last result code otherwise.
+    pub error_code: Option<ResultCode>,
+    /// `HTTPStatusCode`: the Invoke API's status, `None` (empty) when the call got no
+    /// response.
+    pub http_status: Option<u16>,
+    /// `ResultMessage`.
+    pub message: String,
+}
+
+impl ReportRow {
+    /// A row.
+    pub fn new(
+        bucket: impl Into<String>,
+        key: impl Into<String>,
+        version_id: Option<String>,
+        task_status: TaskStatus,
+        error_code: Option<ResultCode>,
+        http_status: Option<u16>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            bucket: bucket.into(),
+            key: key.into(),
+            version_id,
+            task_status,
+            error_code,
+            http_status,
+            message: message.into(),
+        }
+    }
+
+    /// The row's fields in [`REPORT_COLUMNS`] order, the key encoded.
+    pub fn to_fields(&self) -> [Cow<'_, str>; 7] {
+        [
+            Cow::Borrowed(&self.bucket),
+            Cow::Owned(crate::key::encode_key(&self.key)),
+            Cow::Borrowed(self.version_id.as_deref().unwrap_or("")),
+            Cow::Borrowed(self.task_status.as_str()),
+            Cow::Borrowed(self.error_code.map_or("", ResultCode::as_str)),
+            self.http_status
+                .map_or(Cow::Borrowed(""), |s| Cow::Owned(s.to_string())),
+            Cow::Borrowed(&self.message),
+        ]
+    }
+
+    /// Reads the 7 fields of a row, in [`REPORT_COLUMNS`] order or in the order of AWS's
+    /// example rows (the HTTP status before the error code). A key that does not decode is
+    /// kept as it is; a status or result code that is not S3's is an error naming it.
+    pub fn from_fields<S: AsRef<str>>(fields: &[S]) -> Result<Self, String> {
+        let [bucket, key, version, status, code, http, message] = fields else {
+            return Err(format!("{} columns, expected 7", fields.len()));
+        };
+        let (bucket, key, version, status, message) = (
+            bucket.as_ref(),
+            key.as_ref(),
+            version.as_ref(),
+            status.as_ref(),
+            message.as_ref(),
+        );
+        let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let (code, http) = if numeric(http.as_ref()) || !numeric(code.as_ref()) {
+            (code.as_ref(), http.as_ref())
+        } else {
+            (http.as_ref(), code.as_ref())
+        };
+        let error_code = match code {
+            "" => None,
+            code => Some(
+                code.parse::<ResultCode>()
+                    .map_err(|e| format!("ErrorCode {e}"))?,
+            ),
+        };
+        Ok(Self {
+            bucket: bucket.to_owned(),
+            key: crate::key::decode_key(key).unwrap_or_else(|_| key.to_owned()),
+            version_id: Some(version.to_owned()).filter(|v| !v.is_empty()),
+            task_status: status.parse().map_err(|e| format!("TaskStatus: {e}"))?,
+            error_code,
+            http_status: http.parse().ok(),
+            message: message.to_owned(),
+        })
+    }
+}
