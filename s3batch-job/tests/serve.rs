@@ -204,8 +204,9 @@ impl Env {
             assert_eq!(r["Bucket"], REPORTS);
             let csv = get(r["Key"].as_str().unwrap().to_owned()).await;
             for row in parse_report_csv(&csv).unwrap() {
-                assert_eq!(row.task_status, r["TaskExecutionStatus"].as_str().unwrap());
-                rows.push((row.key, row.task_status));
+                let status = row.task_status.as_str();
+                assert_eq!(status, r["TaskExecutionStatus"].as_str().unwrap());
+                rows.push((row.key, status.to_owned()));
             }
         }
         rows.sort();
