@@ -61,7 +61,53 @@
 
 #![deny(missing_docs)]
 
-pub use s3batch_core::*;
+// The public face is this list, not everything `s3batch-core` has: the envelope's parsing
+// (`Event`, `Invocation`), the response's budget helpers and `runtime::main` are the core's
+// business and may change without a major version of `s3batch`.
+
+// A task's signature: the object, the extractors that may follow it, and the trait for your
+// own extractors.
+pub use s3batch_core::{Context, FromTask, Job, Object, TaskParts, UserArgs};
+
+// What a task returns: its error, how errors are classified, and the traits that say which
+// values and results a task may return (compiler errors name them).
+pub use s3batch_core::{
+    BoxError, ErrorKind, ResultCode, ResultExt, TaskError, TaskOutput, TaskReturn,
+};
+
+// Serving a task from your own `main` (`#[s3batch::task(main = false)]`) or a test: the
+// options, the handler, what it answers, and the trait every task fn implements (the bound
+// of `run`, `Handler` and `s3batch-job`'s runner).
+pub use s3batch_core::{
+    init_tracing, run, Handler, InvocationError, Options, OptionsBuilder, Response, TaskFn,
+    TaskResult,
+};
+
+// Error classification: how SDK errors, HTTP statuses and error codes become an
+// `ErrorKind`, and `FillErrorCodes` for clients that talk to S3-compatible servers.
+pub use s3batch_core::error;
+
+// S3 keys: the form-style decoding S3 Batch Operations needs (`decode_key`), and building
+// `CopySource` values (`copy_source`, `encode_key`).
+pub use s3batch_core::key;
+
+// Running a task in-process on built events, for unit tests.
+pub use s3batch_core::testing;
+
+// The S3 Batch Operations wire format, typed: the schema version, the event, the response and
+// a completion-report row (what `testing` and `s3batch-job` build and read).
+pub use s3batch_core::wire;
+
+/// The AWS SDK for S3 this crate is built with, re-exported so a task names the same
+/// `Client` the extractor builds.
+pub use s3batch_core::aws_sdk_s3;
+
+/// The Lambda runtime this crate serves tasks on, re-exported so a task names the same
+/// `Context`.
+pub use s3batch_core::lambda_runtime;
+
+#[doc(hidden)]
+pub use s3batch_core::__private;
 
 /// Makes an `async fn(obj: Object, …) -> Result<T, E>` an S3 Batch Operations Lambda; see the
 /// [crate documentation](crate) for the options.

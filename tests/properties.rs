@@ -227,7 +227,7 @@ proptest! {
             .build()
             .unwrap();
         let response = runtime.block_on(async {
-            let handler = Handler::new(by_key, Options::new().concurrency(concurrency))
+            let handler = Handler::new(by_key, Options::builder().concurrency(concurrency).build())
                 .await
                 .unwrap();
             let mut ctx = s3batch::Context::default();

@@ -23,7 +23,10 @@ fn concurrency(c: &mut Criterion) {
     group.sample_size(30);
     for (name, options) in [
         ("default-64", Options::new()),
-        ("concurrency-100", Options::new().concurrency(100)),
+        (
+            "concurrency-100",
+            Options::builder().concurrency(100).build(),
+        ),
     ] {
         let handler = rt.block_on(Handler::new(io_10ms, options)).unwrap();
         group.bench_function(name, |b| {

@@ -24,7 +24,7 @@ pub use envelope::{BadTask, Event, Invocation, InvocationError, Job, Object};
 pub use error::{classify, ErrorKind, ResultExt, TaskError};
 pub use extract::{FromTask, TaskParts, UserArgs};
 pub use response::{Response, ResultCode, TaskResult};
-pub use runtime::{init_tracing, run, Handler, Options};
+pub use runtime::{init_tracing, run, Handler, Options, OptionsBuilder};
 pub use task::{TaskFn, TaskOutput, TaskReturn};
 
 /// The error type of fallible setup (extractor state, the runtime).

@@ -24,18 +24,24 @@ use std::task::Poll;
 use std::time::{Duration, SystemTime};
 use tracing::Instrument;
 
-/// How tasks are run; set from the attribute (`#[s3batch::task(concurrency = 8)]`) or by
-/// hand for [`run`] and [`Handler::new`].
+/// How tasks are run; set from the attribute (`#[s3batch::task(concurrency = 8)]`) or built
+/// by hand with [`Options::builder`] for [`run`] and [`Handler::new`].
+///
+/// The getters read what was set; the setters are on [`OptionsBuilder`], as `aws_sdk_s3`'s
+/// `Config::builder()` / `Config` split them, so each reads as the plain name of what it is.
 ///
 /// ```
 /// use s3batch_core::{Options, ResultCode};
 /// use std::time::Duration;
-/// let options = Options::new()
+/// let options = Options::builder()
 ///     .concurrency(8)
 ///     .deadline_margin(Duration::from_millis(500))
 ///     .max_result_len(4096)
-///     .treat_missing_keys_as(ResultCode::TemporaryFailure);
-/// assert_eq!(options.get_concurrency(), 8);
+///     .treat_missing_keys_as(ResultCode::TemporaryFailure)
+///     .build();
+/// assert_eq!(options.concurrency(), 8);
+/// assert_eq!(options.deadline_margin(), Duration::from_millis(500));
+/// assert_eq!(Options::new().concurrency(), Options::DEFAULT_CONCURRENCY);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -72,22 +78,69 @@ impl Options {
         Self::default()
     }
 
+    /// A builder starting from the defaults.
+    pub fn builder() -> OptionsBuilder {
+        OptionsBuilder(Self::default())
+    }
+
+    /// The `treatMissingKeysAs` of every response; see
+    /// [`OptionsBuilder::treat_missing_keys_as`].
+    pub fn treat_missing_keys_as(&self) -> ResultCode {
+        self.treat_missing_keys_as
+    }
+
+    /// How many tasks of one invocation run at once (at least 1); see
+    /// [`OptionsBuilder::concurrency`].
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// How long before the Lambda deadline unfinished tasks are given up; see
+    /// [`OptionsBuilder::deadline_margin`].
+    pub fn deadline_margin(&self) -> Duration {
+        self.deadline_margin
+    }
+
+    /// The longest `resultString` in bytes; see [`OptionsBuilder::max_result_len`].
+    pub fn max_result_len(&self) -> usize {
+        self.max_result_len
+    }
+
+    /// The function timeout used when the runtime gives no usable deadline; see
+    /// [`OptionsBuilder::fallback_timeout`].
+    pub fn fallback_timeout(&self) -> Option<Duration> {
+        self.fallback_timeout
+    }
+}
+
+/// Sets [`Options`]: start from [`Options::builder`], end with [`OptionsBuilder::build`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "an options builder does nothing until `build` is called"]
+pub struct OptionsBuilder(Options);
+
+impl Default for OptionsBuilder {
+    fn default() -> Self {
+        Options::builder()
+    }
+}
+
+impl OptionsBuilder {
     /// The `treatMissingKeysAs` of every response.
     pub fn treat_missing_keys_as(mut self, code: ResultCode) -> Self {
-        self.treat_missing_keys_as = code;
+        self.0.treat_missing_keys_as = code;
         self
     }
 
     /// How many tasks of one invocation run at once (at least 1).
     pub fn concurrency(mut self, n: usize) -> Self {
-        self.concurrency = n.max(1);
+        self.0.concurrency = n.max(1);
         self
     }
 
     /// How long before the Lambda deadline the response is sent, with every task still
     /// running reported as `TemporaryFailure`.
     pub fn deadline_margin(mut self, margin: Duration) -> Self {
-        self.deadline_margin = margin;
+        self.0.deadline_margin = margin;
         self
     }
 
@@ -95,7 +148,7 @@ impl Options {
     /// end with `…[truncated N bytes]`. Whatever this is, the whole response is kept under
     /// [`RESPONSE_BUDGET`] (see [`fit_to_budget`]).
     pub fn max_result_len(mut self, bytes: usize) -> Self {
-        self.max_result_len = bytes;
+        self.0.max_result_len = bytes;
         self
     }
 
@@ -105,33 +158,13 @@ impl Options {
     /// deadline. [`run`] sets it from `AWS_LAMBDA_FUNCTION_TIMEOUT` (seconds, the variable the
     /// AWS Lambda Runtime Interface Emulator reads) unless set here.
     pub fn fallback_timeout(mut self, timeout: Duration) -> Self {
-        self.fallback_timeout = Some(timeout);
+        self.0.fallback_timeout = Some(timeout);
         self
     }
 
-    /// See [`Options::fallback_timeout`].
-    pub fn get_fallback_timeout(&self) -> Option<Duration> {
-        self.fallback_timeout
-    }
-
-    /// See [`Options::concurrency`].
-    pub fn get_concurrency(&self) -> usize {
-        self.concurrency
-    }
-
-    /// See [`Options::treat_missing_keys_as`].
-    pub fn get_treat_missing_keys_as(&self) -> ResultCode {
-        self.treat_missing_keys_as
-    }
-
-    /// See [`Options::deadline_margin`].
-    pub fn get_deadline_margin(&self) -> Duration {
-        self.deadline_margin
-    }
-
-    /// See [`Options::max_result_len`].
-    pub fn get_max_result_len(&self) -> usize {
-        self.max_result_len
+    /// The options.
+    pub fn build(self) -> Options {
+        self.0
     }
 }
 
@@ -575,7 +608,7 @@ fn timeout_from_env() -> Option<Duration> {
 /// #[tokio::main]
 /// async fn main() -> Result<(), s3batch_core::BoxError> {
 ///     s3batch_core::init_tracing();
-///     run(noop, Options::new().concurrency(4)).await
+///     run(noop, Options::builder().concurrency(4).build()).await
 /// }
 /// ```
 pub async fn run<T: TaskFn<Args>, Args>(task: T, mut options: Options) -> Result<(), BoxError> {
@@ -720,6 +753,35 @@ mod tests {
     use crate::testing::{invoke, invoke_with, EventBuilder};
     use crate::ErrorKind;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn options_read_back_what_the_builder_set() {
+        let defaults = Options::new();
+        assert_eq!(defaults, Options::builder().build());
+        assert_eq!(defaults.concurrency(), Options::DEFAULT_CONCURRENCY);
+        assert_eq!(defaults.deadline_margin(), Options::DEFAULT_DEADLINE_MARGIN);
+        assert_eq!(defaults.max_result_len(), Options::DEFAULT_MAX_RESULT_LEN);
+        assert_eq!(
+            defaults.treat_missing_keys_as(),
+            ResultCode::PermanentFailure
+        );
+        assert_eq!(defaults.fallback_timeout(), None);
+
+        let set = Options::builder()
+            .concurrency(3)
+            .deadline_margin(Duration::from_millis(250))
+            .max_result_len(77)
+            .treat_missing_keys_as(ResultCode::TemporaryFailure)
+            .fallback_timeout(Duration::from_secs(9))
+            .build();
+        assert_eq!(set.concurrency(), 3);
+        assert_eq!(set.deadline_margin(), Duration::from_millis(250));
+        assert_eq!(set.max_result_len(), 77);
+        assert_eq!(set.treat_missing_keys_as(), ResultCode::TemporaryFailure);
+        assert_eq!(set.fallback_timeout(), Some(Duration::from_secs(9)));
+        // The invariant the builder keeps: at least one task at a time.
+        assert_eq!(Options::builder().concurrency(0).build().concurrency(), 1);
+    }
 
     async fn echo(obj: Object) -> Result<String, TaskError> {
         Ok(format!(
@@ -1003,7 +1065,7 @@ mod tests {
         }
         let r = invoke_with(
             track,
-            Options::new().concurrency(7),
+            Options::builder().concurrency(7).build(),
             event,
             Default::default(),
         )
@@ -1033,9 +1095,10 @@ mod tests {
         async fn long(_: Object) -> Result<String, TaskError> {
             Ok("x".repeat(5000))
         }
-        let options = Options::new()
+        let options = Options::builder()
             .max_result_len(100)
-            .treat_missing_keys_as(ResultCode::TemporaryFailure);
+            .treat_missing_keys_as(ResultCode::TemporaryFailure)
+            .build();
         let r = invoke_with(
             long,
             options,
@@ -1155,7 +1218,9 @@ mod tests {
             .unwrap();
         assert_eq!(r.results[0].result_code, ResultCode::Succeeded);
         // With a fallback timeout, that placeholder becomes now + timeout.
-        let options = Options::new().fallback_timeout(Duration::from_secs(5));
+        let options = Options::builder()
+            .fallback_timeout(Duration::from_secs(5))
+            .build();
         let r = invoke_with(nap, options, event, ctx).await.unwrap();
         assert_eq!(r.results[0].result_string, DEADLINE_MESSAGE);
     }
@@ -1413,7 +1478,7 @@ mod tests {
         for i in 0..1100 {
             event = event.object("b", &i.to_string());
         }
-        let options = Options::new().max_result_len(10_000);
+        let options = Options::builder().max_result_len(10_000).build();
         let r = invoke_with(control, options, event, Default::default())
             .await
             .unwrap();
@@ -1452,7 +1517,7 @@ mod tests {
         }
         let again = invoke_with(
             control,
-            Options::new().max_result_len(10_000),
+            Options::builder().max_result_len(10_000).build(),
             event,
             Default::default(),
         )
@@ -1557,7 +1622,9 @@ mod tests {
             Ok("woke".into())
         }
         let ctx = context_with_deadline(SystemTime::now() + Duration::from_secs(60));
-        let options = Options::new().fallback_timeout(Duration::from_secs(1));
+        let options = Options::builder()
+            .fallback_timeout(Duration::from_secs(1))
+            .build();
         let r = invoke_with(nap, options, EventBuilder::v1().object("b", "k"), ctx)
             .await
             .unwrap();

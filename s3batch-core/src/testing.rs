@@ -220,7 +220,7 @@ pub async fn invoke_with_client<T: TaskFn<Args>, Args>(
 /// # async fn task(obj: Object, s3: aws_sdk_s3::Client) -> Result<String, TaskError> { Ok(String::new()) }
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let client = aws_sdk_s3::Client::from_conf(client_config().endpoint_url("http://127.0.0.1:9").build());
-/// let options = Options::new().concurrency(1);
+/// let options = Options::builder().concurrency(1).build();
 /// let event = EventBuilder::v1().object("bucket", "key");
 /// let response = with_client(client, invoke_with(task, options, event, Default::default()))
 ///     .await

@@ -37,10 +37,14 @@ async fn has_credentials(config: &aws_config::SdkConfig) -> bool {
     }
 }
 
-fn is_loopback(url: &str) -> bool {
-    let rest = url.split("://").nth(1).unwrap_or(url);
-    let host = rest.split(['/', ':']).next().unwrap_or_default();
-    host == "localhost" || host.starts_with("127.") || rest.starts_with("[::1]")
+/// Whether an endpoint URL names this machine: `localhost` or a loopback address.
+fn is_loopback(endpoint: &str) -> bool {
+    match url::Url::parse(endpoint).as_ref().map(url::Url::host) {
+        Ok(Some(url::Host::Domain(name))) => name.eq_ignore_ascii_case("localhost"),
+        Ok(Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+        Ok(Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+        _ => false,
+    }
 }
 
 /// An S3 client; path-style addressing when an endpoint is set (local servers need it).
@@ -61,8 +65,16 @@ mod tests {
         assert!(super::is_loopback("http://127.0.0.1:9000"));
         assert!(super::is_loopback("http://localhost"));
         assert!(super::is_loopback("http://[::1]:5000/x"));
+        assert!(super::is_loopback("http://127.8.9.10"));
+        assert!(super::is_loopback("HTTP://LOCALHOST:9000"));
         assert!(!super::is_loopback(
             "https://lambda.us-east-1.amazonaws.com"
         ));
+        // The host is what counts, not what a path or user name says.
+        assert!(!super::is_loopback("http://localhost.example.com"));
+        assert!(!super::is_loopback("http://127.0.0.1.example.com/"));
+        assert!(!super::is_loopback("http://localhost@10.0.0.1/"));
+        assert!(!super::is_loopback("http://10.0.0.1/127.0.0.1"));
+        assert!(!super::is_loopback("not a url"));
     }
 }

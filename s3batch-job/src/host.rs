@@ -901,30 +901,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Random bits for ids, from the operating system.
 fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
+    getrandom::u64().expect("the operating system provides random numbers")
 }
 
 /// A random UUID (version 4), Lambda's request id format.
 fn uuid() -> String {
-    let (a, b) = (random_u64(), random_u64());
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xfff,
-        (b >> 48) & 0x3fff | 0x8000,
-        b & 0xffff_ffff_ffff
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// An X-Ray trace header, as Lambda sends one (not sampled).
@@ -961,8 +945,40 @@ mod tests {
             );
             assert_eq!(describe(ExitStatus::from_raw(1 << 8)), "exit status 1");
         }
+    }
+
+    #[test]
+    fn request_ids_are_random_v4_uuids() {
         let id = uuid();
-        assert_eq!(id.len(), 36);
+        let parsed = uuid::Uuid::parse_str(&id).unwrap();
+        assert_eq!(parsed.get_version(), Some(uuid::Version::Random));
+        assert_eq!(
+            id,
+            parsed.hyphenated().to_string(),
+            "lower-case, hyphenated"
+        );
         assert_ne!(id, uuid());
+    }
+
+    #[test]
+    fn trace_ids_read_like_x_rays() {
+        let id = trace_id();
+        let (root, rest) = id.split_once(";Parent=").unwrap();
+        let (parent, sampled) = rest.split_once(';').unwrap();
+        let root: Vec<&str> = root.strip_prefix("Root=").unwrap().split('-').collect();
+        assert_eq!(root.len(), 3, "{id}");
+        assert_eq!(
+            (root[0], root[1].len(), root[2].len()),
+            ("1", 8, 24),
+            "{id}"
+        );
+        assert_eq!(parent.len(), 16, "{id}");
+        assert_eq!(sampled, "Sampled=0");
+        let hex = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        };
+        assert!(hex(root[1]) && hex(root[2]) && hex(parent), "{id}");
+        assert_ne!(id, trace_id());
     }
 }

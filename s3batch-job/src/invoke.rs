@@ -279,17 +279,22 @@ impl Intercept for RecordEndpoint {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let uri = context.request().uri();
-        // `scheme://authority` of `scheme://authority/2015-03-31/functions/…`.
-        let origin = match uri.find("://") {
-            Some(i) => uri[i + 3..]
-                .find('/')
-                .map_or(uri, |j| &uri[..i + 3 + j])
-                .to_owned(),
-            None => uri.to_owned(),
-        };
+        let origin = origin(context.request().uri());
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(origin);
         Ok(())
+    }
+}
+
+/// `scheme://host:port` of `scheme://host:port/2015-03-31/functions/…` (the port only when
+/// it is not the scheme's default); a URI that does not parse as it is.
+fn origin(uri: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(url) => match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{}://{host}:{port}", url.scheme()),
+            (Some(host), None) => format!("{}://{host}", url.scheme()),
+            (None, _) => uri.to_owned(),
+        },
+        Err(_) => uri.to_owned(),
     }
 }
 
@@ -424,6 +429,22 @@ mod tests {
             probe(),
             br#"{"invocationSchemaVersion":"1.0","invocationId":"s3batch-job-check","job":{"id":"s3batch-job-check"},"tasks":[]}"#
         );
+    }
+
+    #[test]
+    fn the_recorded_endpoint_is_the_requests_origin() {
+        assert_eq!(
+            origin("http://127.0.0.1:9001/2015-03-31/functions/f/invocations"),
+            "http://127.0.0.1:9001"
+        );
+        assert_eq!(
+            origin("https://lambda.us-east-1.amazonaws.com/2015-03-31/functions/f/invocations?q=1"),
+            "https://lambda.us-east-1.amazonaws.com"
+        );
+        assert_eq!(origin("http://[::1]:9000/x"), "http://[::1]:9000");
+        // Credentials in an endpoint URL never reach a message.
+        assert_eq!(origin("http://user:secret@host:1/x"), "http://host:1");
+        assert_eq!(origin("not a url"), "not a url");
     }
 
     #[test]

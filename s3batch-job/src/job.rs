@@ -401,27 +401,9 @@ fn task_id(i: usize) -> String {
     format!("task-{i:08x}")
 }
 
-/// A new random job id, UUID-shaped like S3's.
+/// A new random job id: a version 4 UUID, as S3's job ids are.
 pub fn random_job_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let r = || {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        h.finish()
-    };
-    let (a, b) = (r(), r());
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xfff,
-        (b >> 48) & 0x3fff | 0x8000,
-        b & 0xffff_ffff_ffff
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// One attempt's outcome for one task.
@@ -856,6 +838,20 @@ mod tests {
 
     fn ids(n: usize) -> Vec<String> {
         (0..n).map(task_id).collect()
+    }
+
+    #[test]
+    fn random_job_ids_are_valid_v4_uuids() {
+        let id = random_job_id();
+        assert!(valid_job_id(&id), "{id}");
+        let parsed = uuid::Uuid::parse_str(&id).unwrap();
+        assert_eq!(parsed.get_version(), Some(uuid::Version::Random));
+        assert_eq!(
+            id,
+            parsed.hyphenated().to_string(),
+            "lower-case, hyphenated"
+        );
+        assert_ne!(id, random_job_id());
     }
 
     #[test]

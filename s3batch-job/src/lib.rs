@@ -6,7 +6,9 @@
 //! (`cargo lambda watch` locally, or a deployed function) with [`LambdaInvoker`], or called
 //! in-process with [`LocalJob::run_in_process`] for integration tests.
 //!
-//! The command line is `cargo s3batch run` (the `cargo-s3batch` binary of this package).
+//! The command line is `cargo s3batch run` (the `cargo-s3batch` binary of this package),
+//! built with the `cli` feature (on by default). With `default-features = false` the library
+//! compiles without the command line's crates (clap, indicatif, tracing-subscriber).
 //!
 //! ```
 //! use s3batch::{Object, TaskError};

@@ -349,28 +349,15 @@ pub fn read_report(dir: &Path) -> Result<Vec<ReportRow>, String> {
     Ok(rows)
 }
 
-/// `2019-04-05T17:48:39.725Z`.
+/// `2019-04-05T17:48:39.725Z`: RFC 3339 in UTC with milliseconds, as S3 writes
+/// `ReportCreationDate`.
 fn rfc3339_millis(t: SystemTime) -> String {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's days-to-civil.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::from(t)
+        .format(FORMAT)
+        .expect("a UTC time formats")
 }
 
 #[cfg(test)]
@@ -433,6 +420,11 @@ mod tests {
         );
         let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_554_486_519_725);
         assert_eq!(rfc3339_millis(t), "2019-04-05T17:48:39.725Z");
+        // A leap day; sub-millisecond parts are cut, not rounded up into the next day.
+        let t = SystemTime::UNIX_EPOCH + Duration::new(1_709_251_199, 999_999_999);
+        assert_eq!(rfc3339_millis(t), "2024-02-29T23:59:59.999Z");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(4_102_444_800);
+        assert_eq!(rfc3339_millis(t), "2100-01-01T00:00:00.000Z");
     }
 
     #[test]

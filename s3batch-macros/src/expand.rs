@@ -72,7 +72,7 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
     let served = quote_spanned! {name.span()=>
         #krate::__private::Serve::main(
             #krate::__private::Checked::<_, { #checks true }>(#name),
-            #krate::__private::Options::new() #(#calls)*,
+            #krate::__private::Options::builder() #(#calls)* .build(),
         )
     };
     quote! {

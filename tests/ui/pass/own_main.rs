@@ -9,7 +9,7 @@ async fn own(obj: Object) -> Result<String, TaskError> {
 // a handler; a real one would call `s3batch::run(own, options).await`).
 #[tokio::main]
 async fn main() {
-    let handler = Handler::new(own, Options::new().concurrency(2)).await.unwrap();
+    let handler = Handler::new(own, Options::builder().concurrency(2).build()).await.unwrap();
     let event = s3batch::testing::EventBuilder::v1().object("b", "a b");
     let response = handler.handle(serde_json::from_value(event.build()).unwrap(), &Default::default()).await.unwrap();
     assert_eq!(response.results[0].result_string, "a b");
