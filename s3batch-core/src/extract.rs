@@ -3,8 +3,9 @@
 //! Every parameter after the [`Object`] is an extractor: a type implementing
 //! [`FromTask`]. Its [`State`](FromTask::State) is built once per cold start (before the
 //! first event), and each task builds the parameter from that state and the invocation.
-//! The built-in extractors are [`aws_sdk_s3::Client`], [`Job`], [`UserArgs<T>`] and
-//! [`lambda_runtime::Context`]; implement the trait for your own once-per-cold-start state.
+//! The built-in extractors are `aws_sdk_s3::Client` (feature `s3`, on by default), [`Job`],
+//! [`UserArgs<T>`] and [`lambda_runtime::Context`]; implement the trait for your own
+//! once-per-cold-start state.
 //!
 //! ```
 //! use s3batch_core::{BoxError, FromTask, TaskError, TaskParts};
@@ -72,6 +73,9 @@ pub trait FromTask: Sized + Send + 'static {
 /// In tests, [`testing::with_client`](crate::testing::with_client) and
 /// [`testing::invoke_with_client`](crate::testing::invoke_with_client) hand it a client of
 /// your own (a mocked one, or one for a local S3 server) instead.
+///
+/// Needs the feature `s3` (on by default).
+#[cfg(feature = "s3")]
 impl FromTask for aws_sdk_s3::Client {
     type State = aws_sdk_s3::Client;
 
@@ -94,6 +98,7 @@ impl FromTask for aws_sdk_s3::Client {
     }
 }
 
+#[cfg(feature = "s3")]
 tokio::task_local! {
     /// The client [`crate::testing::with_client`] hands the `Client` extractor instead of one
     /// built from the environment.
@@ -101,6 +106,7 @@ tokio::task_local! {
 }
 
 /// The `Client` extractor's S3 configuration on top of the loaded SDK configuration.
+#[cfg(feature = "s3")]
 fn s3_config(config: &aws_config::SdkConfig, custom_endpoint: bool) -> aws_sdk_s3::config::Builder {
     aws_sdk_s3::config::Builder::from(config)
         .force_path_style(custom_endpoint)
@@ -341,6 +347,7 @@ mod tests {
 
     /// The extractor's client gives a throttled `HeadObject` (a 503 without a body) an error
     /// code, so it stays temporary even after `?` into `aws_sdk_s3::Error`.
+    #[cfg(feature = "s3")]
     #[tokio::test]
     async fn the_client_keeps_a_bodiless_503_temporary() {
         use aws_sdk_s3::config::http::HttpResponse;

@@ -19,7 +19,9 @@ pub mod task;
 pub mod testing;
 
 pub use envelope::{BadTask, Event, Invocation, InvocationError, Job, Object};
-pub use error::{classify, ErrorKind, ResultExt, TaskError};
+#[cfg(feature = "s3")]
+pub use error::classify;
+pub use error::{ErrorKind, ResultExt, TaskError};
 pub use extract::{FromTask, TaskParts, UserArgs};
 pub use response::{Response, ResultCode, TaskResult};
 pub use runtime::{init_tracing, run, Handler, Options};
@@ -29,6 +31,7 @@ pub use task::{TaskFn, TaskOutput, TaskReturn};
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Re-exported so users name one version of these.
+#[cfg(feature = "s3")]
 pub use aws_sdk_s3;
 pub use lambda_runtime;
 pub use lambda_runtime::Context;

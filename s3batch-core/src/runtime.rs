@@ -708,6 +708,7 @@ mod tests {
     /// aws-sdk-s3 refuses a key that is only whitespace before sending ("key was missing"):
     /// the task's message says the key is only whitespace. Offline: the SDK fails while
     /// building the request, so the mock HTTP client is never reached.
+    #[cfg(feature = "s3")]
     #[tokio::test]
     async fn a_whitespace_only_key_says_so() {
         async fn s3_calls(obj: Object, s3: aws_sdk_s3::Client) -> Result<String, TaskError> {
@@ -1005,6 +1006,7 @@ mod tests {
         assert_eq!(ok.results[0].result_code, ResultCode::Succeeded);
     }
 
+    #[cfg(feature = "s3")]
     #[tokio::test]
     async fn every_extractor_in_any_order() {
         async fn all(
