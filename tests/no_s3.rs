@@ -91,3 +91,26 @@ fn a_task_without_the_s3_feature_builds_and_serves() {
     assert_eq!(r.results[0].result_code, ResultCode::Succeeded);
     assert_eq!(r.results[0].result_string, "bucket has 7 bytes in its key");
 }
+
+/// `tests/no-s3/src/bin/client_param.rs`, an `aws_sdk_s3::Client` parameter without the `s3`
+/// feature, does not compile, and the error says which feature the `Client` needs.
+#[test]
+fn a_client_parameter_without_the_s3_feature_names_the_feature() {
+    let out = Command::new(env!("CARGO"))
+        .args(["check", "--locked", "--offline", "-p", "no-s3"])
+        .args(["--features", "client-param", "--bin", "client_param"])
+        .current_dir(workspace_root())
+        .output()
+        .expect("running cargo check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("`aws_sdk_s3::Client` cannot be a task parameter")
+            || stderr.contains("`Client` cannot be a task parameter"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`aws_sdk_s3::Client` needs s3batch's feature `s3`"),
+        "{stderr}"
+    );
+}

@@ -47,10 +47,21 @@ pub struct TaskParts<'a> {
 /// An error from [`from_task`](FromTask::from_task) fails that task with the error's kind
 /// and message, without calling the task function. An error from [`init`](FromTask::init)
 /// stops the function before it serves any event (a Lambda init error).
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be a task parameter",
-    label = "does not implement `s3batch::FromTask`",
-    note = "task parameters after the `Object` must be extractors: `aws_sdk_s3::Client`, `Job`, `UserArgs<T>`, `lambda_runtime::Context`, or your own type implementing `FromTask`"
+#[cfg_attr(
+    feature = "s3",
+    diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be a task parameter",
+        label = "does not implement `s3batch::FromTask`",
+        note = "task parameters after the `Object` must be extractors: `aws_sdk_s3::Client`, `Job`, `UserArgs<T>`, `lambda_runtime::Context`, or your own type implementing `FromTask`"
+    )
+)]
+#[cfg_attr(
+    not(feature = "s3"),
+    diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be a task parameter",
+        label = "does not implement `s3batch::FromTask`",
+        note = "task parameters after the `Object` must be extractors: `Job`, `UserArgs<T>`, `lambda_runtime::Context`, or your own type implementing `FromTask`; `aws_sdk_s3::Client` needs s3batch's feature `s3` (on by default)"
+    )
 )]
 pub trait FromTask: Sized + Send + 'static {
     /// Built once per cold start and shared by every task.

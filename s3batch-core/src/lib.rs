@@ -77,10 +77,21 @@ pub mod __private {
     /// A parameter after the `Object`: any extractor. The `Object` itself passes here because
     /// an `Object` out of place is reported once, at the first parameter (two `Object`s are
     /// still refused, by the `TaskFn` bound of [`Serve`]).
-    #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot be a task parameter",
-        label = "does not implement `s3batch::FromTask`",
-        note = "task parameters after the `Object` must be extractors: `aws_sdk_s3::Client`, `Job`, `UserArgs<T>`, `lambda_runtime::Context`, or your own type implementing `FromTask`"
+    #[cfg_attr(
+        feature = "s3",
+        diagnostic::on_unimplemented(
+            message = "`{Self}` cannot be a task parameter",
+            label = "does not implement `s3batch::FromTask`",
+            note = "task parameters after the `Object` must be extractors: `aws_sdk_s3::Client`, `Job`, `UserArgs<T>`, `lambda_runtime::Context`, or your own type implementing `FromTask`"
+        )
+    )]
+    #[cfg_attr(
+        not(feature = "s3"),
+        diagnostic::on_unimplemented(
+            message = "`{Self}` cannot be a task parameter",
+            label = "does not implement `s3batch::FromTask`",
+            note = "task parameters after the `Object` must be extractors: `Job`, `UserArgs<T>`, `lambda_runtime::Context`, or your own type implementing `FromTask`; `aws_sdk_s3::Client` needs s3batch's feature `s3` (on by default)"
+        )
     )]
     pub trait TaskParam {}
 
