@@ -14,7 +14,7 @@ import sys
 
 out = sys.argv[1]
 target = os.path.dirname(out)
-root = os.path.dirname(target)
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 crit = os.path.join(target, "criterion")
 
 
@@ -76,8 +76,12 @@ with open(os.path.join(out, "coldstart-bundle.json")) as f:
     bundle = {p["label"]: p for p in json.load(f)["programs"]}
 size = {
     b: os.path.getsize(os.path.join(target, "lambda", b, "bootstrap"))
-    for b in ("framework", "handwritten")
+    for b in ("framework", "handwritten", "framework_no_client", "handwritten_no_client")
 }
+# The pair without an S3 client: s3batch without its `s3` feature against lambda_runtime alone.
+with open(os.path.join(out, "coldstart-no-client.json")) as f:
+    cold_nc = {p["label"]: p for p in json.load(f)["programs"]}
+runs_nc = len(cold_nc["s3batch"]["ms"])
 
 # 4: concurrency
 conc = {n: estimate("io-100x10ms", n) for n in ("default-64", "concurrency-100")}
@@ -91,6 +95,9 @@ c_fw, c_hw, c_py = (cold[k]["median_ms"] for k in ("s3batch", "handwritten", "py
 r_cold = c_fw / c_hw
 r_py = c_py / c_fw
 r_size = size["framework"] / size["handwritten"]
+c_fw_nc, c_hw_nc = (cold_nc[k]["median_ms"] for k in ("s3batch", "handwritten"))
+r_cold_nc = c_fw_nc / c_hw_nc
+r_size_nc = size["framework_no_client"] / size["handwritten_no_client"]
 rss_fw, rss_hw, rss_py = (cold[k]["median_rss_kb"] for k in ("s3batch", "handwritten", "python"))
 r_rss = rss_fw / rss_hw
 c64 = conc["default-64"][0] / 1e6
@@ -114,11 +121,13 @@ for t in (1, 100):
       f"hand-written {fmt_ns(warm[(t, 'handwritten')][0])} | {r_warm[t]:.2f}× | ≤ 1.0× | {verdict(r_warm[t] <= 1.0)} |")
     p(f"| 1 | warm, {t} task{'s' if t > 1 else ''}: median time | {fmt_ns(warm[(t, 's3batch')][0])} | "
       f"serde floor {fmt_ns(warm[(t, 'serde_floor')][0])} | {r_floor[t]:.2f}× | ≤ 1.3× | {verdict(r_floor[t] <= 1.3)} |")
-p(f"| 2 | cold start, median of {runs} | {c_fw:.2f} ms | hand-written {c_hw:.2f} ms | {r_cold:.2f}× | ≤ 1.1× | {verdict(r_cold <= 1.1)} |")
+p(f"| 2 | cold start with an S3 client, median of {runs} | {c_fw:.2f} ms | hand-written {c_hw:.2f} ms | {r_cold:.2f}× | ≤ 1.1× | {verdict(r_cold <= 1.1)} |")
+p(f"| 2 | cold start without an S3 client, median of {runs_nc} | {c_fw_nc:.2f} ms | hand-written {c_hw_nc:.2f} ms | {r_cold_nc:.2f}× | ≤ 1.1× | {verdict(r_cold_nc <= 1.1)} |")
 p(f"| 2 | cold start, median of {runs} | {c_fw:.2f} ms | Python {c_py:.1f} ms | {r_py:.1f}× faster | ≥ 25× faster | {verdict(r_py >= 25)} |")
 r_py_b = c_py / bundle["s3batch"]["median_ms"]
 p(f"| 2 | cold start, TLS roots from one bundle (as on Lambda) | {bundle['s3batch']['median_ms']:.2f} ms | Python {c_py:.1f} ms | {r_py_b:.1f}× faster | ≥ 25× faster | {verdict(r_py_b >= 25)} |")
-p(f"| 3 | stripped binary | {size['framework'] / 1e6:.2f} MB | hand-written {size['handwritten'] / 1e6:.2f} MB | {r_size:.3f}× | ≤ 1.05× | {verdict(r_size <= 1.05)} |")
+p(f"| 3 | stripped binary with an S3 client | {size['framework'] / 1e6:.2f} MB | hand-written {size['handwritten'] / 1e6:.2f} MB | {r_size:.3f}× | ≤ 1.05× | {verdict(r_size <= 1.05)} |")
+p(f"| 3 | stripped binary without an S3 client | {size['framework_no_client'] / 1e6:.2f} MB | hand-written {size['handwritten_no_client'] / 1e6:.2f} MB | {r_size_nc:.3f}× | ≤ 1.05× | {verdict(r_size_nc <= 1.05)} |")
 p(f"| 3 | peak RSS, start + one invocation | {rss_fw / 1024:.1f} MiB | hand-written {rss_hw / 1024:.1f} MiB (Python {rss_py / 1024:.1f} MiB) | {r_rss:.2f}× | — | |")
 p(f"| 4 | 100 tasks × 10 ms I/O, default concurrency 64 | {c64:.1f} ms | sequential 1000 ms | {1000 / c64:.0f}× faster | well under 100 ms | {verdict(c64 < 50)} |")
 p()
@@ -190,6 +199,11 @@ p("- **s3batch**: [`bench/src/bin/framework.rs`](bench/src/bin/framework.rs), th
   "`aws_sdk_s3::Client` parameter (so the client is built at start), the generated `main`.")
 p("- **hand-written**: [`bench/src/bin/handwritten.rs`](bench/src/bin/handwritten.rs), `#[tokio::main]`, "
   "`init_default_subscriber`, `aws_config::load_defaults` + `aws_sdk_s3::Client::new`, `lambda_runtime::run`.")
+p("- **s3batch, no client**: [`bench/no-s3/src/bin/framework_no_client.rs`](bench/no-s3/src/bin/framework_no_client.rs), "
+  "the same task without the `Client` parameter, on s3batch built without its `s3` feature "
+  "(`default-features = false`): no AWS SDK in the binary.")
+p("- **hand-written, no client**: [`bench/no-s3/src/bin/handwritten_no_client.rs`](bench/no-s3/src/bin/handwritten_no_client.rs), "
+  "`#[tokio::main]`, `init_default_subscriber`, `lambda_runtime::run` over the same handler.")
 p("- **Python**: [`bench/python/handler.py`](bench/python/handler.py) on `awslambdaric`, a `boto3` S3 client "
   "at import, Powertools' `S3BatchOperationEvent`/`S3BatchOperationResponse`; pinned in "
   "[`bench/python/requirements.txt`](bench/python/requirements.txt).")
@@ -199,6 +213,14 @@ p("|---|---|---|---|---|")
 for k in ("s3batch", "handwritten", "python"):
     c = cold[k]
     p(f"| {k} | {c['median_ms']:.2f} ms | {c['min_ms']:.2f} ms | {c['max_ms']:.2f} ms | {c['median_ms'] / c_hw:.2f}× |")
+p()
+p(f"Without an S3 client, the two Rust programs alone, {runs_nc} runs each, interleaved and rotated the same way:")
+p()
+p("| | median | min | max | ÷ hand-written |")
+p("|---|---|---|---|---|")
+for k, name in (("s3batch", "s3batch, no client"), ("handwritten", "hand-written, no client")):
+    c = cold_nc[k]
+    p(f"| {name} | {c['median_ms']:.2f} ms | {c['min_ms']:.2f} ms | {c['max_ms']:.2f} ms | {c['median_ms'] / c_hw_nc:.2f}× |")
 p()
 p("The same two Rust programs with `SSL_CERT_DIR` pointed at an empty directory, so the TLS roots come from "
   "the one bundle file (`/etc/ssl/certs/ca-certificates.crt`) as on Lambda's Amazon Linux, instead of that "
@@ -216,9 +238,12 @@ with open(os.path.join(out, "coldstart-instructions.tsv")) as f:
 cir = {k: int(v) for k, v in cir.items()}
 p(f"Cold start in instructions (callgrind, process start to exit with the Runtime API unreachable: init, the "
   f"S3 client, one failed poll; independent of load): s3batch {cir['framework']:,}, hand-written "
-  f"{cir['handwritten']:,}, {cir['framework'] / cir['handwritten']:.3f}×.")
+  f"{cir['handwritten']:,}, {cir['framework'] / cir['handwritten']:.3f}×; without an S3 client s3batch "
+  f"{cir['framework_no_client']:,}, hand-written {cir['handwritten_no_client']:,}, "
+  f"{cir['framework_no_client'] / cir['handwritten_no_client']:.3f}×.")
 p()
-p("All runs (ms): " + "; ".join(f"{k}: " + ", ".join(f"{x:.1f}" for x in cold[k]["ms"]) for k in cold))
+p("All runs (ms): " + "; ".join(f"{k}: " + ", ".join(f"{x:.1f}" for x in cold[k]["ms"]) for k in cold)
+  + "; without a client: " + "; ".join(f"{k}: " + ", ".join(f"{x:.1f}" for x in cold_nc[k]["ms"]) for k in cold_nc))
 p()
 p("## 3. Size and memory")
 p()
@@ -231,7 +256,11 @@ p("|---|---|---|")
 p(f"| s3batch | {size['framework']:,} B ({size['framework'] / 1e6:.2f} MB) | {rss_fw / 1024:.1f} MiB |")
 p(f"| hand-written | {size['handwritten']:,} B ({size['handwritten'] / 1e6:.2f} MB) | {rss_hw / 1024:.1f} MiB |")
 p(f"| Python | (interpreter + site-packages) | {rss_py / 1024:.1f} MiB |")
-p(f"| s3batch ÷ hand-written | {r_size:.3f}× (+{(size['framework'] - size['handwritten']) / 1024:.0f} KiB) | {r_rss:.2f}× |")
+p(f"| s3batch ÷ hand-written | {r_size:.3f}× ({(size['framework'] - size['handwritten']) / 1024:+.0f} KiB) | {r_rss:.2f}× |")
+p(f"| s3batch, no client (without the `s3` feature) | {size['framework_no_client']:,} B ({size['framework_no_client'] / 1e6:.2f} MB) | {cold_nc['s3batch']['median_rss_kb'] / 1024:.1f} MiB |")
+p(f"| hand-written, no client | {size['handwritten_no_client']:,} B ({size['handwritten_no_client'] / 1e6:.2f} MB) | {cold_nc['handwritten']['median_rss_kb'] / 1024:.1f} MiB |")
+p(f"| no client: s3batch ÷ hand-written | {r_size_nc:.3f}× ({(size['framework_no_client'] - size['handwritten_no_client']) / 1024:+.0f} KiB) | "
+  f"{cold_nc['s3batch']['median_rss_kb'] / cold_nc['handwritten']['median_rss_kb']:.2f}× |")
 p()
 p("## 4. Concurrency inside an invocation")
 p()
@@ -250,12 +279,15 @@ p()
 p("```sh")
 p("bench/run.sh    # everything below, then this file")
 p("cargo lambda build --release -p s3batch-bench --bin framework --bin handwritten")
+p("cargo lambda build --release -p s3batch-bench-no-s3 --bin framework_no_client --bin handwritten_no_client")
 p("cargo build --release -p s3batch-bench --bin runtime_api --bin envelope_once")
 p("cargo bench -p s3batch-bench --bench envelope --bench concurrency")
 p("valgrind --tool=callgrind target/release/envelope_once s3batch 100 200   # and 0, per variant")
 p(f"target/release/runtime_api --tasks 1 --runs {runs} --program s3batch::target/lambda/framework/bootstrap \\")
 p("  --program handwritten::target/lambda/handwritten/bootstrap \\")
 p("  --program 'python:bench/python:bench/python/.venv/bin/python -m awslambdaric handler.lambda_handler'")
+p(f"target/release/runtime_api --tasks 1 --runs {runs_nc} --program s3batch::target/lambda/framework_no_client/bootstrap \\")
+p("  --program handwritten::target/lambda/handwritten_no_client/bootstrap")
 p("```")
 p()
 with open(os.path.join(root, "bench", "analysis.md")) as f:
@@ -267,7 +299,8 @@ p(f"Warm, s3batch is {r_warm[1]:.2f}× the hand-written handler for 1 task and {
   f"({r_ir[1]:.2f}× and {r_ir[100]:.2f}× in instructions), and {r_floor[1]:.2f}× / {r_floor[100]:.2f}× the "
   f"serde floor ({r_ir_floor[1]:.2f}× / {r_ir_floor[100]:.2f}× in instructions). Its cold start is "
   f"{r_cold:.2f}× the hand-written Rust's and {r_py:.1f}× faster than Python's; its binary is "
-  f"{r_size:.3f}× the hand-written one's size and its peak RSS {r_rss:.2f}×; 100 tasks × 10 ms finish in "
+  f"{r_size:.3f}× the hand-written one's size and its peak RSS {r_rss:.2f}×; without an S3 client "
+  f"(no `s3` feature) its binary is {r_size_nc:.3f}× the hand-written one's and its cold start {r_cold_nc:.2f}×; 100 tasks × 10 ms finish in "
   f"{c64:.1f} ms at the default concurrency. With TLS roots from one bundle file (as on Lambda) the cold "
   f"start is {bundle['s3batch']['median_ms'] / bundle['handwritten']['median_ms']:.2f}× the hand-written one's and "
   f"{c_py / bundle['s3batch']['median_ms']:.1f}× faster than Python's; with Lambda's INFO subscriber the warm "

@@ -4,15 +4,24 @@
 #   2. cold start through a local Runtime API stand-in (src/bin/runtime_api.rs), against
 #      hand-written Rust and Python
 #   3. stripped binary size (cargo lambda build --release) and peak RSS
+#   2 and 3 for two pairs: with an S3 client (s3batch's `Client` parameter against a
+#   hand-written handler with aws-config + Client), and without one (s3batch built without
+#   its `s3` feature, bench/no-s3, against a hand-written lambda_runtime handler)
 #   4. 100 tasks x 10 ms of I/O in one invocation (criterion, benches/concurrency.rs)
 #   5. instruction counts per invocation (callgrind), the repeatable view of 1.
 # Usage: bench/run.sh            (COLD_RUNS=N to change the cold-start runs, default 21)
+#        SECTIONS="2 3" bench/run.sh   runs only those sections (1 and 4 are one criterion run,
+#        as are 2 and 3) and writes no BENCHMARKS.md, which needs them all; the figures stay in
+#        $CARGO_TARGET_DIR/bench (default target/bench)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-out="$root/target/bench"
+target=$(cd "$root" && mkdir -p "${CARGO_TARGET_DIR:-target}" && cd "${CARGO_TARGET_DIR:-target}" && pwd)
+out="$target/bench"
 mkdir -p "$out"
 cold_runs=${COLD_RUNS:-21}
+sections=${SECTIONS:-1 2 3 4 5}
+want() { for s in $sections; do [ "$s" = "$1" ] && return 0; done; return 1; }
 log() { printf '\n== %s\n' "$*" >&2; }
 
 log "tools: cargo-lambda (scripts/setup.sh), Python baseline venv (bench/python/requirements.txt)"
@@ -28,17 +37,22 @@ export PATH="$root/.venv/bin:$PATH"
 
 log "build: cargo lambda build --release (the deployable bootstrap binaries)"
 cargo lambda build --release -p s3batch-bench --bin framework --bin handwritten
+# Its own build: within one, cargo would turn on s3batch's `s3` feature for this package too.
+cargo lambda build --release -p s3batch-bench-no-s3 --bin framework_no_client --bin handwritten_no_client
 log "build: the Runtime API stand-in and the callgrind driver"
 cargo build --release -p s3batch-bench --bin runtime_api --bin envelope_once
 
+if want 1 || want 4; then
 log "1 + 4: criterion (cargo bench)"
 cargo bench -p s3batch-bench --bench envelope --bench concurrency
+fi
 
+if want 5; then
 log "5: callgrind instruction counts"
 : > "$out/instructions.tsv"
 count() { # VARIANT TASKS ITERATIONS [tracing]
   BENCH_TRACING=${4:+1} valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-    "$root/target/release/envelope_once" "$1" "$2" "$3" > /dev/null 2> "$out/callgrind.log"
+    "$target/release/envelope_once" "$1" "$2" "$3" > /dev/null 2> "$out/callgrind.log"
   sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$out/callgrind.log"
 }
 for tasks in 1 100; do
@@ -55,18 +69,20 @@ done
 
 # Cold start in instructions: process start to exit with the Runtime API unreachable (init,
 # the S3 client, one failed poll), so the figure does not depend on the machine's load.
-for bin in framework handwritten; do
+for bin in framework handwritten framework_no_client handwritten_no_client; do
   env -i PATH="$PATH" HOME="$out" AWS_LAMBDA_RUNTIME_API=127.0.0.1:9 AWS_LAMBDA_FUNCTION_NAME=s3batch-bench \
     AWS_LAMBDA_FUNCTION_VERSION='$LATEST' AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 AWS_REGION=us-east-1 \
     AWS_ACCESS_KEY_ID=AKIDBENCHMARK AWS_SECRET_ACCESS_KEY=benchmark AWS_SESSION_TOKEN=benchmark \
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$root/target/lambda/$bin/bootstrap" \
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$target/lambda/$bin/bootstrap" \
     > /dev/null 2> "$out/callgrind.log" || true
   printf '%s\t%s\n' "$bin" "$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$out/callgrind.log")"
 done > "$out/coldstart-instructions.tsv"
+fi
 
+if want 2 || want 3; then
 log "2 + 3: cold start and peak RSS, $cold_runs interleaved runs each (+1 warm-up)"
-lambda="$root/target/lambda"
-"$root/target/release/runtime_api" --tasks 1 --runs "$cold_runs" \
+lambda="$target/lambda"
+"$target/release/runtime_api" --tasks 1 --runs "$cold_runs" \
   --program "s3batch::$lambda/framework/bootstrap" \
   --program "handwritten::$lambda/handwritten/bootstrap" \
   --program "python:$root/bench/python:$py/bin/python -m awslambdaric handler.lambda_handler" \
@@ -75,11 +91,21 @@ lambda="$root/target/lambda"
 # Lambda's Amazon Linux (this Debian box also has ~150 files in /etc/ssl/certs, which
 # rustls-native-certs reads one by one when the S3 client is built).
 mkdir -p "$out/empty-cert-dir"
-"$root/target/release/runtime_api" --tasks 1 --runs "$cold_runs" \
+"$target/release/runtime_api" --tasks 1 --runs "$cold_runs" \
   --program "s3batch::SSL_CERT_DIR=$out/empty-cert-dir $lambda/framework/bootstrap" \
   --program "handwritten::SSL_CERT_DIR=$out/empty-cert-dir $lambda/handwritten/bootstrap" \
   > "$out/coldstart-bundle.json"
+# The pair without an S3 client, interleaved with each other.
+"$target/release/runtime_api" --tasks 1 --runs "$cold_runs" \
+  --program "s3batch::$lambda/framework_no_client/bootstrap" \
+  --program "handwritten::$lambda/handwritten_no_client/bootstrap" \
+  > "$out/coldstart-no-client.json"
+fi
 
+if [ "$sections" != "1 2 3 4 5" ]; then
+  log "SECTIONS=\"$sections\": no BENCHMARKS.md (it needs every section); the figures are in $out"
+  exit 0
+fi
 log "report: BENCHMARKS.md"
 python3 "$root/bench/report.py" "$out" > "$root/BENCHMARKS.md"
 cat "$root/BENCHMARKS.md"

@@ -25,8 +25,8 @@
 //! deadline is a `TemporaryFailure`. Every task gets exactly one result.
 //!
 //! ## Parameters after the `Object`
-//! Any [`FromTask`] type, in any order: [`aws_sdk_s3::Client`] (built once per cold start),
-//! [`Job`], [`UserArgs<T>`], [`Context`], or your own.
+//! Any [`FromTask`] type, in any order: [`aws_sdk_s3::Client`] (built once per cold start;
+//! feature `s3`), [`Job`], [`UserArgs<T>`], [`Context`], or your own.
 //!
 //! The attribute checks the signature by its types, not their spelling: `use s3batch::Object
 //! as Obj` and `type Res<T> = Result<T, TaskError>` work, and each mistake (a parameter that is
@@ -56,6 +56,17 @@
 //! | `treat_missing_keys_as = "…"` | `"PermanentFailure"` | the response's `treatMissingKeysAs` |
 //! | `main = false` | `true` | generate no `main`; call [`run`] yourself |
 //! | `crate = "path"` | `"::s3batch"` | where the generated code finds this crate (renamed dependency) |
+//!
+//! ## Cargo features
+//! | feature | default | what it brings |
+//! |---|---|---|
+//! | `s3` | on | aws-sdk-s3: the `Client` extractor, `?` on the SDK's errors ([`error`]), the `aws_sdk_s3` re-export, `testing::invoke_with_client`, `with_client` and `client_config` |
+//! | `anyhow` | on | `anyhow::Error` as a task's error type |
+//!
+//! A task without a `Client` can leave the AWS SDK and its HTTP and TLS stack out of its
+//! binary with `s3batch = { version = "0.1", default-features = false }` (and `features =
+//! ["anyhow"]` if it returns `anyhow::Error`). An SDK error in an error chain is then only
+//! text, and permanent.
 //!
 //! [S3 Batch Operations]: https://docs.aws.amazon.com/AmazonS3/latest/userguide/batch-ops-invoke-lambda.html
 

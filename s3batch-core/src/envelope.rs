@@ -502,7 +502,8 @@ fn argument_value(text: &str) -> Result<String, String> {
         Ok(Value::Object(m)) if m.len() == 1 && m.contains_key(STAND_INS[1]) => {
             Ok(m[STAND_INS[1]].as_str().unwrap_or_default().to_owned())
         }
-        Ok(v) => Ok(v.to_string()),
+        // `to_string`, not `Display`: that would link serde_json's pretty printer as well.
+        Ok(v) => Ok(serde_json::to_string(&v).unwrap_or_else(|_| text.to_owned())),
         // Deeper than serde_json's recursion limit, or a string inside that is not valid
         // Unicode: the text as it arrived.
         Err(_) => Ok(text.to_owned()),

@@ -3,8 +3,9 @@
 //! Every parameter after the [`Object`] is an extractor: a type implementing
 //! [`FromTask`]. Its [`State`](FromTask::State) is built once per cold start (before the
 //! first event), and each task builds the parameter from that state and the invocation.
-//! The built-in extractors are [`aws_sdk_s3::Client`], [`Job`], [`UserArgs<T>`] and
-//! [`lambda_runtime::Context`]; implement the trait for your own once-per-cold-start state.
+//! The built-in extractors are `aws_sdk_s3::Client` (feature `s3`, on by default), [`Job`],
+//! [`UserArgs<T>`] and [`lambda_runtime::Context`]; implement the trait for your own
+//! once-per-cold-start state.
 //!
 //! ```
 //! use s3batch_core::{BoxError, FromTask, TaskError, TaskParts};
@@ -46,10 +47,21 @@ pub struct TaskParts<'a> {
 /// An error from [`from_task`](FromTask::from_task) fails that task with the error's kind
 /// and message, without calling the task function. An error from [`init`](FromTask::init)
 /// stops the function before it serves any event (a Lambda init error).
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be a task parameter",
-    label = "does not implement `s3batch::FromTask`",
-    note = "task parameters after the `Object` must be extractors: `aws_sdk_s3::Client`, `Job`, `UserArgs<T>`, `lambda_runtime::Context`, or your own type implementing `FromTask`"
+#[cfg_attr(
+    feature = "s3",
+    diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be a task parameter",
+        label = "does not implement `s3batch::FromTask`",
+        note = "task parameters after the `Object` must be extractors: `aws_sdk_s3::Client`, `Job`, `UserArgs<T>`, `lambda_runtime::Context`, or your own type implementing `FromTask`"
+    )
+)]
+#[cfg_attr(
+    not(feature = "s3"),
+    diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be a task parameter",
+        label = "does not implement `s3batch::FromTask`",
+        note = "task parameters after the `Object` must be extractors: `Job`, `UserArgs<T>`, `lambda_runtime::Context`, or your own type implementing `FromTask`; `aws_sdk_s3::Client` needs s3batch's feature `s3` (on by default)"
+    )
 )]
 pub trait FromTask: Sized + Send + 'static {
     /// Built once per cold start and shared by every task.
@@ -72,6 +84,9 @@ pub trait FromTask: Sized + Send + 'static {
 /// In tests, [`testing::with_client`](crate::testing::with_client) and
 /// [`testing::invoke_with_client`](crate::testing::invoke_with_client) hand it a client of
 /// your own (a mocked one, or one for a local S3 server) instead.
+///
+/// Needs the feature `s3` (on by default).
+#[cfg(feature = "s3")]
 impl FromTask for aws_sdk_s3::Client {
     type State = aws_sdk_s3::Client;
 
@@ -94,6 +109,7 @@ impl FromTask for aws_sdk_s3::Client {
     }
 }
 
+#[cfg(feature = "s3")]
 tokio::task_local! {
     /// The client [`crate::testing::with_client`] hands the `Client` extractor instead of one
     /// built from the environment.
@@ -101,6 +117,7 @@ tokio::task_local! {
 }
 
 /// The `Client` extractor's S3 configuration on top of the loaded SDK configuration.
+#[cfg(feature = "s3")]
 fn s3_config(config: &aws_config::SdkConfig, custom_endpoint: bool) -> aws_sdk_s3::config::Builder {
     aws_sdk_s3::config::Builder::from(config)
         .force_path_style(custom_endpoint)
@@ -341,6 +358,7 @@ mod tests {
 
     /// The extractor's client gives a throttled `HeadObject` (a 503 without a body) an error
     /// code, so it stays temporary even after `?` into `aws_sdk_s3::Error`.
+    #[cfg(feature = "s3")]
     #[tokio::test]
     async fn the_client_keeps_a_bodiless_503_temporary() {
         use aws_sdk_s3::config::http::HttpResponse;

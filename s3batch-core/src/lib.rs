@@ -21,7 +21,9 @@ pub mod testing;
 pub mod wire;
 
 pub use envelope::{BadTask, Event, Invocation, InvocationError, Job, Object};
-pub use error::{classify, ErrorKind, ResultExt, TaskError};
+#[cfg(feature = "s3")]
+pub use error::classify;
+pub use error::{ErrorKind, ResultExt, TaskError};
 pub use extract::{FromTask, TaskParts, UserArgs};
 pub use response::{Response, ResultCode, TaskResult};
 pub use runtime::{init_tracing, run, Handler, Options, OptionsBuilder};
@@ -31,6 +33,7 @@ pub use task::{TaskFn, TaskOutput, TaskReturn};
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Re-exported so users name one version of these.
+#[cfg(feature = "s3")]
 pub use aws_sdk_s3;
 pub use lambda_runtime;
 pub use lambda_runtime::Context;
@@ -76,10 +79,21 @@ pub mod __private {
     /// A parameter after the `Object`: any extractor. The `Object` itself passes here because
     /// an `Object` out of place is reported once, at the first parameter (two `Object`s are
     /// still refused, by the `TaskFn` bound of [`Serve`]).
-    #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot be a task parameter",
-        label = "does not implement `s3batch::FromTask`",
-        note = "task parameters after the `Object` must be extractors: `aws_sdk_s3::Client`, `Job`, `UserArgs<T>`, `lambda_runtime::Context`, or your own type implementing `FromTask`"
+    #[cfg_attr(
+        feature = "s3",
+        diagnostic::on_unimplemented(
+            message = "`{Self}` cannot be a task parameter",
+            label = "does not implement `s3batch::FromTask`",
+            note = "task parameters after the `Object` must be extractors: `aws_sdk_s3::Client`, `Job`, `UserArgs<T>`, `lambda_runtime::Context`, or your own type implementing `FromTask`"
+        )
+    )]
+    #[cfg_attr(
+        not(feature = "s3"),
+        diagnostic::on_unimplemented(
+            message = "`{Self}` cannot be a task parameter",
+            label = "does not implement `s3batch::FromTask`",
+            note = "task parameters after the `Object` must be extractors: `Job`, `UserArgs<T>`, `lambda_runtime::Context`, or your own type implementing `FromTask`; `aws_sdk_s3::Client` needs s3batch's feature `s3` (on by default)"
+        )
     )]
     pub trait TaskParam {}
 

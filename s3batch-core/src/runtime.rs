@@ -795,6 +795,7 @@ mod tests {
     /// aws-sdk-s3 refuses a key that is only whitespace before sending ("key was missing"):
     /// the task's message says the key is only whitespace. Offline: the SDK fails while
     /// building the request, so the mock HTTP client is never reached.
+    #[cfg(feature = "s3")]
     #[tokio::test]
     async fn a_whitespace_only_key_says_so() {
         async fn s3_calls(obj: Object, s3: aws_sdk_s3::Client) -> Result<String, TaskError> {
@@ -1015,7 +1016,9 @@ mod tests {
             let event = ["1", "6", "8", "9"]
                 .into_iter()
                 .fold(EventBuilder::v1(), |e, k| e.object("b", k));
-            let options = Options::new().deadline_margin(Duration::from_millis(margin_ms));
+            let options = Options::builder()
+                .deadline_margin(Duration::from_millis(margin_ms))
+                .build();
             let r = invoke_with(nap, options.clone(), event, ctx.clone())
                 .await
                 .unwrap();
@@ -1149,6 +1152,7 @@ mod tests {
         assert_eq!(ok.results[0].result_code, ResultCode::Succeeded);
     }
 
+    #[cfg(feature = "s3")]
     #[tokio::test]
     async fn every_extractor_in_any_order() {
         async fn all(

@@ -17,7 +17,7 @@
 //! ```
 //!
 //! A task that calls S3 gets its `Client` from the environment, as in Lambda, unless the test
-//! hands one over: [`invoke_with_client`] (or [`with_client`] around any of these functions)
+//! hands one over (feature `s3`, on by default): [`invoke_with_client`] (or [`with_client`] around any of these functions)
 //! gives the `Client` extractor that client, for instance an
 //! [`aws-smithy-mocks`](https://docs.rs/aws-smithy-mocks) client built on [`client_config`],
 //! or one pointed at a local S3 server.
@@ -28,7 +28,6 @@ use crate::runtime::{Handler, Options};
 use crate::task::TaskFn;
 use crate::wire::{Request, RequestJob, RequestTask, Schema};
 use serde_json::Value;
-use std::future::Future;
 
 /// Builds an S3 Batch Operations event of either schema. Keys given to [`object`](Self::object)
 /// are encoded the way S3 encodes them; [`raw_task`](Self::raw_task) adds anything at all.
@@ -199,6 +198,7 @@ pub async fn invoke_with<T: TaskFn<Args>, Args>(
 /// assert_eq!(response.results[0].result_string, "42");
 /// # });
 /// ```
+#[cfg(feature = "s3")]
 pub async fn invoke_with_client<T: TaskFn<Args>, Args>(
     task: T,
     event: impl Into<Value>,
@@ -228,7 +228,8 @@ pub async fn invoke_with_client<T: TaskFn<Args>, Args>(
 /// # assert_eq!(response.results.len(), 1);
 /// # });
 /// ```
-pub async fn with_client<F: Future>(client: aws_sdk_s3::Client, fut: F) -> F::Output {
+#[cfg(feature = "s3")]
+pub async fn with_client<F: std::future::Future>(client: aws_sdk_s3::Client, fut: F) -> F::Output {
     let client = aws_sdk_s3::Client::from_conf(
         client
             .config()
@@ -243,6 +244,7 @@ pub async fn with_client<F: Future>(client: aws_sdk_s3::Client, fut: F) -> F::Ou
 /// fixed test credentials, path-style addressing, the latest behavior version and
 /// [`FillErrorCodes`](crate::error::FillErrorCodes). Add an HTTP client (an
 /// `aws-smithy-mocks` one) or an `endpoint_url` (a local S3 server) and build it.
+#[cfg(feature = "s3")]
 pub fn client_config() -> aws_sdk_s3::config::Builder {
     aws_sdk_s3::config::Builder::new()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
@@ -258,7 +260,7 @@ pub fn client_config() -> aws_sdk_s3::config::Builder {
         .interceptor(crate::error::FillErrorCodes)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "s3"))]
 mod tests {
     use super::*;
     use crate::{Object, ResultCode, TaskError};

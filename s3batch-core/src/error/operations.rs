@@ -4,7 +4,8 @@
 //! or a dispatch failure goes when `?` converts it into `aws_sdk_s3::Error`). The test
 //! `every_operation_is_listed` compares the list with the aws-sdk-s3 source in use.
 
-use super::{classified_service_error, from_sdk_error, TaskError};
+use super::sdk::{classified_service_error, from_sdk_error};
+use super::TaskError;
 use aws_sdk_s3::operation;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
