@@ -37,7 +37,7 @@ async fn has_credentials(config: &aws_config::SdkConfig) -> bool {
     }
 }
 
-fn is_loopback(url: &str) -> bool {
+pub(crate) fn is_loopback(url: &str) -> bool {
     let rest = url.split("://").nth(1).unwrap_or(url);
     let host = rest.split(['/', ':']).next().unwrap_or_default();
     host == "localhost" || host.starts_with("127.") || rest.starts_with("[::1]")

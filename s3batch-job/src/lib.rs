@@ -73,7 +73,9 @@ pub mod job;
 pub mod journal;
 pub mod manifest;
 pub mod report;
+pub mod status;
 pub mod storage;
+pub mod submit;
 
 pub use host::{HostConfig, RuntimeHost};
 pub use invoke::{InProcess, Invoke, Invoked, LambdaInvoker};
