@@ -216,3 +216,92 @@ pub fn list_line(j: &JobListDescriptor) -> String {
             .unwrap_or_default()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_s3control::types::{JobFailure, JobReport, JobReportScope, JobTimers};
+
+    fn job(status: JobStatus, succeeded: i64, failed: i64) -> JobDescriptor {
+        JobDescriptor::builder()
+            .job_id("j1")
+            .status(status)
+            .progress_summary(
+                JobProgressSummary::builder()
+                    .total_number_of_tasks(2000)
+                    .number_of_tasks_succeeded(succeeded)
+                    .number_of_tasks_failed(failed)
+                    .timers(
+                        JobTimers::builder()
+                            .elapsed_time_in_active_seconds(10)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .report(
+                JobReport::builder()
+                    .enabled(true)
+                    .bucket("arn:aws:s3:::rep")
+                    .prefix("batch/")
+                    .report_scope(JobReportScope::FailedTasksOnly)
+                    .build(),
+            )
+            .build()
+    }
+
+    #[test]
+    fn exit_codes_per_final_status() {
+        assert_eq!(exit_code(&JobStatus::Complete), 0);
+        assert_eq!(exit_code(&JobStatus::Failed), 2);
+        assert_eq!(exit_code(&JobStatus::Cancelled), 3);
+        assert!(is_final(&JobStatus::Cancelled) && !is_final(&JobStatus::Cancelling));
+        assert!(!is_final(&JobStatus::Suspended));
+    }
+
+    #[test]
+    fn rate_eta_and_the_failure_rule() {
+        let c = Counts::of(job(JobStatus::Active, 400, 600).progress_summary.as_ref());
+        assert_eq!(c.per_second(), Some(100.0));
+        assert_eq!(c.eta_seconds(), Some(10.0));
+        assert!(
+            c.failure_rule()
+                .starts_with("60.0 % of 1000 finished tasks failed (above 50 % of at least 1,000"),
+            "{}",
+            c.failure_rule()
+        );
+        let c = Counts::of(job(JobStatus::Active, 100, 300).progress_summary.as_ref());
+        assert!(
+            c.failure_rule().contains("only from 1,000"),
+            "{}",
+            c.failure_rule()
+        );
+        let c = Counts::of(job(JobStatus::Active, 300, 100).progress_summary.as_ref());
+        assert!(
+            c.failure_rule().contains("below the 50 %"),
+            "{}",
+            c.failure_rule()
+        );
+        assert_eq!(Counts::of(None).failure_rule(), "no task finished yet");
+    }
+
+    #[test]
+    fn the_description_names_reasons_fixes_and_the_report() {
+        let mut j = job(JobStatus::Failed, 0, 0);
+        j.failure_reasons = Some(vec![JobFailure::builder()
+            .failure_code("ManifestETagMismatch")
+            .failure_reason("the ETag differs")
+            .build()]);
+        let text = describe(&j);
+        assert!(text.starts_with("job j1: Failed"), "{text}");
+        assert!(
+            text.contains("failure reason: ManifestETagMismatch: the ETag differs"),
+            "{text}"
+        );
+        assert!(text.contains("fix: the manifest changed"), "{text}");
+        assert!(
+            text.contains("report: s3://rep/batch/job-j1/manifest.json (FailedTasksOnly)"),
+            "{text}"
+        );
+        assert!(!text.contains("left"), "no ETA for a finished job: {text}");
+    }
+}

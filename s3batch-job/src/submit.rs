@@ -30,6 +30,40 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
+/// Sends the `CreateJob` request of `request` (with `token`, default
+/// [`JobRequest::token`]) and returns the job's id.
+pub async fn create(
+    client: &aws_sdk_s3control::Client,
+    request: &JobRequest,
+    token: Option<&str>,
+) -> Result<String, String> {
+    let input = request.input(token);
+    let out = client
+        .create_job()
+        .set_account_id(input.account_id)
+        .set_confirmation_required(input.confirmation_required)
+        .set_operation(input.operation)
+        .set_report(input.report)
+        .set_client_request_token(input.client_request_token)
+        .set_manifest(input.manifest)
+        .set_description(input.description)
+        .set_priority(input.priority)
+        .set_role_arn(input.role_arn)
+        .set_tags(input.tags)
+        .set_manifest_generator(input.manifest_generator)
+        .send()
+        .await
+        .map_err(|e| {
+            explain(
+                &e,
+                "creating the job",
+                "s3:CreateJob, and iam:PassRole on the job's role",
+            )
+        })?;
+    out.job_id
+        .ok_or_else(|| "CreateJob returned no job id".to_owned())
+}
+
 /// Where the job's objects come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum ManifestSpec {
@@ -778,8 +812,9 @@ pub async fn resolve_function(
         .send()
         .await
         .map_err(|e| {
-            use aws_sdk_lambda::error::ProvideErrorMetadata;
-            if e.code() == Some("ResourceNotFoundException") {
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception())
+            {
                 format!(
                     "function {function} not found in region {job_region}: a job invokes \
                      functions of its own region; deploy it there, or submit the job in the \
@@ -889,9 +924,6 @@ where
         (_, SdkError::ServiceError(_)) if !code.is_empty() => {
             format!("{doing}: {code}: {message}")
         }
-        (_, SdkError::ServiceError(s)) => {
-            format!("{doing}: HTTP {:?} with no error code", s.raw())
-        }
         (_, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) => format!(
             "{doing}: the endpoint could not be reached ({}); check --endpoint-url / the \
              region and your network",
@@ -944,5 +976,488 @@ impl aws_sdk_s3control::config::endpoint::ResolveEndpoint for StaticEndpoint {
                 .url(self.0.clone())
                 .build(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_s3control::operation::create_job::CreateJobOutput;
+    use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
+
+    fn request() -> JobRequest {
+        JobRequest {
+            account_id: "123456789012".into(),
+            function_arn: "arn:aws:lambda:us-east-1:123456789012:function:fn:3".into(),
+            schema: "2.0".into(),
+            user_arguments: [("size".to_owned(), "256".to_owned())].into(),
+            manifest: ManifestSpec::Csv {
+                bucket: "man".into(),
+                key: "jobs/m.csv".into(),
+                etag: "60e460c9d1046e73f7dde5043ac3ae85".into(),
+                version_id: None,
+                with_version_ids: false,
+            },
+            report: Some(ReportSpec {
+                bucket: "rep".into(),
+                prefix: "batch".into(),
+                failed_only: false,
+            }),
+            priority: 10,
+            description: Some("thumbnails".into()),
+            confirmation_required: false,
+            tags: vec![("team".into(), "media".into())],
+            role_arn: "arn:aws:iam::123456789012:role/batch".into(),
+        }
+    }
+
+    /// The recorded expectation: the botocore body of s3control.md §1.2, as the Rust input.
+    fn expected(token: &str) -> CreateJobInput {
+        CreateJobInput::builder()
+            .account_id("123456789012")
+            .confirmation_required(false)
+            .operation(
+                JobOperation::builder()
+                    .lambda_invoke(
+                        LambdaInvokeOperation::builder()
+                            .function_arn("arn:aws:lambda:us-east-1:123456789012:function:fn:3")
+                            .invocation_schema_version("2.0")
+                            .user_arguments("size", "256")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .report(
+                JobReport::builder()
+                    .bucket("arn:aws:s3:::rep")
+                    .format(JobReportFormat::ReportCsv20180820)
+                    .enabled(true)
+                    .prefix("batch")
+                    .report_scope(JobReportScope::AllTasks)
+                    .build(),
+            )
+            .manifest(
+                JobManifest::builder()
+                    .spec(
+                        JobManifestSpec::builder()
+                            .format(JobManifestFormat::S3BatchOperationsCsv20180820)
+                            .fields(JobManifestFieldName::Bucket)
+                            .fields(JobManifestFieldName::Key)
+                            .build()
+                            .unwrap(),
+                    )
+                    .location(
+                        JobManifestLocation::builder()
+                            .object_arn("arn:aws:s3:::man/jobs/m.csv")
+                            .e_tag("60e460c9d1046e73f7dde5043ac3ae85")
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+            .description("thumbnails")
+            .priority(10)
+            .role_arn("arn:aws:iam::123456789012:role/batch")
+            .tags(S3Tag::builder().key("team").value("media").build().unwrap())
+            .client_request_token(token)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_csv_job_is_the_recorded_request() {
+        let r = request();
+        assert_eq!(r.input(None), expected(&r.token()));
+        assert_eq!(r.input(Some("mine")), expected("mine"));
+    }
+
+    #[test]
+    fn version_ids_add_the_field_and_a_pinned_manifest_its_version() {
+        let mut r = request();
+        r.manifest = ManifestSpec::Csv {
+            bucket: "man".into(),
+            key: "m.csv".into(),
+            etag: "e".into(),
+            version_id: Some("v1".into()),
+            with_version_ids: true,
+        };
+        let m = r.input(None).manifest.unwrap();
+        let spec = m.spec.unwrap();
+        assert_eq!(
+            spec.fields.unwrap(),
+            [
+                JobManifestFieldName::Bucket,
+                JobManifestFieldName::Key,
+                JobManifestFieldName::VersionId
+            ]
+        );
+        assert_eq!(m.location.unwrap().object_version_id.as_deref(), Some("v1"));
+    }
+
+    #[test]
+    fn an_inventory_manifest_has_its_format_and_no_fields() {
+        let mut r = request();
+        r.manifest = ManifestSpec::Inventory {
+            bucket: "inv".into(),
+            key: "dest/src/cfg/2026-01-01T00-00Z/manifest.json".into(),
+            etag: "abc".into(),
+            version_id: None,
+        };
+        let input = r.input(None);
+        let m = input.manifest.unwrap();
+        let spec = m.spec.unwrap();
+        assert_eq!(spec.format, JobManifestFormat::S3InventoryReportCsv20161130);
+        assert_eq!(spec.fields, None);
+        let loc = m.location.unwrap();
+        assert_eq!(
+            loc.object_arn,
+            "arn:aws:s3:::inv/dest/src/cfg/2026-01-01T00-00Z/manifest.json"
+        );
+        assert_eq!(loc.e_tag, "abc");
+        assert!(input.manifest_generator.is_none());
+        // The role reads manifest.json and the data files of the inventory configuration.
+        let policy = r.role_policy().to_string();
+        assert!(
+            policy.contains("arn:aws:s3:::inv/dest/src/cfg/*"),
+            "{policy}"
+        );
+    }
+
+    #[test]
+    fn a_generated_manifest_carries_the_filters() {
+        let mut r = request();
+        r.manifest = ManifestSpec::Generated(Generator {
+            source_bucket: "photos".into(),
+            prefixes: vec!["2024/".into()],
+            suffixes: vec![".jpg".into()],
+            created_after: Some("2026-01-31T00:00:00Z".into()),
+            size_greater_than: Some(10),
+            storage_classes: vec!["STANDARD".into()],
+            output: Some(("man".into(), "generated".into())),
+            ..Generator::default()
+        });
+        let input = r.input(None);
+        assert!(input.manifest.is_none());
+        let Some(JobManifestGenerator::S3JobManifestGenerator(g)) = input.manifest_generator else {
+            panic!("no generator");
+        };
+        assert_eq!(g.source_bucket, "arn:aws:s3:::photos");
+        assert!(g.enable_manifest_output);
+        let out = g.manifest_output_location.unwrap();
+        assert_eq!(out.bucket, "arn:aws:s3:::man");
+        assert_eq!(out.manifest_prefix.as_deref(), Some("generated"));
+        assert_eq!(
+            out.manifest_format,
+            GeneratedManifestFormat::S3InventoryReportCsv20211130
+        );
+        let f = g.filter.unwrap();
+        let names = f.key_name_constraint.unwrap();
+        assert_eq!(names.match_any_prefix.unwrap(), ["2024/"]);
+        assert_eq!(names.match_any_suffix.unwrap(), [".jpg"]);
+        assert_eq!(names.match_any_substring, None);
+        assert_eq!(f.created_after.unwrap().secs(), 1_769_817_600);
+        assert_eq!(f.object_size_greater_than_bytes, Some(10));
+        assert_eq!(
+            f.match_any_storage_class.unwrap(),
+            [S3StorageClass::Standard]
+        );
+        let cli = r.aws_cli(None);
+        assert!(cli.contains("--manifest-generator '"), "{cli}");
+        assert!(!cli.contains("--manifest '"), "{cli}");
+    }
+
+    #[test]
+    fn schema_one_without_arguments_and_no_report() {
+        let mut r = request();
+        r.schema = "1.0".into();
+        r.user_arguments.clear();
+        r.report = None;
+        r.confirmation_required = true;
+        let input = r.input(None);
+        let lambda = input.operation.unwrap().lambda_invoke.unwrap();
+        assert_eq!(lambda.invocation_schema_version.as_deref(), Some("1.0"));
+        assert_eq!(lambda.user_arguments, None);
+        assert_eq!(
+            input.report.unwrap(),
+            JobReport::builder().enabled(false).build()
+        );
+        assert_eq!(input.confirmation_required, Some(true));
+    }
+
+    #[test]
+    fn a_failed_only_report_without_prefix() {
+        let mut r = request();
+        r.report = Some(ReportSpec {
+            bucket: "rep".into(),
+            prefix: String::new(),
+            failed_only: true,
+        });
+        let report = r.input(None).report.unwrap();
+        assert_eq!(report.report_scope, Some(JobReportScope::FailedTasksOnly));
+        assert_eq!(report.prefix, None);
+        assert_eq!(report.bucket.as_deref(), Some("arn:aws:s3:::rep"));
+    }
+
+    #[test]
+    fn the_token_is_stable_and_changes_with_the_request() {
+        let r = request();
+        assert_eq!(r.token(), request().token());
+        assert!(r.token().starts_with("s3batch-") && r.token().len() <= 64);
+        type Change = Box<dyn Fn(&mut JobRequest)>;
+        let changes: Vec<Change> = vec![
+            Box::new(|r| r.account_id = "210987654321".into()),
+            Box::new(|r| r.function_arn.push('0')),
+            Box::new(|r| r.schema = "1.0".into()),
+            Box::new(|r| {
+                r.user_arguments.insert("size".into(), "512".into());
+            }),
+            Box::new(|r| {
+                if let ManifestSpec::Csv { etag, .. } = &mut r.manifest {
+                    *etag = "another".into();
+                }
+            }),
+            Box::new(|r| r.report = None),
+            Box::new(|r| r.priority = 11),
+            Box::new(|r| r.description = None),
+            Box::new(|r| r.confirmation_required = true),
+            Box::new(|r| r.tags.clear()),
+            Box::new(|r| r.role_arn.push('2')),
+        ];
+        let mut seen = std::collections::HashSet::from([r.token()]);
+        for change in changes {
+            let mut other = request();
+            change(&mut other);
+            assert!(seen.insert(other.token()), "{other:?}");
+        }
+    }
+
+    /// The JSON arguments of the printed command, parsed back.
+    fn cli_json(cli: &str, option: &str) -> serde_json::Value {
+        let start = cli.find(&format!("{option} '")).unwrap() + option.len() + 2;
+        let end = start + cli[start..].find('\'').unwrap();
+        serde_json::from_str(&cli[start..end]).unwrap()
+    }
+
+    #[test]
+    fn the_aws_cli_command_carries_the_same_request_as_valid_json() {
+        let r = request();
+        let cli = r.aws_cli(None);
+        assert_eq!(
+            cli_json(&cli, "--operation"),
+            json!({"LambdaInvoke": {"FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:fn:3",
+                "InvocationSchemaVersion": "2.0", "UserArguments": {"size": "256"}}})
+        );
+        assert_eq!(
+            cli_json(&cli, "--manifest"),
+            json!({"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                "Location": {"ObjectArn": "arn:aws:s3:::man/jobs/m.csv",
+                    "ETag": "60e460c9d1046e73f7dde5043ac3ae85"}})
+        );
+        assert_eq!(
+            cli_json(&cli, "--report"),
+            json!({"Bucket": "arn:aws:s3:::rep", "Format": "Report_CSV_20180820",
+                "Enabled": true, "Prefix": "batch", "ReportScope": "AllTasks"})
+        );
+        assert_eq!(
+            cli_json(&cli, "--tags"),
+            json!([{"Key": "team", "Value": "media"}])
+        );
+        assert!(cli.contains(&format!("--client-request-token {}", r.token())));
+        assert!(cli.contains("--no-confirmation-required"));
+        assert!(cli.contains("--description thumbnails"));
+        assert!(cli.contains("--priority 10"));
+        assert_eq!(sh("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn the_role_policies() {
+        let trust = trust_policy();
+        assert_eq!(
+            trust["Statement"][0]["Principal"]["Service"],
+            "batchoperations.s3.amazonaws.com"
+        );
+        assert_eq!(trust["Statement"][0]["Action"], "sts:AssumeRole");
+        let p = request().role_policy();
+        let s = p["Statement"].as_array().unwrap();
+        assert_eq!(s[0]["Action"], "lambda:InvokeFunction");
+        assert_eq!(
+            s[0]["Resource"],
+            "arn:aws:lambda:us-east-1:123456789012:function:fn:3"
+        );
+        assert_eq!(s[1]["Resource"], "arn:aws:s3:::man/jobs/m.csv");
+        assert_eq!(s[2]["Action"], "s3:PutObject");
+        assert_eq!(s[2]["Resource"], "arn:aws:s3:::rep/batch/*");
+        assert_eq!(s.len(), 3);
+    }
+
+    fn control(rule: &Rule) -> aws_sdk_s3control::Client {
+        aws_sdk_s3control::Client::from_conf(
+            aws_sdk_s3control::Config::builder()
+                .behavior_version(aws_sdk_s3control::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3control::config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_s3control::config::Credentials::new(
+                    "a", "b", None, None, "test",
+                ))
+                .http_client(aws_smithy_mocks::create_mock_http_client())
+                .interceptor(
+                    MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(rule),
+                )
+                .build(),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_client_sends_the_request_unchanged() {
+        let r = request();
+        let want = expected(&r.token());
+        let rule = mock!(aws_sdk_s3control::Client::create_job)
+            .match_requests(move |input| *input == want)
+            .then_output(|| CreateJobOutput::builder().job_id("job-1").build());
+        let id = create(&control(&rule), &r, None).await.unwrap();
+        assert_eq!(id, "job-1");
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_denied_create_names_the_permissions() {
+        let rule = mock!(aws_sdk_s3control::Client::create_job).then_error(|| {
+            aws_sdk_s3control::operation::create_job::CreateJobError::generic(
+                aws_sdk_s3control::error::ErrorMetadata::builder()
+                    .code("AccessDenied")
+                    .message("Access Denied")
+                    .build(),
+            )
+        });
+        let err = create(&control(&rule), &request(), None).await.unwrap_err();
+        assert!(err.contains("access denied"), "{err}");
+        assert!(
+            err.contains("s3:CreateJob") && err.contains("iam:PassRole"),
+            "{err}"
+        );
+        assert!(!err.contains("ServiceError"), "{err}");
+    }
+
+    fn lambda(rule: &Rule) -> aws_sdk_lambda::Client {
+        aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::Config::builder()
+                .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+                .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+                    "a", "b", None, None, "test",
+                ))
+                .http_client(aws_smithy_mocks::create_mock_http_client())
+                .interceptor(
+                    MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(rule),
+                )
+                .build(),
+        )
+    }
+
+    fn function(arn: &'static str, timeout: i32) -> Rule {
+        use aws_sdk_lambda::operation::get_function::GetFunctionOutput;
+        use aws_sdk_lambda::types::FunctionConfiguration;
+        mock!(aws_sdk_lambda::Client::get_function).then_output(move || {
+            GetFunctionOutput::builder()
+                .configuration(
+                    FunctionConfiguration::builder()
+                        .function_arn(arn)
+                        .timeout(timeout)
+                        .build(),
+                )
+                .build()
+        })
+    }
+
+    const MARGIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+    #[tokio::test]
+    async fn a_qualified_function_resolves_without_warnings() {
+        let rule = function("arn:aws:lambda:us-east-1:123456789012:function:fn:3", 60);
+        let f = resolve_function(&lambda(&rule), "fn:3", "us-east-1", MARGIN)
+            .await
+            .unwrap();
+        assert_eq!(f.arn, "arn:aws:lambda:us-east-1:123456789012:function:fn:3");
+        assert!(f.warnings.is_empty(), "{:?}", f.warnings);
+    }
+
+    #[tokio::test]
+    async fn an_unqualified_function_with_a_short_timeout_is_warned_about() {
+        let rule = function("arn:aws:lambda:us-east-1:123456789012:function:fn", 2);
+        let f = resolve_function(&lambda(&rule), "fn", "us-east-1", MARGIN)
+            .await
+            .unwrap();
+        assert_eq!(f.arn, "arn:aws:lambda:us-east-1:123456789012:function:fn");
+        assert_eq!(f.warnings.len(), 2, "{:?}", f.warnings);
+        assert!(f.warnings[0].contains("unqualified"));
+        assert!(f.warnings[1].contains("timeout is 2 s"));
+        let rule = function(
+            "arn:aws:lambda:us-east-1:123456789012:function:fn:$LATEST",
+            60,
+        );
+        let f = resolve_function(&lambda(&rule), "fn:$LATEST", "us-east-1", MARGIN)
+            .await
+            .unwrap();
+        assert!(f.warnings[0].contains("$LATEST"), "{:?}", f.warnings);
+    }
+
+    #[tokio::test]
+    async fn a_function_in_another_region_is_an_error_naming_both() {
+        let rule = function("arn:aws:lambda:eu-west-1:123456789012:function:fn:3", 60);
+        let err = resolve_function(
+            &lambda(&rule),
+            "arn:aws:lambda:eu-west-1:123456789012:function:fn:3",
+            "us-east-1",
+            MARGIN,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.contains("eu-west-1") && err.contains("--region"),
+            "{err}"
+        );
+        assert_eq!(rule.num_calls(), 0, "decided from the ARN alone");
+        let missing = mock!(aws_sdk_lambda::Client::get_function).then_error(|| {
+            aws_sdk_lambda::operation::get_function::GetFunctionError::ResourceNotFoundException(
+                aws_sdk_lambda::types::error::ResourceNotFoundException::builder()
+                    .message("Function not found")
+                    .build(),
+            )
+        });
+        let err = resolve_function(&lambda(&missing), "fn", "us-east-1", MARGIN)
+            .await
+            .unwrap_err();
+        assert!(err.contains("not found in region us-east-1"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_account_comes_from_sts() {
+        use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput;
+        let rule = mock!(aws_sdk_sts::Client::get_caller_identity).then_output(|| {
+            GetCallerIdentityOutput::builder()
+                .account("123456789012")
+                .build()
+        });
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::Config::builder()
+                .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+                .region(aws_sdk_sts::config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                    "a", "b", None, None, "test",
+                ))
+                .http_client(aws_smithy_mocks::create_mock_http_client())
+                .interceptor(MockResponseInterceptor::new().with_rule(&rule))
+                .build(),
+        );
+        assert_eq!(resolve_account(&sts).await.unwrap(), "123456789012");
+    }
+
+    #[test]
+    fn etags_lose_their_quotes() {
+        assert_eq!(bare_etag("\"60e4\""), "60e4");
+        assert_eq!(bare_etag("60e4"), "60e4");
     }
 }

@@ -345,36 +345,13 @@ pub(crate) async fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
         return Ok(ExitCode::SUCCESS);
     }
     let token = args.client_request_token.as_deref();
-    let input = request.input(token);
     if args.dry_run {
-        println!("CreateJob request:\n{input:#?}\n");
+        println!("CreateJob request:\n{:#?}\n", request.input(token));
         println!("the same with the AWS CLI:\n{}", request.aws_cli(token));
         eprintln!("dry run: the manifest and the report bucket can be used; nothing was created");
         return Ok(ExitCode::SUCCESS);
     }
-    let out = control
-        .create_job()
-        .set_account_id(input.account_id)
-        .set_confirmation_required(input.confirmation_required)
-        .set_operation(input.operation)
-        .set_report(input.report)
-        .set_client_request_token(input.client_request_token)
-        .set_manifest(input.manifest)
-        .set_description(input.description)
-        .set_priority(input.priority)
-        .set_role_arn(input.role_arn)
-        .set_tags(input.tags)
-        .set_manifest_generator(input.manifest_generator)
-        .send()
-        .await
-        .map_err(|e| {
-            explain(
-                &e,
-                "creating the job",
-                "s3:CreateJob, and iam:PassRole on the job's role",
-            )
-        })?;
-    let id = out.job_id.unwrap_or_default();
+    let id = submit::create(&control, &request, token).await?;
     println!("{id}");
     eprintln!(
         "job {id} created{}; follow it with: cargo s3batch status {id} --watch",
