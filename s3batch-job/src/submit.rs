@@ -402,6 +402,69 @@ fn slash(prefix: &str) -> String {
     }
 }
 
+/// The name of the inline policy [`ensure_role`] puts on the role.
+pub const ROLE_POLICY_NAME: &str = "s3batch-job";
+
+/// Creates the job role `name` (trusting S3 Batch Operations, [`trust_policy`]) with the
+/// job's least-privilege inline policy ([`JobRequest::role_policy`], named
+/// [`ROLE_POLICY_NAME`]) and returns its ARN. A role of that name that exists already is
+/// reused: its trust policy is left alone and the inline policy replaced, so submitting
+/// again with `--create-role` is harmless. IAM can take a few seconds to let a new role be
+/// passed; a `CreateJob` refused for that is worth a second submit.
+pub async fn ensure_role(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    request: &JobRequest,
+) -> Result<String, String> {
+    let created = iam
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust_policy().to_string())
+        .description("S3 Batch Operations job role (cargo s3batch submit --create-role)")
+        .send()
+        .await;
+    let arn = match created {
+        Ok(out) => out
+            .role
+            .map(|r| r.arn)
+            .ok_or_else(|| format!("CreateRole returned no role for {name}"))?,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_entity_already_exists_exception()) =>
+        {
+            iam.get_role()
+                .role_name(name)
+                .send()
+                .await
+                .map_err(|e| explain(&e, &format!("reading role {name}"), "iam:GetRole"))?
+                .role
+                .map(|r| r.arn)
+                .ok_or_else(|| format!("GetRole returned no role for {name}"))?
+        }
+        Err(e) => {
+            return Err(explain(
+                &e,
+                &format!("creating role {name}"),
+                "iam:CreateRole and iam:PutRolePolicy",
+            ))
+        }
+    };
+    iam.put_role_policy()
+        .role_name(name)
+        .policy_name(ROLE_POLICY_NAME)
+        .policy_document(request.role_policy().to_string())
+        .send()
+        .await
+        .map_err(|e| {
+            explain(
+                &e,
+                &format!("putting the job's policy on role {name}"),
+                "iam:PutRolePolicy",
+            )
+        })?;
+    Ok(arn)
+}
+
 /// The trust policy of a job role: S3 Batch Operations may assume it.
 pub fn trust_policy() -> Value {
     json!({
@@ -1453,6 +1516,95 @@ mod tests {
                 .build(),
         );
         assert_eq!(resolve_account(&sts).await.unwrap(), "123456789012");
+    }
+
+    fn iam(rules: &[&Rule]) -> aws_sdk_iam::Client {
+        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for r in rules {
+            interceptor = interceptor.with_rule(r);
+        }
+        aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::Config::builder()
+                .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
+                .region(aws_sdk_iam::config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_iam::config::Credentials::new(
+                    "a", "b", None, None, "test",
+                ))
+                .http_client(aws_smithy_mocks::create_mock_http_client())
+                .interceptor(interceptor)
+                .build(),
+        )
+    }
+
+    fn role(arn: &str) -> aws_sdk_iam::types::Role {
+        aws_sdk_iam::types::Role::builder()
+            .path("/")
+            .role_name("batch")
+            .role_id("AROA")
+            .arn(arn)
+            .create_date(DateTime::from_secs(0))
+            .build()
+            .unwrap()
+    }
+
+    fn put_policy() -> Rule {
+        let policy = request().role_policy();
+        mock!(aws_sdk_iam::Client::put_role_policy)
+            .match_requests(move |i| {
+                i.role_name() == Some("batch")
+                    && i.policy_name() == Some(ROLE_POLICY_NAME)
+                    && i.policy_document()
+                        .and_then(|d| serde_json::from_str::<Value>(d).ok())
+                        .as_ref()
+                        == Some(&policy)
+            })
+            .then_output(|| {
+                aws_sdk_iam::operation::put_role_policy::PutRolePolicyOutput::builder().build()
+            })
+    }
+
+    #[tokio::test]
+    async fn create_role_trusts_batch_operations_and_puts_the_least_privilege_policy() {
+        let create = mock!(aws_sdk_iam::Client::create_role)
+            .match_requests(|i| {
+                i.role_name() == Some("batch")
+                    && i.assume_role_policy_document()
+                        .and_then(|d| serde_json::from_str::<Value>(d).ok())
+                        == Some(trust_policy())
+            })
+            .then_output(|| {
+                aws_sdk_iam::operation::create_role::CreateRoleOutput::builder()
+                    .role(role("arn:aws:iam::123456789012:role/batch"))
+                    .build()
+            });
+        let put = put_policy();
+        let arn = ensure_role(&iam(&[&create, &put]), "batch", &request())
+            .await
+            .unwrap();
+        assert_eq!(arn, "arn:aws:iam::123456789012:role/batch");
+        assert_eq!((create.num_calls(), put.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn an_existing_role_is_reused_with_the_policy_replaced() {
+        let create = mock!(aws_sdk_iam::Client::create_role).then_error(|| {
+            aws_sdk_iam::operation::create_role::CreateRoleError::EntityAlreadyExistsException(
+                aws_sdk_iam::types::error::EntityAlreadyExistsException::builder().build(),
+            )
+        });
+        let get = mock!(aws_sdk_iam::Client::get_role)
+            .match_requests(|i| i.role_name() == Some("batch"))
+            .then_output(|| {
+                aws_sdk_iam::operation::get_role::GetRoleOutput::builder()
+                    .role(role("arn:aws:iam::123456789012:role/old"))
+                    .build()
+            });
+        let put = put_policy();
+        let arn = ensure_role(&iam(&[&create, &get, &put]), "batch", &request())
+            .await
+            .unwrap();
+        assert_eq!(arn, "arn:aws:iam::123456789012:role/old");
+        assert_eq!(put.num_calls(), 1);
     }
 
     #[test]

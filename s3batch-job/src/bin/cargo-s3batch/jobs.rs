@@ -183,8 +183,18 @@ pub(crate) struct SubmitArgs {
     report_scope: Scope,
 
     /// The IAM role S3 runs the job with (see --print-policy for what it needs).
-    #[arg(long, value_name = "ARN", required_unless_present = "print_policy")]
+    #[arg(
+        long,
+        value_name = "ARN",
+        required_unless_present_any = ["print_policy", "create_role"]
+    )]
     role_arn: Option<String>,
+
+    /// Create the job's role NAME (or reuse it if it exists): trusting
+    /// batchoperations.s3.amazonaws.com, with this job's least-privilege policy (the one
+    /// --print-policy prints) as its inline policy `s3batch-job`.
+    #[arg(long, value_name = "NAME", conflicts_with = "role_arn")]
+    create_role: Option<String>,
 
     /// Print the job role's trust policy and permissions policy (least privilege for this
     /// job) and exit; nothing is created.
@@ -320,7 +330,7 @@ pub(crate) async fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
         submit::check_report_bucket(&s3, &r.bucket).await?;
     }
 
-    let request = JobRequest {
+    let mut request = JobRequest {
         account_id: account_id.clone(),
         function_arn,
         schema: args.invocation.schema.clone(),
@@ -331,10 +341,12 @@ pub(crate) async fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
         description: args.description.clone(),
         confirmation_required: args.confirmation_required,
         tags: args.tags.clone(),
-        role_arn: args
-            .role_arn
-            .clone()
-            .unwrap_or_else(|| format!("arn:aws:iam::{account_id}:role/ROLE")),
+        role_arn: args.role_arn.clone().unwrap_or_else(|| {
+            format!(
+                "arn:aws:iam::{account_id}:role/{}",
+                args.create_role.as_deref().unwrap_or("ROLE")
+            )
+        }),
     };
     if args.print_policy {
         println!(
@@ -345,6 +357,16 @@ pub(crate) async fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
         return Ok(ExitCode::SUCCESS);
     }
     let token = args.client_request_token.as_deref();
+    if let (Some(name), false) = (&args.create_role, args.dry_run) {
+        let config = submit::aws_config(None, Some(&region)).await;
+        let arn = submit::ensure_role(&aws_sdk_iam::Client::new(&config), name, &request).await?;
+        eprintln!("role: {arn} (inline policy {})", submit::ROLE_POLICY_NAME);
+        if arn != request.role_arn {
+            request.role_arn = arn;
+        }
+    } else if let Some(name) = &args.create_role {
+        eprintln!("dry run: role {name} would be created (see --print-policy)");
+    }
     if args.dry_run {
         println!("CreateJob request:\n{:#?}\n", request.input(token));
         println!("the same with the AWS CLI:\n{}", request.aws_cli(token));
