@@ -948,7 +948,7 @@ fn other_region(function: &str, region: &str, job_region: &str) -> String {
 pub fn explain<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>, doing: &str, action: &str) -> String
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
     let code = e.code().unwrap_or_default();
@@ -990,10 +990,22 @@ where
         (_, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) => format!(
             "{doing}: the endpoint could not be reached ({}); check --endpoint-url / the \
              region and your network",
-            aws_sdk_s3::error::DisplayErrorContext(e)
+            chain(e)
         ),
-        _ => format!("{doing}: {}", aws_sdk_s3::error::DisplayErrorContext(e)),
+        _ => format!("{doing}: {}", chain(e)),
     }
+}
+
+/// An error and its sources, each as it displays itself, joined by `: `.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// The AWS configuration for a client of `endpoint` (placeholder credentials on loopback,

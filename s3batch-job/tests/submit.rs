@@ -3,7 +3,10 @@
 //! manifests and reports, and `examples/chaos` served by `cargo lambda watch`.
 
 use aws_sdk_s3control::config::endpoint::{Endpoint, EndpointFuture, Params, ResolveEndpoint};
-use aws_sdk_s3control::types::{JobDescriptor, JobStatus};
+use aws_sdk_s3control::types::{
+    JobDescriptor, JobManifest, JobManifestFieldName, JobManifestFormat, JobManifestLocation,
+    JobManifestSpec, JobOperation, JobReport, JobStatus, LambdaInvokeOperation,
+};
 use s3batch_job::control::{ControlServer, ServeConfig};
 use s3batch_job::{parse_report_csv, Redrive};
 use s3batch_testkit::{LambdaWatch, Moto};
@@ -422,16 +425,156 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
         "{report:?}"
     );
 
+    // --- An S3 Inventory manifest.json (its ETag from HeadObject), submitted as s3://.
+    let keys4: Vec<String> = (0..4).map(|i| format!("inventory/{i} é")).collect();
+    env.put_objects(&keys4).await;
+    let rows: String = keys4
+        .iter()
+        .map(|k| {
+            format!(
+                "\"{DATA}\",\"{}\"\n",
+                k.replace(' ', "%20").replace('é', "%C3%A9")
+            )
+        })
+        .collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, rows.as_bytes()).unwrap();
+    env.s3
+        .put_object()
+        .bucket(DATA)
+        .key("inv/data/0.csv.gz")
+        .body(gz.finish().unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    let inventory = format!(
+        r#"{{"sourceBucket":"{DATA}","destinationBucket":"arn:aws:s3:::{DATA}","version":"2016-11-30",
+            "fileFormat":"CSV","fileSchema":"Bucket, Key","files":[{{"key":"inv/data/0.csv.gz","size":1}}]}}"#
+    );
+    env.s3
+        .put_object()
+        .bucket(DATA)
+        .key("inv/manifest.json")
+        .body(inventory.into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let inv_id = env
+        .submit(&["--manifest", "s3://data/inv/manifest.json"])
+        .await;
+    let watched = env
+        .cli(&["status", &inv_id, "--watch", "--interval", "0.2"])
+        .await;
+    assert_eq!(watched.code, 0, "{}\n{}", watched.stdout, watched.stderr);
+    assert_eq!(counts(&env.describe(&inv_id).await), (4, 4, 0));
+    let mut expected: Vec<(String, String)> = keys4
+        .iter()
+        .map(|k| (k.clone(), "succeeded".to_owned()))
+        .collect();
+    expected.sort();
+    assert_eq!(env.report(&inv_id).await, expected);
+    let spec = env.describe(&inv_id).await.manifest.unwrap().spec.unwrap();
+    assert_eq!(
+        spec.format,
+        aws_sdk_s3control::types::JobManifestFormat::S3InventoryReportCsv20161130
+    );
+
+    // --- A manifest that changed after its ETag was read: status names the fix.
+    let bad_id = env
+        .control
+        .create_job()
+        .account_id(ACCOUNT)
+        .confirmation_required(false)
+        .operation(
+            JobOperation::builder()
+                .lambda_invoke(
+                    LambdaInvokeOperation::builder()
+                        .function_arn(format!(
+                            "arn:aws:lambda:us-east-1:{ACCOUNT}:function:{}",
+                            env.function
+                        ))
+                        .build(),
+                )
+                .build(),
+        )
+        .manifest(
+            JobManifest::builder()
+                .spec(
+                    JobManifestSpec::builder()
+                        .format(JobManifestFormat::S3BatchOperationsCsv20180820)
+                        .fields(JobManifestFieldName::Bucket)
+                        .fields(JobManifestFieldName::Key)
+                        .build()
+                        .unwrap(),
+                )
+                .location(
+                    JobManifestLocation::builder()
+                        .object_arn(format!("arn:aws:s3:::{DATA}/m2.csv"))
+                        .e_tag("0123456789abcdef0123456789abcdef")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .report(JobReport::builder().enabled(false).build())
+        .priority(1)
+        .role_arn("arn:aws:iam::123456789012:role/batch")
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    let watched = env
+        .cli(&["status", &bad_id, "--watch", "--interval", "0.2"])
+        .await;
+    assert_eq!(watched.code, 2, "{}\n{}", watched.stdout, watched.stderr);
+    assert!(
+        watched
+            .stdout
+            .contains("fix: the manifest changed after the job was created"),
+        "{}",
+        watched.stdout
+    );
+
+    // --- The role's policies, printed; nothing created.
+    let printed = env
+        .cli(&[
+            "submit",
+            "--print-policy",
+            "--manifest",
+            "s3://data/m2.csv",
+            "--function-arn",
+            "arn:aws:lambda:us-east-1:123456789012:function:fn:1",
+            "--s3-endpoint-url",
+            &env.moto.endpoint(),
+            "--report",
+            "s3://reports/batch",
+        ])
+        .await;
+    assert_eq!(printed.code, 0, "{}", printed.stderr);
+    assert!(
+        printed.stdout.contains("batchoperations.s3.amazonaws.com")
+            && printed.stdout.contains("arn:aws:s3:::data/m2.csv")
+            && printed.stdout.contains("arn:aws:s3:::reports/batch/*")
+            && printed
+                .stdout
+                .contains("arn:aws:lambda:us-east-1:123456789012:function:fn:1"),
+        "{}",
+        printed.stdout
+    );
+
     // --- list, with a status filter.
     let all = env.cli(&["list"]).await;
     assert_eq!(all.code, 0, "{}", all.stderr);
-    for j in [&id, &confirm_id, &failed_id, &cancel_id] {
+    for j in [&id, &confirm_id, &failed_id, &cancel_id, &inv_id, &bad_id] {
         assert!(all.stdout.contains(j.as_str()), "{j} not in {}", all.stdout);
     }
-    assert!(all.stderr.contains("4 jobs"), "{}", all.stderr);
+    assert!(all.stderr.contains("6 jobs"), "{}", all.stderr);
     let complete = env.cli(&["list", "--status", "Complete"]).await;
-    assert_eq!(complete.stdout.lines().count(), 2, "{}", complete.stdout);
-    assert!(complete.stdout.contains(&id) && complete.stdout.contains(&confirm_id));
+    assert_eq!(complete.stdout.lines().count(), 3, "{}", complete.stdout);
+    for j in [&id, &confirm_id, &inv_id] {
+        assert!(complete.stdout.contains(j.as_str()), "{}", complete.stdout);
+    }
 
     // --- Errors name the fix: an unknown job, a report bucket that does not exist.
     let unknown = env
