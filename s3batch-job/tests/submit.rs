@@ -92,6 +92,27 @@ impl Env {
         id
     }
 
+    /// `submit` of `manifest` (uploaded to `s3://data/never.csv` when local), for checks
+    /// that must fail.
+    async fn submit_only(&self, manifest: &str, extra: &[&str]) -> Out {
+        let endpoint = self.moto.endpoint();
+        let mut args = vec![
+            "submit",
+            "--manifest",
+            manifest,
+            "--manifest-upload",
+            "s3://data/never.csv",
+            "--function-arn",
+            "arn:aws:lambda:us-east-1:123456789012:function:f",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/batch",
+            "--s3-endpoint-url",
+            &endpoint,
+        ];
+        args.extend_from_slice(extra);
+        self.cli(&args).await
+    }
+
     async fn put_objects(&self, keys: &[String]) -> String {
         for k in keys {
             self.s3
@@ -608,5 +629,33 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
         "{}",
         no_bucket.stderr
     );
+    // A manifest that is not there, one with a bad row, arguments schema 1.0 cannot carry:
+    // the checks of `run`, before anything is created.
+    let missing = env.submit_only("s3://data/missing.csv", &[]).await;
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("s3://data/missing.csv") && missing.stderr.contains("no such"),
+        "{}",
+        missing.stderr
+    );
+    let bad_csv = env.dir.join("bad.csv");
+    std::fs::write(&bad_csv, "data,ok\ndata,bad%zz\n").unwrap();
+    let bad = env.submit_only(bad_csv.to_str().unwrap(), &[]).await;
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("line 2"), "{}", bad.stderr);
+    let v1 = env
+        .submit_only("s3://data/m2.csv", &["--user-arg", "k=v"])
+        .await;
+    assert_eq!(v1.code, 1);
+    assert!(v1.stderr.contains("schema 2.0"), "{}", v1.stderr);
+    assert!(env
+        .s3
+        .head_object()
+        .bucket(DATA)
+        .key("never.csv")
+        .send()
+        .await
+        .is_err());
+    assert!(env.cli(&["list"]).await.stderr.contains("6 jobs"));
     let _ = std::fs::remove_dir_all(&env.dir);
 }
