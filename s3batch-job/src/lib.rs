@@ -7,6 +7,9 @@
 //! in-process with [`LocalJob::run_in_process`] for integration tests.
 //!
 //! The command line is `cargo s3batch run` (the `cargo-s3batch` binary of this package).
+//! `cargo s3batch submit`, `status`, `list`, `cancel`, `confirm` and `priority` create and
+//! follow real S3 Batch Operations jobs through S3 Control ([`submit`], [`status`]), on AWS
+//! or on the local endpoint ([`control`]).
 //!
 //! ```
 //! use s3batch::{Object, TaskError};

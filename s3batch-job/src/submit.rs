@@ -733,6 +733,12 @@ pub async fn resolve_manifest(
             })
         }
         Location::S3 { bucket, key } => {
+            if let Some(upload) = upload {
+                return Err(format!(
+                    "--manifest-upload {upload} is for a local manifest; s3://{bucket}/{key} \
+                     is in S3 already: leave --manifest-upload out"
+                ));
+            }
             let head = s3
                 .head_object()
                 .bucket(bucket)

@@ -96,19 +96,18 @@ impl Env {
     /// that must fail.
     async fn submit_only(&self, manifest: &str, extra: &[&str]) -> Out {
         let endpoint = self.moto.endpoint();
-        let mut args = vec![
-            "submit",
-            "--manifest",
-            manifest,
-            "--manifest-upload",
-            "s3://data/never.csv",
+        let mut args = vec!["submit", "--manifest", manifest];
+        if !manifest.starts_with("s3://") {
+            args.extend(["--manifest-upload", "s3://data/never.csv"]);
+        }
+        args.extend([
             "--function-arn",
             "arn:aws:lambda:us-east-1:123456789012:function:f",
             "--role-arn",
             "arn:aws:iam::123456789012:role/batch",
             "--s3-endpoint-url",
             &endpoint,
-        ];
+        ]);
         args.extend_from_slice(extra);
         self.cli(&args).await
     }
@@ -648,6 +647,23 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
         .await;
     assert_eq!(v1.code, 1);
     assert!(v1.stderr.contains("schema 2.0"), "{}", v1.stderr);
+    let upload = env
+        .cli(&[
+            "submit",
+            "--manifest",
+            "s3://data/m2.csv",
+            "--manifest-upload",
+            "s3://data/never.csv",
+            "--function-arn",
+            "arn:aws:lambda:us-east-1:123456789012:function:f",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/batch",
+            "--s3-endpoint-url",
+            &env.moto.endpoint(),
+        ])
+        .await;
+    assert_eq!(upload.code, 1);
+    assert!(upload.stderr.contains("in S3 already"), "{}", upload.stderr);
     assert!(env
         .s3
         .head_object()

@@ -174,7 +174,7 @@ pub(crate) struct SubmitArgs {
     tags: Vec<(String, String)>,
 
     /// Where S3 writes the completion report: s3://bucket/prefix (it goes in
-    /// prefix/job-<id>/). Without it, no report.
+    /// `prefix/job-<id>/`). Without it, no report.
     #[arg(long, short = 'r', value_name = "S3_URI")]
     report: Option<Location>,
 
