@@ -120,6 +120,9 @@ pub fn describe(job: &JobDescriptor) -> String {
         c.failed,
         (c.total - c.done()).max(0)
     ));
+    if c.total > 0 {
+        out.push(format!("  {}", bar(&c, 30)));
+    }
     if let Some(rate) = c.per_second() {
         out.push(format!(
             "  rate: {rate:.1} tasks/s over {} s active{}",
@@ -164,6 +167,22 @@ pub fn describe(job: &JobDescriptor) -> String {
         }
     }
     out.join("\n")
+}
+
+/// A text progress bar `width` wide: `#` succeeded, `x` failed, `.` to go, then the percent
+/// done.
+pub fn bar(c: &Counts, width: usize) -> String {
+    let total = c.total.max(1) as f64;
+    let cells = |n: i64| ((n.max(0) as f64 / total) * width as f64).round() as usize;
+    let ok = cells(c.succeeded).min(width);
+    let failed = cells(c.failed).min(width - ok);
+    format!(
+        "[{}{}{}] {:.0} %",
+        "#".repeat(ok),
+        "x".repeat(failed),
+        ".".repeat(width - ok - failed),
+        100.0 * c.done() as f64 / total
+    )
 }
 
 /// What to do about a failure code (the local endpoint's codes and S3's documented ones).
@@ -263,6 +282,8 @@ mod tests {
         let c = Counts::of(job(JobStatus::Active, 400, 600).progress_summary.as_ref());
         assert_eq!(c.per_second(), Some(100.0));
         assert_eq!(c.eta_seconds(), Some(10.0));
+        assert_eq!(bar(&c, 10), "[##xxx.....] 50 %");
+        assert!(describe(&job(JobStatus::Active, 400, 600)).contains("[######"));
         assert!(
             c.failure_rule()
                 .starts_with("60.0 % of 1000 finished tasks failed (above 50 % of at least 1,000"),
