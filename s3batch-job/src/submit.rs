@@ -1625,6 +1625,41 @@ mod tests {
         assert_eq!(put.num_calls(), 1);
     }
 
+    #[tokio::test]
+    async fn errors_name_the_fix() {
+        use aws_sdk_s3control::operation::describe_job::DescribeJobError;
+        for (code, wanted) in [
+            ("NotFoundException", "check --region"),
+            ("NoSuchJob", "check --region"),
+            ("AccessDenied", "the caller needs s3:DescribeJob"),
+            ("InvalidClientTokenId", "credentials are not valid"),
+            (
+                "TooManyRequestsException",
+                "TooManyRequestsException: it says",
+            ),
+        ] {
+            let rule = mock!(aws_sdk_s3control::Client::describe_job).then_error(move || {
+                DescribeJobError::generic(
+                    aws_sdk_s3control::error::ErrorMetadata::builder()
+                        .code(code)
+                        .message("it says")
+                        .build(),
+                )
+            });
+            let err = control(&rule)
+                .describe_job()
+                .account_id("123456789012")
+                .job_id("job-1")
+                .send()
+                .await
+                .unwrap_err();
+            let text = explain(&err, "describing job job-1", "s3:DescribeJob");
+            assert!(text.starts_with("describing job job-1: "), "{text}");
+            assert!(text.contains(wanted), "{code}: {text}");
+            assert!(!text.contains("ServiceError"), "{text}");
+        }
+    }
+
     #[test]
     fn etags_lose_their_quotes() {
         assert_eq!(bare_etag("\"60e4\""), "60e4");
