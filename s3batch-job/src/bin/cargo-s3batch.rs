@@ -277,7 +277,7 @@ impl Invocation {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub(crate) enum Scope {
+enum Scope {
     /// Every task.
     All,
     /// Failed tasks only.
@@ -292,7 +292,7 @@ fn parse_job_id(s: &str) -> Result<String, String> {
     }
 }
 
-pub(crate) fn parse_user_arg(s: &str) -> Result<(String, String), String> {
+fn parse_user_arg(s: &str) -> Result<(String, String), String> {
     let (k, v) = s
         .split_once('=')
         .ok_or_else(|| format!("{s:?} is not NAME=VALUE"))?;
@@ -511,7 +511,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn scope(s: Scope) -> ReportScope {
+fn scope(s: Scope) -> ReportScope {
     match s {
         Scope::All => ReportScope::AllTasks,
         Scope::Failed => ReportScope::FailedTasksOnly,
