@@ -298,6 +298,57 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
         .send()
         .await
         .is_err());
+    // A generated manifest (S3 lists the objects; not emulated by serve): a dry run shows it.
+    let generated = env
+        .cli(&[
+            "submit",
+            "--dry-run",
+            "--generate-from",
+            "s3://data/plain/",
+            "--match-suffix",
+            ".txt",
+            "--larger-than",
+            "1",
+            "--function-arn",
+            "arn:aws:lambda:us-east-1:123456789012:function:f:1",
+            "--create-role",
+            "s3batch-test",
+            "--s3-endpoint-url",
+            &env.moto.endpoint(),
+        ])
+        .await;
+    assert_eq!(generated.code, 0, "{}", generated.stderr);
+    let json = generated
+        .stdout
+        .split("--manifest-generator '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap_or_else(|| panic!("{}", generated.stdout));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(json).unwrap(),
+        serde_json::json!({"S3JobManifestGenerator": {
+            "SourceBucket": "arn:aws:s3:::data",
+            "EnableManifestOutput": false,
+            "Filter": {
+                "KeyNameConstraint": {"MatchAnyPrefix": ["plain/"], "MatchAnySuffix": [".txt"]},
+                "ObjectSizeGreaterThanBytes": 1
+            }
+        }})
+    );
+    assert!(
+        generated
+            .stdout
+            .contains("--role-arn arn:aws:iam::123456789012:role/s3batch-test"),
+        "{}",
+        generated.stdout
+    );
+    assert!(
+        generated
+            .stderr
+            .contains("role s3batch-test would be created"),
+        "{}",
+        generated.stderr
+    );
     let listed = env.cli(&["list"]).await;
     assert_eq!(listed.code, 0, "{}", listed.stderr);
     assert!(listed.stderr.contains("0 jobs"), "{}", listed.stderr);
