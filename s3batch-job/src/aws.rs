@@ -38,7 +38,7 @@ async fn has_credentials(config: &aws_config::SdkConfig) -> bool {
 }
 
 /// Whether an endpoint URL names this machine: `localhost` or a loopback address.
-fn is_loopback(endpoint: &str) -> bool {
+pub(crate) fn is_loopback(endpoint: &str) -> bool {
     match url::Url::parse(endpoint).as_ref().map(url::Url::host) {
         Ok(Some(url::Host::Domain(name))) => name.eq_ignore_ascii_case("localhost"),
         Ok(Some(url::Host::Ipv4(ip))) => ip.is_loopback(),

@@ -9,6 +9,9 @@
 //! The command line is `cargo s3batch run` (the `cargo-s3batch` binary of this package),
 //! built with the `cli` feature (on by default). With `default-features = false` the library
 //! compiles without the command line's crates (clap, indicatif, tracing-subscriber).
+//! `cargo s3batch submit`, `status`, `list`, `cancel`, `confirm` and `priority` create and
+//! follow real S3 Batch Operations jobs through S3 Control ([`submit`], [`status`]), on AWS
+//! or on the local endpoint ([`control`]).
 //!
 //! ```
 //! use s3batch::{Object, TaskError};
@@ -75,7 +78,9 @@ pub mod job;
 pub mod journal;
 pub mod manifest;
 pub mod report;
+pub mod status;
 pub mod storage;
+pub mod submit;
 
 pub use host::{HostConfig, RuntimeHost};
 pub use invoke::{InProcess, Invoke, Invoked, LambdaInvoker};

@@ -46,7 +46,24 @@ enum Command {
     /// UpdateJobStatus, UpdateJobPriority) on http://127.0.0.1:PORT, running LambdaInvoke jobs
     /// with the engine of `run`.
     Serve(ServeArgs),
+    /// Create a real S3 Batch Operations LambdaInvoke job (S3 Control CreateJob).
+    #[command(after_help = jobs::SUBMIT_HELP)]
+    Submit(Box<jobs::SubmitArgs>),
+    /// Describe a job (DescribeJob); --watch follows it to its end.
+    #[command(after_help = jobs::STATUS_HELP)]
+    Status(jobs::StatusArgs),
+    /// List recent jobs (ListJobs).
+    List(jobs::ListArgs),
+    /// Cancel a job (UpdateJobStatus Cancelled).
+    Cancel(jobs::UpdateArgs),
+    /// Confirm a job waiting in Suspended (UpdateJobStatus Ready).
+    Confirm(jobs::UpdateArgs),
+    /// Change a job's priority (UpdateJobPriority).
+    Priority(jobs::PriorityArgs),
 }
+
+#[path = "cargo-s3batch/jobs.rs"]
+mod jobs;
 
 #[derive(Args, Debug)]
 struct ServeArgs {
@@ -163,13 +180,8 @@ struct RunArgs {
     #[arg(long, value_name = "URL")]
     s3_endpoint_url: Option<String>,
 
-    /// The invocation schema: 2.0 sends s3Bucket and the user arguments.
-    #[arg(long, default_value = "1.0", value_parser = schema_parser())]
-    schema: Schema,
-
-    /// A user argument for schema 2.0, as NAME=VALUE; repeat for more (at most 10).
-    #[arg(long = "user-arg", value_name = "NAME=VALUE", value_parser = parse_user_arg)]
-    user_args: Vec<(String, String)>,
+    #[command(flatten)]
+    invocation: Invocation,
 
     /// Tasks per invocation (S3 sends 1).
     #[arg(long, default_value_t = 1, value_name = "N")]
@@ -242,6 +254,24 @@ struct RunArgs {
     quiet: bool,
 }
 
+/// How the function is invoked: one definition for `run` and `submit`.
+#[derive(Args, Debug)]
+struct Invocation {
+    /// The invocation schema: 2.0 sends s3Bucket and the user arguments.
+    #[arg(long, default_value = "1.0", value_parser = schema_parser())]
+    schema: Schema,
+
+    /// A user argument for schema 2.0, as NAME=VALUE; repeat for more (at most 10).
+    #[arg(long = "user-arg", value_name = "NAME=VALUE", value_parser = parse_user_arg)]
+    user_args: Vec<(String, String)>,
+}
+
+impl Invocation {
+    fn schema(&self) -> Schema {
+        self.schema
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Scope {
     /// Every task.
@@ -300,6 +330,12 @@ fn main() -> ExitCode {
         Command::Run(args) => runtime.block_on(run(*args)),
         Command::Report(args) => runtime.block_on(report(args)),
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Submit(args) => runtime.block_on(jobs::submit(*args)),
+        Command::Status(args) => runtime.block_on(jobs::status(args)),
+        Command::List(args) => runtime.block_on(jobs::list(args)),
+        Command::Cancel(args) => runtime.block_on(jobs::cancel(args)),
+        Command::Confirm(args) => runtime.block_on(jobs::confirm(args)),
+        Command::Priority(args) => runtime.block_on(jobs::priority(args)),
     };
     // Invocations abandoned after the grace period must not hold the exit up.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -527,7 +563,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
     };
     let mut job = LocalJob::new(manifest)
         .job_id(&job_id)
-        .schema(args.schema)
+        .schema(args.invocation.schema())
         .tasks_per_invocation(args.tasks_per_invocation)
         .concurrency(args.concurrency)
         .grace_period(Duration::from_secs(args.grace_period))
@@ -538,7 +574,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         .failure_threshold((!args.no_failure_threshold).then(|| {
             FailureThreshold::new(args.failure_threshold_min_tasks, args.failure_threshold)
         }));
-    for (k, v) in &args.user_args {
+    for (k, v) in &args.invocation.user_args {
         job = job.user_argument(k, v);
     }
     let total = job.manifest().len();
@@ -577,7 +613,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
             "job {job_id}: {total} tasks from {} -> {function} (schema {}, {} at once); \
              dry run: the manifest{} can be used",
             args.manifest,
-            args.schema,
+            args.invocation.schema,
             args.concurrency,
             if args.report.is_some() {
                 " and the report destination"
@@ -621,7 +657,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
     eprintln!(
         "job {job_id}: {total} tasks from {} -> {function} (schema {}, {} at once); journal in {}{}",
         args.manifest,
-        args.schema,
+        args.invocation.schema,
         args.concurrency,
         dir.display(),
         if args.resume {

@@ -1,0 +1,1669 @@
+//! Creating a real S3 Batch Operations `LambdaInvoke` job (`cargo s3batch submit`).
+//!
+//! A [`JobRequest`] is the normalized request: every value the job is created with, already
+//! resolved (the manifest's `ETag`, the account, the function's ARN). From it come
+//! - the `CreateJob` input ([`JobRequest::input`]) that the client sends, unchanged;
+//! - the equivalent `aws s3control create-job` command ([`JobRequest::aws_cli`]);
+//! - the `ClientRequestToken` ([`JobRequest::token`]): a digest of the request, so the same
+//!   `submit` run twice creates one job (S3 answers the second `CreateJob` with the first
+//!   job's id), while any change (another ETag after the manifest changed, another argument)
+//!   makes a new job;
+//! - the job role's trust and least-privilege policies ([`trust_policy`],
+//!   [`JobRequest::role_policy`]).
+//!
+//! The `resolve_*` functions read what the request needs from AWS (HeadObject for the
+//! manifest's ETag, STS for the account, Lambda `GetFunction` for the function), and
+//! [`explain`] turns an SDK error into a message that names the fix.
+
+use crate::manifest::{is_inventory, Manifest};
+use crate::storage::Location;
+use crate::Schema;
+use aws_sdk_s3control::operation::create_job::CreateJobInput;
+use aws_sdk_s3control::types::{
+    GeneratedManifestFormat, JobManifest, JobManifestFieldName, JobManifestFormat,
+    JobManifestGenerator, JobManifestGeneratorFilter, JobManifestLocation, JobManifestSpec,
+    JobOperation, JobReport, JobReportFormat, JobReportScope, KeyNameConstraint,
+    LambdaInvokeOperation, S3JobManifestGenerator, S3ManifestOutputLocation, S3StorageClass, S3Tag,
+};
+use aws_smithy_types::date_time::Format;
+use aws_smithy_types::DateTime;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// Sends the `CreateJob` request of `request` (with `token`, default
+/// [`JobRequest::token`]) and returns the job's id.
+pub async fn create(
+    client: &aws_sdk_s3control::Client,
+    request: &JobRequest,
+    token: Option<&str>,
+) -> Result<String, String> {
+    let input = request.input(token);
+    let out = client
+        .create_job()
+        .set_account_id(input.account_id)
+        .set_confirmation_required(input.confirmation_required)
+        .set_operation(input.operation)
+        .set_report(input.report)
+        .set_client_request_token(input.client_request_token)
+        .set_manifest(input.manifest)
+        .set_description(input.description)
+        .set_priority(input.priority)
+        .set_role_arn(input.role_arn)
+        .set_tags(input.tags)
+        .set_manifest_generator(input.manifest_generator)
+        .send()
+        .await
+        .map_err(|e| {
+            explain(
+                &e,
+                "creating the job",
+                "s3:CreateJob, and iam:PassRole on the job's role",
+            )
+        })?;
+    out.job_id
+        .ok_or_else(|| "CreateJob returned no job id".to_owned())
+}
+
+/// Where the job's objects come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum ManifestSpec {
+    /// An `S3BatchOperations_CSV_20180820` manifest object.
+    Csv {
+        /// Its bucket.
+        bucket: String,
+        /// Its key.
+        key: String,
+        /// Its ETag (quotes removed).
+        etag: String,
+        /// Its version, when pinned.
+        version_id: Option<String>,
+        /// Whether its rows carry a version id (a third column).
+        with_version_ids: bool,
+    },
+    /// An S3 Inventory `manifest.json` (`S3InventoryReport_CSV_20161130`).
+    Inventory {
+        /// Its bucket.
+        bucket: String,
+        /// Its key.
+        key: String,
+        /// Its ETag (quotes removed).
+        etag: String,
+        /// Its version, when pinned.
+        version_id: Option<String>,
+    },
+    /// A manifest S3 generates from a bucket listing (`S3JobManifestGenerator`).
+    Generated(Generator),
+}
+
+/// The `S3JobManifestGenerator` options: the source bucket and the filters S3 offers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Generator {
+    /// The bucket whose objects the job runs on.
+    pub source_bucket: String,
+    /// Keys starting with any of these (none: every key).
+    pub prefixes: Vec<String>,
+    /// Keys ending with any of these.
+    pub suffixes: Vec<String>,
+    /// Keys containing any of these.
+    pub substrings: Vec<String>,
+    /// Objects created after this time (RFC 3339).
+    pub created_after: Option<String>,
+    /// Objects created before this time (RFC 3339).
+    pub created_before: Option<String>,
+    /// Objects larger than this many bytes.
+    pub size_greater_than: Option<i64>,
+    /// Objects smaller than this many bytes.
+    pub size_less_than: Option<i64>,
+    /// Objects in any of these storage classes (S3's names, e.g. `STANDARD`, `GLACIER`).
+    pub storage_classes: Vec<String>,
+    /// Where S3 writes the generated manifest (bucket, prefix); none: not kept.
+    pub output: Option<(String, String)>,
+}
+
+/// Where the completion report goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportSpec {
+    /// The report bucket.
+    pub bucket: String,
+    /// The key prefix (the report goes in `<prefix>/job-<id>/`); empty for none.
+    pub prefix: String,
+    /// Only failed tasks (`FailedTasksOnly`) rather than all (`AllTasks`).
+    pub failed_only: bool,
+}
+
+/// A `CreateJob` request for a `LambdaInvoke` job, every value resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobRequest {
+    /// The account the job belongs to.
+    pub account_id: String,
+    /// The function's ARN (qualified with a version or alias, ideally).
+    pub function_arn: String,
+    /// The invocation schema.
+    pub schema: Schema,
+    /// The user arguments (schema 2.0), sorted by name.
+    pub user_arguments: BTreeMap<String, String>,
+    /// The manifest.
+    pub manifest: ManifestSpec,
+    /// The completion report; none: no report.
+    pub report: Option<ReportSpec>,
+    /// The job's priority (higher runs first).
+    pub priority: i32,
+    /// The description, if any.
+    pub description: Option<String>,
+    /// Whether the job waits in `Suspended` until confirmed.
+    pub confirmation_required: bool,
+    /// The job's tags, in order.
+    pub tags: Vec<(String, String)>,
+    /// The role S3 runs the job with.
+    pub role_arn: String,
+}
+
+/// The ARN of an object (`arn:aws:s3:::bucket/key`).
+fn object_arn(bucket: &str, key: &str) -> String {
+    format!("arn:aws:s3:::{bucket}/{key}")
+}
+
+/// The ARN of a bucket.
+fn bucket_arn(bucket: &str) -> String {
+    format!("arn:aws:s3:::{bucket}")
+}
+
+impl JobRequest {
+    /// The `ClientRequestToken`: `s3batch-` and the MD5 of the request's canonical JSON (40
+    /// characters; S3 allows 64). The same request always gives the same token, so a
+    /// retried `submit` returns the job it created the first time; any difference gives
+    /// another one.
+    pub fn token(&self) -> String {
+        use md5::Digest;
+        let canonical = serde_json::to_vec(self).expect("a request serializes");
+        let digest = md5::Md5::digest(&canonical);
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("s3batch-{hex}")
+    }
+
+    /// The `CreateJob` input that `submit` sends, with [`token`](Self::token) as its
+    /// `ClientRequestToken` unless `token` overrides it.
+    pub fn input(&self, token: Option<&str>) -> CreateJobInput {
+        let mut lambda = LambdaInvokeOperation::builder()
+            .function_arn(&self.function_arn)
+            .invocation_schema_version(self.schema.as_str());
+        for (k, v) in &self.user_arguments {
+            lambda = lambda.user_arguments(k, v);
+        }
+        let mut b = CreateJobInput::builder()
+            .account_id(&self.account_id)
+            .confirmation_required(self.confirmation_required)
+            .operation(
+                JobOperation::builder()
+                    .lambda_invoke(lambda.build())
+                    .build(),
+            )
+            .report(match &self.report {
+                Some(r) => {
+                    let mut report = JobReport::builder()
+                        .enabled(true)
+                        .bucket(bucket_arn(&r.bucket))
+                        .format(JobReportFormat::ReportCsv20180820)
+                        .report_scope(if r.failed_only {
+                            JobReportScope::FailedTasksOnly
+                        } else {
+                            JobReportScope::AllTasks
+                        });
+                    if !r.prefix.is_empty() {
+                        report = report.prefix(&r.prefix);
+                    }
+                    report.build()
+                }
+                None => JobReport::builder().enabled(false).build(),
+            })
+            .priority(self.priority)
+            .role_arn(&self.role_arn)
+            .client_request_token(token.map_or_else(|| self.token(), str::to_owned))
+            .set_description(self.description.clone());
+        match &self.manifest {
+            ManifestSpec::Csv {
+                bucket,
+                key,
+                etag,
+                version_id,
+                with_version_ids,
+            } => {
+                let mut spec = JobManifestSpec::builder()
+                    .format(JobManifestFormat::S3BatchOperationsCsv20180820)
+                    .fields(JobManifestFieldName::Bucket)
+                    .fields(JobManifestFieldName::Key);
+                if *with_version_ids {
+                    spec = spec.fields(JobManifestFieldName::VersionId);
+                }
+                b = b.manifest(manifest(spec, bucket, key, etag, version_id));
+            }
+            ManifestSpec::Inventory {
+                bucket,
+                key,
+                etag,
+                version_id,
+            } => {
+                let spec = JobManifestSpec::builder()
+                    .format(JobManifestFormat::S3InventoryReportCsv20161130);
+                b = b.manifest(manifest(spec, bucket, key, etag, version_id));
+            }
+            ManifestSpec::Generated(g) => {
+                b = b
+                    .manifest_generator(JobManifestGenerator::S3JobManifestGenerator(generator(g)));
+            }
+        }
+        for (k, v) in &self.tags {
+            b = b.tags(
+                S3Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .expect("key and value are set"),
+            );
+        }
+        b.build().expect("every required member is set")
+    }
+
+    /// The equivalent `aws s3control create-job` command (arguments quoted for a POSIX
+    /// shell; `--operation`, `--manifest`/`--manifest-generator`, `--report` and `--tags`
+    /// as JSON).
+    pub fn aws_cli(&self, token: Option<&str>) -> String {
+        let lambda = if self.user_arguments.is_empty() {
+            json!({"FunctionArn": self.function_arn, "InvocationSchemaVersion": self.schema.as_str()})
+        } else {
+            json!({"FunctionArn": self.function_arn, "InvocationSchemaVersion": self.schema.as_str(),
+                   "UserArguments": self.user_arguments})
+        };
+        let mut args = vec![
+            "aws s3control create-job".to_owned(),
+            format!("--account-id {}", self.account_id),
+            format!(
+                "--operation {}",
+                sh(&json!({ "LambdaInvoke": lambda }).to_string())
+            ),
+        ];
+        match &self.manifest {
+            ManifestSpec::Generated(g) => args.push(format!(
+                "--manifest-generator {}",
+                sh(&generator_json(g).to_string())
+            )),
+            m => args.push(format!("--manifest {}", sh(&manifest_json(m).to_string()))),
+        }
+        let report = match &self.report {
+            Some(r) => {
+                let mut v = json!({"Bucket": bucket_arn(&r.bucket), "Format": "Report_CSV_20180820",
+                    "Enabled": true,
+                    "ReportScope": if r.failed_only { "FailedTasksOnly" } else { "AllTasks" }});
+                if !r.prefix.is_empty() {
+                    v["Prefix"] = json!(r.prefix);
+                }
+                v
+            }
+            None => json!({"Enabled": false}),
+        };
+        args.push(format!("--report {}", sh(&report.to_string())));
+        args.push(format!("--priority {}", self.priority));
+        args.push(format!("--role-arn {}", sh(&self.role_arn)));
+        args.push(format!(
+            "--client-request-token {}",
+            sh(&token.map_or_else(|| self.token(), str::to_owned))
+        ));
+        args.push(
+            if self.confirmation_required {
+                "--confirmation-required"
+            } else {
+                "--no-confirmation-required"
+            }
+            .to_owned(),
+        );
+        if let Some(d) = &self.description {
+            args.push(format!("--description {}", sh(d)));
+        }
+        if !self.tags.is_empty() {
+            let tags: Vec<Value> = self
+                .tags
+                .iter()
+                .map(|(k, v)| json!({"Key": k, "Value": v}))
+                .collect();
+            args.push(format!("--tags {}", sh(&Value::from(tags).to_string())));
+        }
+        args.join(" \\\n    ")
+    }
+
+    /// The job role's permissions policy, least privilege: invoke the function, read the
+    /// manifest (for an Inventory manifest, its folder's data files; for a generated one,
+    /// list the source bucket and write the generated manifest), write the report prefix.
+    pub fn role_policy(&self) -> Value {
+        let mut statements = vec![json!({
+            "Sid": "InvokeTheFunction",
+            "Effect": "Allow",
+            "Action": "lambda:InvokeFunction",
+            "Resource": self.function_arn,
+        })];
+        match &self.manifest {
+            ManifestSpec::Csv { bucket, key, .. } => statements.push(json!({
+                "Sid": "ReadTheManifest",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                "Resource": object_arn(bucket, key),
+            })),
+            ManifestSpec::Inventory { bucket, key, .. } => {
+                // <destination prefix>/<source bucket>/<config>/<date>/manifest.json; the
+                // data files are in <...>/<config>/data/.
+                let parts: Vec<&str> = key.split('/').collect();
+                let root = if parts.len() >= 3 {
+                    parts[..parts.len() - 2].join("/") + "/*"
+                } else {
+                    "*".to_owned()
+                };
+                statements.push(json!({
+                    "Sid": "ReadTheInventory",
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                    "Resource": [object_arn(bucket, key), object_arn(bucket, &root)],
+                }));
+            }
+            ManifestSpec::Generated(g) => {
+                statements.push(json!({
+                    "Sid": "ListTheSourceBucket",
+                    "Effect": "Allow",
+                    "Action": "s3:ListBucket",
+                    "Resource": bucket_arn(&g.source_bucket),
+                }));
+                if let Some((bucket, prefix)) = &g.output {
+                    statements.push(json!({
+                        "Sid": "WriteTheGeneratedManifest",
+                        "Effect": "Allow",
+                        "Action": "s3:PutObject",
+                        "Resource": object_arn(bucket, &format!("{}*", slash(prefix))),
+                    }));
+                }
+            }
+        }
+        if let Some(r) = &self.report {
+            statements.push(json!({
+                "Sid": "WriteTheReport",
+                "Effect": "Allow",
+                "Action": "s3:PutObject",
+                "Resource": object_arn(&r.bucket, &format!("{}*", slash(&r.prefix))),
+            }));
+        }
+        json!({"Version": "2012-10-17", "Statement": statements})
+    }
+}
+
+/// `prefix` followed by one `/`, or empty.
+fn slash(prefix: &str) -> String {
+    let p = prefix.trim_end_matches('/');
+    if p.is_empty() {
+        String::new()
+    } else {
+        format!("{p}/")
+    }
+}
+
+/// The name of the inline policy [`ensure_role`] puts on the role.
+pub const ROLE_POLICY_NAME: &str = "s3batch-job";
+
+/// Creates the job role `name` (trusting S3 Batch Operations, [`trust_policy`]) with the
+/// job's least-privilege inline policy ([`JobRequest::role_policy`], named
+/// [`ROLE_POLICY_NAME`]) and returns its ARN. A role of that name that exists already is
+/// reused: its trust policy is left alone and the inline policy replaced, so submitting
+/// again with `--create-role` is harmless. IAM can take a few seconds to let a new role be
+/// passed; a `CreateJob` refused for that is worth a second submit.
+pub async fn ensure_role(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    request: &JobRequest,
+) -> Result<String, String> {
+    let created = iam
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust_policy().to_string())
+        .description("S3 Batch Operations job role (cargo s3batch submit --create-role)")
+        .send()
+        .await;
+    let arn = match created {
+        Ok(out) => out
+            .role
+            .map(|r| r.arn)
+            .ok_or_else(|| format!("CreateRole returned no role for {name}"))?,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_entity_already_exists_exception()) =>
+        {
+            iam.get_role()
+                .role_name(name)
+                .send()
+                .await
+                .map_err(|e| explain(&e, &format!("reading role {name}"), "iam:GetRole"))?
+                .role
+                .map(|r| r.arn)
+                .ok_or_else(|| format!("GetRole returned no role for {name}"))?
+        }
+        Err(e) => {
+            return Err(explain(
+                &e,
+                &format!("creating role {name}"),
+                "iam:CreateRole and iam:PutRolePolicy",
+            ))
+        }
+    };
+    iam.put_role_policy()
+        .role_name(name)
+        .policy_name(ROLE_POLICY_NAME)
+        .policy_document(request.role_policy().to_string())
+        .send()
+        .await
+        .map_err(|e| {
+            explain(
+                &e,
+                &format!("putting the job's policy on role {name}"),
+                "iam:PutRolePolicy",
+            )
+        })?;
+    Ok(arn)
+}
+
+/// The trust policy of a job role: S3 Batch Operations may assume it.
+pub fn trust_policy() -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "batchoperations.s3.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }],
+    })
+}
+
+fn manifest(
+    spec: aws_sdk_s3control::types::builders::JobManifestSpecBuilder,
+    bucket: &str,
+    key: &str,
+    etag: &str,
+    version_id: &Option<String>,
+) -> JobManifest {
+    JobManifest::builder()
+        .spec(spec.build().expect("the format is set"))
+        .location(
+            JobManifestLocation::builder()
+                .object_arn(object_arn(bucket, key))
+                .e_tag(etag)
+                .set_object_version_id(version_id.clone())
+                .build()
+                .expect("the ARN and ETag are set"),
+        )
+        .build()
+}
+
+fn manifest_json(m: &ManifestSpec) -> Value {
+    let (format, fields, bucket, key, etag, version_id) = match m {
+        ManifestSpec::Csv {
+            bucket,
+            key,
+            etag,
+            version_id,
+            with_version_ids,
+        } => {
+            let mut fields = vec!["Bucket", "Key"];
+            if *with_version_ids {
+                fields.push("VersionId");
+            }
+            (
+                "S3BatchOperations_CSV_20180820",
+                Some(fields),
+                bucket,
+                key,
+                etag,
+                version_id,
+            )
+        }
+        ManifestSpec::Inventory {
+            bucket,
+            key,
+            etag,
+            version_id,
+        } => (
+            "S3InventoryReport_CSV_20161130",
+            None,
+            bucket,
+            key,
+            etag,
+            version_id,
+        ),
+        ManifestSpec::Generated(_) => unreachable!("a generated manifest has no location"),
+    };
+    let mut spec = json!({ "Format": format });
+    if let Some(f) = fields {
+        spec["Fields"] = json!(f);
+    }
+    let mut location = json!({"ObjectArn": object_arn(bucket, key), "ETag": etag});
+    if let Some(v) = version_id {
+        location["ObjectVersionId"] = json!(v);
+    }
+    json!({"Spec": spec, "Location": location})
+}
+
+fn date(s: &str) -> DateTime {
+    DateTime::from_str(s, Format::DateTime).expect("checked by parse_date")
+}
+
+/// Checks an RFC 3339 time for the generator's filters.
+pub fn parse_date(s: &str) -> Result<String, String> {
+    DateTime::from_str(s, Format::DateTime)
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time (e.g. 2026-01-31T00:00:00Z): {e}"))
+}
+
+fn generator(g: &Generator) -> S3JobManifestGenerator {
+    let mut filter = JobManifestGeneratorFilter::builder()
+        .set_created_after(g.created_after.as_deref().map(date))
+        .set_created_before(g.created_before.as_deref().map(date))
+        .set_object_size_greater_than_bytes(g.size_greater_than)
+        .set_object_size_less_than_bytes(g.size_less_than);
+    if !(g.prefixes.is_empty() && g.suffixes.is_empty() && g.substrings.is_empty()) {
+        let nonempty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        filter = filter.key_name_constraint(
+            KeyNameConstraint::builder()
+                .set_match_any_prefix(nonempty(&g.prefixes))
+                .set_match_any_suffix(nonempty(&g.suffixes))
+                .set_match_any_substring(nonempty(&g.substrings))
+                .build(),
+        );
+    }
+    for c in &g.storage_classes {
+        filter = filter.match_any_storage_class(S3StorageClass::from(c.as_str()));
+    }
+    let mut b = S3JobManifestGenerator::builder()
+        .source_bucket(bucket_arn(&g.source_bucket))
+        .enable_manifest_output(g.output.is_some())
+        .filter(filter.build());
+    if let Some((bucket, prefix)) = &g.output {
+        let mut out = S3ManifestOutputLocation::builder()
+            .bucket(bucket_arn(bucket))
+            .manifest_format(GeneratedManifestFormat::S3InventoryReportCsv20211130);
+        if !prefix.is_empty() {
+            out = out.manifest_prefix(prefix);
+        }
+        b = b.manifest_output_location(out.build().expect("bucket and format are set"));
+    }
+    b.build().expect("source bucket and output flag are set")
+}
+
+fn generator_json(g: &Generator) -> Value {
+    let mut filter = serde_json::Map::new();
+    if let Some(t) = &g.created_after {
+        filter.insert("CreatedAfter".into(), json!(t));
+    }
+    if let Some(t) = &g.created_before {
+        filter.insert("CreatedBefore".into(), json!(t));
+    }
+    if let Some(n) = g.size_greater_than {
+        filter.insert("ObjectSizeGreaterThanBytes".into(), json!(n));
+    }
+    if let Some(n) = g.size_less_than {
+        filter.insert("ObjectSizeLessThanBytes".into(), json!(n));
+    }
+    let mut names = serde_json::Map::new();
+    for (name, v) in [
+        ("MatchAnyPrefix", &g.prefixes),
+        ("MatchAnySuffix", &g.suffixes),
+        ("MatchAnySubstring", &g.substrings),
+    ] {
+        if !v.is_empty() {
+            names.insert(name.into(), json!(v));
+        }
+    }
+    if !names.is_empty() {
+        filter.insert("KeyNameConstraint".into(), Value::Object(names));
+    }
+    if !g.storage_classes.is_empty() {
+        filter.insert("MatchAnyStorageClass".into(), json!(g.storage_classes));
+    }
+    let mut gen = json!({
+        "SourceBucket": bucket_arn(&g.source_bucket),
+        "EnableManifestOutput": g.output.is_some(),
+        "Filter": Value::Object(filter),
+    });
+    if let Some((bucket, prefix)) = &g.output {
+        let mut out = json!({"Bucket": bucket_arn(bucket),
+            "ManifestFormat": "S3InventoryReport_CSV_20211130"});
+        if !prefix.is_empty() {
+            out["ManifestPrefix"] = json!(prefix);
+        }
+        gen["ManifestOutputLocation"] = out;
+    }
+    json!({ "S3JobManifestGenerator": gen })
+}
+
+/// Quotes `s` for a POSIX shell when it needs it.
+fn sh(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// An ETag without its quotes (HeadObject and PutObject return it quoted).
+pub fn bare_etag(etag: &str) -> String {
+    etag.trim().trim_matches('"').to_owned()
+}
+
+/// What the manifest check found: the rows, and whether they carry version ids.
+#[derive(Debug)]
+pub struct CheckedManifest {
+    /// The manifest's rows.
+    pub manifest: Manifest,
+    /// The manifest for the request.
+    pub spec: ManifestSpec,
+}
+
+/// Resolves the manifest of a job: a local CSV is checked and uploaded to `upload`
+/// (PutObject gives its ETag); an `s3://` CSV or Inventory `manifest.json` is read and
+/// checked the way `run` reads it, and its ETag taken from HeadObject. With `create` false
+/// (a dry run) nothing is uploaded: the ETag is the local file's MD5, as S3 would give it.
+pub async fn resolve_manifest(
+    location: &Location,
+    upload: Option<&Location>,
+    s3: &aws_sdk_s3::Client,
+    create: bool,
+) -> Result<CheckedManifest, String> {
+    match location {
+        Location::Local(path) => {
+            let Some(Location::S3 { bucket, key }) = upload else {
+                return Err(format!(
+                    "{} is a local file: S3 reads the manifest from S3, so name where to \
+                     upload it with --manifest-upload s3://BUCKET/KEY (or upload it yourself \
+                     and pass --manifest s3://BUCKET/KEY)",
+                    path.display()
+                ));
+            };
+            if key.is_empty() || key.ends_with('/') {
+                return Err(format!(
+                    "--manifest-upload s3://{bucket}/{key} names no object key"
+                ));
+            }
+            let bytes =
+                std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+            if is_inventory(&path.to_string_lossy(), &bytes) {
+                return Err(format!(
+                    "{} is an S3 Inventory manifest.json: S3 reads it with its data files \
+                     from the inventory's bucket, so pass it as --manifest s3://BUCKET/KEY",
+                    path.display()
+                ));
+            }
+            let manifest = Manifest::from_csv(&bytes).map_err(|e| e.to_string())?;
+            let etag = if create {
+                let out = s3
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .body(bytes.into())
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        explain(
+                            &e,
+                            &format!("uploading the manifest to s3://{bucket}/{key}"),
+                            "s3:PutObject",
+                        )
+                    })?;
+                bare_etag(out.e_tag().unwrap_or_default())
+            } else {
+                use md5::Digest;
+                md5::Md5::digest(&bytes)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            };
+            Ok(CheckedManifest {
+                spec: ManifestSpec::Csv {
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                    etag,
+                    version_id: None,
+                    with_version_ids: with_version_ids(&manifest)?,
+                },
+                manifest,
+            })
+        }
+        Location::S3 { bucket, key } => {
+            if let Some(upload) = upload {
+                return Err(format!(
+                    "--manifest-upload {upload} is for a local manifest; s3://{bucket}/{key} \
+                     is in S3 already: leave --manifest-upload out"
+                ));
+            }
+            let head = s3
+                .head_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| {
+                    explain(
+                        &e,
+                        &format!("reading the manifest s3://{bucket}/{key}"),
+                        "s3:GetObject",
+                    )
+                })?;
+            let etag = bare_etag(head.e_tag().unwrap_or_default());
+            let manifest = Manifest::load(location, s3)
+                .await
+                .map_err(|e| e.to_string())?;
+            let json = key.ends_with(".json") || {
+                // An Inventory manifest under another name: look at the first bytes.
+                let first = s3
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .range("bytes=0-63")
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        explain(&e, &format!("reading s3://{bucket}/{key}"), "s3:GetObject")
+                    })?
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| format!("reading s3://{bucket}/{key}: {e}"))?
+                    .into_bytes();
+                is_inventory(key, &first)
+            };
+            let spec = if json {
+                ManifestSpec::Inventory {
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                    etag,
+                    version_id: None,
+                }
+            } else {
+                ManifestSpec::Csv {
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                    etag,
+                    version_id: None,
+                    with_version_ids: with_version_ids(&manifest)?,
+                }
+            };
+            Ok(CheckedManifest { manifest, spec })
+        }
+    }
+}
+
+/// Whether the rows carry version ids; S3 wants all or none.
+fn with_version_ids(m: &Manifest) -> Result<bool, String> {
+    let with = m
+        .entries()
+        .iter()
+        .filter(|e| e.version_id.is_some())
+        .count();
+    if with != 0 && with != m.len() {
+        return Err(format!(
+            "{with} of the manifest's {} rows have a version id: S3 needs all rows with one \
+             or none",
+            m.len()
+        ));
+    }
+    Ok(with != 0)
+}
+
+/// Checks that the report bucket exists and can be reached (HeadBucket).
+pub async fn check_report_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<(), String> {
+    s3.head_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            use aws_sdk_s3::error::ProvideErrorMetadata;
+            match e.code() {
+                Some("NotFound" | "NoSuchBucket") => format!(
+                    "the report bucket {bucket} does not exist (in this region): create it                      (aws s3 mb s3://{bucket}), or name another with --report s3://BUCKET/PREFIX"
+                ),
+                _ => explain(
+                    &e,
+                    &format!("checking the report bucket {bucket}"),
+                    "s3:ListBucket on the report bucket",
+                ),
+            }
+        })
+}
+
+/// The caller's account, from STS `GetCallerIdentity`.
+pub async fn resolve_account(sts: &aws_sdk_sts::Client) -> Result<String, String> {
+    let out = sts.get_caller_identity().send().await.map_err(|e| {
+        explain(
+            &e,
+            "finding your account with STS GetCallerIdentity (or pass --account-id)",
+            "sts:GetCallerIdentity",
+        )
+    })?;
+    out.account
+        .ok_or_else(|| "STS GetCallerIdentity returned no account: pass --account-id".into())
+}
+
+/// The function resolved for a job: its ARN, and what to warn about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedFunction {
+    /// The ARN the job invokes (qualified when the name was).
+    pub arn: String,
+    /// Warnings for the user (an unqualified or `$LATEST` function, a short timeout).
+    pub warnings: Vec<String>,
+}
+
+/// Resolves `function` (a name, `name:qualifier` or ARN) with Lambda `GetFunction`: a
+/// function in another region than the job's is an error; an unqualified or `$LATEST`
+/// function, and a timeout not longer than twice `deadline_margin` (the time the task keeps
+/// for its result), are warnings.
+pub async fn resolve_function(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    job_region: &str,
+    deadline_margin: std::time::Duration,
+) -> Result<ResolvedFunction, String> {
+    if let Some(region) = function
+        .strip_prefix("arn:")
+        .and_then(|r| r.split(':').nth(2))
+    {
+        if region != job_region {
+            return Err(other_region(function, region, job_region));
+        }
+    }
+    let out = lambda
+        .get_function()
+        .function_name(function)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception())
+            {
+                format!(
+                    "function {function} not found in region {job_region}: a job invokes \
+                     functions of its own region; deploy it there, or submit the job in the \
+                     function's region (--region)"
+                )
+            } else {
+                explain(
+                    &e,
+                    &format!("looking up function {function}"),
+                    "lambda:GetFunction",
+                )
+            }
+        })?;
+    let config = out
+        .configuration
+        .ok_or_else(|| format!("GetFunction returned no configuration for {function}"))?;
+    let mut arn = config
+        .function_arn
+        .ok_or_else(|| format!("GetFunction returned no ARN for {function}"))?;
+    let region = arn.split(':').nth(3).unwrap_or_default().to_owned();
+    if region != job_region {
+        return Err(other_region(&arn, &region, job_region));
+    }
+    let mut warnings = Vec::new();
+    // arn:aws:lambda:region:account:function:name[:qualifier]
+    let qualifier = arn.split(':').nth(7).map(str::to_owned);
+    let given = function.rsplit(':').next().unwrap_or_default();
+    let qualifier = qualifier.or_else(|| {
+        (function.contains(':') && !function.starts_with("arn:")).then(|| given.to_owned())
+    });
+    match qualifier.as_deref() {
+        None => warnings.push(format!(
+            "{arn} is unqualified: the job invokes $LATEST, and a deployment during the job \
+             switches it to the new code; pin a version or an alias (NAME:VERSION)"
+        )),
+        Some("$LATEST") => warnings.push(format!(
+            "{arn} is $LATEST: a deployment during the job switches it to the new code; pin \
+             a version or an alias"
+        )),
+        Some(q) if !arn.ends_with(&format!(":{q}")) => arn = format!("{arn}:{q}"),
+        Some(_) => {}
+    }
+    if let Some(timeout) = config.timeout {
+        let timeout = std::time::Duration::from_secs(timeout.max(0) as u64);
+        if timeout <= deadline_margin * 2 {
+            warnings.push(format!(
+                "the function's timeout is {} s: a task keeps {} ms of it to return its \
+                 result, which leaves too little to work; raise the function's timeout",
+                timeout.as_secs(),
+                deadline_margin.as_millis()
+            ));
+        }
+    }
+    Ok(ResolvedFunction { arn, warnings })
+}
+
+fn other_region(function: &str, region: &str, job_region: &str) -> String {
+    format!(
+        "function {function} is in region {region}, the job in {job_region}: a job invokes \
+         functions of its own region; submit in {region} (--region {region}) or deploy the \
+         function in {job_region}"
+    )
+}
+
+/// A message for an SDK error that names the fix: a missing permission names the `action`,
+/// a missing bucket or key says which, an unknown job the region; otherwise the service's
+/// code and message (never the whole debug dump). `doing` says what failed.
+pub fn explain<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>, doing: &str, action: &str) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+    let code = e.code().unwrap_or_default();
+    let message = e.message().unwrap_or_default();
+    match (code, e) {
+        ("AccessDenied" | "AccessDeniedException" | "Forbidden", _) => format!(
+            "{doing}: access denied ({message}); the caller needs {action} (see README: \
+             Run it on AWS, for the policy)"
+        ),
+        (
+            "InvalidClientTokenId"
+            | "ExpiredToken"
+            | "UnrecognizedClientException"
+            | "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch",
+            _,
+        ) => format!(
+            "{doing}: your AWS credentials are not valid here ({code}: {message}); check \
+             AWS_PROFILE / the credentials, and the region"
+        ),
+        ("NoSuchBucket", _) => {
+            format!("{doing}: the bucket does not exist ({message}); create it, or name another")
+        }
+        ("NoSuchKey" | "NotFound", _) => format!(
+            "{doing}: no such object or bucket{}; check the s3:// URI (and the region)",
+            if message.is_empty() {
+                String::new()
+            } else {
+                format!(" ({message})")
+            }
+        ),
+        ("NotFoundException" | "NoSuchJob" | "NoSuchJobException", _) => format!(
+            "{doing}: no such job ({message}); jobs are regional: check --region (or \
+             AWS_REGION) and --account-id"
+        ),
+        (_, SdkError::ServiceError(_)) if !code.is_empty() => {
+            format!("{doing}: {code}: {message}")
+        }
+        (_, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) => format!(
+            "{doing}: the endpoint could not be reached ({}); check --endpoint-url / the \
+             region and your network",
+            chain(e)
+        ),
+        _ => format!("{doing}: {}", chain(e)),
+    }
+}
+
+/// An error and its sources, each as it displays itself, joined by `: `.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The AWS configuration for a client of `endpoint` (placeholder credentials on loopback,
+/// as for `run`) in `region` (default: the configuration's, else `us-east-1`).
+pub async fn aws_config(endpoint: Option<&str>, region: Option<&str>) -> aws_config::SdkConfig {
+    let config = crate::aws::load(endpoint).await;
+    match region {
+        Some(r) => config
+            .to_builder()
+            .region(aws_config::Region::new(r.to_owned()))
+            .build(),
+        None => config,
+    }
+}
+
+/// An S3 Control client. A loopback `endpoint` (a local emulator such as `cargo s3batch
+/// serve`) gets a static endpoint resolver: every request goes to that URL, because S3
+/// Control clients otherwise put the account id in front of the host
+/// (`123456789012.127.0.0.1`), which does not resolve. Any other endpoint is used as an
+/// endpoint URL (the account id is prefixed, as on AWS).
+pub async fn control_client(
+    endpoint: Option<&str>,
+    region: Option<&str>,
+) -> aws_sdk_s3control::Client {
+    let mut b = aws_sdk_s3control::config::Builder::from(&aws_config(endpoint, region).await);
+    if let Some(url) = endpoint.filter(|e| crate::aws::is_loopback(e)) {
+        b = b.endpoint_resolver(StaticEndpoint(url.to_owned()));
+    }
+    aws_sdk_s3control::Client::from_conf(b.build())
+}
+
+/// Sends every request to one URL, whatever the account id.
+#[derive(Debug)]
+struct StaticEndpoint(String);
+
+impl aws_sdk_s3control::config::endpoint::ResolveEndpoint for StaticEndpoint {
+    fn resolve_endpoint<'a>(
+        &'a self,
+        _: &'a aws_sdk_s3control::config::endpoint::Params,
+    ) -> aws_sdk_s3control::config::endpoint::EndpointFuture<'a> {
+        aws_sdk_s3control::config::endpoint::EndpointFuture::ready(Ok(
+            aws_sdk_s3control::config::endpoint::Endpoint::builder()
+                .url(self.0.clone())
+                .build(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_s3control::operation::create_job::CreateJobOutput;
+    use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
+
+    fn request() -> JobRequest {
+        JobRequest {
+            account_id: "123456789012".into(),
+            function_arn: "arn:aws:lambda:us-east-1:123456789012:function:fn:3".into(),
+            schema: Schema::V2,
+            user_arguments: [("size".to_owned(), "256".to_owned())].into(),
+            manifest: ManifestSpec::Csv {
+                bucket: "man".into(),
+                key: "jobs/m.csv".into(),
+                etag: "60e460c9d1046e73f7dde5043ac3ae85".into(),
+                version_id: None,
+                with_version_ids: false,
+            },
+            report: Some(ReportSpec {
+                bucket: "rep".into(),
+                prefix: "batch".into(),
+                failed_only: false,
+            }),
+            priority: 10,
+            description: Some("thumbnails".into()),
+            confirmation_required: false,
+            tags: vec![("team".into(), "media".into())],
+            role_arn: "arn:aws:iam::123456789012:role/batch".into(),
+        }
+    }
+
+    /// The recorded expectation: the botocore body of s3control.md §1.2, as the Rust input.
+    fn expected(token: &str) -> CreateJobInput {
+        CreateJobInput::builder()
+            .account_id("123456789012")
+            .confirmation_required(false)
+            .operation(
+                JobOperation::builder()
+                    .lambda_invoke(
+                        LambdaInvokeOperation::builder()
+                            .function_arn("arn:aws:lambda:us-east-1:123456789012:function:fn:3")
+                            .invocation_schema_version("2.0")
+                            .user_arguments("size", "256")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .report(
+                JobReport::builder()
+                    .bucket("arn:aws:s3:::rep")
+                    .format(JobReportFormat::ReportCsv20180820)
+                    .enabled(true)
+                    .prefix("batch")
+                    .report_scope(JobReportScope::AllTasks)
+                    .build(),
+            )
+            .manifest(
+                JobManifest::builder()
+                    .spec(
+                        JobManifestSpec::builder()
+                            .format(JobManifestFormat::S3BatchOperationsCsv20180820)
+                            .fields(JobManifestFieldName::Bucket)
+                            .fields(JobManifestFieldName::Key)
+                            .build()
+                            .unwrap(),
+                    )
+                    .location(
+                        JobManifestLocation::builder()
+                            .object_arn("arn:aws:s3:::man/jobs/m.csv")
+                            .e_tag("60e460c9d1046e73f7dde5043ac3ae85")
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+            .description("thumbnails")
+            .priority(10)
+            .role_arn("arn:aws:iam::123456789012:role/batch")
+            .tags(S3Tag::builder().key("team").value("media").build().unwrap())
+            .client_request_token(token)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_csv_job_is_the_recorded_request() {
+        let r = request();
+        assert_eq!(r.input(None), expected(&r.token()));
+        assert_eq!(r.input(Some("mine")), expected("mine"));
+    }
+
+    #[test]
+    fn version_ids_add_the_field_and_a_pinned_manifest_its_version() {
+        let mut r = request();
+        r.manifest = ManifestSpec::Csv {
+            bucket: "man".into(),
+            key: "m.csv".into(),
+            etag: "e".into(),
+            version_id: Some("v1".into()),
+            with_version_ids: true,
+        };
+        let m = r.input(None).manifest.unwrap();
+        let spec = m.spec.unwrap();
+        assert_eq!(
+            spec.fields.unwrap(),
+            [
+                JobManifestFieldName::Bucket,
+                JobManifestFieldName::Key,
+                JobManifestFieldName::VersionId
+            ]
+        );
+        assert_eq!(m.location.unwrap().object_version_id.as_deref(), Some("v1"));
+    }
+
+    #[test]
+    fn an_inventory_manifest_has_its_format_and_no_fields() {
+        let mut r = request();
+        r.manifest = ManifestSpec::Inventory {
+            bucket: "inv".into(),
+            key: "dest/src/cfg/2026-01-01T00-00Z/manifest.json".into(),
+            etag: "abc".into(),
+            version_id: None,
+        };
+        let input = r.input(None);
+        let m = input.manifest.unwrap();
+        let spec = m.spec.unwrap();
+        assert_eq!(spec.format, JobManifestFormat::S3InventoryReportCsv20161130);
+        assert_eq!(spec.fields, None);
+        let loc = m.location.unwrap();
+        assert_eq!(
+            loc.object_arn,
+            "arn:aws:s3:::inv/dest/src/cfg/2026-01-01T00-00Z/manifest.json"
+        );
+        assert_eq!(loc.e_tag, "abc");
+        assert!(input.manifest_generator.is_none());
+        // The role reads manifest.json and the data files of the inventory configuration.
+        let policy = r.role_policy().to_string();
+        assert!(
+            policy.contains("arn:aws:s3:::inv/dest/src/cfg/*"),
+            "{policy}"
+        );
+    }
+
+    #[test]
+    fn a_generated_manifest_carries_the_filters() {
+        let mut r = request();
+        r.manifest = ManifestSpec::Generated(Generator {
+            source_bucket: "photos".into(),
+            prefixes: vec!["2024/".into()],
+            suffixes: vec![".jpg".into()],
+            created_after: Some("2026-01-31T00:00:00Z".into()),
+            size_greater_than: Some(10),
+            storage_classes: vec!["STANDARD".into()],
+            output: Some(("man".into(), "generated".into())),
+            ..Generator::default()
+        });
+        let input = r.input(None);
+        assert!(input.manifest.is_none());
+        let Some(JobManifestGenerator::S3JobManifestGenerator(g)) = input.manifest_generator else {
+            panic!("no generator");
+        };
+        assert_eq!(g.source_bucket, "arn:aws:s3:::photos");
+        assert!(g.enable_manifest_output);
+        let out = g.manifest_output_location.unwrap();
+        assert_eq!(out.bucket, "arn:aws:s3:::man");
+        assert_eq!(out.manifest_prefix.as_deref(), Some("generated"));
+        assert_eq!(
+            out.manifest_format,
+            GeneratedManifestFormat::S3InventoryReportCsv20211130
+        );
+        let f = g.filter.unwrap();
+        let names = f.key_name_constraint.unwrap();
+        assert_eq!(names.match_any_prefix.unwrap(), ["2024/"]);
+        assert_eq!(names.match_any_suffix.unwrap(), [".jpg"]);
+        assert_eq!(names.match_any_substring, None);
+        assert_eq!(f.created_after.unwrap().secs(), 1_769_817_600);
+        assert_eq!(f.object_size_greater_than_bytes, Some(10));
+        assert_eq!(
+            f.match_any_storage_class.unwrap(),
+            [S3StorageClass::Standard]
+        );
+        let cli = r.aws_cli(None);
+        assert!(cli.contains("--manifest-generator '"), "{cli}");
+        assert!(!cli.contains("--manifest '"), "{cli}");
+    }
+
+    #[test]
+    fn schema_one_without_arguments_and_no_report() {
+        let mut r = request();
+        r.schema = Schema::V1;
+        r.user_arguments.clear();
+        r.report = None;
+        r.confirmation_required = true;
+        let input = r.input(None);
+        let lambda = input.operation.unwrap().lambda_invoke.unwrap();
+        assert_eq!(lambda.invocation_schema_version.as_deref(), Some("1.0"));
+        assert_eq!(lambda.user_arguments, None);
+        assert_eq!(
+            input.report.unwrap(),
+            JobReport::builder().enabled(false).build()
+        );
+        assert_eq!(input.confirmation_required, Some(true));
+    }
+
+    #[test]
+    fn a_failed_only_report_without_prefix() {
+        let mut r = request();
+        r.report = Some(ReportSpec {
+            bucket: "rep".into(),
+            prefix: String::new(),
+            failed_only: true,
+        });
+        let report = r.input(None).report.unwrap();
+        assert_eq!(report.report_scope, Some(JobReportScope::FailedTasksOnly));
+        assert_eq!(report.prefix, None);
+        assert_eq!(report.bucket.as_deref(), Some("arn:aws:s3:::rep"));
+    }
+
+    #[test]
+    fn the_token_is_stable_and_changes_with_the_request() {
+        let r = request();
+        assert_eq!(r.token(), request().token());
+        assert!(r.token().starts_with("s3batch-") && r.token().len() <= 64);
+        type Change = Box<dyn Fn(&mut JobRequest)>;
+        let changes: Vec<Change> = vec![
+            Box::new(|r| r.account_id = "210987654321".into()),
+            Box::new(|r| r.function_arn.push('0')),
+            Box::new(|r| r.schema = Schema::V1),
+            Box::new(|r| {
+                r.user_arguments.insert("size".into(), "512".into());
+            }),
+            Box::new(|r| {
+                if let ManifestSpec::Csv { etag, .. } = &mut r.manifest {
+                    *etag = "another".into();
+                }
+            }),
+            Box::new(|r| r.report = None),
+            Box::new(|r| r.priority = 11),
+            Box::new(|r| r.description = None),
+            Box::new(|r| r.confirmation_required = true),
+            Box::new(|r| r.tags.clear()),
+            Box::new(|r| r.role_arn.push('2')),
+        ];
+        let mut seen = std::collections::HashSet::from([r.token()]);
+        for change in changes {
+            let mut other = request();
+            change(&mut other);
+            assert!(seen.insert(other.token()), "{other:?}");
+        }
+    }
+
+    /// The JSON arguments of the printed command, parsed back.
+    fn cli_json(cli: &str, option: &str) -> serde_json::Value {
+        let start = cli.find(&format!("{option} '")).unwrap() + option.len() + 2;
+        let end = start + cli[start..].find('\'').unwrap();
+        serde_json::from_str(&cli[start..end]).unwrap()
+    }
+
+    #[test]
+    fn the_aws_cli_command_carries_the_same_request_as_valid_json() {
+        let r = request();
+        let cli = r.aws_cli(None);
+        assert_eq!(
+            cli_json(&cli, "--operation"),
+            json!({"LambdaInvoke": {"FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:fn:3",
+                "InvocationSchemaVersion": "2.0", "UserArguments": {"size": "256"}}})
+        );
+        assert_eq!(
+            cli_json(&cli, "--manifest"),
+            json!({"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                "Location": {"ObjectArn": "arn:aws:s3:::man/jobs/m.csv",
+                    "ETag": "60e460c9d1046e73f7dde5043ac3ae85"}})
+        );
+        assert_eq!(
+            cli_json(&cli, "--report"),
+            json!({"Bucket": "arn:aws:s3:::rep", "Format": "Report_CSV_20180820",
+                "Enabled": true, "Prefix": "batch", "ReportScope": "AllTasks"})
+        );
+        assert_eq!(
+            cli_json(&cli, "--tags"),
+            json!([{"Key": "team", "Value": "media"}])
+        );
+        assert!(cli.contains(&format!("--client-request-token {}", r.token())));
+        assert!(cli.contains("--no-confirmation-required"));
+        assert!(cli.contains("--description thumbnails"));
+        assert!(cli.contains("--priority 10"));
+        assert_eq!(sh("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn the_role_policies() {
+        let trust = trust_policy();
+        assert_eq!(
+            trust["Statement"][0]["Principal"]["Service"],
+            "batchoperations.s3.amazonaws.com"
+        );
+        assert_eq!(trust["Statement"][0]["Action"], "sts:AssumeRole");
+        let p = request().role_policy();
+        let s = p["Statement"].as_array().unwrap();
+        assert_eq!(s[0]["Action"], "lambda:InvokeFunction");
+        assert_eq!(
+            s[0]["Resource"],
+            "arn:aws:lambda:us-east-1:123456789012:function:fn:3"
+        );
+        assert_eq!(s[1]["Resource"], "arn:aws:s3:::man/jobs/m.csv");
+        assert_eq!(s[2]["Action"], "s3:PutObject");
+        assert_eq!(s[2]["Resource"], "arn:aws:s3:::rep/batch/*");
+        assert_eq!(s.len(), 3);
+    }
+
+    fn control(rule: &Rule) -> aws_sdk_s3control::Client {
+        aws_sdk_s3control::Client::from_conf(
+            aws_sdk_s3control::Config::builder()
+                .behavior_version(aws_sdk_s3control::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3control::config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_s3control::config::Credentials::new(
+                    "a", "b", None, None, "test",
+                ))
+                .http_client(aws_smithy_mocks::create_mock_http_client())
+                .interceptor(
+                    MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(rule),
+                )
+                .build(),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_client_sends_the_request_unchanged() {
+        let r = request();
+        let want = expected(&r.token());
+        let rule = mock!(aws_sdk_s3control::Client::create_job)
+            .match_requests(move |input| *input == want)
+            .then_output(|| CreateJobOutput::builder().job_id("job-1").build());
+        let id = create(&control(&rule), &r, None).await.unwrap();
+        assert_eq!(id, "job-1");
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_denied_create_names_the_permissions() {
+        let rule = mock!(aws_sdk_s3control::Client::create_job).then_error(|| {
+            aws_sdk_s3control::operation::create_job::CreateJobError::generic(
+                aws_sdk_s3control::error::ErrorMetadata::builder()
+                    .code("AccessDenied")
+                    .message("Access Denied")
+                    .build(),
+            )
+        });
+        let err = create(&control(&rule), &request(), None).await.unwrap_err();
+        assert!(err.contains("access denied"), "{err}");
+        assert!(
+            err.contains("s3:CreateJob") && err.contains("iam:PassRole"),
+            "{err}"
+        );
+        assert!(!err.contains("ServiceError"), "{err}");
+    }
+
+    fn lambda(rule: &Rule) -> aws_sdk_lambda::Client {
+        aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::Config::builder()
+                .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+                .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+                    "a", "b", None, None, "test",
+                ))
+                .http_client(aws_smithy_mocks::create_mock_http_client())
+                .interceptor(
+                    MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(rule),
+                )
+                .build(),
+        )
+    }
+
+    fn function(arn: &'static str, timeout: i32) -> Rule {
+        use aws_sdk_lambda::operation::get_function::GetFunctionOutput;
+        use aws_sdk_lambda::types::FunctionConfiguration;
+        mock!(aws_sdk_lambda::Client::get_function).then_output(move || {
+            GetFunctionOutput::builder()
+                .configuration(
+                    FunctionConfiguration::builder()
+                        .function_arn(arn)
+                        .timeout(timeout)
+                        .build(),
+                )
+                .build()
+        })
+    }
+
+    const MARGIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+    #[tokio::test]
+    async fn a_qualified_function_resolves_without_warnings() {
+        let rule = function("arn:aws:lambda:us-east-1:123456789012:function:fn:3", 60);
+        let f = resolve_function(&lambda(&rule), "fn:3", "us-east-1", MARGIN)
+            .await
+            .unwrap();
+        assert_eq!(f.arn, "arn:aws:lambda:us-east-1:123456789012:function:fn:3");
+        assert!(f.warnings.is_empty(), "{:?}", f.warnings);
+    }
+
+    #[tokio::test]
+    async fn an_unqualified_function_with_a_short_timeout_is_warned_about() {
+        let rule = function("arn:aws:lambda:us-east-1:123456789012:function:fn", 2);
+        let f = resolve_function(&lambda(&rule), "fn", "us-east-1", MARGIN)
+            .await
+            .unwrap();
+        assert_eq!(f.arn, "arn:aws:lambda:us-east-1:123456789012:function:fn");
+        assert_eq!(f.warnings.len(), 2, "{:?}", f.warnings);
+        assert!(f.warnings[0].contains("unqualified"));
+        assert!(f.warnings[1].contains("timeout is 2 s"));
+        let rule = function(
+            "arn:aws:lambda:us-east-1:123456789012:function:fn:$LATEST",
+            60,
+        );
+        let f = resolve_function(&lambda(&rule), "fn:$LATEST", "us-east-1", MARGIN)
+            .await
+            .unwrap();
+        assert!(f.warnings[0].contains("$LATEST"), "{:?}", f.warnings);
+    }
+
+    #[tokio::test]
+    async fn a_function_in_another_region_is_an_error_naming_both() {
+        let rule = function("arn:aws:lambda:eu-west-1:123456789012:function:fn:3", 60);
+        let err = resolve_function(
+            &lambda(&rule),
+            "arn:aws:lambda:eu-west-1:123456789012:function:fn:3",
+            "us-east-1",
+            MARGIN,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.contains("eu-west-1") && err.contains("--region"),
+            "{err}"
+        );
+        assert_eq!(rule.num_calls(), 0, "decided from the ARN alone");
+        let missing = mock!(aws_sdk_lambda::Client::get_function).then_error(|| {
+            aws_sdk_lambda::operation::get_function::GetFunctionError::ResourceNotFoundException(
+                aws_sdk_lambda::types::error::ResourceNotFoundException::builder()
+                    .message("Function not found")
+                    .build(),
+            )
+        });
+        let err = resolve_function(&lambda(&missing), "fn", "us-east-1", MARGIN)
+            .await
+            .unwrap_err();
+        assert!(err.contains("not found in region us-east-1"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_account_comes_from_sts() {
+        use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput;
+        let rule = mock!(aws_sdk_sts::Client::get_caller_identity).then_output(|| {
+            GetCallerIdentityOutput::builder()
+                .account("123456789012")
+                .build()
+        });
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::Config::builder()
+                .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+                .region(aws_sdk_sts::config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                    "a", "b", None, None, "test",
+                ))
+                .http_client(aws_smithy_mocks::create_mock_http_client())
+                .interceptor(MockResponseInterceptor::new().with_rule(&rule))
+                .build(),
+        );
+        assert_eq!(resolve_account(&sts).await.unwrap(), "123456789012");
+    }
+
+    fn iam(rules: &[&Rule]) -> aws_sdk_iam::Client {
+        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for r in rules {
+            interceptor = interceptor.with_rule(r);
+        }
+        aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::Config::builder()
+                .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
+                .region(aws_sdk_iam::config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_iam::config::Credentials::new(
+                    "a", "b", None, None, "test",
+                ))
+                .http_client(aws_smithy_mocks::create_mock_http_client())
+                .interceptor(interceptor)
+                .build(),
+        )
+    }
+
+    fn role(arn: &str) -> aws_sdk_iam::types::Role {
+        aws_sdk_iam::types::Role::builder()
+            .path("/")
+            .role_name("batch")
+            .role_id("AROA")
+            .arn(arn)
+            .create_date(DateTime::from_secs(0))
+            .build()
+            .unwrap()
+    }
+
+    fn put_policy() -> Rule {
+        let policy = request().role_policy();
+        mock!(aws_sdk_iam::Client::put_role_policy)
+            .match_requests(move |i| {
+                i.role_name() == Some("batch")
+                    && i.policy_name() == Some(ROLE_POLICY_NAME)
+                    && i.policy_document()
+                        .and_then(|d| serde_json::from_str::<Value>(d).ok())
+                        .as_ref()
+                        == Some(&policy)
+            })
+            .then_output(|| {
+                aws_sdk_iam::operation::put_role_policy::PutRolePolicyOutput::builder().build()
+            })
+    }
+
+    #[tokio::test]
+    async fn create_role_trusts_batch_operations_and_puts_the_least_privilege_policy() {
+        let create = mock!(aws_sdk_iam::Client::create_role)
+            .match_requests(|i| {
+                i.role_name() == Some("batch")
+                    && i.assume_role_policy_document()
+                        .and_then(|d| serde_json::from_str::<Value>(d).ok())
+                        == Some(trust_policy())
+            })
+            .then_output(|| {
+                aws_sdk_iam::operation::create_role::CreateRoleOutput::builder()
+                    .role(role("arn:aws:iam::123456789012:role/batch"))
+                    .build()
+            });
+        let put = put_policy();
+        let arn = ensure_role(&iam(&[&create, &put]), "batch", &request())
+            .await
+            .unwrap();
+        assert_eq!(arn, "arn:aws:iam::123456789012:role/batch");
+        assert_eq!((create.num_calls(), put.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn an_existing_role_is_reused_with_the_policy_replaced() {
+        let create = mock!(aws_sdk_iam::Client::create_role).then_error(|| {
+            aws_sdk_iam::operation::create_role::CreateRoleError::EntityAlreadyExistsException(
+                aws_sdk_iam::types::error::EntityAlreadyExistsException::builder().build(),
+            )
+        });
+        let get = mock!(aws_sdk_iam::Client::get_role)
+            .match_requests(|i| i.role_name() == Some("batch"))
+            .then_output(|| {
+                aws_sdk_iam::operation::get_role::GetRoleOutput::builder()
+                    .role(role("arn:aws:iam::123456789012:role/old"))
+                    .build()
+            });
+        let put = put_policy();
+        let arn = ensure_role(&iam(&[&create, &get, &put]), "batch", &request())
+            .await
+            .unwrap();
+        assert_eq!(arn, "arn:aws:iam::123456789012:role/old");
+        assert_eq!(put.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn errors_name_the_fix() {
+        use aws_sdk_s3control::operation::describe_job::DescribeJobError;
+        for (code, wanted) in [
+            ("NotFoundException", "check --region"),
+            ("NoSuchJob", "check --region"),
+            ("AccessDenied", "the caller needs s3:DescribeJob"),
+            ("InvalidClientTokenId", "credentials are not valid"),
+            (
+                "TooManyRequestsException",
+                "TooManyRequestsException: it says",
+            ),
+        ] {
+            let rule = mock!(aws_sdk_s3control::Client::describe_job).then_error(move || {
+                DescribeJobError::generic(
+                    aws_sdk_s3control::error::ErrorMetadata::builder()
+                        .code(code)
+                        .message("it says")
+                        .build(),
+                )
+            });
+            let err = control(&rule)
+                .describe_job()
+                .account_id("123456789012")
+                .job_id("job-1")
+                .send()
+                .await
+                .unwrap_err();
+            let text = explain(&err, "describing job job-1", "s3:DescribeJob");
+            assert!(text.starts_with("describing job job-1: "), "{text}");
+            assert!(text.contains(wanted), "{code}: {text}");
+            assert!(!text.contains("ServiceError"), "{text}");
+        }
+    }
+
+    #[test]
+    fn etags_lose_their_quotes() {
+        assert_eq!(bare_etag("\"60e4\""), "60e4");
+        assert_eq!(bare_etag("60e4"), "60e4");
+    }
+}

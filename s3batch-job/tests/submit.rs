@@ -1,0 +1,728 @@
+//! `cargo s3batch submit`, `status`, `list`, `confirm`, `cancel`, `priority` end to end: the
+//! real CLI binary against `cargo s3batch serve` (in this process), moto for the objects,
+//! manifests and reports, and `examples/chaos` served by `cargo lambda watch`.
+
+use aws_sdk_s3control::config::endpoint::{Endpoint, EndpointFuture, Params, ResolveEndpoint};
+use aws_sdk_s3control::types::{
+    JobDescriptor, JobManifest, JobManifestFieldName, JobManifestFormat, JobManifestLocation,
+    JobManifestSpec, JobOperation, JobReport, JobStatus, LambdaInvokeOperation,
+};
+use s3batch_job::control::{ControlServer, ServeConfig};
+use s3batch_job::{parse_report_csv, Redrive};
+use s3batch_testkit::{LambdaWatch, Moto};
+use std::time::{Duration, Instant};
+
+const ACCOUNT: &str = "123456789012";
+const DATA: &str = "data";
+const REPORTS: &str = "reports";
+
+#[derive(Debug)]
+struct Static(String);
+
+impl ResolveEndpoint for Static {
+    fn resolve_endpoint<'a>(&'a self, _: &'a Params) -> EndpointFuture<'a> {
+        EndpointFuture::ready(Ok(Endpoint::builder().url(self.0.clone()).build()))
+    }
+}
+
+struct Env {
+    moto: Moto,
+    _watch: LambdaWatch,
+    server: ControlServer,
+    s3: aws_sdk_s3::Client,
+    control: aws_sdk_s3control::Client,
+    function: String,
+    dir: std::path::PathBuf,
+}
+
+/// What a CLI run gave.
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Env {
+    /// Runs `cargo s3batch <args>` with the endpoint, region and account options.
+    async fn cli(&self, args: &[&str]) -> Out {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cargo-s3batch"))
+            .args(args)
+            .args([
+                "--endpoint-url",
+                &self.server.endpoint(),
+                "--region",
+                "us-east-1",
+                "--account-id",
+                ACCOUNT,
+            ])
+            .env_remove("AWS_ENDPOINT_URL")
+            .output()
+            .await
+            .unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `submit` with the usual options plus `extra`; the job id.
+    async fn submit(&self, extra: &[&str]) -> String {
+        let arn = format!(
+            "arn:aws:lambda:us-east-1:{ACCOUNT}:function:{}",
+            self.function
+        );
+        let s3 = self.moto.endpoint();
+        let mut args = vec![
+            "submit",
+            "--function-arn",
+            &arn,
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/batch",
+            "--s3-endpoint-url",
+            &s3,
+            "--report",
+            "s3://reports/batch",
+        ];
+        args.extend_from_slice(extra);
+        let out = self.cli(&args).await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let id = out.stdout.trim().to_owned();
+        assert!(!id.is_empty() && !id.contains('\n'), "{}", out.stdout);
+        id
+    }
+
+    /// `submit` of `manifest` (uploaded to `s3://data/never.csv` when local), for checks
+    /// that must fail.
+    async fn submit_only(&self, manifest: &str, extra: &[&str]) -> Out {
+        let endpoint = self.moto.endpoint();
+        let mut args = vec!["submit", "--manifest", manifest];
+        if !manifest.starts_with("s3://") {
+            args.extend(["--manifest-upload", "s3://data/never.csv"]);
+        }
+        args.extend([
+            "--function-arn",
+            "arn:aws:lambda:us-east-1:123456789012:function:f",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/batch",
+            "--s3-endpoint-url",
+            &endpoint,
+        ]);
+        args.extend_from_slice(extra);
+        self.cli(&args).await
+    }
+
+    async fn put_objects(&self, keys: &[String]) -> String {
+        for k in keys {
+            self.s3
+                .put_object()
+                .bucket(DATA)
+                .key(k)
+                .body(k.as_bytes().to_vec().into())
+                .send()
+                .await
+                .unwrap();
+        }
+        keys.iter()
+            .map(|k| format!("{DATA},{}\n", k.replace(' ', "%20")))
+            .collect()
+    }
+
+    async fn describe(&self, id: &str) -> JobDescriptor {
+        self.control
+            .describe_job()
+            .account_id(ACCOUNT)
+            .job_id(id)
+            .send()
+            .await
+            .unwrap()
+            .job
+            .unwrap()
+    }
+
+    async fn wait(&self, id: &str, what: &str, done: impl Fn(&JobDescriptor) -> bool) {
+        let start = Instant::now();
+        loop {
+            let job = self.describe(id).await;
+            if done(&job) {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "job {id} did not become {what}: {job:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The rows of the job's report: (key, status), sorted.
+    async fn report(&self, id: &str) -> Vec<(String, String)> {
+        let get = |key: String| async move {
+            self.s3
+                .get_object()
+                .bucket(REPORTS)
+                .key(&key)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{key}: {e:?}"))
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes()
+        };
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&get(format!("batch/job-{id}/manifest.json")).await).unwrap();
+        let mut rows = Vec::new();
+        for r in manifest["Results"].as_array().unwrap() {
+            for row in parse_report_csv(&get(r["Key"].as_str().unwrap().to_owned()).await).unwrap()
+            {
+                rows.push((row.key, row.task_status.as_str().to_owned()));
+            }
+        }
+        rows.sort();
+        rows
+    }
+}
+
+fn counts(job: &JobDescriptor) -> (i64, i64, i64) {
+    let p = job.progress_summary.as_ref().unwrap();
+    (
+        p.total_number_of_tasks.unwrap(),
+        p.number_of_tasks_succeeded.unwrap(),
+        p.number_of_tasks_failed.unwrap(),
+    )
+}
+
+async fn start() -> Env {
+    let moto = Moto::start();
+    let s3 = moto.client().await;
+    for b in [DATA, REPORTS] {
+        s3.create_bucket().bucket(b).send().await.unwrap();
+    }
+    let watch = LambdaWatch::start_with("chaos", &moto.env(), None, 12);
+    let state = std::env::temp_dir().join(format!("s3batch-submit-{}", std::process::id()));
+    let config = ServeConfig::new(&state)
+        .s3_endpoint(moto.endpoint())
+        .lambda_endpoint(format!("http://127.0.0.1:{}", watch.port()))
+        .concurrency(4)
+        .grace_period(Duration::from_secs(1))
+        .redrive(Redrive::new(3, Duration::from_millis(200)));
+    let server = ControlServer::start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap();
+    let control = aws_sdk_s3control::Client::from_conf(
+        aws_sdk_s3control::Config::builder()
+            .behavior_version(aws_sdk_s3control::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3control::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3control::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .endpoint_resolver(Static(server.endpoint()))
+            .build(),
+    );
+    Env {
+        function: watch.function().to_owned(),
+        moto,
+        _watch: watch,
+        server,
+        s3,
+        control,
+        dir: state,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
+    let env = start().await;
+
+    // --- A local CSV manifest, uploaded by submit; schema 2.0 with a user argument.
+    let mut keys: Vec<String> = (0..24).map(|i| format!("plain/{i:02} x.txt")).collect();
+    keys.extend((0..3).map(|i| format!("perm/{i}")));
+    keys.extend((0..3).map(|i| format!("temp-once/{i}")));
+    let csv = env.put_objects(&keys).await;
+    std::fs::create_dir_all(&env.dir).unwrap();
+    let local = env.dir.join("m1.csv");
+    std::fs::write(&local, &csv).unwrap();
+    let local = local.to_str().unwrap();
+    let first = [
+        "--manifest",
+        local,
+        "--manifest-upload",
+        "s3://data/uploaded/m1.csv",
+        "--schema",
+        "2.0",
+        "--user-arg",
+        "k=v",
+        "--description",
+        "first job",
+        "--tag",
+        "team=media",
+    ];
+    // A dry run prints the request and the AWS CLI command, and creates nothing.
+    let dry = env
+        .cli(
+            &[
+                &["submit", "--dry-run"][..],
+                &first[..],
+                &[
+                    "--function-arn",
+                    "arn:aws:lambda:us-east-1:123456789012:function:f:1",
+                    "--role-arn",
+                    "arn:aws:iam::123456789012:role/batch",
+                    "--s3-endpoint-url",
+                    &env.moto.endpoint(),
+                    "--report",
+                    "s3://reports/batch",
+                ][..],
+            ]
+            .concat(),
+        )
+        .await;
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(
+        dry.stdout.contains("aws s3control create-job"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout.contains("--client-request-token s3batch-"),
+        "{}",
+        dry.stdout
+    );
+    assert!(env
+        .s3
+        .head_object()
+        .bucket(DATA)
+        .key("uploaded/m1.csv")
+        .send()
+        .await
+        .is_err());
+    // A generated manifest (S3 lists the objects; not emulated by serve): a dry run shows it.
+    let generated = env
+        .cli(&[
+            "submit",
+            "--dry-run",
+            "--generate-from",
+            "s3://data/plain/",
+            "--match-suffix",
+            ".txt",
+            "--larger-than",
+            "1",
+            "--function-arn",
+            "arn:aws:lambda:us-east-1:123456789012:function:f:1",
+            "--create-role",
+            "s3batch-test",
+            "--s3-endpoint-url",
+            &env.moto.endpoint(),
+        ])
+        .await;
+    assert_eq!(generated.code, 0, "{}", generated.stderr);
+    let json = generated
+        .stdout
+        .split("--manifest-generator '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap_or_else(|| panic!("{}", generated.stdout));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(json).unwrap(),
+        serde_json::json!({"S3JobManifestGenerator": {
+            "SourceBucket": "arn:aws:s3:::data",
+            "EnableManifestOutput": false,
+            "Filter": {
+                "KeyNameConstraint": {"MatchAnyPrefix": ["plain/"], "MatchAnySuffix": [".txt"]},
+                "ObjectSizeGreaterThanBytes": 1
+            }
+        }})
+    );
+    assert!(
+        generated
+            .stdout
+            .contains("--role-arn arn:aws:iam::123456789012:role/s3batch-test"),
+        "{}",
+        generated.stdout
+    );
+    assert!(
+        generated
+            .stderr
+            .contains("role s3batch-test would be created"),
+        "{}",
+        generated.stderr
+    );
+    let listed = env.cli(&["list"]).await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(listed.stderr.contains("0 jobs"), "{}", listed.stderr);
+
+    let id = env.submit(&first).await;
+    // The same submit again: the same request, the same token, the same job.
+    assert_eq!(env.submit(&first).await, id);
+
+    // status --watch follows it to Complete and exits 0.
+    let watched = env
+        .cli(&["status", &id, "--watch", "--interval", "0.2"])
+        .await;
+    assert_eq!(watched.code, 0, "{}\n{}", watched.stdout, watched.stderr);
+    assert!(watched.stdout.contains(": Complete"), "{}", watched.stdout);
+    assert!(
+        watched
+            .stdout
+            .contains("tasks: 30 total, 27 succeeded, 3 failed, 0 to go"),
+        "{}",
+        watched.stdout
+    );
+    assert!(
+        watched.stdout.contains(&format!(
+            "report: s3://reports/batch/job-{id}/manifest.json"
+        )),
+        "{}",
+        watched.stdout
+    );
+    let job = env.describe(&id).await;
+    assert_eq!(counts(&job), (30, 27, 3));
+    let lambda = job.operation.unwrap().lambda_invoke.unwrap();
+    assert_eq!(lambda.invocation_schema_version.as_deref(), Some("2.0"));
+    assert_eq!(
+        lambda.user_arguments.unwrap().get("k").map(String::as_str),
+        Some("v")
+    );
+    assert_eq!(job.description.as_deref(), Some("first job"));
+    let report = env.report(&id).await;
+    let mut expected: Vec<(String, String)> = keys
+        .iter()
+        .map(|k| {
+            let s = if k.starts_with("perm") {
+                "failed"
+            } else {
+                "succeeded"
+            };
+            (k.clone(), s.to_owned())
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(report, expected);
+
+    // --- An s3:// manifest (its ETag from HeadObject), confirmation required, a priority.
+    let keys2: Vec<String> = (0..5).map(|i| format!("second/{i}")).collect();
+    let csv2 = env.put_objects(&keys2).await;
+    env.s3
+        .put_object()
+        .bucket(DATA)
+        .key("m2.csv")
+        .body(csv2.into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let confirm_id = env
+        .submit(&["--manifest", "s3://data/m2.csv", "--confirmation-required"])
+        .await;
+    env.wait(&confirm_id, "Suspended", |j| {
+        j.status == Some(JobStatus::Suspended)
+    })
+    .await;
+    let shown = env.cli(&["status", &confirm_id]).await;
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert!(shown.stdout.contains(": Suspended"), "{}", shown.stdout);
+    let p = env.cli(&["priority", &confirm_id, "42"]).await;
+    assert_eq!(p.code, 0, "{}", p.stderr);
+    assert_eq!(env.describe(&confirm_id).await.priority, 42);
+    // Still waiting: nothing runs before the confirmation.
+    assert_eq!(
+        env.describe(&confirm_id).await.status,
+        Some(JobStatus::Suspended)
+    );
+    let c = env.cli(&["confirm", &confirm_id]).await;
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let watched = env
+        .cli(&["status", &confirm_id, "--watch", "--interval", "0.2"])
+        .await;
+    assert_eq!(watched.code, 0, "{}", watched.stderr);
+    assert_eq!(counts(&env.describe(&confirm_id).await), (5, 5, 0));
+
+    // --- A function the Invoke API does not know: the job fails; --watch exits 2.
+    let failed = env
+        .cli(&[
+            "submit",
+            "--manifest",
+            "s3://data/m2.csv",
+            "--function-arn",
+            "arn:aws:lambda:us-east-1:123456789012:function:no-such-function",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/batch",
+            "--s3-endpoint-url",
+            &env.moto.endpoint(),
+        ])
+        .await;
+    assert_eq!(failed.code, 0, "{}", failed.stderr);
+    let failed_id = failed.stdout.trim().to_owned();
+    let watched = env
+        .cli(&["status", &failed_id, "--watch", "--interval", "0.2"])
+        .await;
+    assert_eq!(watched.code, 2, "{}\n{}", watched.stdout, watched.stderr);
+    assert!(
+        watched.stdout.contains("failure reason: "),
+        "{}",
+        watched.stdout
+    );
+
+    // --- cancel stops a running job; --watch exits 3.
+    let mut keys3: Vec<String> = (0..4).map(|i| format!("before-cancel/{i}")).collect();
+    keys3.extend((0..3).map(|i| format!("hang/{i}")));
+    keys3.extend((0..3).map(|i| format!("later/{i}")));
+    let csv3 = env.put_objects(&keys3).await;
+    env.s3
+        .put_object()
+        .bucket(DATA)
+        .key("m3.csv")
+        .body(csv3.into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let cancel_id = env.submit(&["--manifest", "s3://data/m3.csv"]).await;
+    env.wait(&cancel_id, "Active with 4 tasks done", |j| {
+        j.status == Some(JobStatus::Active) && counts(j).1 >= 4
+    })
+    .await;
+    let c = env.cli(&["cancel", &cancel_id, "--reason", "enough"]).await;
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    assert!(c.stdout.contains("Cancelling"), "{}", c.stdout);
+    let watched = env
+        .cli(&["status", &cancel_id, "--watch", "--interval", "0.2"])
+        .await;
+    assert_eq!(watched.code, 3, "{}\n{}", watched.stdout, watched.stderr);
+    let report = env.report(&cancel_id).await;
+    assert!(report.len() >= 4 && report.len() < 10, "{report:?}");
+    assert!(
+        report.iter().all(|(k, _)| !k.starts_with("hang")),
+        "{report:?}"
+    );
+
+    // --- An S3 Inventory manifest.json (its ETag from HeadObject), submitted as s3://.
+    let keys4: Vec<String> = (0..4).map(|i| format!("inventory/{i} é")).collect();
+    env.put_objects(&keys4).await;
+    let rows: String = keys4
+        .iter()
+        .map(|k| {
+            format!(
+                "\"{DATA}\",\"{}\"\n",
+                k.replace(' ', "%20").replace('é', "%C3%A9")
+            )
+        })
+        .collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, rows.as_bytes()).unwrap();
+    env.s3
+        .put_object()
+        .bucket(DATA)
+        .key("inv/data/0.csv.gz")
+        .body(gz.finish().unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    let inventory = format!(
+        r#"{{"sourceBucket":"{DATA}","destinationBucket":"arn:aws:s3:::{DATA}","version":"2016-11-30",
+            "fileFormat":"CSV","fileSchema":"Bucket, Key","files":[{{"key":"inv/data/0.csv.gz","size":1}}]}}"#
+    );
+    env.s3
+        .put_object()
+        .bucket(DATA)
+        .key("inv/manifest.json")
+        .body(inventory.into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let inv_id = env
+        .submit(&["--manifest", "s3://data/inv/manifest.json"])
+        .await;
+    let watched = env
+        .cli(&["status", &inv_id, "--watch", "--interval", "0.2"])
+        .await;
+    assert_eq!(watched.code, 0, "{}\n{}", watched.stdout, watched.stderr);
+    assert_eq!(counts(&env.describe(&inv_id).await), (4, 4, 0));
+    let mut expected: Vec<(String, String)> = keys4
+        .iter()
+        .map(|k| (k.clone(), "succeeded".to_owned()))
+        .collect();
+    expected.sort();
+    assert_eq!(env.report(&inv_id).await, expected);
+    let spec = env.describe(&inv_id).await.manifest.unwrap().spec.unwrap();
+    assert_eq!(
+        spec.format,
+        aws_sdk_s3control::types::JobManifestFormat::S3InventoryReportCsv20161130
+    );
+
+    // --- A manifest that changed after its ETag was read: status names the fix.
+    let bad_id = env
+        .control
+        .create_job()
+        .account_id(ACCOUNT)
+        .confirmation_required(false)
+        .operation(
+            JobOperation::builder()
+                .lambda_invoke(
+                    LambdaInvokeOperation::builder()
+                        .function_arn(format!(
+                            "arn:aws:lambda:us-east-1:{ACCOUNT}:function:{}",
+                            env.function
+                        ))
+                        .build(),
+                )
+                .build(),
+        )
+        .manifest(
+            JobManifest::builder()
+                .spec(
+                    JobManifestSpec::builder()
+                        .format(JobManifestFormat::S3BatchOperationsCsv20180820)
+                        .fields(JobManifestFieldName::Bucket)
+                        .fields(JobManifestFieldName::Key)
+                        .build()
+                        .unwrap(),
+                )
+                .location(
+                    JobManifestLocation::builder()
+                        .object_arn(format!("arn:aws:s3:::{DATA}/m2.csv"))
+                        .e_tag("0123456789abcdef0123456789abcdef")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .report(JobReport::builder().enabled(false).build())
+        .priority(1)
+        .role_arn("arn:aws:iam::123456789012:role/batch")
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    let watched = env
+        .cli(&["status", &bad_id, "--watch", "--interval", "0.2"])
+        .await;
+    assert_eq!(watched.code, 2, "{}\n{}", watched.stdout, watched.stderr);
+    assert!(
+        watched
+            .stdout
+            .contains("fix: the manifest changed after the job was created"),
+        "{}",
+        watched.stdout
+    );
+
+    // --- The role's policies, printed; nothing created.
+    let printed = env
+        .cli(&[
+            "submit",
+            "--print-policy",
+            "--manifest",
+            "s3://data/m2.csv",
+            "--function-arn",
+            "arn:aws:lambda:us-east-1:123456789012:function:fn:1",
+            "--s3-endpoint-url",
+            &env.moto.endpoint(),
+            "--report",
+            "s3://reports/batch",
+        ])
+        .await;
+    assert_eq!(printed.code, 0, "{}", printed.stderr);
+    assert!(
+        printed.stdout.contains("batchoperations.s3.amazonaws.com")
+            && printed.stdout.contains("arn:aws:s3:::data/m2.csv")
+            && printed.stdout.contains("arn:aws:s3:::reports/batch/*")
+            && printed
+                .stdout
+                .contains("arn:aws:lambda:us-east-1:123456789012:function:fn:1"),
+        "{}",
+        printed.stdout
+    );
+
+    // --- list, with a status filter.
+    let all = env.cli(&["list"]).await;
+    assert_eq!(all.code, 0, "{}", all.stderr);
+    for j in [&id, &confirm_id, &failed_id, &cancel_id, &inv_id, &bad_id] {
+        assert!(all.stdout.contains(j.as_str()), "{j} not in {}", all.stdout);
+    }
+    assert!(all.stderr.contains("6 jobs"), "{}", all.stderr);
+    let complete = env.cli(&["list", "--status", "Complete"]).await;
+    assert_eq!(complete.stdout.lines().count(), 3, "{}", complete.stdout);
+    for j in [&id, &confirm_id, &inv_id] {
+        assert!(complete.stdout.contains(j.as_str()), "{}", complete.stdout);
+    }
+
+    // --- Errors name the fix: an unknown job, a report bucket that does not exist.
+    let unknown = env
+        .cli(&["status", "00000000-0000-4000-8000-000000000000"])
+        .await;
+    assert_eq!(unknown.code, 1);
+    assert!(unknown.stderr.contains("--region"), "{}", unknown.stderr);
+    let no_bucket = env
+        .cli(&[
+            "submit",
+            "--manifest",
+            "s3://data/m2.csv",
+            "--function-arn",
+            "arn:aws:lambda:us-east-1:123456789012:function:f",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/batch",
+            "--s3-endpoint-url",
+            &env.moto.endpoint(),
+            "--report",
+            "s3://no-such-reports/x",
+        ])
+        .await;
+    assert_eq!(no_bucket.code, 1);
+    assert!(
+        no_bucket.stderr.contains("no-such-reports") && no_bucket.stderr.contains("create it"),
+        "{}",
+        no_bucket.stderr
+    );
+    assert!(
+        !no_bucket.stderr.contains("ServiceError"),
+        "{}",
+        no_bucket.stderr
+    );
+    // A manifest that is not there, one with a bad row, arguments schema 1.0 cannot carry:
+    // the checks of `run`, before anything is created.
+    let missing = env.submit_only("s3://data/missing.csv", &[]).await;
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("s3://data/missing.csv") && missing.stderr.contains("no such"),
+        "{}",
+        missing.stderr
+    );
+    let bad_csv = env.dir.join("bad.csv");
+    std::fs::write(&bad_csv, "data,ok\ndata,bad%zz\n").unwrap();
+    let bad = env.submit_only(bad_csv.to_str().unwrap(), &[]).await;
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("line 2"), "{}", bad.stderr);
+    let v1 = env
+        .submit_only("s3://data/m2.csv", &["--user-arg", "k=v"])
+        .await;
+    assert_eq!(v1.code, 1);
+    assert!(v1.stderr.contains("schema 2.0"), "{}", v1.stderr);
+    let upload = env
+        .cli(&[
+            "submit",
+            "--manifest",
+            "s3://data/m2.csv",
+            "--manifest-upload",
+            "s3://data/never.csv",
+            "--function-arn",
+            "arn:aws:lambda:us-east-1:123456789012:function:f",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/batch",
+            "--s3-endpoint-url",
+            &env.moto.endpoint(),
+        ])
+        .await;
+    assert_eq!(upload.code, 1);
+    assert!(upload.stderr.contains("in S3 already"), "{}", upload.stderr);
+    assert!(env
+        .s3
+        .head_object()
+        .bucket(DATA)
+        .key("never.csv")
+        .send()
+        .await
+        .is_err());
+    assert!(env.cli(&["list"]).await.stderr.contains("6 jobs"));
+    let _ = std::fs::remove_dir_all(&env.dir);
+}
