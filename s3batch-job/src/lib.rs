@@ -67,6 +67,7 @@
 
 #![deny(missing_docs)]
 
+pub mod analyze;
 mod aws;
 pub mod control;
 pub mod host;

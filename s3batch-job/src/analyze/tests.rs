@@ -1,0 +1,342 @@
+use super::*;
+use crate::manifest::{Manifest, ManifestEntry};
+use crate::report::results_writer;
+use proptest::prelude::*;
+
+fn rows(csv: &[u8]) -> Vec<ReportRow> {
+    let mut out = Vec::new();
+    read_results_csv(csv, "test.csv", &mut |r| {
+        out.push(r);
+        Ok(())
+    })
+    .unwrap();
+    out
+}
+
+fn analyse(rows: &[ReportRow], filter: &Filter) -> (Analysis, FailedManifest) {
+    let mut analysis = Analysis::default();
+    let mut manifest = FailedManifest::new();
+    for row in rows {
+        let keep = filter.keeps(row);
+        analysis.add(row, keep);
+        if keep {
+            manifest.push(row).unwrap();
+        }
+    }
+    (analysis, manifest)
+}
+
+/// Declared order, AWS's example order (HTTP status first) and a header row, in one file.
+const MIXED: &[u8] = b"Bucket,Key,VersionId,TaskStatus,ErrorCode,HTTPStatusCode,ResultMessage\n\
+b,ok1,,succeeded,,200,fine\n\
+b,ok2,,succeeded,200,,fine\n\
+b,gone+1,,failed,PermanentFailure,200,NoSuchKey: gone\n\
+b,gone%2B2,,failed,200,PermanentFailure,NoSuchKey: gone\n\
+b,busy,,failed,200,TemporaryFailure,  SlowDown: busy \n\
+b,weird,,failed,,,\n";
+
+#[test]
+fn counts_by_status_code_and_message_in_either_column_order() {
+    let rows = rows(MIXED);
+    assert_eq!(rows.len(), 6, "the header row is skipped");
+    let (a, m) = analyse(&rows, &Filter::new());
+    assert_eq!((a.rows, a.succeeded, a.failed, a.selected), (6, 2, 4, 4));
+    assert_eq!(
+        a.by_code,
+        [
+            (Some(ResultCode::PermanentFailure), 2),
+            (None, 1),
+            (Some(ResultCode::TemporaryFailure), 1),
+        ]
+    );
+    assert_eq!(
+        a.top_messages(2),
+        [
+            (Some(ResultCode::PermanentFailure), "NoSuchKey: gone", 2),
+            (None, "", 1),
+        ]
+    );
+    // Messages are trimmed, nothing else.
+    assert!(a.top_messages(10).contains(&(
+        Some(ResultCode::TemporaryFailure),
+        "SlowDown: busy",
+        1
+    )));
+    assert_eq!(a.distinct_messages(), 3);
+    let text = a.render(1, 80);
+    assert!(
+        text.starts_with("rows: 6 (2 succeeded, 4 failed)\n"),
+        "{text}"
+    );
+    assert!(text.contains("       2  PermanentFailure\n"), "{text}");
+    assert!(
+        text.contains("most frequent messages (1 of 3 distinct):\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("2  PermanentFailure  NoSuchKey: gone\n"),
+        "{text}"
+    );
+    assert_eq!(
+        String::from_utf8(m.into_bytes()).unwrap(),
+        "b,gone+1\nb,gone%2B2\nb,busy\nb,weird\n"
+    );
+}
+
+#[test]
+fn filters_by_code_and_message() {
+    let rows = rows(MIXED);
+    let only = |f: Filter| {
+        let (a, m) = analyse(&rows, &f);
+        (a.selected, String::from_utf8(m.into_bytes()).unwrap())
+    };
+    assert_eq!(
+        only(Filter::new().codes([ResultCode::TemporaryFailure])),
+        (1, "b,busy\n".into())
+    );
+    assert_eq!(
+        only(Filter::new().codes([ResultCode::TemporaryFailure, ResultCode::PermanentFailure])),
+        (3, "b,gone+1\nb,gone%2B2\nb,busy\n".into())
+    );
+    // A plain word is a substring; a pattern is a regular expression; both filters at once.
+    assert_eq!(
+        only(Filter::new().message("gone").unwrap()),
+        (2, "b,gone+1\nb,gone%2B2\n".into())
+    );
+    assert_eq!(
+        only(Filter::new().message("^(?i)slowdown").unwrap()),
+        (0, String::new()),
+        "anchored at the start of the untrimmed message"
+    );
+    assert_eq!(
+        only(
+            Filter::new()
+                .message("(?i)slowdown|nosuch")
+                .unwrap()
+                .codes([ResultCode::TemporaryFailure])
+        ),
+        (1, "b,busy\n".into())
+    );
+    // Succeeded rows never match, whatever the filter.
+    assert_eq!(
+        only(Filter::new().message("fine").unwrap()),
+        (0, String::new())
+    );
+    let err = Filter::new().message("(unclosed").unwrap_err();
+    assert!(
+        err.starts_with("--message \"(unclosed\" is not a regular expression"),
+        "{err}"
+    );
+}
+
+/// AWS's example rows (batch-ops-examples-reports): HTTP status before the error code, a
+/// function error's JSON quoted inside the message.
+#[test]
+fn reads_an_s3_written_report() {
+    let csv = br#"awsexamplebucket1,image_14975,,failed,200,PermanentFailure,"Lambda returned function error: {""errorMessage"":""2019-04-05T17:35:21.155Z 2845ca0d-38d9-4c4b-abcf-379dc749c452 Task timed out after 3.00 seconds""}"
+awsexamplebucket1,image_15897,,failed,200,PermanentFailure,"Lambda returned function error: {""errorMessage"":""2019-04-05T17:35:21.231Z 2845ca0d-38d9-4c4b-abcf-379dc749c452 Task timed out after 3.00 seconds""}"
+awsexamplebucket1,image_14819,,succeeded,200,,"{u'message': u'Successfully processed'}"
+"#;
+    let rows = rows(csv);
+    let (a, m) = analyse(&rows, &Filter::new().message("timed out").unwrap());
+    assert_eq!((a.succeeded, a.failed, a.selected), (1, 2, 2));
+    assert_eq!(a.by_code, [(Some(ResultCode::PermanentFailure), 2)]);
+    assert_eq!(a.distinct_messages(), 2, "messages are not normalised");
+    assert_eq!(
+        String::from_utf8(m.into_bytes()).unwrap(),
+        "awsexamplebucket1,image_14975\nawsexamplebucket1,image_15897\n"
+    );
+    let json = br#"{"Format":"Report_CSV_20180820","ReportCreationDate":"2019-04-05T17:48:39.725Z",
+        "Results":[{"TaskExecutionStatus":"succeeded","Bucket":"arn:aws:s3:::my-job-reports",
+        "MD5Checksum":"83b1c4cbe93fc893f54053697e10fd6e","Key":"job-f8fb9d89/results/6217b0fa.csv"}],
+        "ReportSchema":"Bucket, Key, VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage"}"#;
+    assert_eq!(
+        listed_results(json, "manifest.json").unwrap(),
+        [(
+            "my-job-reports".to_owned(),
+            "job-f8fb9d89/results/6217b0fa.csv".to_owned()
+        )]
+    );
+    let err = listed_results(br#"{"Format":"Other"}"#, "m.json").unwrap_err();
+    assert!(err.contains("not Report_CSV_20180820"), "{err}");
+}
+
+#[test]
+fn versions_are_kept_and_never_mixed() {
+    let (_, m) = analyse(
+        &rows(b"bkt,k1,v%2B1,failed,TemporaryFailure,200,x\nbkt,k2,3HL4kqtJ,failed,TemporaryFailure,200,x\n"),
+        &Filter::new(),
+    );
+    let bytes = m.into_bytes();
+    assert_eq!(
+        String::from_utf8(bytes.clone()).unwrap(),
+        "bkt,k1,v%2B1\nbkt,k2,3HL4kqtJ\n"
+    );
+    assert_eq!(
+        Manifest::from_csv(&bytes).unwrap().entries()[0],
+        ManifestEntry::new("bkt", "k1").with_version_id("v%2B1"),
+        "a version id is opaque: not decoded"
+    );
+    let mut m = FailedManifest::new();
+    let mixed =
+        rows(b"bkt,k1,v1,failed,TemporaryFailure,200,x\nbkt,k2,,failed,TemporaryFailure,200,x\n");
+    m.push(&mixed[0]).unwrap();
+    let err = m.push(&mixed[1]).unwrap_err();
+    assert!(
+        err.contains("(s3://bkt/k1) and without one (s3://bkt/k2)"),
+        "{err}"
+    );
+}
+
+/// A report's file: rows as the runner writes them.
+fn report_file(rows: &[ReportRow]) -> Vec<u8> {
+    let mut w = results_writer(Vec::new());
+    for r in rows {
+        w.write_record(r.to_fields().iter().map(|f| f.as_bytes()))
+            .unwrap();
+    }
+    w.into_inner().unwrap()
+}
+
+/// report row → report file → read back → failed manifest → manifest reader: the same
+/// object, for every key the hostile list holds.
+fn round_trip(bucket: &str, key: &str, version: Option<&str>) -> ManifestEntry {
+    let row = ReportRow::new(
+        bucket,
+        key,
+        version.map(str::to_owned),
+        TaskStatus::Failed,
+        Some(ResultCode::PermanentFailure),
+        Some(200),
+        "a, \"message\"\nover lines",
+    );
+    let read = rows(&report_file(&[row]));
+    assert_eq!(read.len(), 1);
+    let mut m = FailedManifest::new();
+    m.push(&read[0]).unwrap();
+    let manifest = Manifest::from_csv(&m.into_bytes()).unwrap();
+    assert_eq!(manifest.len(), 1);
+    manifest.entries()[0].clone()
+}
+
+#[test]
+fn hostile_keys_round_trip() {
+    for key in [
+        "a b",
+        "a+b",
+        "100% done",
+        "%2B",
+        "%",
+        "%%41",
+        "café/日本語/🦀.txt",
+        "a,b",
+        "\"quoted\"",
+        "line\nbreak",
+        "cr\r\nlf",
+        " leading and trailing ",
+        "tab\there",
+        "+",
+        "a/./../b//c",
+    ] {
+        for version in [None, Some("v1"), Some("a,\"b\"\n")] {
+            let mut want = ManifestEntry::new("bucket-one", key);
+            if let Some(v) = version {
+                want = want.with_version_id(v);
+            }
+            assert_eq!(round_trip("bucket-one", key, version), want, "{key:?}");
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn any_key_round_trips(
+        key in "(.|\n|\r| |\\+|%|%2B|%20|,|\"|'|é|日|🦀){1,40}",
+        version in proptest::option::of("[A-Za-z0-9._+/=-]{1,32}"),
+    ) {
+        let mut want = ManifestEntry::new("bucket-one", key.clone());
+        if let Some(v) = &version {
+            want = want.with_version_id(v.clone());
+        }
+        prop_assert_eq!(round_trip("bucket-one", &key, version.as_deref()), want);
+    }
+}
+
+/// A job's report, its failed rows as a manifest, that manifest run again: the second
+/// report holds exactly the failed rows, and with the first report's succeeded rows every
+/// row once.
+#[tokio::test]
+async fn a_failed_manifest_runs_exactly_the_failed_rows() {
+    use crate::job::{FailureThreshold, LocalJob, Redrive};
+    use s3batch::{Object, TaskError};
+    use std::time::Duration;
+
+    async fn handler(obj: Object) -> Result<String, TaskError> {
+        if obj.key.contains("fail") {
+            Err(TaskError::permanent(format!("{} failed", obj.key)))
+        } else if obj.key.contains("busy") {
+            Err(TaskError::temporary("busy"))
+        } else {
+            Ok("fine".into())
+        }
+    }
+    let keys = [
+        "ok 1",
+        "fail a+b",
+        "ok,2",
+        "busy %41",
+        "fail\"q\"",
+        "fail\nline",
+        "ok é",
+        "busy 日",
+    ];
+    let entries: Vec<ManifestEntry> = keys.iter().map(|k| ManifestEntry::new("bkt", *k)).collect();
+    let run = |entries: Vec<ManifestEntry>| async move {
+        LocalJob::new(Manifest::new(entries))
+            .redrive(Redrive::new(0, Duration::ZERO))
+            .failure_threshold(None::<FailureThreshold>)
+            .run_in_process(handler, s3batch::Options::new())
+            .await
+            .unwrap()
+    };
+    let first = run(entries).await;
+    let rows_of = |report: &crate::report::JobReport| {
+        let records: Vec<_> = report.records.iter().map(|r| r.report_row()).collect();
+        rows(&report_file(&records))
+    };
+    let first_rows = rows_of(&first);
+    let (a, m) = analyse(&first_rows, &Filter::new());
+    assert_eq!((a.succeeded, a.failed), (3, 5));
+    let failed = Manifest::from_csv(&m.into_bytes()).unwrap();
+    let second = run(failed.entries().to_vec()).await;
+    let second_rows = rows_of(&second);
+    let mut failed_keys: Vec<&str> = first_rows
+        .iter()
+        .filter(|r| r.task_status == TaskStatus::Failed)
+        .map(|r| r.key.as_str())
+        .collect();
+    let mut rerun: Vec<&str> = second_rows.iter().map(|r| r.key.as_str()).collect();
+    failed_keys.sort();
+    rerun.sort();
+    assert_eq!(rerun, failed_keys);
+    let mut all: Vec<&str> = first_rows
+        .iter()
+        .filter(|r| r.task_status == TaskStatus::Succeeded)
+        .map(|r| r.key.as_str())
+        .chain(rerun)
+        .collect();
+    all.sort();
+    let mut want = keys.to_vec();
+    want.sort();
+    assert_eq!(all, want);
+
+    // Only the temporary failures, by code.
+    let (_, m) = analyse(
+        &first_rows,
+        &Filter::new().codes([ResultCode::TemporaryFailure]),
+    );
+    let busy = Manifest::from_csv(&m.into_bytes()).unwrap();
+    let mut got: Vec<&str> = busy.entries().iter().map(|e| e.key.as_str()).collect();
+    got.sort();
+    assert_eq!(got, ["busy %41", "busy 日"]);
+}
