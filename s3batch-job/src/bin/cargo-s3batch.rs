@@ -124,26 +124,30 @@ struct ReportArgs {
 struct AnalyzeArgs {
     /// Write the failed rows as a manifest (bucket,key[,versionId], keys URL-encoded) to this
     /// file or s3://bucket/key, ready for `cargo s3batch run --manifest`.
-    #[arg(long, value_name = "PATH|S3_URI", requires = "source")]
+    #[arg(long, value_name = "PATH|S3_URI", conflicts_with = "job_id")]
     failed_manifest: Option<Location>,
 
     /// Only failed rows with this error code (repeat for more).
-    #[arg(long, value_name = "CODE", value_parser = parse_code, requires = "source")]
+    #[arg(long, value_name = "CODE", value_parser = parse_code, conflicts_with = "job_id")]
     code: Vec<s3batch::ResultCode>,
 
     /// Only failed rows whose message matches this regular expression (searched anywhere in
     /// the message: a plain word is a substring; `(?i)` ignores case).
-    #[arg(long, value_name = "REGEX", requires = "source")]
+    #[arg(long, value_name = "REGEX", conflicts_with = "job_id")]
     message: Option<String>,
 
     /// How many of the most frequent messages to print.
-    #[arg(long, default_value_t = 10, value_name = "N", requires = "source")]
+    #[arg(
+        long,
+        default_value_t = 10,
+        value_name = "N",
+        conflicts_with = "job_id"
+    )]
     top: usize,
 }
 
 fn parse_code(s: &str) -> Result<s3batch::ResultCode, String> {
-    s.parse::<s3batch::ResultCode>()
-        .map_err(|e| format!("{e} (TemporaryFailure or PermanentFailure)"))
+    s.parse::<s3batch::ResultCode>().map_err(|e| e.to_string())
 }
 
 const REPORT_EXAMPLES: &str = "\
