@@ -187,6 +187,107 @@ async fn the_failed_rows_of_an_s3_report_run_again_as_a_manifest() {
         sorted(failing.iter().copied().filter(|k| k.contains("temporary")))
     );
 
+    // The other S3 forms: the report's manifest.json named; a prefix of bare results CSVs
+    // (here in AWS's example column order); a prefix holding two reports is refused.
+    let out = cli(
+        &moto,
+        &["report", "s3://reports/pre/job-first/manifest.json"],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("rows: 8 (4 succeeded, 4 failed)"),
+        "{}",
+        text(&out)
+    );
+    for (key, body) in [
+        (
+            "raw/part-1.csv",
+            "bucket-one,a+b,,failed,200,TemporaryFailure,SlowDown\n",
+        ),
+        (
+            "raw/part-2.csv",
+            "bucket-one,c%2Bd,,failed,200,TemporaryFailure,SlowDown\n",
+        ),
+    ] {
+        s3.put_object()
+            .bucket("reports")
+            .key(key)
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let raw = dir.join("raw.csv");
+    let out = cli(
+        &moto,
+        &[
+            "report",
+            "s3://reports/raw/",
+            "--failed-manifest",
+            raw.to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("(2 results file(s))"), "{stdout}");
+    assert!(
+        stdout.contains("       2  TemporaryFailure  SlowDown\n"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&raw).unwrap(),
+        "bucket-one,a+b\nbucket-one,c%2Bd\n"
+    );
+    let manifest_json = s3
+        .get_object()
+        .bucket("reports")
+        .key("pre/job-first/manifest.json")
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    s3.put_object()
+        .bucket("reports")
+        .key("other/job-x/manifest.json")
+        .body(manifest_json.to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cargo-s3batch"))
+        .args(["s3batch", "report", "s3://reports/", "--s3-endpoint-url"])
+        .arg(moto.endpoint())
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stderr.contains("s3://reports/ holds 2 reports")
+            && stderr.contains("s3://reports/other/job-x/manifest.json")
+            && stderr.contains("s3://reports/pre/job-first/manifest.json"),
+        "{stderr}"
+    );
+
+    // The two forms of `report` do not mix.
+    let out = Command::new(env!("CARGO_BIN_EXE_cargo-s3batch"))
+        .args([
+            "s3batch",
+            "report",
+            "s3://reports/pre/",
+            "--job-id",
+            "first",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot be used with"),
+        "{}",
+        text(&out)
+    );
+
     // The journal's `report --job-id` still writes a report (here: none left, so an error
     // naming the job, not a usage error about the new form).
     let out = Command::new(env!("CARGO_BIN_EXE_cargo-s3batch"))

@@ -340,3 +340,87 @@ async fn a_failed_manifest_runs_exactly_the_failed_rows() {
     got.sort();
     assert_eq!(got, ["busy %41", "busy 日"]);
 }
+
+/// Every local form of a report: the job folder, the folder holding it, its manifest.json, a
+/// results CSV; a copy of the job folder alone; a folder with two jobs is an error naming
+/// them.
+#[tokio::test]
+async fn reads_each_local_form() {
+    use crate::report::{JobReport, JobStatus, ReportScope, Summary, TaskRecord};
+    let record = |key: &str, status, code| TaskRecord {
+        entry: ManifestEntry::new("bkt", key),
+        status,
+        error_code: code,
+        http_status: Some(200),
+        message: "m".into(),
+        attempts: 1,
+    };
+    let report = |id: &str| JobReport {
+        job_id: id.into(),
+        status: JobStatus::Complete,
+        records: vec![
+            record("ok", TaskStatus::Succeeded, None),
+            record("no", TaskStatus::Failed, Some(ResultCode::PermanentFailure)),
+        ],
+        summary: Summary {
+            total: 2,
+            succeeded: 1,
+            failed: 1,
+            redriven: 0,
+            tasks_redriven: 0,
+            not_run: 0,
+            invocations: 2,
+            elapsed: std::time::Duration::from_secs(1),
+        },
+    };
+    let root = std::env::temp_dir().join(format!("s3batch-analyze-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let write = |dir: &Path, id: &str, prefix: &str| {
+        for (key, bytes) in report(id).render(ReportScope::AllTasks, "", prefix) {
+            let p = dir.join(key);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, bytes).unwrap();
+        }
+    };
+    // As `run --report root/pre/` writes it: keys relative to root, prefix included.
+    write(&root, "j1", "pre/");
+    let s3 = crate::storage::s3_client(Some("http://127.0.0.1:9")).await;
+    let keys = |path: PathBuf| {
+        let s3 = s3.clone();
+        async move {
+            let mut keys = Vec::new();
+            let files = read_report_rows(&Location::Local(path), &s3, &mut |r| {
+                keys.push(r.key);
+                Ok(())
+            })
+            .await?;
+            Ok::<_, String>((files.len(), keys))
+        }
+    };
+    let job = root.join("pre/job-j1");
+    let both = (2, vec!["ok".to_owned(), "no".to_owned()]);
+    assert_eq!(keys(job.clone()).await.unwrap(), both);
+    assert_eq!(keys(root.join("pre")).await.unwrap(), both);
+    assert_eq!(keys(job.join("manifest.json")).await.unwrap(), both);
+    let failed_csv = std::fs::read_dir(job.join("results"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| std::fs::read_to_string(p).unwrap().contains(",failed,"))
+        .unwrap();
+    assert_eq!(keys(failed_csv).await.unwrap(), (1, vec!["no".to_owned()]));
+    // The job folder copied elsewhere: its results found next to manifest.json.
+    let copy = root.join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::rename(&job, copy.join("job-j1")).unwrap();
+    assert_eq!(keys(copy.join("job-j1")).await.unwrap(), both);
+    // Two jobs under one folder: name them, read neither.
+    write(&copy, "j2", "");
+    let err = keys(copy.clone()).await.unwrap_err();
+    assert!(err.contains("holds the reports of 2 jobs"), "{err}");
+    assert!(err.contains("job-j1") && err.contains("job-j2"), "{err}");
+    // A manifest.json listing a file that is nowhere names it.
+    std::fs::remove_dir_all(copy.join("job-j2/results")).unwrap();
+    let err = keys(copy.join("job-j2")).await.unwrap_err();
+    assert!(err.contains("lists job-j2/results/"), "{err}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
