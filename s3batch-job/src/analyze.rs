@@ -20,11 +20,15 @@
 //! exactly the objects the report names.
 //!
 //! Messages are counted as they are written, only trimmed: no other normalisation (a message
-//! naming its key counts once per key).
+//! naming its key counts once per key), and at most [`MAX_DISTINCT_MESSAGES`] distinct ones.
+//! Rows are streamed (a local results file is read row by row; an `s3://` one is fetched
+//! whole) and the failed manifest is written as rows come ([`ManifestOut`]), so memory holds
+//! only the counts.
 
 use crate::storage::Location;
 use s3batch::wire::{ReportRow, ResultCode, TaskStatus};
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Which failed rows go into a failed manifest.
@@ -66,8 +70,12 @@ impl Filter {
     }
 }
 
+/// How many distinct messages [`Analysis`] counts by default: a message naming its key is new
+/// on every row, and a report may have millions.
+pub const MAX_DISTINCT_MESSAGES: usize = 10_000;
+
 /// Counts over a report's rows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Analysis {
     /// Rows read.
@@ -80,10 +88,36 @@ pub struct Analysis {
     pub by_code: Vec<(Option<ResultCode>, usize)>,
     /// Rows the filter kept (the failed manifest's rows).
     pub selected: usize,
+    /// Failed rows whose message came after the first `limit` distinct ones (not counted by
+    /// message).
+    pub other_messages: usize,
     messages: HashMap<(Option<ResultCode>, String), usize>,
+    limit: usize,
+}
+
+impl Default for Analysis {
+    fn default() -> Self {
+        Self {
+            rows: 0,
+            succeeded: 0,
+            failed: 0,
+            by_code: Vec::new(),
+            selected: 0,
+            other_messages: 0,
+            messages: HashMap::new(),
+            limit: MAX_DISTINCT_MESSAGES,
+        }
+    }
 }
 
 impl Analysis {
+    /// Counts at most `limit` distinct messages (default [`MAX_DISTINCT_MESSAGES`]); the
+    /// failed rows of any later new message are counted in [`Analysis::other_messages`].
+    pub fn with_message_limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
     /// Counts one row; `selected` says whether the filter kept it.
     pub fn add(&mut self, row: &ReportRow, selected: bool) {
         self.rows += 1;
@@ -97,10 +131,14 @@ impl Analysis {
                 }
                 self.by_code
                     .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| code_str(a.0).cmp(code_str(b.0))));
-                *self
-                    .messages
-                    .entry((row.error_code, row.message.trim().to_owned()))
-                    .or_default() += 1;
+                let key = (row.error_code, row.message.trim().to_owned());
+                if let Some(n) = self.messages.get_mut(&key) {
+                    *n += 1;
+                } else if self.messages.len() < self.limit {
+                    self.messages.insert(key, 1);
+                } else {
+                    self.other_messages += 1;
+                }
             }
         }
         self.selected += usize::from(selected);
@@ -147,6 +185,13 @@ impl Analysis {
                     cut(message, width)
                 ));
             }
+            if self.other_messages > 0 {
+                out.push_str(&format!(
+                    "  {:>8}  failed rows with other messages (only the first {} distinct \
+                     messages are counted)\n",
+                    self.other_messages, self.limit
+                ));
+            }
         }
         out
     }
@@ -175,8 +220,8 @@ fn cut(message: &str, width: usize) -> String {
 /// they are. A manifest gives a version on every row or on none, so rows with and without
 /// one together are an error naming the first that differs.
 #[derive(Debug)]
-pub struct FailedManifest {
-    out: csv::Writer<Vec<u8>>,
+pub struct FailedManifest<W: Write = Vec<u8>> {
+    out: csv::Writer<W>,
     versioned: Option<(bool, String)>,
     rows: usize,
 }
@@ -188,13 +233,25 @@ impl Default for FailedManifest {
 }
 
 impl FailedManifest {
-    /// An empty manifest.
+    /// An empty manifest in memory.
     pub fn new() -> Self {
+        Self::to_writer(Vec::new())
+    }
+
+    /// The manifest's bytes.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.finish().expect("writing to a Vec")
+    }
+}
+
+impl<W: Write> FailedManifest<W> {
+    /// An empty manifest written to `out` as rows are added.
+    pub fn to_writer(out: W) -> Self {
         Self {
             out: csv::WriterBuilder::new()
                 .terminator(csv::Terminator::Any(b'\n'))
                 .flexible(true)
-                .from_writer(Vec::new()),
+                .from_writer(out),
             versioned: None,
             rows: 0,
         }
@@ -240,16 +297,18 @@ impl FailedManifest {
         self.rows == 0
     }
 
-    /// The manifest's bytes.
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.out.into_inner().expect("writing to a Vec")
+    /// Flushes the rows written and returns the writer.
+    pub fn finish(self) -> Result<W, String> {
+        self.out
+            .into_inner()
+            .map_err(|e| format!("writing the manifest: {}", e.error()))
     }
 }
 
 /// Reads the rows of one results CSV, either column order, skipping a header row; calls
 /// `each` per row. Problems name `name` and the line.
 pub fn read_results_csv(
-    bytes: &[u8],
+    bytes: impl Read,
     name: &str,
     each: &mut dyn FnMut(ReportRow) -> Result<(), String>,
 ) -> Result<(), String> {
@@ -319,10 +378,10 @@ pub async fn read_report_rows(
     match files {
         Files::Local(paths) => {
             for path in paths {
-                let bytes =
-                    std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+                let file = std::fs::File::open(&path)
+                    .map_err(|e| format!("reading {}: {e}", path.display()))?;
                 let name = path.display().to_string();
-                read_results_csv(&bytes, &name, each)?;
+                read_results_csv(std::io::BufReader::new(file), &name, each)?;
                 read.push(name);
             }
         }
@@ -330,7 +389,7 @@ pub async fn read_report_rows(
             for (bucket, key) in objects {
                 let bytes = get(s3, &bucket, &key).await?;
                 let name = format!("s3://{bucket}/{key}");
-                read_results_csv(&bytes, &name, each)?;
+                read_results_csv(&bytes[..], &name, each)?;
                 read.push(name);
             }
         }
@@ -493,36 +552,84 @@ async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Vec<u8>
     Ok(body.into_bytes().to_vec())
 }
 
-/// Writes `bytes` to a local file or an `s3://bucket/key` object.
-pub async fn write_to(
-    location: &Location,
-    bytes: Vec<u8>,
-    s3: &aws_sdk_s3::Client,
-) -> Result<(), String> {
-    match location {
-        Location::Local(path) => {
-            std::fs::write(path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))
-        }
-        Location::S3 { bucket, key } => {
-            if key.is_empty() || key.ends_with('/') {
+/// Where a failed manifest is written: rows go to a staging file as they are found (so memory
+/// does not grow with the report), which [`ManifestOut::publish`] then moves into place: a
+/// local `OUT` is replaced only once the whole report has been read; an `s3://` one is
+/// uploaded from a temporary file.
+#[derive(Debug)]
+pub struct ManifestOut {
+    location: Location,
+    staged: PathBuf,
+}
+
+impl ManifestOut {
+    /// Checks `location` names a file or object and opens the staging file.
+    pub fn create(
+        location: &Location,
+    ) -> Result<(Self, std::io::BufWriter<std::fs::File>), String> {
+        let staged = match location {
+            Location::Local(path) => {
+                let name = path
+                    .file_name()
+                    .ok_or_else(|| format!("{} names no file", path.display()))?;
+                let mut staged = name.to_owned();
+                staged.push(".partial");
+                path.with_file_name(staged)
+            }
+            Location::S3 { key, .. } if key.is_empty() || key.ends_with('/') => {
                 return Err(format!(
                     "{location} names no object: give s3://bucket/key.csv"
                 ));
             }
-            s3.put_object()
-                .bucket(bucket)
-                .key(key)
-                .body(bytes.into())
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    format!(
-                        "writing {location}: {}",
-                        aws_sdk_s3::error::DisplayErrorContext(e)
-                    )
-                })
-        }
+            Location::S3 { .. } => std::env::temp_dir().join(format!(
+                "s3batch-failed-manifest-{}-{}.csv",
+                std::process::id(),
+                crate::job::random_job_id()
+            )),
+        };
+        let file = std::fs::File::create(&staged)
+            .map_err(|e| format!("creating {}: {e}", staged.display()))?;
+        Ok((
+            Self {
+                location: location.clone(),
+                staged,
+            },
+            std::io::BufWriter::new(file),
+        ))
+    }
+
+    /// Moves the staged manifest (its writer flushed and dropped) to its place.
+    pub async fn publish(self, s3: &aws_sdk_s3::Client) -> Result<(), String> {
+        let result = match &self.location {
+            Location::Local(path) => std::fs::rename(&self.staged, path)
+                .map_err(|e| format!("writing {}: {e}", path.display())),
+            Location::S3 { bucket, key } => {
+                let body = aws_sdk_s3::primitives::ByteStream::from_path(&self.staged)
+                    .await
+                    .map_err(|e| format!("reading {}: {e}", self.staged.display()))?;
+                s3.put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .body(body)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        format!(
+                            "writing {}: {}",
+                            self.location,
+                            aws_sdk_s3::error::DisplayErrorContext(e)
+                        )
+                    })
+            }
+        };
+        let _ = std::fs::remove_file(&self.staged);
+        result
+    }
+
+    /// Removes the staging file (after an error).
+    pub fn discard(self) {
+        let _ = std::fs::remove_file(&self.staged);
     }
 }
 

@@ -424,3 +424,71 @@ async fn reads_each_local_form() {
     assert!(err.contains("lists job-j2/results/"), "{err}");
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// Distinct messages are counted up to a limit; rows of later new messages are counted
+/// apart, and said so.
+#[test]
+fn distinct_messages_are_capped() {
+    let rows = rows(
+        b"bkt,a,,failed,PermanentFailure,200,one\nbkt,b,,failed,PermanentFailure,200,two\n\
+bkt,c,,failed,PermanentFailure,200,one\nbkt,d,,failed,PermanentFailure,200,three\n\
+bkt,e,,failed,PermanentFailure,200,four\n",
+    );
+    let mut a = Analysis::default().with_message_limit(2);
+    for r in &rows {
+        a.add(r, true);
+    }
+    assert_eq!(a.distinct_messages(), 2);
+    assert_eq!(a.other_messages, 2);
+    assert_eq!(
+        a.top_messages(5),
+        [
+            (Some(ResultCode::PermanentFailure), "one", 2),
+            (Some(ResultCode::PermanentFailure), "two", 1)
+        ]
+    );
+    let text = a.render(5, 80);
+    assert!(
+        text.contains("       2  failed rows with other messages (only the first 2 distinct"),
+        "{text}"
+    );
+    assert_eq!(Analysis::default().limit, MAX_DISTINCT_MESSAGES);
+}
+
+/// A local failed manifest replaces OUT only when published; discarded, it leaves OUT as
+/// it was and no staging file.
+#[tokio::test]
+async fn a_local_failed_manifest_is_replaced_whole() {
+    let dir = std::env::temp_dir().join(format!("s3batch-analyze-out-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("failed.csv");
+    std::fs::write(&path, "old\n").unwrap();
+    let location = Location::Local(path.clone());
+    let s3 = crate::storage::s3_client(Some("http://127.0.0.1:9")).await;
+    let one = rows(b"bkt,a+b,,failed,PermanentFailure,200,x\n");
+
+    let (out, file) = ManifestOut::create(&location).unwrap();
+    let mut m = FailedManifest::to_writer(file);
+    m.push(&one[0]).unwrap();
+    drop(m.finish().unwrap());
+    out.discard();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+
+    let (out, file) = ManifestOut::create(&location).unwrap();
+    let mut m = FailedManifest::to_writer(file);
+    m.push(&one[0]).unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n");
+    drop(m.finish().unwrap());
+    out.publish(&s3).await.unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "bkt,a+b\n");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let err = ManifestOut::create(&"s3://bkt/dir/".parse().unwrap()).unwrap_err();
+    assert_eq!(
+        err,
+        "s3://bkt/dir/ names no object: give s3://bucket/key.csv"
+    );
+}

@@ -493,29 +493,55 @@ async fn analyze(
     args: &AnalyzeArgs,
     s3: &aws_sdk_s3::Client,
 ) -> Result<ExitCode, String> {
-    use s3batch_job::analyze::{read_report_rows, write_to, Analysis, FailedManifest, Filter};
+    use s3batch_job::analyze::{read_report_rows, Analysis, FailedManifest, Filter, ManifestOut};
     let mut filter = Filter::new().codes(args.code.iter().copied());
     if let Some(pattern) = &args.message {
         filter = filter.message(pattern)?;
     }
     let mut analysis = Analysis::default();
-    let mut manifest = FailedManifest::new();
-    let writing = args.failed_manifest.is_some();
-    let files = read_report_rows(source, s3, &mut |row| {
+    let mut out = match &args.failed_manifest {
+        Some(location) => {
+            let (out, file) = ManifestOut::create(location)?;
+            Some((out, FailedManifest::to_writer(file)))
+        }
+        None => None,
+    };
+    let read = read_report_rows(source, s3, &mut |row| {
         let keep = filter.keeps(&row);
         analysis.add(&row, keep);
-        if keep && writing {
-            manifest.push(&row)?;
+        match &mut out {
+            Some((_, manifest)) if keep => manifest.push(&row),
+            _ => Ok(()),
         }
-        Ok(())
     })
-    .await?;
+    .await;
+    let files = match read {
+        Ok(files) => files,
+        Err(e) => {
+            if let Some((staged, _)) = out {
+                staged.discard();
+            }
+            return Err(e);
+        }
+    };
     println!("report: {source} ({} results file(s))", files.len());
     print!("{}", analysis.render(args.top, 120));
-    if let Some(out) = &args.failed_manifest {
+    if let Some((staged, manifest)) = out {
         let rows = manifest.len();
-        write_to(out, manifest.into_bytes(), s3).await?;
-        println!("failed manifest: {rows} row(s) -> {out}");
+        let flushed = manifest.finish().and_then(|w| {
+            w.into_inner()
+                .map_err(|e| format!("writing the manifest: {e}"))
+        });
+        match flushed {
+            Ok(file) => drop(file),
+            Err(e) => {
+                staged.discard();
+                return Err(e);
+            }
+        }
+        let location = args.failed_manifest.as_ref().expect("set with out");
+        staged.publish(s3).await?;
+        println!("failed manifest: {rows} row(s) -> {location}");
     }
     Ok(ExitCode::SUCCESS)
 }
