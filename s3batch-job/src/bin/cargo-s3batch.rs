@@ -541,7 +541,14 @@ async fn analyze(
         }
         let location = args.failed_manifest.as_ref().expect("set with out");
         staged.publish(s3).await?;
-        println!("failed manifest: {rows} row(s) -> {location}");
+        println!(
+            "failed manifest: {rows} row(s) -> {location}{}",
+            if rows == 0 {
+                " (nothing to run again)"
+            } else {
+                ""
+            }
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
