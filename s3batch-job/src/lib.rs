@@ -56,6 +56,8 @@
 //!   left out of the report (counted as `not_run`).
 //! - **Report** ([`JobReport::render`]): `Report_CSV_20180820`, see [`report`] for the column
 //!   order chosen (the declared one) and how keys are written.
+//! - **Reading a report back** ([`analyze`], `cargo s3batch report PATH|s3://…`): counts by
+//!   status, error code and message, and the failed rows as a manifest to run again.
 //!
 //! - **Journal** ([`Journal`], [`LocalJob::run_journaled`]): each finished task appended to a
 //!   file as it finishes, so memory holds only the tasks in flight or waiting for a redrive,
@@ -70,6 +72,7 @@
 
 #![deny(missing_docs)]
 
+pub mod analyze;
 mod aws;
 pub mod control;
 pub mod host;

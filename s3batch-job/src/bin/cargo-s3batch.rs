@@ -39,8 +39,11 @@ enum Command {
     /// Run a job: manifest in, completion report out.
     #[command(after_help = EXAMPLES)]
     Run(Box<RunArgs>),
-    /// Write the completion report of a job from its journal again (after a run could not
-    /// write it, or to write it somewhere else).
+    /// Read a completion report (`report PATH|S3_URI`): counts by status and error code, the
+    /// most frequent failure messages, and with --failed-manifest the failed rows as a manifest
+    /// to run again. Or, with --job-id, write the completion report of a job from its journal
+    /// again (after a run could not write it, or to write it somewhere else).
+    #[command(after_help = REPORT_EXAMPLES)]
     Report(ReportArgs),
     /// Serve a local S3 Control job endpoint (CreateJob, DescribeJob, ListJobs,
     /// UpdateJobStatus, UpdateJobPriority) on http://127.0.0.1:PORT, running LambdaInvoke jobs
@@ -98,13 +101,28 @@ struct ServeArgs {
 
 #[derive(Args, Debug)]
 struct ReportArgs {
-    /// The job id.
-    #[arg(long, value_parser = parse_job_id)]
-    job_id: String,
+    /// The report to read: a results CSV, a report's manifest.json, a report folder
+    /// (`job-<id>`, or a folder holding one), or s3://bucket/ followed by one of those or by a
+    /// report prefix. Either column order is read (the declared one, or AWS's example order
+    /// with the HTTP status first).
+    #[arg(value_name = "PATH|S3_URI", conflicts_with_all = ["job_id", "report", "report_scope"])]
+    source: Option<Location>,
+
+    #[command(flatten)]
+    analyze: AnalyzeArgs,
+
+    /// The job id (with --report: write this job's report from its journal).
+    #[arg(long, value_parser = parse_job_id, required_unless_present = "source")]
+    job_id: Option<String>,
 
     /// Where to write the report: a folder or s3://bucket/prefix.
-    #[arg(long, short = 'r', value_name = "DIR|S3_URI")]
-    report: Location,
+    #[arg(
+        long,
+        short = 'r',
+        value_name = "DIR|S3_URI",
+        required_unless_present = "source"
+    )]
+    report: Option<Location>,
 
     /// Which tasks the report lists.
     #[arg(long, value_enum, default_value_t = Scope::All)]
@@ -117,6 +135,48 @@ struct ReportArgs {
     #[arg(long, value_name = "URL")]
     s3_endpoint_url: Option<String>,
 }
+
+/// `report PATH`: what to print and which failed rows to write.
+#[derive(Args, Debug)]
+struct AnalyzeArgs {
+    /// Write the failed rows as a manifest (bucket,key[,versionId], keys URL-encoded) to this
+    /// file or s3://bucket/key, ready for `cargo s3batch run --manifest`.
+    #[arg(long, value_name = "PATH|S3_URI", conflicts_with = "job_id")]
+    failed_manifest: Option<Location>,
+
+    /// Only failed rows with this error code (repeat for more).
+    #[arg(long, value_name = "CODE", value_parser = parse_code, conflicts_with = "job_id")]
+    code: Vec<s3batch::ResultCode>,
+
+    /// Only failed rows whose message matches this regular expression (searched anywhere in
+    /// the message: a plain word is a substring; `(?i)` ignores case).
+    #[arg(long, value_name = "REGEX", conflicts_with = "job_id")]
+    message: Option<String>,
+
+    /// How many of the most frequent messages to print.
+    #[arg(
+        long,
+        default_value_t = 10,
+        value_name = "N",
+        conflicts_with = "job_id"
+    )]
+    top: usize,
+}
+
+fn parse_code(s: &str) -> Result<s3batch::ResultCode, String> {
+    s.parse::<s3batch::ResultCode>().map_err(|e| e.to_string())
+}
+
+const REPORT_EXAMPLES: &str = "\
+Examples:
+  # what failed, and why
+  cargo s3batch report ./report/job-<id>
+  # retry the temporary failures only
+  cargo s3batch report s3://my-reports/batch/job-<id>/manifest.json \\
+      --code TemporaryFailure --failed-manifest failed.csv
+  cargo s3batch run --manifest failed.csv --function my-fn --report ./retry
+  # write the report of job <id> from its journal again
+  cargo s3batch report --job-id <id> --report ./report";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -463,12 +523,83 @@ fn journal_dir(state: &StateDir, job_id: &str) -> PathBuf {
     state.state_dir.join(format!("job-{job_id}"))
 }
 
+/// `report PATH`: reads the report, prints the counts, writes the failed manifest.
+async fn analyze(
+    source: &Location,
+    args: &AnalyzeArgs,
+    s3: &aws_sdk_s3::Client,
+) -> Result<ExitCode, String> {
+    use s3batch_job::analyze::{read_report_rows, Analysis, FailedManifest, Filter, ManifestOut};
+    let mut filter = Filter::new().codes(args.code.iter().copied());
+    if let Some(pattern) = &args.message {
+        filter = filter.message(pattern)?;
+    }
+    let mut analysis = Analysis::default();
+    let mut out = match &args.failed_manifest {
+        Some(location) => {
+            let (out, file) = ManifestOut::create(location)?;
+            Some((out, FailedManifest::to_writer(file)))
+        }
+        None => None,
+    };
+    let read = read_report_rows(source, s3, &mut |row| {
+        let keep = filter.keeps(&row);
+        analysis.add(&row, keep);
+        match &mut out {
+            Some((_, manifest)) if keep => manifest.push(&row),
+            _ => Ok(()),
+        }
+    })
+    .await;
+    let files = match read {
+        Ok(files) => files,
+        Err(e) => {
+            if let Some((staged, _)) = out {
+                staged.discard();
+            }
+            return Err(e);
+        }
+    };
+    println!("report: {source} ({} results file(s))", files.len());
+    print!("{}", analysis.render(args.top, 120));
+    if let Some((staged, manifest)) = out {
+        let rows = manifest.len();
+        let flushed = manifest.finish().and_then(|w| {
+            w.into_inner()
+                .map_err(|e| format!("writing the manifest: {e}"))
+        });
+        match flushed {
+            Ok(file) => drop(file),
+            Err(e) => {
+                staged.discard();
+                return Err(e);
+            }
+        }
+        let location = args.failed_manifest.as_ref().expect("set with out");
+        staged.publish(s3).await?;
+        println!(
+            "failed manifest: {rows} row(s) -> {location}{}",
+            if rows == 0 {
+                " (nothing to run again)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn report(args: ReportArgs) -> Result<ExitCode, String> {
     let s3 = s3_client(args.s3_endpoint_url.as_deref()).await;
-    let dir = journal_dir(&args.state, &args.job_id);
-    let info =
-        journal::info(&dir).map_err(|e| format!("no journal of job {}: {e}", args.job_id))?;
-    let written = journal::write_report(&dir, &args.report, scope(args.report_scope), &s3).await?;
+    if let Some(source) = &args.source {
+        return analyze(source, &args.analyze, &s3).await;
+    }
+    let (Some(job_id), Some(destination)) = (&args.job_id, &args.report) else {
+        unreachable!("clap requires --job-id and --report without a report to read")
+    };
+    let dir = journal_dir(&args.state, job_id);
+    let info = journal::info(&dir).map_err(|e| format!("no journal of job {job_id}: {e}"))?;
+    let written = journal::write_report(&dir, destination, scope(args.report_scope), &s3).await?;
     println!("report: {written}");
     match info.status {
         Some(JobStatus::Complete | JobStatus::Failed { .. }) => {
