@@ -139,7 +139,7 @@ struct ReportArgs {
 /// `report PATH`: what to print and which failed rows to write.
 #[derive(Args, Debug)]
 struct AnalyzeArgs {
-    /// Write the failed rows as a manifest (bucket,key[,versionId], keys URL-encoded) to this
+    /// Write the failed rows as a manifest (`bucket,key[,versionId]`, keys URL-encoded) to this
     /// file or s3://bucket/key, ready for `cargo s3batch run --manifest`.
     #[arg(long, value_name = "PATH|S3_URI", conflicts_with = "job_id")]
     failed_manifest: Option<Location>,
