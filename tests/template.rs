@@ -49,14 +49,19 @@ fn render(dir: &Path, name: &str, vars: &[&str]) -> PathBuf {
     krate
 }
 
-/// Runs `cargo ARGS --offline` in `krate`, into this workspace's target directory.
+/// Runs `cargo SUBCOMMAND --offline REST` in `krate` (`cargo fmt` takes no `--offline`), into
+/// this workspace's target directory.
 fn cargo(krate: &Path, args: &[&str]) -> String {
+    let mut full = vec![args[0]];
+    if args[0] != "fmt" {
+        full.push("--offline");
+    }
+    full.extend(&args[1..]);
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"));
     let out = Command::new(env!("CARGO"))
-        .args(args)
-        .arg("--offline")
+        .args(&full)
         .current_dir(krate)
         .env("CARGO_TARGET_DIR", target)
         .output()
@@ -131,6 +136,9 @@ fn default_template_builds_tests_and_serves_both_schemas() {
         tested.contains("test tests::answers_each_task ... ok"),
         "{tested}"
     );
+    // What the user gets is already formatted and lint-free.
+    cargo(&krate, &["fmt", "--check"]);
+    cargo(&krate, &["clippy", "--all-targets", "--", "-D", "warnings"]);
 
     let watch = LambdaWatch::start_in(&krate, "my-task", &[], None, 2);
     let v1 = invoke(&watch, &krate.join("events/v1.json"));
@@ -180,5 +188,7 @@ fn s3_client_variant_builds_and_passes_its_tests() {
         tested.contains("test tests::answers_each_task ... ok"),
         "{tested}"
     );
+    cargo(&krate, &["fmt", "--check"]);
+    cargo(&krate, &["clippy", "--all-targets", "--", "-D", "warnings"]);
     let _ = std::fs::remove_dir_all(&dir);
 }

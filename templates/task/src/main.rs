@@ -25,9 +25,18 @@ struct Args {
 /// One object. `Ok` → `Succeeded` with the value as the result string; `Err` →
 /// `TemporaryFailure` (S3 retries it) or `PermanentFailure`, with the error's message.
 #[s3batch::task]
+{%- if with_s3 and with_args %}
+async fn process(
+    obj: Object,
+    s3: Client,
+    UserArgs(args): UserArgs<Args>,
+) -> Result<String, TaskError> {
+{%- else %}
 async fn process(obj: Object{% if with_s3 %}, s3: Client{% endif %}{% if with_args %}, UserArgs(args): UserArgs<Args>{% endif %}) -> Result<String, TaskError> {
+{%- endif %}
     if obj.key.ends_with('/') {
-        return Err(TaskError::permanent(format!("{} is a folder marker", obj.key)));
+        let message = format!("{} is a folder marker", obj.key);
+        return Err(TaskError::permanent(message));
     }
 {%- if with_s3 %}
     let head = s3
@@ -45,7 +54,8 @@ async fn process(obj: Object{% if with_s3 %}, s3: Client{% endif %}{% if with_ar
     let greeting = "hello";
 {%- endif %}
 {%- if with_s3 %}
-    Ok(format!("{greeting} s3://{}/{} ({size} bytes)", obj.bucket, obj.key))
+    let (bucket, key) = (&obj.bucket, &obj.key);
+    Ok(format!("{greeting} s3://{bucket}/{key} ({size} bytes)"))
 {%- else %}
     Ok(format!("{greeting} s3://{}/{}", obj.bucket, obj.key))
 {%- endif %}
@@ -78,7 +88,9 @@ mod tests {
             .encoded_object("my-bucket", "photos/a+b%C3%A9.jpg")
             .object("my-bucket", "folder/");
 {%- if with_s3 %}
-        let response = invoke_with_client(process, event, offline_client()).await.unwrap();
+        let response = invoke_with_client(process, event, offline_client())
+            .await
+            .unwrap();
 {%- else %}
         let response = invoke(process, event).await.unwrap();
 {%- endif %}
@@ -86,12 +98,15 @@ mod tests {
         assert_eq!(response.results.len(), 2);
 {%- if with_s3 %}
         // No S3 answered: a temporary failure, which S3 Batch Operations retries.
-        assert_eq!(response.results[0].result_code, ResultCode::TemporaryFailure);
+        let first = &response.results[0];
+        assert_eq!(first.result_code, ResultCode::TemporaryFailure);
 {%- else %}
-        assert_eq!(response.results[0].result_code, ResultCode::Succeeded);
-        assert_eq!(response.results[0].result_string, "{% if with_args %}hi{% else %}hello{% endif %} s3://my-bucket/photos/a bé.jpg");
+        let first = &response.results[0];
+        assert_eq!(first.result_code, ResultCode::Succeeded);
+        assert_eq!(first.result_string, "{% if with_args %}hi{% else %}hello{% endif %} s3://my-bucket/photos/a bé.jpg");
 {%- endif %}
-        assert_eq!(response.results[1].result_code, ResultCode::PermanentFailure);
-        assert_eq!(response.results[1].result_string, "folder/ is a folder marker");
+        let second = &response.results[1];
+        assert_eq!(second.result_code, ResultCode::PermanentFailure);
+        assert_eq!(second.result_string, "folder/ is a folder marker");
     }
 }
