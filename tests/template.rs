@@ -49,6 +49,27 @@ fn render(dir: &Path, name: &str, vars: &[&str]) -> PathBuf {
     krate
 }
 
+/// The target directory this test's cargo builds into (and the rendered crates with it).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
 /// Runs `cargo SUBCOMMAND --offline REST` in `krate` (`cargo fmt` takes no `--offline`), into
 /// this workspace's target directory.
 fn cargo(krate: &Path, args: &[&str]) -> String {
@@ -57,13 +78,10 @@ fn cargo(krate: &Path, args: &[&str]) -> String {
         full.push("--offline");
     }
     full.extend(&args[1..]);
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
     let out = Command::new(env!("CARGO"))
         .args(&full)
         .current_dir(krate)
-        .env("CARGO_TARGET_DIR", target)
+        .env("CARGO_TARGET_DIR", target_dir())
         .output()
         .expect("running cargo");
     let text = format!(
@@ -122,6 +140,7 @@ fn default_template_builds_tests_and_serves_both_schemas() {
         "cargo test",
         "cargo lambda watch --concurrency",
         "cargo lambda invoke --data-file events/v1.json my-task",
+        "cargo s3batch run --manifest manifest.csv --function my-task",
         "cargo lambda build --release",
         "cargo lambda deploy my-task",
     ] {
@@ -165,6 +184,45 @@ fn default_template_builds_tests_and_serves_both_schemas() {
                 "hi s3://example-bucket/reports/2024 Q1+Q2.csv"
             ),
             (ResultCode::PermanentFailure, "reports/ is a folder marker"),
+        ]
+    );
+
+    // The README's local job: `cargo s3batch run` over a manifest, against this watch.
+    s3batch_testkit::build_package("s3batch-job");
+    std::fs::write(
+        krate.join("manifest.csv"),
+        "example-bucket,photos/a+b.jpg\nexample-bucket,reports/\n",
+    )
+    .unwrap();
+    let endpoint = format!("http://127.0.0.1:{}", watch.port());
+    let out = Command::new(target_dir().join("debug/cargo-s3batch"))
+        .args(["s3batch", "run", "--manifest", "manifest.csv"])
+        .args(["--function", "my-task", "--endpoint-url", &endpoint])
+        .args(["--schema", "2.0", "--user-arg", "greeting=hi"])
+        .args(["--concurrency", "2", "--report", "./report"])
+        .current_dir(&krate)
+        .output()
+        .expect("running cargo s3batch run");
+    assert!(
+        out.status.success(),
+        "cargo s3batch run failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut rows: Vec<String> = walk(&krate.join("report"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .flat_map(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            text.lines().map(str::to_owned).collect::<Vec<_>>()
+        })
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            "example-bucket,photos/a+b.jpg,,succeeded,,200,hi s3://example-bucket/photos/a b.jpg",
+            "example-bucket,reports/,,failed,PermanentFailure,200,reports/ is a folder marker",
         ]
     );
     drop(watch);
