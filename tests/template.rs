@@ -135,6 +135,8 @@ fn default_template_builds_tests_and_serves_both_schemas() {
         !krate.join("CargoLambda.toml").exists(),
         "the template's own configuration is not part of the crate"
     );
+    let ignored = std::fs::read_to_string(krate.join(".gitignore")).unwrap();
+    assert!(ignored.lines().any(|l| l == "/target"), "{ignored}");
     let readme = std::fs::read_to_string(krate.join("README.md")).unwrap();
     for command in [
         "cargo test",
