@@ -252,6 +252,19 @@ impl LambdaWatch {
         concurrency: usize,
     ) -> LambdaWatch {
         build_package(package);
+        Self::start_in(&workspace_root(), package, env, timeout_secs, concurrency)
+    }
+
+    /// As [`LambdaWatch::start_with`], for `package` in the Cargo project at `dir` (a crate of
+    /// its own, such as one made from `templates/task`), which the caller has built. Cargo
+    /// runs offline there: the build must need nothing that is not already on the machine.
+    pub fn start_in(
+        dir: &Path,
+        package: &str,
+        env: &[(String, String)],
+        timeout_secs: Option<u64>,
+        concurrency: usize,
+    ) -> LambdaWatch {
         let port = free_port();
         let mut cmd = Command::new(tool("cargo-lambda"));
         cmd.args([
@@ -279,8 +292,9 @@ impl LambdaWatch {
         let log = std::env::temp_dir().join(format!("s3batch-watch-{port}.log"));
         let log_file = std::fs::File::create(&log).unwrap();
         let mut child = cmd
-            .current_dir(workspace_root())
+            .current_dir(dir)
             .env("PATH", path_with_venv())
+            .env("CARGO_NET_OFFLINE", "true")
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file)
             .spawn()
