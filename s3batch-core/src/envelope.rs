@@ -1104,6 +1104,47 @@ mod tests {
         }
     }
 
+    /// What the one lenient visitor must keep from the per-type visitors it replaced: a
+    /// repeated key replaces the whole value (struct, list or field), and `null` reads as
+    /// absent for `job`, `tasks` and `userArguments` but as the wrong type for a task.
+    #[test]
+    fn repeated_keys_replace_whole_values_and_null_is_absent_where_optional() {
+        let inv = parse(
+            r#"{"invocationId":"i","job":{"id":"a","userArguments":{"x":"1"}},"job":{"id":"b"},
+                "tasks":[{"taskId":"a","taskId":"t","s3Key":"k","s3Bucket":"b"},null]}"#,
+        )
+        .unwrap();
+        assert_eq!(inv.job.id, "b");
+        assert!(inv.job.user_arguments.is_empty());
+        assert_eq!(inv.tasks[0].as_ref().unwrap().task_id, "t");
+        assert!(inv.tasks[1]
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("task is null"));
+        let inv = parse(r#"{"invocationId":"i","job":null,"tasks":[]}"#).unwrap();
+        assert_eq!(inv.job.id, "");
+        assert!(inv.job.user_arguments_error.is_none());
+        let inv = parse(
+            r#"{"invocationId":"i","job":{"id":"j","userArguments":{"x":"1"},"userArguments":null},"tasks":[]}"#,
+        )
+        .unwrap();
+        assert!(inv.job.user_arguments.is_empty() && inv.job.user_arguments_error.is_none());
+        let inv = parse(r#"{"invocationId":"i","job":5,"tasks":[]}"#).unwrap();
+        let problem = inv.job.user_arguments_error.unwrap();
+        assert!(
+            problem.contains("`job` is a number, expected an object"),
+            "{problem}"
+        );
+        let err =
+            parse(r#"{"invocationId":"i","tasks":[{"taskId":"t"}],"tasks":null}"#).unwrap_err();
+        assert!(err.message().contains("no `tasks` array"), "{err}");
+        let err = parse(r#"{"invocationId":"i","tasks":[],"tasks":"x"}"#).unwrap_err();
+        assert!(err.message().contains("`tasks` is a string"), "{err}");
+        let err = parse("null").unwrap_err();
+        assert!(err.message().contains("event is null"), "{err}");
+    }
+
     #[test]
     fn user_arguments_shapes() {
         let inv = parse(
