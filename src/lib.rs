@@ -110,7 +110,7 @@ pub use s3batch_core::testing;
 pub use s3batch_core::wire;
 
 /// The AWS SDK for S3 this crate is built with, re-exported so a task names the same
-/// `Client` the extractor builds (feature `s3`).
+/// `Client` the extractor builds (with the `s3` feature).
 #[cfg(feature = "s3")]
 pub use s3batch_core::aws_sdk_s3;
 

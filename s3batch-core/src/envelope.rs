@@ -186,54 +186,6 @@ fn drain_map_stood_in<'de, A: MapAccess<'de>>(
     Ok(first.flatten().map(|i| STOOD_IN[i]))
 }
 
-/// Implements a lenient visitor's `visit_*` methods for the JSON types it takes as "the
-/// wrong type": each returns `$wrong(description)`, the description being "a string",
-/// "a boolean", "a number", "null", "an array" or "an object" (or, for an object that stands
-/// in for an unreadable value, what it stands in for). Arrays and objects are drained.
-macro_rules! visit_other {
-    ($de:lifetime, $wrong:expr => $($kind:ident)*) => { $(visit_other!(@$kind $de $wrong);)* };
-    (@str $de:lifetime $w:expr) => {
-        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-            Ok($w("a string"))
-        }
-    };
-    (@bool $de:lifetime $w:expr) => {
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok($w("a boolean"))
-        }
-    };
-    (@number $de:lifetime $w:expr) => {
-        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-            Ok($w("a number"))
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-            Ok($w("a number"))
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-            Ok($w("a number"))
-        }
-    };
-    (@null $de:lifetime $w:expr) => {
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok($w("null"))
-        }
-    };
-    (@array $de:lifetime $w:expr) => {
-        fn visit_seq<A: SeqAccess<$de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-            drain_seq(seq)?;
-            Ok($w("an array"))
-        }
-    };
-    (@object $de:lifetime $w:expr) => {
-        fn visit_map<A: MapAccess<$de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            Ok($w(drain_map_stood_in(map)?.unwrap_or("an object")))
-        }
-    };
-}
-
-/// Reads any JSON value, keeping it only if it is a string.
-struct FieldVisitor;
-
 fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
     while seq.next_element::<IgnoredAny>()?.is_some() {}
     Ok(())
@@ -242,55 +194,6 @@ fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
 fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
     while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
     Ok(())
-}
-
-impl<'de> Visitor<'de> for FieldVisitor {
-    type Value = Field;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Field, E> {
-        Ok(Field::Str(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Field, E> {
-        Ok(Field::Str(v))
-    }
-    fn visit_unit<E>(self) -> Result<Field, E> {
-        Ok(Field::Null)
-    }
-    fn visit_none<E>(self) -> Result<Field, E> {
-        Ok(Field::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Field, D::Error> {
-        d.deserialize_any(FieldVisitor)
-    }
-    visit_other!('de, Field::Wrong => bool number array);
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Field, A::Error> {
-        match map.next_key_seed(KeyIndex(&STAND_INS))? {
-            None => Ok(Field::Wrong("an object")),
-            Some(Some(1)) => {
-                map.next_value::<IgnoredAny>()?;
-                drain_map(map)?;
-                Ok(Field::Wrong("a number"))
-            }
-            Some(Some(_)) => {
-                let lossy: String = map.next_value()?;
-                drain_map(map)?;
-                Ok(Field::Unreadable(lossy))
-            }
-            Some(None) => {
-                map.next_value::<IgnoredAny>()?;
-                drain_map(map)?;
-                Ok(Field::Wrong("an object"))
-            }
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Field {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(FieldVisitor)
-    }
 }
 
 /// Matches a map key against a fixed list of names without allocating.
@@ -313,47 +216,299 @@ impl<'de> Visitor<'de> for KeyIndex {
     }
 }
 
-/// Implements `Deserialize` for a lenient struct: a JSON object fills the named fields (the
-/// last of duplicate keys wins, unknown keys are skipped); any other JSON value gives the
-/// struct's `not_object` description instead of an error.
-macro_rules! lenient_struct {
-    ($ty:ident { $($wire:literal => $field:ident),* $(,)? }) => {
-        impl<'de> Deserialize<'de> for $ty {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl<'de> Visitor<'de> for V {
-                    type Value = $ty;
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str("a JSON object")
-                    }
-                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$ty, A::Error> {
-                        // The last name marks a string that is not valid Unicode in place
-                        // of the whole struct (see `mark_unreadable`).
-                        const NAMES: &[&str] = &[$($wire,)* STAND_INS[0], STAND_INS[1]];
-                        let mut out = $ty::default();
-                        while let Some(k) = map.next_key_seed(KeyIndex(NAMES))? {
-                            let mut i = 0usize;
-                            $(
-                                if k == Some(i) {
-                                    out.$field = map.next_value()?;
-                                    continue;
-                                }
-                                i += 1;
-                            )*
-                            if let Some(stood_in) = k.and_then(|k| STOOD_IN.get(k.wrapping_sub(i))) {
-                                out.not_object = Some(stood_in);
-                            }
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                        Ok(out)
-                    }
-                    visit_other!('de, |t| $ty { not_object: Some(t), ..Default::default() }
-                        => array str bool number null);
+/// Where a lenient reader puts the JSON value it reads: every lenient type is read by this
+/// one visitor ([`Lenient`]), so serde_json's `deserialize_any` is compiled once for the whole
+/// event, not once per type (see bench/analysis.md, binary size). Each value read replaces
+/// what the place held (the last of duplicate keys wins).
+enum Slot<'a> {
+    /// A value where a string is expected.
+    Field(&'a mut Field),
+    /// The whole event: an object, or what it was instead.
+    Event(&'a mut Event),
+    /// `job`: `null` leaves it `None`.
+    Job(&'a mut Option<RawJob>),
+    /// An element of `tasks`.
+    Task(&'a mut RawTask),
+    /// `tasks`: `null` leaves it `None`.
+    Tasks(&'a mut Option<RawTasks>),
+    /// `job.userArguments`: `null` leaves it `None`.
+    UserArguments(&'a mut Option<RawUserArguments>),
+}
+
+impl<'a> Slot<'a> {
+    /// Records a JSON value of the wrong type (`null` where the place cannot be absent);
+    /// `what` describes it ("a string", "null", …).
+    fn wrong(self, what: &'static str) {
+        let not_object = Some(what);
+        match self {
+            Slot::Field(f) => *f = Field::Wrong(what),
+            Slot::Event(e) => {
+                *e = Event {
+                    not_object,
+                    ..Event::default()
                 }
-                d.deserialize_any(V)
+            }
+            Slot::Job(j) => {
+                *j = Some(RawJob {
+                    not_object,
+                    ..RawJob::default()
+                })
+            }
+            Slot::Task(t) => {
+                *t = RawTask {
+                    not_object,
+                    ..RawTask::default()
+                }
+            }
+            Slot::Tasks(t) => *t = Some(RawTasks::Wrong(what)),
+            Slot::UserArguments(u) => *u = Some(RawUserArguments::Wrong(what)),
+        }
+    }
+
+    /// Records `null`.
+    fn null(self) {
+        match self {
+            Slot::Field(f) => *f = Field::Null,
+            Slot::Job(j) => *j = None,
+            Slot::Tasks(t) => *t = None,
+            Slot::UserArguments(u) => *u = None,
+            other @ (Slot::Event(_) | Slot::Task(_)) => other.wrong("null"),
+        }
+    }
+
+    /// For a lenient struct (`{…}` where an object is expected): its cleared value, the
+    /// JSON names of its fields, and where each field goes; `None` for the other places.
+    fn into_struct(self) -> Option<Struct<'a>> {
+        match self {
+            Slot::Event(e) => {
+                *e = Event::default();
+                Some(Struct::Event(e))
+            }
+            Slot::Job(j) => Some(Struct::Job(j.insert(RawJob::default()))),
+            Slot::Task(t) => {
+                *t = RawTask::default();
+                Some(Struct::Task(t))
+            }
+            Slot::Field(_) | Slot::Tasks(_) | Slot::UserArguments(_) => None,
+        }
+    }
+}
+
+/// A lenient struct being filled from a JSON object: the named fields are set (the last of
+/// duplicate keys wins), unknown keys are skipped.
+enum Struct<'a> {
+    Event(&'a mut Event),
+    Job(&'a mut RawJob),
+    Task(&'a mut RawTask),
+}
+
+impl Struct<'_> {
+    /// The JSON names of the fields, then [`STAND_INS`], which mark a value serde_json could
+    /// not read in place of the whole struct (see `mark_unreadable`).
+    fn names(&self) -> &'static [&'static str] {
+        match self {
+            Struct::Event(_) => &[
+                "invocationSchemaVersion",
+                "invocationId",
+                "job",
+                "tasks",
+                STAND_INS[0],
+                STAND_INS[1],
+            ],
+            Struct::Job(_) => &["id", "userArguments", STAND_INS[0], STAND_INS[1]],
+            Struct::Task(_) => &[
+                "taskId",
+                "s3Key",
+                "s3VersionId",
+                "s3BucketArn",
+                "s3Bucket",
+                STAND_INS[0],
+                STAND_INS[1],
+            ],
+        }
+    }
+
+    /// Where the field named `names()[i]` goes; `None` for a stand-in, which is recorded as
+    /// what the struct is instead.
+    fn field(&mut self, i: usize) -> Option<Slot<'_>> {
+        let slot = match (self, i) {
+            (Struct::Event(e), 0) => Slot::Field(&mut e.schema),
+            (Struct::Event(e), 1) => Slot::Field(&mut e.invocation_id),
+            (Struct::Event(e), 2) => Slot::Job(&mut e.job),
+            (Struct::Event(e), 3) => Slot::Tasks(&mut e.tasks),
+            (Struct::Job(j), 0) => Slot::Field(&mut j.id),
+            (Struct::Job(j), 1) => Slot::UserArguments(&mut j.user_arguments),
+            (Struct::Task(t), 0) => Slot::Field(&mut t.task_id),
+            (Struct::Task(t), 1) => Slot::Field(&mut t.s3_key),
+            (Struct::Task(t), 2) => Slot::Field(&mut t.s3_version_id),
+            (Struct::Task(t), 3) => Slot::Field(&mut t.s3_bucket_arn),
+            (Struct::Task(t), 4) => Slot::Field(&mut t.s3_bucket),
+            (s, stand_in) => {
+                let first = s.names().len() - STAND_INS.len();
+                let not_object = Some(STOOD_IN[stand_in - first]);
+                match s {
+                    Struct::Event(e) => e.not_object = not_object,
+                    Struct::Job(j) => j.not_object = not_object,
+                    Struct::Task(t) => t.not_object = not_object,
+                }
+                return None;
+            }
+        };
+        Some(slot)
+    }
+}
+
+/// Reads any JSON value into its [`Slot`] without failing: what is of the wrong type is
+/// recorded as such (arrays and objects are drained).
+struct Lenient<'a>(Slot<'a>);
+
+impl<'de> DeserializeSeed<'de> for Lenient<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Lenient<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        match self.0 {
+            Slot::Field(f) => *f = Field::Str(v.to_owned()),
+            other => other.wrong("a string"),
+        }
+        Ok(())
+    }
+    fn visit_string<E>(self, v: String) -> Result<(), E> {
+        match self.0 {
+            Slot::Field(f) => *f = Field::Str(v),
+            other => other.wrong("a string"),
+        }
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        self.0.wrong("a boolean");
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        self.0.wrong("a number");
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        self.0.wrong("a number");
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        self.0.wrong("a number");
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.0.null();
+        Ok(())
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        self.0.null();
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let Slot::Tasks(tasks) = self.0 else {
+            drain_seq(seq)?;
+            self.0.wrong("an array");
+            return Ok(());
+        };
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(1024));
+        loop {
+            let mut task = RawTask::default();
+            if seq
+                .next_element_seed(Lenient(Slot::Task(&mut task)))?
+                .is_none()
+            {
+                break;
+            }
+            out.push(task);
+        }
+        *tasks = Some(RawTasks::List(out));
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        match self.0 {
+            Slot::Field(f) => *f = field_from_map(map)?,
+            Slot::UserArguments(u) => *u = Some(user_arguments(map)?),
+            Slot::Tasks(t) => {
+                *t = Some(RawTasks::Wrong(
+                    drain_map_stood_in(map)?.unwrap_or("an object"),
+                ))
+            }
+            slot => {
+                let mut s = slot.into_struct().expect("every other place is a struct");
+                fill_struct(&mut s, map)?;
             }
         }
-    };
+        Ok(())
+    }
+}
+
+/// A JSON object where a string is expected: what it stands in for (a string that is not
+/// valid Unicode, a number out of range), or "an object".
+fn field_from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Field, A::Error> {
+    match map.next_key_seed(KeyIndex(&STAND_INS))? {
+        None => Ok(Field::Wrong("an object")),
+        Some(Some(1)) => {
+            map.next_value::<IgnoredAny>()?;
+            drain_map(map)?;
+            Ok(Field::Wrong("a number"))
+        }
+        Some(Some(_)) => {
+            let lossy: String = map.next_value()?;
+            drain_map(map)?;
+            Ok(Field::Unreadable(lossy))
+        }
+        Some(None) => {
+            map.next_value::<IgnoredAny>()?;
+            drain_map(map)?;
+            Ok(Field::Wrong("an object"))
+        }
+    }
+}
+
+/// Fills a lenient struct from a JSON object.
+fn fill_struct<'de, A: MapAccess<'de>>(s: &mut Struct<'_>, mut map: A) -> Result<(), A::Error> {
+    while let Some(k) = map.next_key_seed(KeyIndex(s.names()))? {
+        match k.and_then(|i| s.field(i)) {
+            Some(slot) => map.next_value_seed(Lenient(slot))?,
+            None => drop(map.next_value::<IgnoredAny>()?),
+        }
+    }
+    Ok(())
+}
+
+/// `job.userArguments` as an object: its values as strings, and what was wrong with one of
+/// them.
+fn user_arguments<'de, A: MapAccess<'de>>(mut map: A) -> Result<RawUserArguments, A::Error> {
+    let mut out = BTreeMap::new();
+    let mut problem = None;
+    while let Some(k) = map.next_key::<String>()? {
+        if let Some(i) = STAND_INS.iter().position(|s| *s == k) {
+            map.next_value::<IgnoredAny>()?;
+            drain_map(map)?;
+            return Ok(RawUserArguments::Wrong(STOOD_IN[i]));
+        }
+        // Captured as text, not parsed: a value nested deeper than serde_json's recursion
+        // limit must not fail the event.
+        let raw: Box<serde_json::value::RawValue> = map.next_value()?;
+        match argument_value(raw.get()) {
+            Ok(v) => {
+                out.insert(k, v);
+            }
+            Err(lossy) => {
+                problem
+                    .get_or_insert_with(|| unreadable(&format!("job.userArguments.{k}"), &lossy));
+            }
+        }
+    }
+    Ok(RawUserArguments::Map(out, problem))
 }
 
 /// The request as it arrived: any JSON value deserializes into it.
@@ -366,12 +521,13 @@ pub struct Event {
     not_object: Option<&'static str>,
 }
 
-lenient_struct!(Event {
-    "invocationSchemaVersion" => schema,
-    "invocationId" => invocation_id,
-    "job" => job,
-    "tasks" => tasks,
-});
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut event = Event::default();
+        Lenient(Slot::Event(&mut event)).deserialize(d)?;
+        Ok(event)
+    }
+}
 
 #[derive(Debug, Default)]
 struct RawJob {
@@ -379,11 +535,6 @@ struct RawJob {
     user_arguments: Option<RawUserArguments>,
     not_object: Option<&'static str>,
 }
-
-lenient_struct!(RawJob {
-    "id" => id,
-    "userArguments" => user_arguments,
-});
 
 #[derive(Debug, Default)]
 struct RawTask {
@@ -395,14 +546,6 @@ struct RawTask {
     not_object: Option<&'static str>,
 }
 
-lenient_struct!(RawTask {
-    "taskId" => task_id,
-    "s3Key" => s3_key,
-    "s3VersionId" => s3_version_id,
-    "s3BucketArn" => s3_bucket_arn,
-    "s3Bucket" => s3_bucket,
-});
-
 /// `tasks`: an array of anything, or what it was instead.
 #[derive(Debug)]
 enum RawTasks {
@@ -410,76 +553,13 @@ enum RawTasks {
     Wrong(&'static str),
 }
 
-impl<'de> Deserialize<'de> for RawTasks {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawTasks;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an array of tasks")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawTasks, A::Error> {
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(1024));
-                while let Some(t) = seq.next_element()? {
-                    out.push(t);
-                }
-                Ok(RawTasks::List(out))
-            }
-            visit_other!('de, RawTasks::Wrong => null object str bool number);
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// `userArguments`: a map whose values should be strings, or what it was instead.
+/// `userArguments`: a map whose values should be strings, or what it was instead (`null`
+/// reads as absent).
 #[derive(Debug)]
 enum RawUserArguments {
     /// The arguments, and what was wrong with one of them.
     Map(BTreeMap<String, String>, Option<String>),
-    Null,
     Wrong(&'static str),
-}
-
-impl<'de> Deserialize<'de> for RawUserArguments {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawUserArguments;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object of strings")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = BTreeMap::new();
-                let mut problem = None;
-                while let Some(k) = map.next_key::<String>()? {
-                    if let Some(i) = STAND_INS.iter().position(|s| *s == k) {
-                        map.next_value::<IgnoredAny>()?;
-                        drain_map(map)?;
-                        return Ok(RawUserArguments::Wrong(STOOD_IN[i]));
-                    }
-                    // Captured as text, not parsed: a value nested deeper than serde_json's
-                    // recursion limit must not fail the event.
-                    let raw: Box<serde_json::value::RawValue> = map.next_value()?;
-                    match argument_value(raw.get()) {
-                        Ok(v) => {
-                            out.insert(k, v);
-                        }
-                        Err(lossy) => {
-                            problem.get_or_insert_with(|| {
-                                unreadable(&format!("job.userArguments.{k}"), &lossy)
-                            });
-                        }
-                    }
-                }
-                Ok(RawUserArguments::Map(out, problem))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(RawUserArguments::Null)
-            }
-            visit_other!('de, RawUserArguments::Wrong => array str bool number);
-        }
-        d.deserialize_any(V)
-    }
 }
 
 /// One user-argument value from its JSON text: a string as it is, anything else as its
@@ -600,7 +680,7 @@ impl Event {
                     job.user_arguments_error =
                         Some(format!("`job.userArguments` is {t}, expected an object"))
                 }
-                (None, Some(RawUserArguments::Null) | None) => {}
+                (None, None) => {}
             }
         }
         let tasks = tasks.into_iter().map(resolve_task);
@@ -1022,6 +1102,47 @@ mod tests {
             assert_eq!(got.task_id, id);
             assert!(got.message.contains(msg), "{}", got.message);
         }
+    }
+
+    /// What the one lenient visitor must keep from the per-type visitors it replaced: a
+    /// repeated key replaces the whole value (struct, list or field), and `null` reads as
+    /// absent for `job`, `tasks` and `userArguments` but as the wrong type for a task.
+    #[test]
+    fn repeated_keys_replace_whole_values_and_null_is_absent_where_optional() {
+        let inv = parse(
+            r#"{"invocationId":"i","job":{"id":"a","userArguments":{"x":"1"}},"job":{"id":"b"},
+                "tasks":[{"taskId":"a","taskId":"t","s3Key":"k","s3Bucket":"b"},null]}"#,
+        )
+        .unwrap();
+        assert_eq!(inv.job.id, "b");
+        assert!(inv.job.user_arguments.is_empty());
+        assert_eq!(inv.tasks[0].as_ref().unwrap().task_id, "t");
+        assert!(inv.tasks[1]
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("task is null"));
+        let inv = parse(r#"{"invocationId":"i","job":null,"tasks":[]}"#).unwrap();
+        assert_eq!(inv.job.id, "");
+        assert!(inv.job.user_arguments_error.is_none());
+        let inv = parse(
+            r#"{"invocationId":"i","job":{"id":"j","userArguments":{"x":"1"},"userArguments":null},"tasks":[]}"#,
+        )
+        .unwrap();
+        assert!(inv.job.user_arguments.is_empty() && inv.job.user_arguments_error.is_none());
+        let inv = parse(r#"{"invocationId":"i","job":5,"tasks":[]}"#).unwrap();
+        let problem = inv.job.user_arguments_error.unwrap();
+        assert!(
+            problem.contains("`job` is a number, expected an object"),
+            "{problem}"
+        );
+        let err =
+            parse(r#"{"invocationId":"i","tasks":[{"taskId":"t"}],"tasks":null}"#).unwrap_err();
+        assert!(err.message().contains("no `tasks` array"), "{err}");
+        let err = parse(r#"{"invocationId":"i","tasks":[],"tasks":"x"}"#).unwrap_err();
+        assert!(err.message().contains("`tasks` is a string"), "{err}");
+        let err = parse("null").unwrap_err();
+        assert!(err.message().contains("event is null"), "{err}");
     }
 
     #[test]

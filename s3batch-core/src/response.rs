@@ -149,19 +149,22 @@ pub fn fit_to_budget(response: &mut Response, budget: usize) {
     }
 }
 
-/// The largest `cap` with `Σ min(size, cap) ≤ allowed`, given `Σ size > allowed`.
+/// The largest `cap` with `Σ min(size, cap) ≤ allowed`, given `Σ size > allowed`: found by
+/// bisection, as `Σ min(size, cap)` grows with `cap` (no sort, no copy of `sizes`: a sort's
+/// code is ~3 KB of every binary, see bench/analysis.md).
 fn water_level(sizes: &[usize], allowed: usize) -> usize {
-    let mut sorted = sizes.to_vec();
-    sorted.sort_unstable();
-    let mut below = 0;
-    for (k, &size) in sorted.iter().enumerate() {
-        let rest = sorted.len() - k;
-        if below + size * rest > allowed {
-            return (allowed - below) / rest;
+    let filled = |cap: usize| sizes.iter().map(|&size| size.min(cap)).sum::<usize>();
+    let (mut lo, mut hi) = (0, sizes.iter().copied().max().unwrap_or(0));
+    // `filled(lo) <= allowed` throughout (`filled(0)` is 0); the answer is in `lo..=hi`.
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if filled(mid) <= allowed {
+            lo = mid;
+        } else {
+            hi = mid - 1;
         }
-        below += size;
     }
-    sorted.last().copied().unwrap_or(0)
+    lo
 }
 
 /// Cuts `s` on a char boundary so that it serializes (without its quotes) to at most `max`
@@ -303,6 +306,34 @@ mod tests {
         fit_to_budget(&mut r, 100);
         assert!(r.results.iter().all(|r| r.result_string.is_empty()));
         assert_eq!(r.results.len(), 5);
+    }
+
+    #[test]
+    fn the_cap_is_the_largest_that_fits_by_brute_force() {
+        // Every `allowed` below the total, for sizes with repeats, zeros and one element:
+        // the cap fits, and one more byte would not.
+        let filled =
+            |sizes: &[usize], cap: usize| -> usize { sizes.iter().map(|&s| s.min(cap)).sum() };
+        for sizes in [
+            &[7][..],
+            &[0, 3, 3, 9],
+            &[1000, 1, 1, 1],
+            &[5, 5, 5, 5, 5],
+            &[2, 40, 17, 0, 33, 17],
+        ] {
+            let total: usize = sizes.iter().sum();
+            for allowed in 0..total {
+                let cap = water_level(sizes, allowed);
+                assert!(
+                    filled(sizes, cap) <= allowed,
+                    "{sizes:?} {allowed}: {cap} fits"
+                );
+                assert!(
+                    filled(sizes, cap + 1) > allowed,
+                    "{sizes:?} {allowed}: {cap} is the largest"
+                );
+            }
+        }
     }
 
     #[test]
