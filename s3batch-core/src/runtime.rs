@@ -587,12 +587,18 @@ fn deadline(context: &lambda_runtime::Context, options: &Options) -> Option<toki
 
 /// `AWS_LAMBDA_FUNCTION_TIMEOUT` in seconds, when set to a positive number.
 fn timeout_from_env() -> Option<Duration> {
-    let secs: f64 = std::env::var("AWS_LAMBDA_FUNCTION_TIMEOUT")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs))
+    parse_timeout(&std::env::var("AWS_LAMBDA_FUNCTION_TIMEOUT").ok()?)
+}
+
+/// A positive number of seconds that a `Duration` can hold; anything else is no timeout
+/// (never a panic at start: `1e300` does not fit a `Duration`).
+fn parse_timeout(text: &str) -> Option<Duration> {
+    let secs: f64 = text.trim().parse().ok()?;
+    if secs > 0.0 {
+        Duration::try_from_secs_f64(secs).ok()
+    } else {
+        None
+    }
 }
 
 /// Serves the task on the Lambda Runtime API until the process is stopped: what the
@@ -753,6 +759,15 @@ mod tests {
     use crate::testing::{invoke, invoke_with, EventBuilder};
     use crate::ErrorKind;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn function_timeouts_that_no_duration_holds_are_no_timeout() {
+        assert_eq!(parse_timeout(" 900 "), Some(Duration::from_secs(900)));
+        assert_eq!(parse_timeout("0.5"), Some(Duration::from_millis(500)));
+        for bad in ["1e300", "inf", "NaN", "0", "-3", "", "x"] {
+            assert_eq!(parse_timeout(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn options_read_back_what_the_builder_set() {
