@@ -485,6 +485,64 @@ mod tests {
         );
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_task_dropped_at_the_deadline_logs_its_drop_with_its_fields() {
+        struct LogOnDrop;
+        impl Drop for LogOnDrop {
+            fn drop(&mut self) {
+                tracing::warn!("dropped");
+            }
+        }
+        async fn hang(_: Object) -> Result<String, TaskError> {
+            let _guard = LogOnDrop;
+            std::future::pending::<()>().await;
+            Ok(String::new())
+        }
+        let mut ctx = lambda_runtime::Context::default();
+        let at = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        ctx.deadline = at
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        for lazy in [false, true] {
+            let captured = Captured::default();
+            let w = captured.clone();
+            let dispatch = if lazy {
+                subscriber(false, None, "", move || w.clone())
+            } else {
+                lambda_default(false, "INFO", "", w)
+            };
+            let _default = tracing::dispatcher::set_default(&dispatch);
+            // One task alone is awaited directly; two go through the tasks in flight.
+            for event in [
+                EventBuilder::v1().object("b", "k"),
+                EventBuilder::v1().object("b", "k").object("b", "k2"),
+            ] {
+                let r =
+                    crate::testing::invoke_with(hang, crate::Options::new(), event, ctx.clone())
+                        .await
+                        .unwrap();
+                assert_eq!(
+                    r.results[0].result_code,
+                    crate::ResultCode::TemporaryFailure
+                );
+            }
+            let text = captured.text();
+            let plain = text
+                .replace("\x1b[3m", "")
+                .replace("\x1b[0m", "")
+                .replace("\x1b[2m", "");
+            let dropped: Vec<_> = plain.lines().filter(|l| l.ends_with("dropped")).collect();
+            assert_eq!(dropped.len(), 3, "{text}");
+            for line in dropped {
+                assert!(
+                    line.contains(r#"task{job_id="#) && line.contains(r#" key="k"#),
+                    "{line}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn pending_values_read_back_inline_and_on_the_heap() {
         for key in ["k", "é\n\"", &"long/".repeat(60)] {
