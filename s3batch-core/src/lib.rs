@@ -14,6 +14,7 @@ pub mod envelope;
 pub mod error;
 pub mod extract;
 pub mod key;
+mod logging;
 pub mod response;
 pub mod runtime;
 pub mod task;

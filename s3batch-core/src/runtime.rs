@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
-use tracing::Instrument;
 
 /// How tasks are run; set from the attribute (`#[s3batch::task(concurrency = 8)]`) or built
 /// by hand with [`Options::builder`] for [`run`] and [`Handler::new`].
@@ -258,6 +257,8 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
             )));
         }
         let deadline = deadline(context, &self.options);
+        // Under `init_tracing`'s subscriber, task spans format their fields only if they log.
+        let lazy_fields = crate::logging::lazy_task_fields();
         // Every slot starts as the result of a task still running at the deadline (its id
         // is the one copy of the id the result needs); a task that finishes overwrites it.
         let mut results: Vec<TaskResult> = Vec::with_capacity(invocation.tasks.len());
@@ -299,7 +300,10 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
                 // S3 sends one task per invocation: run it directly.
                 if let [_] = runnable.as_slice() {
                     let (i, object) = runnable.pop().expect("one task");
-                    store(i, DropCaught::new(self.run_one(job, context, object)).await);
+                    store(
+                        i,
+                        DropCaught::new(self.run_one(job, context, object, lazy_fields)).await,
+                    );
                     return;
                 }
                 // Each task is polled once as it starts; only one that is still pending (it
@@ -307,7 +311,12 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
                 // that finishes at once costs no scheduling (see bench/analysis.md).
                 let mut in_flight = FuturesUnordered::new();
                 for (i, object) in runnable {
-                    let mut task = Box::pin(DropCaught::new(self.run_one(job, context, object)));
+                    let mut task = Box::pin(DropCaught::new(self.run_one(
+                        job,
+                        context,
+                        object,
+                        lazy_fields,
+                    )));
                     match std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx))).await {
                         Poll::Ready(r) => store(i, r),
                         Poll::Pending => {
@@ -358,16 +367,22 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
         job: &Job,
         context: &lambda_runtime::Context,
         object: Object,
+        lazy_fields: bool,
     ) -> (ResultCode, String) {
         // Quoted and escaped in text logs, so a key with a newline or an ANSI escape cannot
         // forge log lines or fields; as they are in JSON logs, which escape them anyway.
-        let span = tracing::info_span!(
-            "task",
-            job_id = %Escaped::field(&job.id),
-            task_id = %Escaped::field(&object.task_id),
-            bucket = %Escaped::field(&object.bucket),
-            key = %Escaped::field(&object.key),
-        );
+        // Under `init_tracing`'s subscriber the fields are formatted only if the task logs.
+        let span = if lazy_fields {
+            crate::logging::lazy_task_span(&job.id, &object.task_id, &object.bucket, &object.key)
+        } else {
+            tracing::info_span!(
+                "task",
+                job_id = %Escaped::field(&job.id),
+                task_id = %Escaped::field(&object.task_id),
+                bucket = %Escaped::field(&object.bucket),
+                key = %Escaped::field(&object.key),
+            )
+        };
         // Looks at the first character only, unless the key starts with whitespace.
         let blank_key = object
             .key
@@ -375,7 +390,7 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
             .is_empty()
             .then(|| object.key.clone());
         // The outcome is logged inside the span too: the span is entered once per poll.
-        async move {
+        let task = std::pin::pin!(Some(async move {
             // A panic while building the parameters is caught too: the call itself is inside.
             let run =
                 AssertUnwindSafe(async { self.task.call(&self.state, job, context, object).await });
@@ -402,9 +417,45 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
                     (ResultCode::PermanentFailure, message)
                 }
             }
+        }));
+        InSpan { span: &span, task }.await
+    }
+}
+
+/// `future.instrument(span)`, except that a future that has finished is dropped without
+/// entering the span again (`Instrumented` enters it to drop the future, which for a task
+/// that has returned drops nothing). A task dropped before it finishes (at the deadline) is
+/// still dropped inside its span, so whatever its destructors log carries its fields.
+struct InSpan<'a, F> {
+    span: &'a tracing::Span,
+    /// `None` once the future has finished.
+    task: Pin<&'a mut Option<F>>,
+}
+
+impl<F: Future> Future for InSpan<'_, F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        let task = this
+            .task
+            .as_mut()
+            .as_pin_mut()
+            .expect("InSpan polled after it finished");
+        let output = {
+            let _entered = this.span.enter();
+            std::task::ready!(task.poll(cx))
+        };
+        this.task.set(None);
+        Poll::Ready(output)
+    }
+}
+
+impl<F> Drop for InSpan<'_, F> {
+    fn drop(&mut self) {
+        if self.task.is_some() {
+            let _entered = self.span.enter();
+            self.task.set(None);
         }
-        .instrument(span)
-        .await
     }
 }
 
@@ -503,6 +554,20 @@ impl<F> Drop for DropCaught<F> {
 /// formatter escapes every value itself, so [`Escaped`] writes text as it is.
 static JSON_LOGS: AtomicBool = AtomicBool::new(false);
 
+#[cfg(test)]
+thread_local! {
+    /// A test's JSON logs on its own thread, without changing [`JSON_LOGS`] for the others.
+    pub(crate) static TEST_JSON_LOGS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn json_logs() -> bool {
+    #[cfg(test)]
+    if TEST_JSON_LOGS.get() {
+        return true;
+    }
+    JSON_LOGS.load(Ordering::Relaxed)
+}
+
 /// Text from the event or a task (keys, ids, error and panic messages) made safe for text
 /// logs, so that it cannot forge a log line or a field, or colour a terminal. A field is
 /// quoted and escaped as Rust's `Debug` does (`key="a\nb"`); in a message, control characters
@@ -537,7 +602,7 @@ fn needs_escape(c: char) -> bool {
 
 impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if JSON_LOGS.load(Ordering::Relaxed) {
+        if json_logs() {
             return f.write_str(self.text);
         }
         if self.quoted {
@@ -737,11 +802,21 @@ impl<F> Drop for RemoveAfter<F> {
 
 /// Sets up logging the way `lambda_runtime` does: `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` for
 /// the level, `AWS_LAMBDA_LOG_FORMAT=JSON` for JSON lines.
+///
+/// The subscriber is lambda_runtime's default one (`init_default_subscriber`: the same
+/// variables and output), except that a task's span formats its fields (job id, task id,
+/// bucket, key) only when the task logs a line, not for every task.
 pub fn init_tracing() {
+    use lambda_runtime::tracing::subscriber::util::SubscriberInitExt as _;
+    use std::env::var;
     // lambda_runtime's default subscriber writes JSON lines on the same condition.
-    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let json = var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     JSON_LOGS.store(json, Ordering::Relaxed);
-    lambda_runtime::tracing::init_default_subscriber();
+    let level = var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| var("RUST_LOG"))
+        .ok();
+    let rust_log = var("RUST_LOG").unwrap_or_default();
+    crate::logging::subscriber(json, level.as_deref(), &rust_log, std::io::stdout).init();
 }
 
 /// The generated `main`: tracing, a Tokio runtime, and [`run`].

@@ -14,10 +14,14 @@ fn main() -> Result<(), s3batch::BoxError> {
     let [_, variant, tasks, iterations] = args.as_slice() else {
         return Err("usage: envelope_once s3batch|handwritten|serde_floor TASKS ITERATIONS".into());
     };
-    // With `BENCH_TRACING=1`, the subscriber every Lambda here installs (INFO level), to
-    // count what the per-task span costs when it is recorded.
+    // With `BENCH_TRACING=1`, the subscriber each Lambda installs (INFO level), to count what
+    // the per-task span costs when it is recorded: the generated `main`'s for s3batch,
+    // lambda_runtime's default for the hand-written handler (as `handwritten.rs` does).
     if std::env::var("BENCH_TRACING").is_ok_and(|v| v == "1") {
-        s3batch::init_tracing();
+        match variant.as_str() {
+            "s3batch" => s3batch::init_tracing(),
+            _ => lambda_runtime::tracing::init_default_subscriber(),
+        }
     }
     let event = s3batch_bench::event(tasks.parse()?);
     let iterations: usize = iterations.parse()?;
