@@ -710,6 +710,99 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
             .collect::<Vec<_>>()
     );
 
+    // --- The AWS CLI (v1, from the venv), through the proxy recipe: a dummy endpoint host
+    // and HTTP_PROXY pointing at the server, so the account label lands in a Host header the
+    // server ignores instead of a name that has to resolve.
+    let keys: Vec<String> = (0..4).map(|i| format!("awscli/{i}")).collect();
+    let etag = env.manifest("m6.csv", &keys).await;
+    let aws = |args: &[&str]| -> serde_json::Value {
+        let out = std::process::Command::new(s3batch_testkit::tool("aws"))
+            .args(["s3control", "--region", "us-east-1", "--output", "json"])
+            .args(["--endpoint-url", "http://s3control.emulator.invalid"])
+            .args(args)
+            .env("HTTP_PROXY", env.server.endpoint())
+            .env_remove("http_proxy")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .output()
+            .expect("running the venv's aws");
+        assert!(
+            out.status.success(),
+            "aws {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let operation = serde_json::json!({"LambdaInvoke": {"FunctionArn": format!(
+        "arn:aws:lambda:us-east-1:{ACCOUNT}:function:{}", env.function)}});
+    let manifest = serde_json::json!({
+        "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+        "Location": {"ObjectArn": format!("arn:aws:s3:::{DATA}/m6.csv"), "ETag": etag}});
+    let report = serde_json::json!({"Bucket": format!("arn:aws:s3:::{REPORTS}"),
+        "Format": "Report_CSV_20180820", "Enabled": true, "Prefix": "batch",
+        "ReportScope": "AllTasks"});
+    let created = aws(&[
+        "create-job",
+        "--account-id",
+        ACCOUNT,
+        "--no-confirmation-required",
+        "--priority",
+        "5",
+        "--role-arn",
+        &format!("arn:aws:iam::{ACCOUNT}:role/batch"),
+        "--operation",
+        &operation.to_string(),
+        "--manifest",
+        &manifest.to_string(),
+        "--report",
+        &report.to_string(),
+    ]);
+    let cli_id = created["JobId"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let job = loop {
+        let job = aws(&["describe-job", "--account-id", ACCOUNT, "--job-id", &cli_id]);
+        let status = job["Job"]["Status"].as_str().unwrap().to_owned();
+        if ["Complete", "Failed", "Cancelled"].contains(&status.as_str()) {
+            break job;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the AWS CLI's job did not end: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(job["Job"]["Status"], "Complete", "{job}");
+    let progress = &job["Job"]["ProgressSummary"];
+    assert_eq!(progress["TotalNumberOfTasks"], 4, "{job}");
+    assert_eq!(progress["NumberOfTasksSucceeded"], 4, "{job}");
+    assert_eq!(progress["NumberOfTasksFailed"], 0, "{job}");
+    let listed = aws(&[
+        "list-jobs",
+        "--account-id",
+        ACCOUNT,
+        "--job-statuses",
+        "Complete",
+    ]);
+    assert!(
+        listed["Jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["JobId"] == cli_id.as_str()),
+        "{listed}"
+    );
+    assert_eq!(
+        env.report(&cli_id).await,
+        keys.iter()
+            .map(|k| (k.clone(), "succeeded".to_owned()))
+            .collect::<Vec<_>>()
+    );
+
     // --- Any Host, an absolute-form target, the error wrapped as the Rust SDK needs it.
     let raw = raw_http(
         env.server.addr(),
