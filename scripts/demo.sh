@@ -11,6 +11,9 @@
 # 5. runs the job with `cargo s3batch run` (schema 2.0, destBucket as a user argument) and
 #    prints the summary; the completion report goes to target/s3batch-demo/report/.
 # Every process it starts is stopped on exit.
+#
+# Its second part, scripts/lifecycle.sh, runs a job the way S3 runs it (submit, status --watch,
+# report, retry of the failures) against the local S3 Control endpoint `cargo s3batch serve`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -346,17 +346,14 @@ mod tests {
 
     #[tokio::test]
     async fn text_lines_are_lambda_runtimes_with_the_task_fields() {
-        let text = same_lines_as_lambda_runtime(false).await;
+        let text = plain(&same_lines_as_lambda_runtime(false).await);
         // Quiet tasks write nothing; each line of the others carries its task's fields once.
         assert_eq!(text.lines().count(), 6, "{text}");
         for (line, task) in text.lines().zip([1, 2, 2, 4, 5, 6]) {
             assert_eq!(line.matches("job_id=").count(), 1, "{line}");
             assert!(line.contains(&format!("task_id=\"task-{task}\"")), "{line}");
         }
-        let plain = text
-            .replace("\x1b[3m", "")
-            .replace("\x1b[0m", "")
-            .replace("\x1b[2m", "");
+        let plain = plain(&text);
         assert!(
             plain.contains(
                 r#"task{job_id="job-1" task_id="task-1" bucket="b" key="one/\"quoted\" \\ é\nERROR forged\u{1b}[31m"}: one line n=1"#
@@ -408,6 +405,26 @@ mod tests {
     }
 
     /// The task span's formatted fields, as the fmt layer keeps them.
+    /// `text` without the ANSI styles the fmt layer adds when tracing-subscriber's `ansi`
+    /// feature is on (feature unification turns it on in a workspace-wide build).
+    fn plain(text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                // Skip `ESC [ … m`.
+                for c in chars.by_ref() {
+                    if c == 'm' {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
     fn formatted_task_fields() -> Option<String> {
         tracing::Span::current()
             .with_subscriber(|(id, dispatch)| {
@@ -423,9 +440,10 @@ mod tests {
     #[tokio::test]
     async fn task_fields_are_formatted_only_when_the_task_logs() {
         async fn task(_: Object) -> Result<String, TaskError> {
-            let before = formatted_task_fields();
+            let before = formatted_task_fields().map(|f| plain(&f));
             tracing::info!("now");
-            Ok(format!("{before:?} {:?}", formatted_task_fields()))
+            let after = formatted_task_fields().map(|f| plain(&f));
+            Ok(format!("{before:?} {after:?}"))
         }
         let captured = Captured::default();
         let w = captured.clone();
@@ -434,13 +452,8 @@ mod tests {
         let r = invoke(task, EventBuilder::v2().job_id("j").object("b", "k"))
             .await
             .unwrap();
-        let plain = |s: &str| {
-            s.replace("\x1b[3m", "")
-                .replace("\x1b[0m", "")
-                .replace("\x1b[2m", "")
-        };
         assert_eq!(
-            plain(&r.results[0].result_string),
+            r.results[0].result_string,
             r#"Some("") Some("job_id=\"j\" task_id=\"task-0\" bucket=\"b\" key=\"k\"")"#
         );
         assert!(plain(&captured.text())
@@ -528,10 +541,7 @@ mod tests {
                 );
             }
             let text = captured.text();
-            let plain = text
-                .replace("\x1b[3m", "")
-                .replace("\x1b[0m", "")
-                .replace("\x1b[2m", "");
+            let plain = plain(&text);
             let dropped: Vec<_> = plain.lines().filter(|l| l.ends_with("dropped")).collect();
             assert_eq!(dropped.len(), 3, "{text}");
             for line in dropped {
