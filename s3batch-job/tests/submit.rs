@@ -724,5 +724,73 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
         .await
         .is_err());
     assert!(env.cli(&["list"]).await.stderr.contains("6 jobs"));
+
+    // --- Retry only the failures: a job whose objects are partly missing (404) or refused
+    // (perm); the missing ones are uploaded, `report --failed-manifest --message` picks the
+    // rows that failed with a 404, and that manifest, submitted, succeeds. The two reports
+    // together hold every row exactly once as succeeded, except the refused ones.
+    let present: Vec<String> = (0..6).map(|i| format!("retry/ok {i}")).collect();
+    let late: Vec<String> = (0..3).map(|i| format!("retry/late {i}+é")).collect();
+    let refused: Vec<String> = (0..2).map(|i| format!("retry/perm {i}")).collect();
+    let mut csv = env.put_objects(&present).await;
+    csv.push_str(&env.put_objects(&refused).await);
+    for k in &late {
+        csv.push_str(&format!("{DATA},{}\n", s3batch::key::encode_key(k)));
+    }
+    env.s3
+        .put_object()
+        .bucket(DATA)
+        .key("retry.csv")
+        .body(csv.into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let first_id = env.submit(&["--manifest", "s3://data/retry.csv"]).await;
+    let watched = env
+        .cli(&["status", &first_id, "--watch", "--interval", "0.2"])
+        .await;
+    assert_eq!(watched.code, 0, "{}\n{}", watched.stdout, watched.stderr);
+    assert_eq!(counts(&env.describe(&first_id).await), (11, 6, 5));
+    env.put_objects(&late).await;
+    let report_uri = format!("s3://reports/batch/job-{first_id}/manifest.json");
+    let moto = env.moto.endpoint();
+    let analysed = tokio::process::Command::new(env!("CARGO_BIN_EXE_cargo-s3batch"))
+        .args(["report", &report_uri, "--s3-endpoint-url", &moto])
+        .args(["--failed-manifest", "s3://data/retry-failed.csv"])
+        .args(["--message", "HTTP 404"])
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        analysed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&analysed.stderr)
+    );
+    let retry_id = env
+        .submit(&["--manifest", "s3://data/retry-failed.csv"])
+        .await;
+    let watched = env
+        .cli(&["status", &retry_id, "--watch", "--interval", "0.2"])
+        .await;
+    assert_eq!(watched.code, 0, "{}\n{}", watched.stdout, watched.stderr);
+    assert_eq!(counts(&env.describe(&retry_id).await), (3, 3, 0));
+    let mut outcome: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for id in [&first_id, &retry_id] {
+        for (key, status) in env.report(id).await {
+            outcome.entry(key).or_default().push(status);
+        }
+    }
+    let succeeded_once = |k: &String| outcome[k] == ["succeeded"];
+    assert!(present.iter().all(succeeded_once), "{outcome:?}");
+    assert!(
+        late.iter().all(|k| outcome[k] == ["failed", "succeeded"]),
+        "{outcome:?}"
+    );
+    assert!(
+        refused.iter().all(|k| outcome[k] == ["failed"]),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.len(), 11, "{outcome:?}");
     let _ = std::fs::remove_dir_all(&env.dir);
 }
