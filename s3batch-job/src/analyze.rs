@@ -25,7 +25,7 @@
 //! whole) and the failed manifest is written as rows come ([`ManifestOut`]), so memory holds
 //! only the counts.
 
-use crate::storage::Location;
+use crate::storage::{get, Location};
 use s3batch::wire::{ReportRow, ResultCode, TaskStatus};
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -529,27 +529,6 @@ async fn s3_files(
                 .join(", ")
         )),
     }
-}
-
-async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "reading s3://{bucket}/{key}: {}",
-                aws_sdk_s3::error::DisplayErrorContext(e)
-            )
-        })?;
-    let body = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| format!("reading s3://{bucket}/{key}: {e}"))?;
-    Ok(body.into_bytes().to_vec())
 }
 
 /// Where a failed manifest is written: rows go to a staging file as they are found (so memory

@@ -62,7 +62,12 @@ pub async fn s3_client(endpoint: Option<&str>) -> aws_sdk_s3::Client {
     crate::aws::s3(endpoint).await
 }
 
-async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
+/// The whole body of `s3://bucket/key`; the error names the object.
+pub(crate) async fn get(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Vec<u8>, String> {
     let out = s3
         .get_object()
         .bucket(bucket)
