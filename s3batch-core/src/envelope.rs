@@ -177,7 +177,7 @@ const STOOD_IN: [&str; 2] = ["a string that is not valid Unicode", "a number"];
 fn drain_map_stood_in<'de, A: MapAccess<'de>>(
     mut map: A,
 ) -> Result<Option<&'static str>, A::Error> {
-    let first = map.next_key_seed(KeyIndex(&STAND_INS))?;
+    let first = map.next_key_seed(KeyIndex(Names::StandIns))?;
     if first.is_none() {
         return Ok(None);
     }
@@ -196,8 +196,69 @@ fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
     Ok(())
 }
 
-/// Matches a map key against a fixed list of names without allocating.
-struct KeyIndex(&'static [&'static str]);
+/// Matches a map key against the names of one lenient struct (or only the stand-ins) without
+/// allocating: the index of the name in [`Names::names`].
+struct KeyIndex(Names);
+
+/// Whose field names a map's keys are matched against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Names {
+    Event,
+    Job,
+    Task,
+    /// Only [`STAND_INS`].
+    StandIns,
+}
+
+/// The key of the stand-in for a number out of `f64`'s range.
+const OUT_OF_RANGE: &str = STAND_INS[1];
+
+impl Names {
+    /// The JSON names of the fields, then [`STAND_INS`], which mark a value serde_json could
+    /// not read in place of the whole struct (see `mark_unreadable`).
+    fn names(self) -> &'static [&'static str] {
+        match self {
+            Names::Event => &[
+                "invocationSchemaVersion",
+                "invocationId",
+                "job",
+                "tasks",
+                UNREADABLE,
+                OUT_OF_RANGE,
+            ],
+            Names::Job => &["id", "userArguments", UNREADABLE, OUT_OF_RANGE],
+            Names::Task => &[
+                "taskId",
+                "s3Key",
+                "s3VersionId",
+                "s3BucketArn",
+                "s3Bucket",
+                UNREADABLE,
+                OUT_OF_RANGE,
+            ],
+            Names::StandIns => &STAND_INS,
+        }
+    }
+
+    /// The index of `key` in [`Names::names`]. A `match` on the names, which the compiler
+    /// turns into length checks and word compares, rather than a search calling `memcmp`
+    /// once per candidate (see bench/analysis.md); `names_are_found_where_they_are_listed`
+    /// checks the two agree.
+    fn index(self, key: &str) -> Option<usize> {
+        use Names::{Event, Job, Task};
+        let i = match (self, key) {
+            (Event, "invocationSchemaVersion") | (Job, "id") | (Task, "taskId") => 0,
+            (Event, "invocationId") | (Job, "userArguments") | (Task, "s3Key") => 1,
+            (Event, "job") | (Task, "s3VersionId") => 2,
+            (Event, "tasks") | (Task, "s3BucketArn") => 3,
+            (Task, "s3Bucket") => 4,
+            (_, UNREADABLE) => self.names().len() - 2,
+            (_, OUT_OF_RANGE) => self.names().len() - 1,
+            _ => return None,
+        };
+        Some(i)
+    }
+}
 
 impl<'de> DeserializeSeed<'de> for KeyIndex {
     type Value = Option<usize>;
@@ -212,7 +273,7 @@ impl<'de> Visitor<'de> for KeyIndex {
         f.write_str("a field name")
     }
     fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(self.0.iter().position(|name| *name == v))
+        Ok(self.0.index(v))
     }
 }
 
@@ -303,28 +364,12 @@ enum Struct<'a> {
 }
 
 impl Struct<'_> {
-    /// The JSON names of the fields, then [`STAND_INS`], which mark a value serde_json could
-    /// not read in place of the whole struct (see `mark_unreadable`).
-    fn names(&self) -> &'static [&'static str] {
+    /// Whose names its keys are.
+    fn names(&self) -> Names {
         match self {
-            Struct::Event(_) => &[
-                "invocationSchemaVersion",
-                "invocationId",
-                "job",
-                "tasks",
-                STAND_INS[0],
-                STAND_INS[1],
-            ],
-            Struct::Job(_) => &["id", "userArguments", STAND_INS[0], STAND_INS[1]],
-            Struct::Task(_) => &[
-                "taskId",
-                "s3Key",
-                "s3VersionId",
-                "s3BucketArn",
-                "s3Bucket",
-                STAND_INS[0],
-                STAND_INS[1],
-            ],
+            Struct::Event(_) => Names::Event,
+            Struct::Job(_) => Names::Job,
+            Struct::Task(_) => Names::Task,
         }
     }
 
@@ -344,7 +389,7 @@ impl Struct<'_> {
             (Struct::Task(t), 3) => Slot::Field(&mut t.s3_bucket_arn),
             (Struct::Task(t), 4) => Slot::Field(&mut t.s3_bucket),
             (s, stand_in) => {
-                let first = s.names().len() - STAND_INS.len();
+                let first = s.names().names().len() - STAND_INS.len();
                 let not_object = Some(STOOD_IN[stand_in - first]);
                 match s {
                     Struct::Event(e) => e.not_object = not_object,
@@ -453,7 +498,7 @@ impl<'de> Visitor<'de> for Lenient<'_> {
 /// A JSON object where a string is expected: what it stands in for (a string that is not
 /// valid Unicode, a number out of range), or "an object".
 fn field_from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Field, A::Error> {
-    match map.next_key_seed(KeyIndex(&STAND_INS))? {
+    match map.next_key_seed(KeyIndex(Names::StandIns))? {
         None => Ok(Field::Wrong("an object")),
         Some(Some(1)) => {
             map.next_value::<IgnoredAny>()?;
@@ -961,6 +1006,25 @@ pub fn bucket_from_arn(arn: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_found_where_they_are_listed() {
+        let all = [Names::Event, Names::Job, Names::Task, Names::StandIns];
+        for names in all {
+            for (i, name) in names.names().iter().enumerate() {
+                assert_eq!(names.index(name), Some(i), "{name:?} in {names:?}");
+            }
+            // Every other struct's names, and near misses, are not found.
+            for other in all.iter().flat_map(|o| o.names()) {
+                if !names.names().contains(other) {
+                    assert_eq!(names.index(other), None, "{other:?} in {names:?}");
+                }
+            }
+            for miss in ["", "taskid", "s3key ", "TaskId", "s3BucketArnX", "\u{0}"] {
+                assert_eq!(names.index(miss), None, "{miss:?} in {names:?}");
+            }
+        }
+    }
 
     fn fixture(name: &str) -> Vec<u8> {
         std::fs::read(format!(
