@@ -70,32 +70,65 @@ where
     }
 }
 
-/// Whether task spans leave their fields to [`TaskFields`] under the current subscriber:
-/// asked once per invocation, as its tasks are created under the same subscriber.
-pub(crate) fn lazy_task_fields() -> bool {
-    tracing::level_enabled!(tracing::Level::INFO)
-        && tracing::dispatcher::get_default(|d| {
-            d.downcast_ref::<TaskFields>().is_some_and(|t| t.lazy)
+/// How an invocation's task spans are made, asked once per invocation (its tasks are created
+/// under the same subscriber).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TaskSpans {
+    /// No subscriber records `INFO` spans: none is made. (What the span macro would make is a
+    /// disabled span, which still builds and passes its fields to tracing's `log` fallback,
+    /// only for `log` to drop them below its `TRACE` span lines.)
+    Off,
+    /// Under [`init_tracing`](crate::runtime::init_tracing)'s subscriber: fields left to
+    /// [`TaskFields`] ([`lazy_task_span`]); `json` when its logs are JSON lines.
+    Lazy { json: bool },
+    /// Any other subscriber: the span with its four fields.
+    Fields,
+}
+
+impl TaskSpans {
+    /// Under the current subscriber.
+    pub(crate) fn current() -> Self {
+        if !tracing::level_enabled!(tracing::Level::INFO) {
+            return TaskSpans::Off;
+        }
+        tracing::dispatcher::get_default(|d| match d.downcast_ref::<TaskFields>() {
+            Some(t) if t.lazy => TaskSpans::Lazy { json: t.json },
+            _ => TaskSpans::Fields,
         })
+    }
 }
 
 /// Creates the `task` span with its fields left to [`TaskFields`] (see
-/// [`lazy_task_fields`]): their values are kept in the span's extensions. Should the span
+/// [`TaskSpans::Lazy`]): their values are kept in the span's extensions. Should the span
 /// reach another subscriber after all, a span with the four fields is created instead.
-pub(crate) fn lazy_task_span(job_id: &str, task_id: &str, bucket: &str, key: &str) -> Span {
+pub(crate) fn lazy_task_span(
+    json: bool,
+    job_id: &str,
+    task_id: &str,
+    bucket: &str,
+    key: &str,
+) -> Span {
     // No fields of its own: `TaskFields` writes `FIELDS`' when the task logs.
     let span = tracing::info_span!(target: "s3batch_core::runtime", "task");
     // `TaskFields` right above the registry, as `subscriber` builds it.
+    // The values go into the fmt layer's own formatted fields of the span, marked as not yet
+    // formatted: no extension of our own to add and free.
     let kept = span.with_subscriber(|(id, dispatch)| {
-        dispatch
-            .downcast_ref::<Layered<TaskFields, Registry>>()
-            .and_then(|registry| registry.span(id))
-            .map(|span| {
-                span.extensions_mut()
-                    .insert(Pending::new([job_id, task_id, bucket, key]))
-            })
+        let registry = dispatch.downcast_ref::<Layered<TaskFields, Registry>>()?;
+        let span = registry.span(id)?;
+        let mut extensions = span.extensions_mut();
+        let fields = if json {
+            &mut extensions.get_mut::<FormattedFields<JsonFields>>()?.fields
+        } else {
+            &mut extensions
+                .get_mut::<FormattedFields<DefaultFields>>()?
+                .fields
+        };
+        *fields = Pending::encode([job_id, task_id, bucket, key])?;
+        Some(())
     });
-    if kept.is_some_and(|kept| kept.is_none()) {
+    // `None` inside: another subscriber after all, or values that cannot wait.
+    if matches!(kept, Some(None)) {
         // Another subscriber after all: a span with the fields, as `Handler` creates.
         return tracing::info_span!(
             target: "s3batch_core::runtime",
@@ -126,53 +159,35 @@ static FIELDS: Metadata<'static> = Metadata::new(
 );
 static FIELDS_CALLSITE: DefaultCallsite = DefaultCallsite::new(&FIELDS);
 
-/// Up to this many bytes, a task span's field values are kept in its extension itself: one
-/// allocation per span (a job id, a task id, a bucket and a key of ~100 bytes fit).
-const INLINE: usize = 192;
-
-/// A task span's field values, not yet formatted: the four texts one after another.
-struct Pending {
-    values: Values,
-    /// Where each of the four ends in `values`.
-    ends: [usize; 4],
-}
-
-enum Values {
-    Inline([u8; INLINE]),
-    Heap(String),
-}
+/// A task span's field values, not yet formatted, as they are kept in the fmt layer's
+/// `FormattedFields` of the span until the task logs: each of the four texts after
+/// [`Pending::MARK`]. Formatted fields never start with the mark (they start with a field
+/// name, or `{`, or are empty).
+struct Pending;
 
 impl Pending {
-    fn new(parts: [&str; 4]) -> Self {
-        let mut ends = [0; 4];
-        let mut end = 0;
-        for (part, e) in parts.iter().zip(&mut ends) {
-            end += part.len();
-            *e = end;
+    const MARK: char = '\u{0}';
+
+    /// `None` when the job id, task id or bucket holds the mark (none does in S3's events): the
+    /// span is then made with its fields. (The key is last: it may hold anything.)
+    fn encode(parts: [&str; 4]) -> Option<String> {
+        if parts[..3].iter().any(|p| p.contains(Self::MARK)) {
+            return None;
         }
-        let values = if end <= INLINE {
-            let mut buf = [0; INLINE];
-            let mut start = 0;
-            for (part, &end) in parts.iter().zip(&ends) {
-                buf[start..end].copy_from_slice(part.as_bytes());
-                start = end;
-            }
-            Values::Inline(buf)
-        } else {
-            Values::Heap(parts.concat())
-        };
-        Self { values, ends }
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let mut out = String::with_capacity(4 + len);
+        for part in parts {
+            out.push(Self::MARK);
+            out.push_str(part);
+        }
+        Some(out)
     }
 
-    fn parts(&self) -> [&str; 4] {
-        let bytes = match &self.values {
-            Values::Inline(buf) => &buf[..],
-            Values::Heap(s) => s.as_bytes(),
-        };
-        let [a, b, c, d] = self.ends;
-        // The four `str`s `new` copied, one after another: checked once, cut where they meet.
-        let all = std::str::from_utf8(&bytes[..d]).expect("copied from a str");
-        [&all[..a], &all[a..b], &all[b..c], &all[c..]]
+    /// The four texts of a marked string; `None` for formatted fields.
+    fn decode(fields: &str) -> Option<[&str; 4]> {
+        let mut parts = fields.strip_prefix(Self::MARK)?.splitn(4, Self::MARK);
+        let mut next = || parts.next();
+        Some([next()?, next()?, next()?, next()?])
     }
 }
 
@@ -197,45 +212,48 @@ where
         };
         for span in scope {
             let mut extensions = span.extensions_mut();
-            let Some(pending) = extensions.remove::<Pending>() else {
-                continue;
-            };
-            let fields = FIELDS.fields();
-            let mut names = fields.iter();
-            let [Some(job_id), Some(task_id), Some(bucket), Some(key)] =
-                [(); 4].map(|()| names.next())
-            else {
-                continue;
-            };
-            // As the span would have recorded them: quoted and escaped in text logs.
-            let [j, t, b, k] = pending.parts().map(|p| display(Escaped::field(p)));
-            let values = [
-                (&job_id, Some(&j as &dyn Value)),
-                (&task_id, Some(&t as &dyn Value)),
-                (&bucket, Some(&b as &dyn Value)),
-                (&key, Some(&k as &dyn Value)),
-            ];
-            let values = fields.value_set(&values);
-            let record = Record::new(&values);
-            // A value that fails to format is left out, as the fmt layer's `on_record` does.
-            let _ = if self.json {
-                extensions
-                    .get_mut::<FormattedFields<JsonFields>>()
-                    .map(|f| {
-                        // A span without fields wrote `{}`: writing the four afresh is what
-                        // merging them into it would give, without parsing it back.
-                        if f.fields == "{}" {
-                            f.fields.clear();
-                        }
-                        JsonFields::new().add_fields(f, &record)
-                    })
-            } else {
-                extensions
-                    .get_mut::<FormattedFields<DefaultFields>>()
-                    .map(|f| DefaultFields::new().add_fields(f, &record))
-            };
+            if self.json {
+                if let Some(f) = extensions.get_mut::<FormattedFields<JsonFields>>() {
+                    format_pending(f, |f, record| JsonFields::new().add_fields(f, record));
+                }
+            } else if let Some(f) = extensions.get_mut::<FormattedFields<DefaultFields>>() {
+                format_pending(f, |f, record| DefaultFields::new().add_fields(f, record));
+            }
         }
     }
+}
+
+/// Writes a task span's pending values (see [`Pending`]) as the span would have recorded
+/// them, with `add_fields` (the fmt layer's field formatter); formatted fields are left as
+/// they are.
+fn format_pending<N>(
+    f: &mut FormattedFields<N>,
+    add_fields: impl FnOnce(&mut FormattedFields<N>, &Record<'_>) -> std::fmt::Result,
+) {
+    if !f.fields.starts_with(Pending::MARK) {
+        return;
+    }
+    let raw = std::mem::take(&mut f.fields);
+    let Some(parts) = Pending::decode(&raw) else {
+        return;
+    };
+    let fields = FIELDS.fields();
+    let mut names = fields.iter();
+    let [Some(job_id), Some(task_id), Some(bucket), Some(key)] = [(); 4].map(|()| names.next())
+    else {
+        return;
+    };
+    // As the span would have recorded them: quoted and escaped in text logs.
+    let [j, t, b, k] = parts.map(|p| display(Escaped::field(p)));
+    let values = [
+        (&job_id, Some(&j as &dyn Value)),
+        (&task_id, Some(&t as &dyn Value)),
+        (&bucket, Some(&b as &dyn Value)),
+        (&key, Some(&k as &dyn Value)),
+    ];
+    let values = fields.value_set(&values);
+    // A value that fails to format is left out, as the fmt layer's `on_record` does.
+    let _ = add_fields(f, &Record::new(&values));
 }
 
 #[cfg(test)]
@@ -452,9 +470,10 @@ mod tests {
         let r = invoke(task, EventBuilder::v2().job_id("j").object("b", "k"))
             .await
             .unwrap();
+        // Before: the values as they were kept, not formatted (see `Pending`).
         assert_eq!(
             r.results[0].result_string,
-            r#"Some("") Some("job_id=\"j\" task_id=\"task-0\" bucket=\"b\" key=\"k\"")"#
+            r#"Some("\0j\0task-0\0b\0k") Some("job_id=\"j\" task_id=\"task-0\" bucket=\"b\" key=\"k\"")"#
         );
         assert!(plain(&captured.text())
             .contains(r#"task{job_id="j" task_id="task-0" bucket="b" key="k"}: now"#));
@@ -479,6 +498,30 @@ mod tests {
     }
 
     #[test]
+    fn values_that_cannot_wait_are_formatted_at_once() {
+        // A NUL in the task id (S3 sends none) cannot be kept as pending values: the span is
+        // made with its fields, and reads as it would.
+        for json in [false, true] {
+            let captured = Captured::default();
+            let w = captured.clone();
+            let ours = subscriber(json, None, "", move || w.clone());
+            // What `init_tracing` sets for JSON lines, on this thread only.
+            crate::runtime::TEST_JSON_LOGS.set(json);
+            tracing::dispatcher::with_default(&ours, || {
+                lazy_task_span(json, "j", "t\u{0}", "b", "k").in_scope(|| tracing::info!("hello"));
+            });
+            crate::runtime::TEST_JSON_LOGS.set(false);
+            let text = plain(&captured.text());
+            let want = if json {
+                r#""span":{"bucket":"b","job_id":"j","key":"k","task_id":"t\u0000","name":"task"}"#
+            } else {
+                r#"task{job_id="j" task_id="t\0" bucket="b" key="k"}: hello"#
+            };
+            assert!(text.contains(want), "{text}");
+        }
+    }
+
+    #[test]
     fn a_lazy_span_under_another_subscriber_has_its_fields() {
         let captured = Captured::default();
         let w = captured.clone();
@@ -488,7 +531,7 @@ mod tests {
             .with_writer(move || w.clone())
             .finish();
         tracing::subscriber::with_default(plain, || {
-            lazy_task_span("j", "t", "b", "k").in_scope(|| tracing::info!("hello"));
+            lazy_task_span(false, "j", "t", "b", "k").in_scope(|| tracing::info!("hello"));
         });
         let text = captured.text();
         assert!(
@@ -554,18 +597,17 @@ mod tests {
     }
 
     #[test]
-    fn pending_values_read_back_inline_and_on_the_heap() {
-        for key in ["k", "é\n\"", &"long/".repeat(60)] {
+    fn pending_values_read_back() {
+        for key in ["k", "", "é\n\"", "\u{0}x", &"long/".repeat(600)] {
             let parts = ["job", "task", "bucket", key];
-            assert_eq!(Pending::new(parts).parts(), parts);
+            let encoded = Pending::encode(parts).unwrap();
+            assert_eq!(Pending::decode(&encoded), Some(parts));
         }
-        assert!(matches!(
-            Pending::new(["a", "", "b", "c"]).values,
-            Values::Inline(_)
-        ));
-        assert!(matches!(
-            Pending::new(["a", "", "b", &"c".repeat(INLINE)]).values,
-            Values::Heap(_)
-        ));
+        // Formatted fields are not pending values.
+        for formatted in ["", "{}", r#"job_id="j""#, r#"{"job_id":"j"}"#] {
+            assert_eq!(Pending::decode(formatted), None);
+        }
+        // The mark in another part than the key: the span gets its fields instead.
+        assert_eq!(Pending::encode(["j", "t\u{0}", "b", "k"]), None);
     }
 }

@@ -1,13 +1,15 @@
 //! Running tasks: options, the per-invocation [`Handler`], and the Lambda entry points.
 
-use crate::envelope::{Event, InvocationError, Job, Object};
+use crate::envelope::{BadTask, Event, Invocation, InvocationError, Job, Object};
 use crate::error::TaskError;
+use crate::logging::TaskSpans;
 use crate::response::{
     check_minimum_size, fit_to_budget, truncate_result, Response, ResultCode, TaskResult,
     RESPONSE_BUDGET,
 };
 use crate::task::TaskFn;
 use crate::BoxError;
+use futures_util::future::{CatchUnwind, Either, OptionFuture};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use std::any::Any;
@@ -220,168 +222,202 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
     }
 
     /// Handles raw event bytes; fails only when they are not JSON or the ids cannot be
-    /// recovered.
-    pub async fn handle_bytes(
-        &self,
+    /// recovered. The bytes are read before this returns; the future runs the tasks.
+    pub fn handle_bytes<'a>(
+        &'a self,
         event: &[u8],
-        context: &lambda_runtime::Context,
-    ) -> Result<Response, InvocationError> {
-        self.handle(Event::from_slice(event)?, context).await
+        context: &'a lambda_runtime::Context,
+    ) -> impl Future<Output = Result<Response, InvocationError>> + Send + 'a {
+        match Event::from_slice(event) {
+            Ok(event) => Either::Left(self.handle(event, context)),
+            Err(err) => Either::Right(std::future::ready(Err(err))),
+        }
     }
 
-    /// Handles one event: exactly one result per task, in the order of `tasks`.
-    pub async fn handle(
-        &self,
+    /// Handles one event: exactly one result per task, in the order of `tasks`. The event is
+    /// checked before this returns (an event that cannot be answered fails without running
+    /// any task); the future runs the tasks.
+    pub fn handle<'a>(
+        &'a self,
         event: Event,
+        context: &'a lambda_runtime::Context,
+    ) -> impl Future<Output = Result<Response, InvocationError>> + Send + 'a {
+        // Not an `async fn`, which would keep the event in its future while the tasks run.
+        match answerable(event) {
+            Ok(Invocation { job, tasks }) => Either::Left(self.run(job, tasks, context).map(Ok)),
+            Err(err) => Either::Right(std::future::ready(Err(err))),
+        }
+    }
+
+    /// Runs the tasks of an answerable invocation: its response.
+    async fn run(
+        &self,
+        job: Job,
+        tasks: Vec<Result<Object, BadTask>>,
         context: &lambda_runtime::Context,
-    ) -> Result<Response, InvocationError> {
-        let invocation = event.into_invocation()?;
-        let job = &invocation.job;
-        let task_ids = invocation.tasks.iter().map(|t| match t {
-            Ok(object) => object.task_id.as_str(),
-            Err(bad) => bad.task_id.as_str(),
-        });
-        if let Err(least) = check_minimum_size(
-            &job.schema_version,
-            &job.invocation_id,
-            task_ids,
-            RESPONSE_BUDGET,
-        ) {
-            return Err(InvocationError(format!(
-                "event has too many tasks to answer: {} results with empty resultStrings take \
-                 {least} bytes, over Lambda's response limit of {} bytes less headroom ({} \
-                 bytes); no task was run",
-                invocation.tasks.len(),
-                crate::response::LAMBDA_RESPONSE_LIMIT,
-                RESPONSE_BUDGET,
-            )));
-        }
-        let deadline = deadline(context, &self.options);
-        // Under `init_tracing`'s subscriber, task spans format their fields only if they log.
-        let lazy_fields = crate::logging::lazy_task_fields();
-        // Every slot starts as the result of a task still running at the deadline (its id
-        // is the one copy of the id the result needs); a task that finishes overwrites it.
-        let mut results: Vec<TaskResult> = Vec::with_capacity(invocation.tasks.len());
-        let mut finished = vec![false; invocation.tasks.len()];
-        let mut runnable = Vec::with_capacity(invocation.tasks.len());
-        for (i, task) in invocation.tasks.into_iter().enumerate() {
-            match task {
+    ) -> Response {
+        // Under `init_tracing`'s subscriber, task spans format their fields only if they log;
+        // when nothing records INFO spans there are none.
+        let spans = TaskSpans::current();
+        let mut results = if let [_] = tasks.as_slice() {
+            // S3 sends one task per invocation: run it directly.
+            let task = tasks.into_iter().next().expect("one task");
+            vec![match task {
+                Err(bad) => unreadable_task(&job, bad),
                 Ok(object) => {
-                    results.push(TaskResult {
-                        task_id: object.task_id.clone(),
-                        result_code: ResultCode::TemporaryFailure,
-                        result_string: String::new(),
-                    });
-                    runnable.push((i, object));
-                }
-                Err(bad) => {
-                    tracing::warn!(
-                        job_id = %Escaped::field(&job.id),
-                        task_id = %Escaped::field(&bad.task_id),
-                        "{}",
-                        Escaped::text(&bad.message)
-                    );
-                    results.push(TaskResult::new(
-                        bad.task_id,
-                        ResultCode::PermanentFailure,
-                        bad.message,
-                    ));
-                    finished[i] = true;
-                }
-            }
-        }
-        {
-            let mut store = |i: usize, (code, text): (ResultCode, String)| {
-                results[i].result_code = code;
-                results[i].result_string = text;
-                finished[i] = true;
-            };
-            let collect = async move {
-                // S3 sends one task per invocation: run it directly.
-                if let [_] = runnable.as_slice() {
-                    let (i, object) = runnable.pop().expect("one task");
-                    store(
-                        i,
-                        DropCaught::new(self.run_one(job, context, object, lazy_fields)).await,
-                    );
-                    return;
-                }
-                // Each task is polled once as it starts; only one that is still pending (it
-                // awaits I/O) joins the tasks in flight, at most `concurrency` of them. A task
-                // that finishes at once costs no scheduling (see bench/analysis.md).
-                let mut in_flight = FuturesUnordered::new();
-                for (i, object) in runnable {
-                    let mut task = Box::pin(DropCaught::new(self.run_one(
-                        job,
-                        context,
-                        object,
-                        lazy_fields,
-                    )));
-                    match std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx))).await {
-                        Poll::Ready(r) => store(i, r),
-                        Poll::Pending => {
-                            in_flight.push(task.map(move |r| (i, r)));
-                            if in_flight.len() >= self.options.concurrency {
-                                if let Some((i, r)) = in_flight.next().await {
-                                    store(i, r);
-                                }
-                            }
+                    let (task_id, run) = self.start_one(&job, context, object, spans);
+                    match BeforeDeadline::new(run, context, &self.options).await {
+                        Some((code, text)) => TaskResult::new(task_id, code, text),
+                        None => {
+                            warn_deadline(&job);
+                            TaskResult::new(task_id, ResultCode::TemporaryFailure, DEADLINE_MESSAGE)
                         }
                     }
                 }
-                while let Some((i, r)) = in_flight.next().await {
-                    store(i, r);
-                }
-            };
-            match deadline {
-                Some(at) => {
-                    if tokio::time::timeout_at(at, collect).await.is_err() {
-                        tracing::warn!(job_id = %Escaped::field(&job.id), "deadline reached; reporting unfinished tasks as TemporaryFailure");
-                    }
-                }
-                None => collect.await,
-            }
-        }
-        for (result, finished) in results.iter_mut().zip(finished) {
-            if !finished {
-                result.result_string = DEADLINE_MESSAGE.to_owned();
-            }
-        }
+            }]
+        } else {
+            // Boxed: the future of one task, the usual case, stays small (it is moved as a
+            // whole on its way to the runtime).
+            Box::pin(self.run_all(&job, context, tasks, spans)).await
+        };
         let max = self.options.max_result_len;
         for r in &mut results {
             truncate_result(&mut r.result_string, max);
         }
         let mut response = Response {
-            invocation_schema_version: invocation.job.schema_version,
+            invocation_schema_version: job.schema_version,
             treat_missing_keys_as: self.options.treat_missing_keys_as,
-            invocation_id: invocation.job.invocation_id,
+            invocation_id: job.invocation_id,
             results,
         };
         fit_to_budget(&mut response, RESPONSE_BUDGET);
-        Ok(response)
+        response
     }
 
-    /// Runs one task in its span: the code and text of its result.
-    async fn run_one(
+    /// The task's id and its run, for a task run alone. (The `Object` is not borrowed in
+    /// [`Handler::run`]'s future, which would keep room for it there.)
+    fn start_one<'a>(
+        &'a self,
+        job: &'a Job,
+        context: &'a lambda_runtime::Context,
+        object: Object,
+        spans: TaskSpans,
+    ) -> (
+        String,
+        DropCaught<impl Future<Output = (ResultCode, String)> + 'a>,
+    ) {
+        let task_id = object.task_id.clone();
+        (
+            task_id,
+            DropCaught::new(self.run_one(job, context, object, spans)),
+        )
+    }
+
+    /// The results of all the tasks, in order, at most `concurrency` at once.
+    async fn run_all(
         &self,
         job: &Job,
         context: &lambda_runtime::Context,
+        tasks: Vec<Result<Object, BadTask>>,
+        spans: TaskSpans,
+    ) -> Vec<TaskResult> {
+        let mut slots = Slots::new(tasks.len());
+        let mut runnable = Vec::with_capacity(tasks.len());
+        for (i, task) in tasks.into_iter().enumerate() {
+            match task {
+                Ok(object) => {
+                    slots.results.push(TaskResult::new(
+                        String::new(),
+                        ResultCode::TemporaryFailure,
+                        String::new(),
+                    ));
+                    runnable.push((i, object));
+                }
+                Err(bad) => {
+                    slots.results.push(unreadable_task(job, bad));
+                    slots.finished[i] = true;
+                }
+            }
+        }
+        let mut runnable = runnable.into_iter();
+        let collect = async {
+            // Each task is polled once as it starts; only one that is still pending (it
+            // awaits I/O) joins the tasks in flight, at most `concurrency` of them. A task
+            // that finishes at once costs no scheduling, and the box it started in is reused
+            // by the next task (see bench/analysis.md).
+            let mut in_flight = FuturesUnordered::new();
+            let mut staged: Option<Pin<Box<OptionFuture<_>>>> = None;
+            for (i, object) in runnable.by_ref() {
+                // The result's copy of the id, made as the task starts.
+                slots.results[i].task_id = object.task_id.clone();
+                let task = DropCaught::new(self.run_one(job, context, object, spans));
+                let slot = match &mut staged {
+                    Some(slot) => {
+                        slot.set(Some(task).into());
+                        slot
+                    }
+                    None => staged.insert(Box::pin(Some(task).into())),
+                };
+                match std::future::poll_fn(|cx| Poll::Ready(slot.as_mut().poll(cx))).await {
+                    Poll::Ready(r) => {
+                        slot.set(None.into());
+                        slots.finish(i, r.expect("a staged task is present"));
+                    }
+                    Poll::Pending => {
+                        let task = staged.take().expect("the task just polled");
+                        in_flight.push(task.map(move |r| (i, r.expect("a task in flight"))));
+                        if in_flight.len() >= self.options.concurrency {
+                            if let Some((i, r)) = in_flight.next().await {
+                                slots.finish(i, r);
+                            }
+                        }
+                    }
+                }
+            }
+            while let Some((i, r)) = in_flight.next().await {
+                slots.finish(i, r);
+            }
+        };
+        if BeforeDeadline::new(collect, context, &self.options)
+            .await
+            .is_none()
+        {
+            warn_deadline(job);
+        }
+        // The tasks the deadline left unstarted: their ids, moved.
+        for (i, object) in runnable {
+            slots.results[i].task_id = object.task_id;
+        }
+        slots.into_results()
+    }
+
+    /// One task, to run in its span: the code and text of its result.
+    fn run_one<'a>(
+        &'a self,
+        job: &'a Job,
+        context: &'a lambda_runtime::Context,
         object: Object,
-        lazy_fields: bool,
-    ) -> (ResultCode, String) {
+        spans: TaskSpans,
+    ) -> impl Future<Output = (ResultCode, String)> + 'a {
         // Quoted and escaped in text logs, so a key with a newline or an ANSI escape cannot
         // forge log lines or fields; as they are in JSON logs, which escape them anyway.
         // Under `init_tracing`'s subscriber the fields are formatted only if the task logs.
-        let span = if lazy_fields {
-            crate::logging::lazy_task_span(&job.id, &object.task_id, &object.bucket, &object.key)
-        } else {
-            tracing::info_span!(
+        let span = match spans {
+            TaskSpans::Off => tracing::Span::none(),
+            TaskSpans::Lazy { json } => crate::logging::lazy_task_span(
+                json,
+                &job.id,
+                &object.task_id,
+                &object.bucket,
+                &object.key,
+            ),
+            TaskSpans::Fields => tracing::info_span!(
                 "task",
                 job_id = %Escaped::field(&job.id),
                 task_id = %Escaped::field(&object.task_id),
                 bucket = %Escaped::field(&object.bucket),
                 key = %Escaped::field(&object.key),
-            )
+            ),
         };
         // Looks at the first character only, unless the key starts with whitespace.
         let blank_key = object
@@ -389,72 +425,235 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
             .trim_start()
             .is_empty()
             .then(|| object.key.clone());
-        // The outcome is logged inside the span too: the span is entered once per poll.
-        let task = std::pin::pin!(Some(async move {
-            // A panic while building the parameters is caught too: the call itself is inside.
-            let run =
-                AssertUnwindSafe(async { self.task.call(&self.state, job, context, object).await });
-            match run.catch_unwind().await {
-                Ok(Ok(text)) => {
-                    tracing::debug!("succeeded");
-                    (ResultCode::Succeeded, text)
-                }
-                Ok(Err(mut err)) => {
-                    if let Some(key) = blank_key {
-                        err = explain_blank_key(err, &key);
-                    }
-                    tracing::warn!(kind = ?err.kind(), "{}", Escaped::text(err.message()));
-                    (err.kind().into(), err.message().to_owned())
-                }
-                Err(panic) => {
-                    let message = match panic_message(&*panic) {
-                        "" => PANIC_WITHOUT_MESSAGE.to_owned(),
-                        message => format!("task panicked: {message}"),
-                    };
-                    // The payload is the task's value: its destructor may panic too.
-                    drop_quietly(panic);
-                    tracing::error!("{}", Escaped::text(&message));
-                    (ResultCode::PermanentFailure, message)
-                }
+        // Building the parameters runs in the first poll, inside the span: a panic there is
+        // caught too and is the task's outcome.
+        let start = move || self.task.call(&self.state, job, context, object);
+        TaskRun {
+            span,
+            blank_key,
+            stage: Stage::Start { start: Some(start) },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A task's future inside its span (entered for each poll, like `future.instrument(span)`),
+    /// with its outcome turned into a result code and text and logged there. Its parameters
+    /// are built in the first poll (a panic there is caught too). A task that has finished is
+    /// dropped at once, inside the poll that finished it (`Instrumented` enters the span once
+    /// more to drop it); a task dropped before it finishes (at the deadline) is dropped inside
+    /// its span, so whatever its destructors log carries its fields. Written out rather than
+    /// as an `async` block so that it holds the task's future once (see bench/analysis.md).
+    struct TaskRun<C, F> {
+        span: tracing::Span,
+        // The key, when it is only whitespace (to explain the SDK's "key was missing").
+        blank_key: Option<String>,
+        #[pin]
+        stage: Stage<C, F>,
+    }
+    impl<C, F> PinnedDrop for TaskRun<C, F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            if !matches!(*this.stage, Stage::Done) {
+                let _entered = this.span.enter();
+                this.stage.set(Stage::Done);
             }
-        }));
-        InSpan { span: &span, task }.await
+        }
     }
 }
 
-/// `future.instrument(span)`, except that a future that has finished is dropped without
-/// entering the span again (`Instrumented` enters it to drop the future, which for a task
-/// that has returned drops nothing). A task dropped before it finishes (at the deadline) is
-/// still dropped inside its span, so whatever its destructors log carries its fields.
-struct InSpan<'a, F> {
-    span: &'a tracing::Span,
-    /// `None` once the future has finished.
-    task: Pin<&'a mut Option<F>>,
+pin_project_lite::pin_project! {
+    /// Where a [`TaskRun`] is.
+    #[project = StageProj]
+    enum Stage<C, F> {
+        /// Not polled yet: builds the parameters and calls the task.
+        Start { start: Option<C> },
+        Running { #[pin] call: CatchUnwind<AssertUnwindSafe<F>> },
+        /// Building the parameters panicked.
+        Panicked { panic: Option<Box<dyn Any + Send>> },
+        Done,
+    }
 }
 
-impl<F: Future> Future for InSpan<'_, F> {
-    type Output = F::Output;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
-        let this = &mut *self;
-        let task = this
-            .task
-            .as_mut()
-            .as_pin_mut()
-            .expect("InSpan polled after it finished");
-        let output = {
-            let _entered = this.span.enter();
-            std::task::ready!(task.poll(cx))
+impl<C, F> Future for TaskRun<C, F>
+where
+    C: FnOnce() -> F,
+    F: Future<Output = Result<String, TaskError>>,
+{
+    type Output = (ResultCode, String);
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let _entered = this.span.enter();
+        if let StageProj::Start { start } = this.stage.as_mut().project() {
+            let start = start.take().expect("a task starts once");
+            this.stage.set(match catch_unwind(AssertUnwindSafe(start)) {
+                Ok(call) => Stage::Running {
+                    call: AssertUnwindSafe(call).catch_unwind(),
+                },
+                Err(panic) => Stage::Panicked { panic: Some(panic) },
+            });
+        }
+        let outcome = match this.stage.as_mut().project() {
+            StageProj::Running { call } => std::task::ready!(call.poll(cx)),
+            StageProj::Panicked { panic } => Err(panic.take().expect("a panic is reported once")),
+            StageProj::Start { .. } | StageProj::Done => {
+                panic!("a TaskRun is not polled after it finished")
+            }
         };
-        this.task.set(None);
-        Poll::Ready(output)
+        this.stage.set(Stage::Done);
+        Poll::Ready(outcome_of(outcome, this.blank_key.take()))
     }
 }
 
-impl<F> Drop for InSpan<'_, F> {
-    fn drop(&mut self) {
-        if self.task.is_some() {
-            let _entered = self.span.enter();
-            self.task.set(None);
+/// A task's outcome as a result code and text, logged (inside the task's span).
+fn outcome_of(
+    outcome: Result<Result<String, TaskError>, Box<dyn Any + Send>>,
+    blank_key: Option<String>,
+) -> (ResultCode, String) {
+    match outcome {
+        Ok(Ok(text)) => {
+            tracing::debug!("succeeded");
+            (ResultCode::Succeeded, text)
+        }
+        Ok(Err(mut err)) => {
+            if let Some(key) = blank_key {
+                err = explain_blank_key(err, &key);
+            }
+            tracing::warn!(kind = ?err.kind(), "{}", Escaped::text(err.message()));
+            (err.kind().into(), err.message().to_owned())
+        }
+        Err(panic) => {
+            let message = match panic_message(&*panic) {
+                "" => PANIC_WITHOUT_MESSAGE.to_owned(),
+                message => format!("task panicked: {message}"),
+            };
+            // The payload is the task's value: its destructor may panic too.
+            drop_quietly(panic);
+            tracing::error!("{}", Escaped::text(&message));
+            (ResultCode::PermanentFailure, message)
+        }
+    }
+}
+
+/// The event's ids and tasks, when a response can answer it: its ids were recovered and its
+/// results fit Lambda's response limit even with empty `resultString`s.
+fn answerable(event: Event) -> Result<Invocation, InvocationError> {
+    let invocation = event.into_invocation()?;
+    let job = &invocation.job;
+    let task_ids = invocation.tasks.iter().map(|t| match t {
+        Ok(object) => object.task_id.as_str(),
+        Err(bad) => bad.task_id.as_str(),
+    });
+    match check_minimum_size(
+        &job.schema_version,
+        &job.invocation_id,
+        task_ids,
+        RESPONSE_BUDGET,
+    ) {
+        Ok(()) => Ok(invocation),
+        Err(least) => Err(InvocationError(format!(
+            "event has too many tasks to answer: {} results with empty resultStrings take \
+             {least} bytes, over Lambda's response limit of {} bytes less headroom ({} \
+             bytes); no task was run",
+            invocation.tasks.len(),
+            crate::response::LAMBDA_RESPONSE_LIMIT,
+            RESPONSE_BUDGET,
+        ))),
+    }
+}
+
+/// The results of an invocation's tasks as they finish. A slot starts as the result of a task
+/// still running at the deadline (`TemporaryFailure`, and [`DEADLINE_MESSAGE`] once
+/// [`Slots::into_results`] finds it unfinished); a task that finishes overwrites it.
+struct Slots {
+    results: Vec<TaskResult>,
+    finished: Vec<bool>,
+}
+
+impl Slots {
+    fn new(tasks: usize) -> Self {
+        Self {
+            results: Vec::with_capacity(tasks),
+            finished: vec![false; tasks],
+        }
+    }
+
+    /// The results, with the deadline's message for every task that did not finish.
+    fn into_results(mut self) -> Vec<TaskResult> {
+        for (result, finished) in self.results.iter_mut().zip(self.finished) {
+            if !finished {
+                result.result_string = DEADLINE_MESSAGE.to_owned();
+            }
+        }
+        self.results
+    }
+
+    fn finish(&mut self, i: usize, (code, text): (ResultCode, String)) {
+        self.results[i].result_code = code;
+        self.results[i].result_string = text;
+        self.finished[i] = true;
+    }
+}
+
+/// The result of a task that could not be read, logged as a warning.
+fn unreadable_task(job: &Job, bad: BadTask) -> TaskResult {
+    tracing::warn!(
+        job_id = %Escaped::field(&job.id),
+        task_id = %Escaped::field(&bad.task_id),
+        "{}",
+        Escaped::text(&bad.message)
+    );
+    TaskResult::new(bad.task_id, ResultCode::PermanentFailure, bad.message)
+}
+
+fn warn_deadline(job: &Job) {
+    tracing::warn!(
+        job_id = %Escaped::field(&job.id),
+        "deadline reached; reporting unfinished tasks as TemporaryFailure"
+    );
+}
+
+pin_project_lite::pin_project! {
+    /// `work` until it finishes (`Some` of its output) or the deadline passes (`None`; `work`
+    /// is dropped with this future). Like `tokio::time::timeout_at`, except that the deadline
+    /// is read, and a timer made, only if `work` waits: a task that finishes in its first
+    /// poll costs no clock and no timer. The deadline is a point in time (the context's),
+    /// so reading it late does not move it.
+    struct BeforeDeadline<'a, F> {
+        #[pin]
+        work: F,
+        // `None` until `work` first waits; then the timer, or `None` for no deadline. Boxed:
+        // most tasks never wait, and a timer is larger than a task's future.
+        timer: Option<Option<Pin<Box<tokio::time::Sleep>>>>,
+        context: &'a lambda_runtime::Context,
+        options: &'a Options,
+    }
+}
+
+impl<'a, F> BeforeDeadline<'a, F> {
+    fn new(work: F, context: &'a lambda_runtime::Context, options: &'a Options) -> Self {
+        Self {
+            work,
+            timer: None,
+            context,
+            options,
+        }
+    }
+}
+
+impl<F: Future> Future for BeforeDeadline<'_, F> {
+    type Output = Option<F::Output>;
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.work.poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        let timer = this.timer.get_or_insert_with(|| {
+            deadline(this.context, this.options).map(|at| Box::pin(tokio::time::sleep_until(at)))
+        });
+        match timer.as_mut().map(|timer| timer.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(None),
+            _ => Poll::Pending,
         }
     }
 }
@@ -1137,6 +1336,35 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(r.results[0].result_code, ResultCode::TemporaryFailure);
+    }
+
+    /// At the deadline, a task still running and the tasks never started (concurrency 1)
+    /// are each answered with their own id; one task alone keeps its id too.
+    #[tokio::test]
+    async fn tasks_never_started_keep_their_ids_at_the_deadline() {
+        async fn never(_: Object) -> Result<String, TaskError> {
+            std::future::pending().await
+        }
+        let soon = || context_with_deadline(SystemTime::now() + Duration::from_millis(1500));
+        let one = Options::builder().concurrency(1).build();
+        let event = EventBuilder::v2()
+            .object("b", "a")
+            .object("b", "b")
+            .object("b", "c");
+        let r = invoke_with(never, one.clone(), event, soon())
+            .await
+            .unwrap();
+        let ids: Vec<_> = r.results.iter().map(|r| r.task_id.as_str()).collect();
+        assert_eq!(ids, ["task-0", "task-1", "task-2"]);
+        for r in &r.results {
+            assert_eq!(r.result_code, ResultCode::TemporaryFailure);
+            assert_eq!(r.result_string, DEADLINE_MESSAGE);
+        }
+        let r = invoke_with(never, one, EventBuilder::v2().object("b", "a"), soon())
+            .await
+            .unwrap();
+        assert_eq!(r.results[0].task_id, "task-0");
+        assert_eq!(r.results[0].result_string, DEADLINE_MESSAGE);
     }
 
     #[tokio::test(start_paused = true)]

@@ -5,6 +5,8 @@ use crate::envelope::{Job, Object};
 use crate::error::TaskError;
 use crate::extract::{FromTask, TaskParts};
 use crate::BoxError;
+use futures_util::future::Either;
+use futures_util::FutureExt;
 use serde::Serialize;
 use std::future::Future;
 
@@ -230,8 +232,12 @@ macro_rules! impl_task_fn {
                 // The closure gives `?` a scope: the first extractor that fails fails the task.
                 #[allow(clippy::redundant_closure_call)]
                 let extracted: Result<($($ty,)*), TaskError> = (|| Ok(($($ty::from_task(&state.$idx, &parts)?,)*)))();
-                let fut = extracted.map(|($($ty,)*)| (self)(object, $($ty,)*));
-                async move { fut?.await.into_outcome() }
+                // Not an `async` block, which would hold the task's future twice (as captured
+                // and as awaited): see bench/analysis.md.
+                match extracted {
+                    Ok(($($ty,)*)) => Either::Left((self)(object, $($ty,)*).map(TaskReturn::into_outcome as fn(_) -> _)),
+                    Err(err) => Either::Right(std::future::ready(Err(err))),
+                }
             }
         }
     };
