@@ -28,17 +28,26 @@ fn main() -> Result<(), s3batch::BoxError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let handler = rt.block_on(Handler::new(s3batch_bench::hello, Options::new()))?;
-    let finished: FloorResponse =
-        serde_json::from_slice(&rt.block_on(warm::s3batch(&handler, &event)))?;
-    // One call outside the count's difference, so lazy initialisation is not counted.
-    let run = || match variant.as_str() {
-        "s3batch" => Ok(rt.block_on(warm::s3batch(&handler, &event))),
-        // The same `block_on` around the others, as criterion's `to_async` does.
-        "handwritten" => Ok(rt.block_on(async { warm::handwritten(&event) })),
-        "serde_floor" => Ok(rt.block_on(async { warm::serde_floor(&event, &finished) })),
-        other => Err(format!("unknown variant {other}")),
+    // Each variant sets up only what it runs, so that what one allocates cannot change the
+    // heap the other runs on (glibc's malloc costs depend on it; see bench/analysis.md).
+    let handler = match variant.as_str() {
+        "s3batch" => Some(rt.block_on(Handler::new(s3batch_bench::hello, Options::new()))?),
+        _ => None,
     };
+    let finished: Option<FloorResponse> = match variant.as_str() {
+        "serde_floor" => Some(serde_json::from_slice(&warm::handwritten(&event))?),
+        _ => None,
+    };
+    let run = || match (variant.as_str(), &handler, &finished) {
+        ("s3batch", Some(handler), _) => Ok(rt.block_on(warm::s3batch(handler, &event))),
+        // The same `block_on` around the others, as criterion's `to_async` does.
+        ("handwritten", _, _) => Ok(rt.block_on(async { warm::handwritten(&event) })),
+        ("serde_floor", _, Some(finished)) => {
+            Ok(rt.block_on(async { warm::serde_floor(&event, finished) }))
+        }
+        (other, _, _) => Err(format!("unknown variant {other}")),
+    };
+    // One call outside the count's difference, so lazy initialisation is not counted.
     run()?;
     for _ in 0..iterations {
         std::hint::black_box(run()?);
