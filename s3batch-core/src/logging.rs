@@ -1,41 +1,44 @@
 //! The subscriber [`init_tracing`](crate::init_tracing) installs: lambda_runtime's default
-//! subscriber (same variables, same output), except that a task span's fields are formatted
-//! when the task first logs a line, not when the span is created.
+//! subscriber (same variables, same output), except that a task's span is made when the task
+//! first needs it, not for every task.
 //!
-//! `tracing-subscriber`'s fmt layer writes a span's fields into a `String` as the span is
-//! created, whether or not anything is logged inside it: for the `task` span (job id, task
-//! id, bucket and key) that was most of the span's cost, paid for every task. Under this
-//! subscriber the `task` span is created without fields and their values are kept, unformatted,
-//! in the span's extensions; [`TaskFields`], a layer beneath the fmt layer, writes them into
-//! the fmt layer's formatted fields just before the first event inside the span is formatted,
-//! so every line reads as it would have. Under any other subscriber (a test's,
-//! OpenTelemetry's…) the span is created with its four fields as usual.
+//! Making a span in `tracing-subscriber`'s registry and fmt layer, entering it, leaving it and
+//! closing it costs thousands of instructions, about what the rest of a trivial task costs,
+//! and most tasks log nothing. Under this subscriber a task runs with its span *deferred*: its
+//! four values (job id, task id, bucket, key) are kept, and the span is made, with those
+//! fields, and entered, at the first thing inside the task that needs it: a line logged (by
+//! the task, a library it calls, or s3batch for its outcome), a span created (which must be
+//! the task span's child), or `Span::current()`. From there on the task span is entered for
+//! every poll as usual, so every line reads as it would have. [`DeferredTasks`] wraps the
+//! subscriber to see those three calls.
+//!
+//! Not deferred: under a directive that names spans (`RUST_LOG=[task]=debug` or
+//! `[task{key=…}]`), which is matched against the spans in scope before a line is logged, and
+//! under any other subscriber (a test's, OpenTelemetry's…). The task span is then made as the
+//! task starts.
 
 use crate::runtime::Escaped;
 use lambda_runtime::tracing::subscriber::{
-    self,
-    filter::LevelFilter,
-    fmt::{
-        format::{DefaultFields, JsonFields},
-        FormatFields, FormattedFields, MakeWriter,
-    },
-    layer::{Context, Layered, SubscriberExt as _},
-    registry::LookupSpan,
-    EnvFilter, Layer, Registry,
+    self, filter::LevelFilter, fmt::MakeWriter, layer::SubscriberExt as _, EnvFilter, Registry,
 };
+use std::any::TypeId;
+use std::cell::RefCell;
 use std::str::FromStr;
+use std::sync::OnceLock;
 use tracing::callsite::{DefaultCallsite, Identifier};
-use tracing::field::FieldSet;
-use tracing::field::{display, Value};
+use tracing::dispatcher::WeakDispatch;
+use tracing::field::{display, FieldSet, Value};
 use tracing::metadata::Kind;
-use tracing::span::Record;
+use tracing::span::{Attributes, Id, Record};
+use tracing::subscriber::Interest;
 use tracing::{Dispatch, Event, Level, Metadata, Span, Subscriber};
+use tracing_core::span::Current;
 
 /// lambda_runtime's default level.
 const DEFAULT_LOG_LEVEL: &str = "INFO";
 
 /// The subscriber `init_tracing` installs, writing to `writer`: lambda_runtime's
-/// `init_default_subscriber_with_writer` with [`TaskFields`] added. `level` is
+/// `init_default_subscriber_with_writer`, in [`DeferredTasks`]. `level` is
 /// `AWS_LAMBDA_LOG_LEVEL` or else `RUST_LOG`, `rust_log` is `RUST_LOG` (its directives),
 /// `json` whether `AWS_LAMBDA_LOG_FORMAT` is `JSON`.
 pub(crate) fn subscriber<W>(json: bool, level: Option<&str>, rust_log: &str, writer: W) -> Dispatch
@@ -47,26 +50,24 @@ where
     let filter = EnvFilter::builder()
         .with_default_directive(level.into())
         .parse_lossy(rust_log);
-    // A directive on a span's field values (`[task{key=…}]=debug`) is matched when the span
-    // is created: the fields are then written as usual.
-    let lazy = !rust_log.contains('{');
+    // A directive that names spans (`[task]=debug`, `[task{key=…}]`) is matched against the
+    // spans in scope when a line is checked, before it is logged: task spans then exist from
+    // the start.
+    let deferred = Deferral(!rust_log.contains('['));
     let fmt = subscriber::fmt::layer()
         .with_target(false)
         .without_time()
         .with_writer(writer);
-    let task_fields = TaskFields { json, lazy };
     if json {
-        Registry::default()
-            .with(task_fields)
-            .with(fmt.json())
-            .with(filter)
-            .into()
+        Dispatch::new(DeferredTasks::new(
+            Registry::default().with(fmt.json()).with(filter),
+            deferred,
+        ))
     } else {
-        Registry::default()
-            .with(task_fields)
-            .with(fmt)
-            .with(filter)
-            .into()
+        Dispatch::new(DeferredTasks::new(
+            Registry::default().with(fmt).with(filter),
+            deferred,
+        ))
     }
 }
 
@@ -78,10 +79,10 @@ pub(crate) enum TaskSpans {
     /// disabled span, which still builds and passes its fields to tracing's `log` fallback,
     /// only for `log` to drop them below its `TRACE` span lines.)
     Off,
-    /// Under [`init_tracing`](crate::runtime::init_tracing)'s subscriber: fields left to
-    /// [`TaskFields`] ([`lazy_task_span`]); `json` when its logs are JSON lines.
-    Lazy { json: bool },
-    /// Any other subscriber: the span with its four fields.
+    /// Under [`init_tracing`](crate::runtime::init_tracing)'s subscriber: made when the task
+    /// first needs it ([`DeferredSpan`]).
+    Deferred,
+    /// Any other subscriber: made as the task starts, with its four fields.
     Fields,
 }
 
@@ -91,159 +92,140 @@ impl TaskSpans {
         if !tracing::level_enabled!(tracing::Level::INFO) {
             return TaskSpans::Off;
         }
-        tracing::dispatcher::get_default(|d| match d.downcast_ref::<TaskFields>() {
-            Some(t) if t.lazy => TaskSpans::Lazy { json: t.json },
+        tracing::dispatcher::get_default(|d| match d.downcast_ref::<Deferral>() {
+            Some(Deferral(true)) => TaskSpans::Deferred,
             _ => TaskSpans::Fields,
         })
     }
 }
 
-/// Creates the `task` span with its fields left to [`TaskFields`] (see
-/// [`TaskSpans::Lazy`]): their values are kept in the span's extensions. Should the span
-/// reach another subscriber after all, a span with the four fields is created instead.
-pub(crate) fn lazy_task_span(
-    json: bool,
-    job_id: &str,
-    task_id: &str,
-    bucket: &str,
-    key: &str,
-) -> Span {
-    // No fields of its own: `TaskFields` writes `FIELDS`' when the task logs.
-    let span = tracing::info_span!(target: "s3batch_core::runtime", "task");
-    // `TaskFields` right above the registry, as `subscriber` builds it.
-    // The values go into the fmt layer's own formatted fields of the span, marked as not yet
-    // formatted: no extension of our own to add and free.
-    let kept = span.with_subscriber(|(id, dispatch)| {
-        let registry = dispatch.downcast_ref::<Layered<TaskFields, Registry>>()?;
-        let span = registry.span(id)?;
-        let mut extensions = span.extensions_mut();
-        let fields = if json {
-            &mut extensions.get_mut::<FormattedFields<JsonFields>>()?.fields
-        } else {
-            &mut extensions
-                .get_mut::<FormattedFields<DefaultFields>>()?
-                .fields
-        };
-        *fields = Pending::encode([job_id, task_id, bucket, key])?;
-        Some(())
-    });
-    // `None` inside: another subscriber after all, or values that cannot wait.
-    if matches!(kept, Some(None)) {
-        // Another subscriber after all: a span with the fields, as `Handler` creates.
-        return tracing::info_span!(
-            target: "s3batch_core::runtime",
-            "task",
-            job_id = %Escaped::field(job_id),
-            task_id = %Escaped::field(task_id),
-            bucket = %Escaped::field(bucket),
-            key = %Escaped::field(key),
-        );
-    }
-    span
+/// The `task` span with its four fields, quoted and escaped in text logs so that a key with a
+/// newline or an ANSI escape cannot forge log lines or fields; as they are in JSON logs, which
+/// escape them anyway.
+pub(crate) fn task_span(job_id: &str, task_id: &str, bucket: &str, key: &str) -> Span {
+    tracing::info_span!(
+        target: "s3batch_core::runtime",
+        "task",
+        job_id = %Escaped::field(job_id),
+        task_id = %Escaped::field(task_id),
+        bucket = %Escaped::field(bucket),
+        key = %Escaped::field(key),
+    )
 }
 
-/// The task span's fields, as `TaskFields` records them on the field-less span that
-/// [`lazy_task_span`] creates (a callsite never registered: only its field set is used).
-static FIELDS: Metadata<'static> = Metadata::new(
-    "task",
-    "s3batch_core::runtime",
-    Level::INFO,
-    None,
-    None,
-    None,
-    FieldSet::new(
-        &["job_id", "task_id", "bucket", "key"],
-        Identifier(&FIELDS_CALLSITE),
-    ),
-    Kind::SPAN,
-);
-static FIELDS_CALLSITE: DefaultCallsite = DefaultCallsite::new(&FIELDS);
+/// Whether [`DeferredTasks`] defers task spans; what [`TaskSpans::current`] finds by
+/// downcasting the current dispatcher.
+struct Deferral(bool);
 
-/// A task span's field values, not yet formatted, as they are kept in the fmt layer's
-/// `FormattedFields` of the span until the task logs: each of the four texts after
-/// [`Pending::MARK`]. Formatted fields never start with the mark (they start with a field
-/// name, or `{`, or are empty).
-struct Pending;
+/// A task's span, not made until the task needs it: the task's values, then the span.
+pub(crate) struct DeferredSpan {
+    /// The job id, task id, bucket and key, one after another.
+    values: String,
+    /// Where each of the four ends in `values`.
+    ends: [usize; 4],
+    span: Option<Span>,
+}
 
-impl Pending {
-    const MARK: char = '\u{0}';
-
-    /// `None` when the job id, task id or bucket holds the mark (none does in S3's events): the
-    /// span is then made with its fields. (The key is last: it may hold anything.)
-    fn encode(parts: [&str; 4]) -> Option<String> {
-        if parts[..3].iter().any(|p| p.contains(Self::MARK)) {
-            return None;
+impl DeferredSpan {
+    /// Boxed: a task future holds a pointer, not the values, when there is no subscriber.
+    pub(crate) fn new(parts: [&str; 4]) -> Box<Self> {
+        let mut values = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        let mut ends = [0; 4];
+        for (part, end) in parts.iter().zip(&mut ends) {
+            values.push_str(part);
+            *end = values.len();
         }
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        let mut out = String::with_capacity(4 + len);
-        for part in parts {
-            out.push(Self::MARK);
-            out.push_str(part);
-        }
-        Some(out)
+        Box::new(Self {
+            values,
+            ends,
+            span: None,
+        })
     }
 
-    /// The four texts of a marked string; `None` for formatted fields.
-    fn decode(fields: &str) -> Option<[&str; 4]> {
-        let mut parts = fields.strip_prefix(Self::MARK)?.splitn(4, Self::MARK);
-        let mut next = || parts.next();
-        Some([next()?, next()?, next()?, next()?])
+    fn parts(&self) -> [&str; 4] {
+        let [a, b, c, d] = self.ends;
+        let v = &self.values;
+        [&v[..a], &v[a..b], &v[b..c], &v[c..d]]
     }
 }
 
-/// The layer that writes a task span's fields into the fmt layer's formatted fields before
-/// the first event inside the span is formatted (it sits beneath the fmt layer, so it sees
-/// each event first).
-struct TaskFields {
-    /// Whether the fmt layer writes JSON (its fields are then `FormattedFields<JsonFields>`).
-    json: bool,
-    /// Whether task spans leave their fields to this layer: not when a directive may match
-    /// on a span's fields (see [`subscriber`]).
-    lazy: bool,
+thread_local! {
+    /// The deferred span of the task being polled on this thread, if any.
+    static CURRENT_TASK: RefCell<Option<Box<DeferredSpan>>> = const { RefCell::new(None) };
 }
 
-impl<S> Layer<S> for TaskFields
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let Some(scope) = ctx.event_scope(event) else {
-            return;
-        };
-        for span in scope {
-            let mut extensions = span.extensions_mut();
-            if self.json {
-                if let Some(f) = extensions.get_mut::<FormattedFields<JsonFields>>() {
-                    format_pending(f, |f, record| JsonFields::new().add_fields(f, record));
-                }
-            } else if let Some(f) = extensions.get_mut::<FormattedFields<DefaultFields>>() {
-                format_pending(f, |f, record| DefaultFields::new().add_fields(f, record));
+/// Runs `f` (a poll of the task, or its drop) as the task whose span `slot` holds: its span,
+/// if made, entered; otherwise made by the first call that needs it (see [`DeferredTasks`]).
+/// `None` runs `f` as it is.
+pub(crate) fn in_task<R>(slot: &mut Option<Box<DeferredSpan>>, f: impl FnOnce() -> R) -> R {
+    let Some(task) = slot.take() else {
+        return f();
+    };
+    if let Some(span) = &task.span {
+        enter(span);
+    }
+    /// Puts the task back in `slot` and the thread's previous task back in place, also when
+    /// `f` unwinds.
+    struct Restore<'a> {
+        slot: &'a mut Option<Box<DeferredSpan>>,
+        previous: Option<Box<DeferredSpan>>,
+    }
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            let task = CURRENT_TASK.with(|c| c.replace(self.previous.take()));
+            if let Some(span) = task.as_ref().and_then(|t| t.span.as_ref()) {
+                exit(span);
             }
+            *self.slot = task;
         }
     }
+    let previous = CURRENT_TASK.with(|c| c.replace(Some(task)));
+    let _restore = Restore { slot, previous };
+    f()
 }
 
-/// Writes a task span's pending values (see [`Pending`]) as the span would have recorded
-/// them, with `add_fields` (the fmt layer's field formatter); formatted fields are left as
-/// they are.
-fn format_pending<N>(
-    f: &mut FormattedFields<N>,
-    add_fields: impl FnOnce(&mut FormattedFields<N>, &Record<'_>) -> std::fmt::Result,
-) {
-    if !f.fields.starts_with(Pending::MARK) {
-        return;
-    }
-    let raw = std::mem::take(&mut f.fields);
-    let Some(parts) = Pending::decode(&raw) else {
+fn enter(span: &Span) {
+    span.with_subscriber(|(id, dispatch)| dispatch.enter(id));
+}
+
+fn exit(span: &Span) {
+    span.with_subscriber(|(id, dispatch)| dispatch.exit(id));
+}
+
+/// Whether the task being polled on this thread has its span deferred and not made yet.
+fn current_task_needs_span() -> bool {
+    CURRENT_TASK.with(|c| matches!(&*c.borrow(), Some(t) if t.span.is_none()))
+}
+
+/// Makes, under `dispatch`, and enters the span of the task being polled on this thread, if
+/// it has none yet.
+fn make_current_task_span(dispatch: &Dispatch) {
+    // Taken out while the span is made: making it comes back through `DeferredTasks`.
+    let Some(mut task) = CURRENT_TASK.with(|c| c.borrow_mut().take()) else {
         return;
     };
-    let fields = FIELDS.fields();
+    if task.span.is_none() {
+        let span = deferred_task_span(dispatch, task.parts());
+        enter(&span);
+        task.span = Some(span);
+    }
+    CURRENT_TASK.with(|c| *c.borrow_mut() = Some(task));
+}
+
+/// The `task` span of [`task_span`], made under `dispatch` directly: it is made from inside
+/// the subscriber's own calls, where the span macros, which look the current dispatcher up,
+/// would find none.
+fn deferred_task_span(dispatch: &Dispatch, parts: [&str; 4]) -> Span {
+    TASK_CALLSITE.register();
+    if !dispatch.enabled(&TASK) {
+        return Span::none();
+    }
+    let fields = TASK.fields();
     let mut names = fields.iter();
     let [Some(job_id), Some(task_id), Some(bucket), Some(key)] = [(); 4].map(|()| names.next())
     else {
-        return;
+        return Span::none();
     };
-    // As the span would have recorded them: quoted and escaped in text logs.
     let [j, t, b, k] = parts.map(|p| display(Escaped::field(p)));
     let values = [
         (&job_id, Some(&j as &dyn Value)),
@@ -251,9 +233,118 @@ fn format_pending<N>(
         (&bucket, Some(&b as &dyn Value)),
         (&key, Some(&k as &dyn Value)),
     ];
-    let values = fields.value_set(&values);
-    // A value that fails to format is left out, as the fmt layer's `on_record` does.
-    let _ = add_fields(f, &Record::new(&values));
+    Span::new_with(&TASK, &fields.value_set(&values), dispatch)
+}
+
+/// The metadata of the `task` span [`deferred_task_span`] makes: that of [`task_span`]'s.
+static TASK: Metadata<'static> = Metadata::new(
+    "task",
+    "s3batch_core::runtime",
+    Level::INFO,
+    Some(file!()),
+    Some(line!()),
+    Some(module_path!()),
+    FieldSet::new(
+        &["job_id", "task_id", "bucket", "key"],
+        Identifier(&TASK_CALLSITE),
+    ),
+    Kind::SPAN,
+);
+static TASK_CALLSITE: DefaultCallsite = DefaultCallsite::new(&TASK);
+
+/// lambda_runtime's default subscriber (`inner`), which makes the span of the task being
+/// polled when something needs it: an event or a span created in the current span's context,
+/// or a request for the current span. Everything else is passed on as it is.
+struct DeferredTasks<S> {
+    inner: S,
+    deferral: Deferral,
+    /// The dispatcher this subscriber is in, to make task spans under.
+    dispatch: OnceLock<WeakDispatch>,
+}
+
+impl<S> DeferredTasks<S> {
+    fn new(inner: S, deferral: Deferral) -> Self {
+        Self {
+            inner,
+            deferral,
+            dispatch: OnceLock::new(),
+        }
+    }
+
+    fn make_current_task_span(&self) {
+        if current_task_needs_span() {
+            if let Some(dispatch) = self.dispatch.get().and_then(WeakDispatch::upgrade) {
+                make_current_task_span(&dispatch);
+            }
+        }
+    }
+}
+
+impl<S: Subscriber> Subscriber for DeferredTasks<S> {
+    fn on_register_dispatch(&self, subscriber: &Dispatch) {
+        let _ = self.dispatch.set(subscriber.downgrade());
+        self.inner.on_register_dispatch(subscriber)
+    }
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        self.inner.register_callsite(metadata)
+    }
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        self.inner.enabled(metadata)
+    }
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        self.inner.max_level_hint()
+    }
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        if span.is_contextual() {
+            self.make_current_task_span();
+        }
+        self.inner.new_span(span)
+    }
+    fn record(&self, span: &Id, values: &Record<'_>) {
+        self.inner.record(span, values)
+    }
+    fn record_follows_from(&self, span: &Id, follows: &Id) {
+        self.inner.record_follows_from(span, follows)
+    }
+    fn event_enabled(&self, event: &Event<'_>) -> bool {
+        self.inner.event_enabled(event)
+    }
+    fn event(&self, event: &Event<'_>) {
+        if event.is_contextual() {
+            self.make_current_task_span();
+        }
+        self.inner.event(event)
+    }
+    fn enter(&self, span: &Id) {
+        self.inner.enter(span)
+    }
+    fn exit(&self, span: &Id) {
+        self.inner.exit(span)
+    }
+    fn clone_span(&self, id: &Id) -> Id {
+        self.inner.clone_span(id)
+    }
+    #[allow(deprecated)]
+    fn drop_span(&self, id: Id) {
+        self.inner.drop_span(id)
+    }
+    fn try_close(&self, id: Id) -> bool {
+        self.inner.try_close(id)
+    }
+    fn current_span(&self) -> Current {
+        self.make_current_task_span();
+        self.inner.current_span()
+    }
+    unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {
+        if id == TypeId::of::<Self>() {
+            Some(self as *const Self as *const ())
+        } else if id == TypeId::of::<Deferral>() {
+            Some(&self.deferral as *const Deferral as *const ())
+        } else {
+            // SAFETY: passed on to the subscriber this wraps, as `Layered` does.
+            unsafe { self.inner.downcast_raw(id) }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -443,102 +534,103 @@ mod tests {
         out
     }
 
-    fn formatted_task_fields() -> Option<String> {
-        tracing::Span::current()
-            .with_subscriber(|(id, dispatch)| {
-                let registry = dispatch.downcast_ref::<Registry>()?;
-                let span = registry.span(id)?;
-                let extensions = span.extensions();
-                let fields = extensions.get::<FormattedFields<DefaultFields>>()?;
-                Some(fields.fields.clone())
-            })
-            .flatten()
+    /// The fields of the span the registry has as current, as the fmt layer formatted them;
+    /// read from the registry itself (`Span::current()` would make a deferred task span).
+    fn current_span_fields() -> Option<String> {
+        use lambda_runtime::tracing::subscriber::{
+            fmt::{format::DefaultFields, FormattedFields},
+            registry::LookupSpan,
+        };
+        tracing::dispatcher::get_default(|dispatch| {
+            let registry = dispatch.downcast_ref::<Registry>()?;
+            let id = registry.current_span().id()?.clone();
+            let span = registry.span(&id)?;
+            let extensions = span.extensions();
+            let fields = extensions.get::<FormattedFields<DefaultFields>>()?;
+            Some(format!("{}{{{}}}", span.name(), plain(&fields.fields)))
+        })
     }
 
     #[tokio::test]
-    async fn task_fields_are_formatted_only_when_the_task_logs() {
-        async fn task(_: Object) -> Result<String, TaskError> {
-            let before = formatted_task_fields().map(|f| plain(&f));
-            tracing::info!("now");
-            let after = formatted_task_fields().map(|f| plain(&f));
+    async fn a_task_span_is_made_only_when_the_task_needs_it() {
+        async fn task(obj: Object) -> Result<String, TaskError> {
+            let before = current_span_fields();
+            match obj.key.as_str() {
+                "logs" => tracing::info!("now"),
+                "span" => drop(tracing::info_span!("inner")),
+                "current" => drop(tracing::Span::current()),
+                _ => {}
+            }
+            let after = current_span_fields();
             Ok(format!("{before:?} {after:?}"))
         }
         let captured = Captured::default();
         let w = captured.clone();
         let _default =
             tracing::dispatcher::set_default(&subscriber(false, None, "", move || w.clone()));
-        let r = invoke(task, EventBuilder::v2().job_id("j").object("b", "k"))
+        let event = EventBuilder::v2()
+            .job_id("j")
+            .object("b", "quiet")
+            .object("b", "logs")
+            .object("b", "span")
+            .object("b", "current");
+        let r = invoke(task, event).await.unwrap();
+        let made = |i: usize, key: &str| {
+            format!(
+                r#"None Some("task{{job_id=\"j\" task_id=\"task-{i}\" bucket=\"b\" key=\"{key}\"}}")"#
+            )
+        };
+        assert_eq!(r.results[0].result_string, "None None");
+        for (i, key) in [(1, "logs"), (2, "span"), (3, "current")] {
+            assert_eq!(r.results[i].result_string, made(i, key));
+        }
+        assert!(plain(&captured.text())
+            .contains(r#"task{job_id="j" task_id="task-1" bucket="b" key="logs"}: now"#));
+    }
+
+    /// `Span::current()` in a task is its span, made then.
+    #[tokio::test]
+    async fn the_current_span_of_a_task_is_its_span() {
+        async fn task(_: Object) -> Result<String, TaskError> {
+            let current = tracing::Span::current();
+            Ok(current.metadata().map_or("none", |m| m.name()).to_owned())
+        }
+        let _default =
+            tracing::dispatcher::set_default(&subscriber(false, None, "", std::io::sink));
+        let r = invoke(task, EventBuilder::v2().object("b", "k"))
             .await
             .unwrap();
-        // Before: the values as they were kept, not formatted (see `Pending`).
-        assert_eq!(
-            r.results[0].result_string,
-            r#"Some("\0j\0task-0\0b\0k") Some("job_id=\"j\" task_id=\"task-0\" bucket=\"b\" key=\"k\"")"#
-        );
-        assert!(plain(&captured.text())
-            .contains(r#"task{job_id="j" task_id="task-0" bucket="b" key="k"}: now"#));
+        assert_eq!(r.results[0].result_string, "task");
     }
 
     #[tokio::test]
     async fn a_directive_on_span_fields_sees_the_task_fields() {
         // `RUST_LOG=[task{key}]=debug`: debug lines inside spans with a `key` field.
-        let captured = Captured::default();
-        let w = captured.clone();
-        let dispatch = subscriber(false, None, "[task{key}]=debug", move || w.clone());
-        let _default = tracing::dispatcher::set_default(&dispatch);
-        let r = invoke(logs, EventBuilder::v2().object("b", "quiet"))
-            .await
-            .unwrap();
-        assert_eq!(r.results[0].result_string, "quiet");
-        let text = captured.text();
-        assert!(
-            text.contains("DEBUG") && text.contains("succeeded"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn values_that_cannot_wait_are_formatted_at_once() {
-        // A NUL in the task id (S3 sends none) cannot be kept as pending values: the span is
-        // made with its fields, and reads as it would.
-        for json in [false, true] {
+        // `RUST_LOG=[task]=debug`: debug lines inside spans named `task`. Either is matched
+        // against the spans in scope before the line is logged: the task span exists then.
+        for directive in ["[task{key}]=debug", "[task]=debug"] {
             let captured = Captured::default();
             let w = captured.clone();
-            let ours = subscriber(json, None, "", move || w.clone());
-            // What `init_tracing` sets for JSON lines, on this thread only.
-            crate::runtime::TEST_JSON_LOGS.set(json);
-            tracing::dispatcher::with_default(&ours, || {
-                lazy_task_span(json, "j", "t\u{0}", "b", "k").in_scope(|| tracing::info!("hello"));
-            });
-            crate::runtime::TEST_JSON_LOGS.set(false);
-            let text = plain(&captured.text());
-            let want = if json {
-                r#""span":{"bucket":"b","job_id":"j","key":"k","task_id":"t\u0000","name":"task"}"#
-            } else {
-                r#"task{job_id="j" task_id="t\0" bucket="b" key="k"}: hello"#
-            };
-            assert!(text.contains(want), "{text}");
+            let dispatch = subscriber(false, None, directive, move || w.clone());
+            let _default = tracing::dispatcher::set_default(&dispatch);
+            // Callsites first registered by another test's thread while this dispatcher
+            // registers can keep that thread's cached interest (tracing-core's global
+            // callsite cache): register them with a first run, then rebuild the cache.
+            invoke(logs, EventBuilder::v2().object("b", "quiet"))
+                .await
+                .unwrap();
+            tracing::callsite::rebuild_interest_cache();
+            captured.0.lock().unwrap().clear();
+            let r = invoke(logs, EventBuilder::v2().object("b", "quiet"))
+                .await
+                .unwrap();
+            assert_eq!(r.results[0].result_string, "quiet");
+            let text = captured.text();
+            assert!(
+                text.contains("DEBUG") && text.contains("succeeded"),
+                "{directive}: {text}"
+            );
         }
-    }
-
-    #[test]
-    fn a_lazy_span_under_another_subscriber_has_its_fields() {
-        let captured = Captured::default();
-        let w = captured.clone();
-        let plain = subscriber::fmt()
-            .with_ansi(false)
-            .without_time()
-            .with_writer(move || w.clone())
-            .finish();
-        tracing::subscriber::with_default(plain, || {
-            lazy_task_span(false, "j", "t", "b", "k").in_scope(|| tracing::info!("hello"));
-        });
-        let text = captured.text();
-        assert!(
-            text.contains(r#"task{job_id="j" task_id="t" bucket="b" key="k"}: s3batch_core::logging::tests: hello"#),
-
-            "{text}"
-        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -594,20 +686,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn pending_values_read_back() {
-        for key in ["k", "", "é\n\"", "\u{0}x", &"long/".repeat(600)] {
-            let parts = ["job", "task", "bucket", key];
-            let encoded = Pending::encode(parts).unwrap();
-            assert_eq!(Pending::decode(&encoded), Some(parts));
-        }
-        // Formatted fields are not pending values.
-        for formatted in ["", "{}", r#"job_id="j""#, r#"{"job_id":"j"}"#] {
-            assert_eq!(Pending::decode(formatted), None);
-        }
-        // The mark in another part than the key: the span gets its fields instead.
-        assert_eq!(Pending::encode(["j", "t\u{0}", "b", "k"]), None);
     }
 }

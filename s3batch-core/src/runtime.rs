@@ -2,7 +2,7 @@
 
 use crate::envelope::{BadTask, Event, Invocation, InvocationError, Job, Object};
 use crate::error::TaskError;
-use crate::logging::TaskSpans;
+use crate::logging::{in_task, DeferredSpan, TaskSpans};
 use crate::response::{
     check_minimum_size, fit_to_budget, truncate_result, Response, ResultCode, TaskResult,
     RESPONSE_BUDGET,
@@ -399,24 +399,21 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
         object: Object,
         spans: TaskSpans,
     ) -> impl Future<Output = (ResultCode, String)> + 'a {
-        // Quoted and escaped in text logs, so a key with a newline or an ANSI escape cannot
-        // forge log lines or fields; as they are in JSON logs, which escape them anyway.
-        // Under `init_tracing`'s subscriber the fields are formatted only if the task logs.
-        let span = match spans {
-            TaskSpans::Off => tracing::Span::none(),
-            TaskSpans::Lazy { json } => crate::logging::lazy_task_span(
-                json,
-                &job.id,
-                &object.task_id,
-                &object.bucket,
-                &object.key,
+        // Under `init_tracing`'s subscriber the span is made only if the task needs it.
+        let (span, deferred) = match spans {
+            TaskSpans::Off => (tracing::Span::none(), None),
+            TaskSpans::Deferred => (
+                tracing::Span::none(),
+                Some(DeferredSpan::new([
+                    &job.id,
+                    &object.task_id,
+                    &object.bucket,
+                    &object.key,
+                ])),
             ),
-            TaskSpans::Fields => tracing::info_span!(
-                "task",
-                job_id = %Escaped::field(&job.id),
-                task_id = %Escaped::field(&object.task_id),
-                bucket = %Escaped::field(&object.bucket),
-                key = %Escaped::field(&object.key),
+            TaskSpans::Fields => (
+                crate::logging::task_span(&job.id, &object.task_id, &object.bucket, &object.key),
+                None,
             ),
         };
         // Looks at the first character only, unless the key starts with whitespace.
@@ -430,6 +427,7 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
         let start = move || self.task.call(&self.state, job, context, object);
         TaskRun {
             span,
+            deferred,
             blank_key,
             stage: Stage::Start { start: Some(start) },
         }
@@ -445,7 +443,10 @@ pin_project_lite::pin_project! {
     /// its span, so whatever its destructors log carries its fields. Written out rather than
     /// as an `async` block so that it holds the task's future once (see bench/analysis.md).
     struct TaskRun<C, F> {
+        // The task's span, made as it starts; or none, and then, under `init_tracing`'s
+        // subscriber, the span made when the task first needs it.
         span: tracing::Span,
+        deferred: Option<Box<DeferredSpan>>,
         // The key, when it is only whitespace (to explain the SDK's "key was missing").
         blank_key: Option<String>,
         #[pin]
@@ -456,7 +457,7 @@ pin_project_lite::pin_project! {
             let mut this = this.project();
             if !matches!(*this.stage, Stage::Done) {
                 let _entered = this.span.enter();
-                this.stage.set(Stage::Done);
+                in_task(this.deferred, || this.stage.set(Stage::Done));
             }
         }
     }
@@ -482,26 +483,31 @@ where
 {
     type Output = (ResultCode, String);
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let this = self.project();
         let _entered = this.span.enter();
-        if let StageProj::Start { start } = this.stage.as_mut().project() {
-            let start = start.take().expect("a task starts once");
-            this.stage.set(match catch_unwind(AssertUnwindSafe(start)) {
-                Ok(call) => Stage::Running {
-                    call: AssertUnwindSafe(call).catch_unwind(),
-                },
-                Err(panic) => Stage::Panicked { panic: Some(panic) },
-            });
-        }
-        let outcome = match this.stage.as_mut().project() {
-            StageProj::Running { call } => std::task::ready!(call.poll(cx)),
-            StageProj::Panicked { panic } => Err(panic.take().expect("a panic is reported once")),
-            StageProj::Start { .. } | StageProj::Done => {
-                panic!("a TaskRun is not polled after it finished")
+        let (mut stage, blank_key) = (this.stage, this.blank_key);
+        in_task(this.deferred, || {
+            if let StageProj::Start { start } = stage.as_mut().project() {
+                let start = start.take().expect("a task starts once");
+                stage.set(match catch_unwind(AssertUnwindSafe(start)) {
+                    Ok(call) => Stage::Running {
+                        call: AssertUnwindSafe(call).catch_unwind(),
+                    },
+                    Err(panic) => Stage::Panicked { panic: Some(panic) },
+                });
             }
-        };
-        this.stage.set(Stage::Done);
-        Poll::Ready(outcome_of(outcome, this.blank_key.take()))
+            let outcome = match stage.as_mut().project() {
+                StageProj::Running { call } => std::task::ready!(call.poll(cx)),
+                StageProj::Panicked { panic } => {
+                    Err(panic.take().expect("a panic is reported once"))
+                }
+                StageProj::Start { .. } | StageProj::Done => {
+                    panic!("a TaskRun is not polled after it finished")
+                }
+            };
+            stage.set(Stage::Done);
+            Poll::Ready(outcome_of(outcome, blank_key.take()))
+        })
     }
 }
 
