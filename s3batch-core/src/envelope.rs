@@ -472,7 +472,8 @@ impl<'de> Visitor<'de> for Lenient<'_> {
             {
                 break;
             }
-            out.push(task);
+            // Resolved as it is read: the list holds what `into_invocation` hands over.
+            out.push(resolve_task(task));
         }
         *tasks = Some(RawTasks::List(out));
         Ok(())
@@ -591,10 +592,11 @@ struct RawTask {
     not_object: Option<&'static str>,
 }
 
-/// `tasks`: an array of anything, or what it was instead.
+/// `tasks`: an array of anything (each element resolved as it is read), or what it was
+/// instead.
 #[derive(Debug)]
 enum RawTasks {
-    List(Vec<RawTask>),
+    List(Vec<Result<Object, BadTask>>),
     Wrong(&'static str),
 }
 
@@ -728,10 +730,10 @@ impl Event {
                 (None, None) => {}
             }
         }
-        let tasks = tasks.into_iter().map(resolve_task);
         let tasks = match job_problem {
-            None => tasks.collect(),
+            None => tasks,
             Some(problem) => tasks
+                .into_iter()
                 .map(|t| {
                     let (task_id, message) = match t {
                         Ok(o) => (o.task_id, format!("invalid job: {problem}")),

@@ -416,12 +416,14 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
                 None,
             ),
         };
-        // Looks at the first character only, unless the key starts with whitespace.
-        let blank_key = object
-            .key
-            .trim_start()
-            .is_empty()
-            .then(|| object.key.clone());
+        // Whether the key is only whitespace (or empty): looks at the first byte only, unless
+        // the key starts with whitespace or a non-ASCII character.
+        let blank = match object.key.as_bytes().first() {
+            // Most keys start with a visible ASCII character.
+            Some(b) if b.is_ascii_graphic() => false,
+            _ => object.key.trim_start().is_empty(),
+        };
+        let blank_key = blank.then(|| object.key.clone());
         // Building the parameters runs in the first poll, inside the span: a panic there is
         // caught too and is the task's outcome.
         let start = move || self.task.call(&self.state, job, context, object);
