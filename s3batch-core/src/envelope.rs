@@ -639,7 +639,7 @@ fn argument_value(text: &str) -> Result<String, String> {
 
 /// A task that could not be turned into an [`Object`]: its id (empty if it had none) and
 /// what was wrong, naming the field.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BadTask {
     /// The task's `taskId`, or empty.
     pub task_id: String,

@@ -322,24 +322,27 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
         spans: TaskSpans,
     ) -> Vec<TaskResult> {
         let mut slots = Slots::new(tasks.len());
-        let mut runnable = Vec::with_capacity(tasks.len());
-        for (i, task) in tasks.into_iter().enumerate() {
+        let mut tasks = tasks;
+        for (i, task) in tasks.iter_mut().enumerate() {
             match task {
-                Ok(object) => {
-                    slots.results.push(TaskResult::new(
-                        String::new(),
-                        ResultCode::TemporaryFailure,
-                        String::new(),
-                    ));
-                    runnable.push((i, object));
-                }
+                Ok(_) => slots.results.push(TaskResult::new(
+                    String::new(),
+                    ResultCode::TemporaryFailure,
+                    String::new(),
+                )),
                 Err(bad) => {
-                    slots.results.push(unreadable_task(job, bad));
+                    slots
+                        .results
+                        .push(unreadable_task(job, std::mem::take(bad)));
                     slots.finished[i] = true;
                 }
             }
         }
-        let mut runnable = runnable.into_iter();
+        // The objects stay where they are until their task starts.
+        let mut runnable = tasks
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, task)| Some((i, task.ok()?)));
         let collect = async {
             // Each task is polled once as it starts; only one that is still pending (it
             // awaits I/O) joins the tasks in flight, at most `concurrency` of them. A task
