@@ -39,8 +39,9 @@ log "build: cargo lambda build --release (the deployable bootstrap binaries)"
 cargo lambda build --release -p s3batch-bench --bin framework --bin handwritten
 # Its own build: within one, cargo would turn on s3batch's `s3` feature for this package too.
 cargo lambda build --release -p s3batch-bench-no-s3 --bin framework_no_client --bin handwritten_no_client
-log "build: the Runtime API stand-in and the callgrind driver"
+log "build: the Runtime API stand-in and the callgrind driver (as deployed, and in the workspace's release profile)"
 cargo build --release -p s3batch-bench --bin runtime_api --bin envelope_once
+cargo lambda build --release -p s3batch-bench --bin envelope_once
 
 if want 1 || want 4; then
 log "1 + 4: criterion (cargo bench)"
@@ -50,19 +51,41 @@ fi
 if want 5; then
 log "5: callgrind instruction counts"
 : > "$out/instructions.tsv"
-count() { # VARIANT TASKS ITERATIONS [tracing]
-  BENCH_TRACING=${4:+1} valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-    "$target/release/envelope_once" "$1" "$2" "$3" > /dev/null 2> "$out/callgrind.log"
+count() { # BINARY VARIANT TASKS ITERATIONS [tracing]
+  # A fixed, minimal environment: glibc's malloc, and so every count, depends on the process's
+  # start-up state (see the notes).
+  env -i PATH=/usr/bin:/bin ${5:+BENCH_TRACING=1} valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+    "$1" "$2" "$3" "$4" > /dev/null 2> "$out/callgrind.log"
   sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$out/callgrind.log"
 }
-for tasks in 1 100; do
-  for iters in 0 200; do
-    for variant in s3batch handwritten serde_floor; do
-      printf '%s\t%s\t%s\t%s\n' "$variant" "$tasks" "$iters" "$(count "$variant" "$tasks" "$iters")" >> "$out/instructions.tsv"
-    done
-    # With Lambda's INFO subscriber installed: what recording the per-task span costs.
-    for variant in s3batch handwritten; do
-      printf '%s\t%s\t%s\t%s\n' "$variant+tracing" "$tasks" "$iters" "$(count "$variant" "$tasks" "$iters" tracing)" >> "$out/instructions.tsv"
+# Per invocation in the steady state: the difference between a run of 3N invocations and one
+# of N, over 2N. The first invocations of a process are cheaper than the later ones (glibc's
+# malloc settles its bins over the first few hundred), so N = 0 would flatter both sides.
+# glibc's malloc also settles differently with the process's start-up allocations: the length
+# of the program's own path alone moves the hand-written handler's count at 100 tasks by 13 %
+# (see the notes). So each count is taken under eight paths of different lengths (symlinks to
+# the same binary) and the report gives their mean, minimum and maximum.
+layouts="1 9 17 25 33 41 49 57"
+mkdir -p "$out/layout"
+for build in lambda release; do
+  bin="$target/release/envelope_once"
+  [ "$build" = lambda ] && bin="$target/lambda/envelope_once/bootstrap"
+  for k in $layouts; do
+    ln -sf "$bin" "$out/layout/$build-$(printf '%*s' "$k" '' | tr ' ' x)"
+  done
+  for tasks in 1 100; do
+    n=$(( tasks == 1 ? 1000 : 200 ))
+    for k in $layouts; do
+      path="$out/layout/$build-$(printf '%*s' "$k" '' | tr ' ' x)"
+      for iters in "$n" $(( 3 * n )); do
+        for variant in s3batch handwritten serde_floor; do
+          printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$build" "$variant" "$tasks" "$k" "$iters" "$(count "$path" "$variant" "$tasks" "$iters")" >> "$out/instructions.tsv"
+        done
+        # With Lambda's INFO subscriber installed: what the per-task span costs.
+        for variant in s3batch handwritten; do
+          printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$build" "$variant+tracing" "$tasks" "$k" "$iters" "$(count "$path" "$variant" "$tasks" "$iters" tracing)" >> "$out/instructions.tsv"
+        done
+      done
     done
   done
 done
