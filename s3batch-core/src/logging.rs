@@ -348,15 +348,15 @@ impl<S: Subscriber> Subscriber for DeferredTasks<S> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::testing::{invoke, EventBuilder};
     use crate::{Object, TaskError};
     use std::sync::{Arc, Mutex};
 
-    /// A `MakeWriter` that keeps what the subscriber writes.
+    /// A `MakeWriter` that keeps what the subscriber writes (the runtime's tests use it too).
     #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
 
     impl std::io::Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -369,7 +369,7 @@ mod tests {
     }
 
     impl Captured {
-        fn text(&self) -> String {
+        pub(crate) fn text(&self) -> String {
             String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
         }
     }

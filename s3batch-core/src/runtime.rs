@@ -1722,20 +1722,6 @@ mod tests {
         );
     }
 
-    /// A `MakeWriter` that keeps what the subscriber writes.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[tokio::test]
     async fn user_text_cannot_forge_text_log_lines() {
         use lambda_runtime::tracing::subscriber;
@@ -1748,7 +1734,7 @@ mod tests {
         }
         let forged =
             "\nERROR forged: all tasks failed\r\x1b[31mred\x1b[0m\u{2028}sep\u{202e}rtl\u{85}nel";
-        let captured = Captured::default();
+        let captured = crate::logging::tests::Captured::default();
         let writer = captured.clone();
         // As lambda_runtime's default text subscriber, without colours (as in CloudWatch).
         let logs = subscriber::fmt()
@@ -1767,7 +1753,7 @@ mod tests {
             .raw_task(serde_json::json!({"taskId": format!("t{forged}"), "s3Key": "%FF", "s3Bucket": "b"}));
         let r = invoke(task, event).await.unwrap();
         assert_eq!(r.results.len(), 4);
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let text = captured.text();
         // Every user-controlled value was logged…
         for needle in [
             "job\\nERROR forged",
