@@ -1,14 +1,21 @@
 //! The four published crates package: `cargo package` for s3batch-macros, s3batch-core,
 //! s3batch and s3batch-job together (cargo packages unpublished workspace dependencies in
 //! dependency order, resolving each against the ones packaged before it), with the metadata
-//! crates.io shows and no invented URL.
+//! crates.io shows and no invented URL, and they compile from what would be uploaded.
 //!
-//! It runs with `--no-verify`: that checks the manifests, the file lists and that each
-//! package's dependencies resolve, in under a second. Verification (building each `.crate` from
-//! its own sources) compiles the whole AWS SDK again under `target/package`, minutes on two
-//! cores; it passes too (`cargo package --offline --locked --allow-dirty -p s3batch-macros
-//! -p s3batch-core -p s3batch -p s3batch-job`, see README, "Publishing").
+//! `cargo package` runs with `--no-verify`: that checks the manifests, the file lists and that
+//! each package's dependencies resolve, in under a second. Cargo's verification (building each
+//! `.crate` from its own sources) compiles the whole AWS SDK again under `target/package`,
+//! minutes on two cores. Instead, the packaged crates are unpacked into a workspace of their
+//! own (the overlay: `[patch.crates-io]` points each at its unpacked sources, as the registry
+//! would once they are published) and `cargo check`ed into the shared target directory with
+//! the workspace's `Cargo.lock`: their dependencies resolve to the same versions with the same
+//! features as `scripts/check-features.sh`'s `s3batch-job` (default features) check, so when
+//! that ran first, as in `scripts/test.sh`, little more than the four crates themselves is
+//! compiled again (seconds; on a cold target directory the AWS SDK is checked first).
 
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use s3batch_testkit::workspace_root;
@@ -126,5 +133,144 @@ fn each_crate_has_real_metadata_and_its_license_files() {
                 "{name}'s package lacks {file}:\n{files}"
             );
         }
+    }
+}
+
+/// The directory cargo builds into: `CARGO_TARGET_DIR` (relative to the workspace root) or
+/// `target/`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| workspace_root().join(dir))
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// The `(name, version)` of each package a `Cargo.lock` holds.
+fn locked_packages(lock: &Path) -> BTreeSet<(String, String)> {
+    let text = std::fs::read_to_string(lock).unwrap();
+    let lock: toml::Table = toml::from_str(&text).unwrap();
+    lock["package"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["version"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_packaged_crates_compile_from_their_own_sources() {
+    let version = env!("CARGO_PKG_VERSION");
+    let work = target_dir().join("packaged-sources");
+    if work.exists() {
+        std::fs::remove_dir_all(&work).unwrap();
+    }
+    let overlay = work.join("overlay");
+    std::fs::create_dir_all(&overlay).unwrap();
+
+    // Packaged into a target directory of its own, so that the other tests' `cargo package`
+    // runs do not write the same files at the same time.
+    let packages = work.join("package-target");
+    let mut args = vec![
+        "package",
+        "--offline",
+        "--locked",
+        "--allow-dirty",
+        "--no-verify",
+        "--target-dir",
+        packages.to_str().unwrap(),
+    ];
+    for c in CRATES {
+        args.extend(["-p", c]);
+    }
+    cargo(&args);
+    let mut members = Vec::new();
+    let mut patches = String::new();
+    for c in CRATES {
+        let krate = packages.join(format!("package/{c}-{version}.crate"));
+        // `-m`: the files dated now, not as packaged, so that cargo never takes an earlier
+        // run's build of them for fresh.
+        let out = Command::new("tar")
+            .arg("-xzmf")
+            .arg(&krate)
+            .arg("-C")
+            .arg(&overlay)
+            .output()
+            .expect("running tar");
+        assert!(
+            out.status.success(),
+            "unpacking {}: {}",
+            krate.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dir = format!("{c}-{version}");
+        assert!(
+            overlay.join(&dir).join("Cargo.toml").is_file(),
+            "{} holds no {dir}/Cargo.toml",
+            krate.display()
+        );
+        members.push(format!("{dir:?}"));
+        patches.push_str(&format!("{c} = {{ path = {dir:?} }}\n"));
+    }
+    std::fs::write(
+        overlay.join("Cargo.toml"),
+        format!(
+            "[workspace]\nmembers = [{}]\nresolver = \"2\"\n\n[patch.crates-io]\n{patches}",
+            members.join(", ")
+        ),
+    )
+    .unwrap();
+    let workspace_lock = workspace_root().join("Cargo.lock");
+    std::fs::copy(&workspace_lock, overlay.join("Cargo.lock")).unwrap();
+
+    // Not `--locked`: cargo drops the entries of the workspace's other members from the copied
+    // lock file; what it keeps is compared below.
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "check",
+            "--offline",
+            "--workspace",
+            "--message-format",
+            "short",
+        ])
+        .current_dir(&overlay)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .expect("running cargo check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the packaged crates do not compile from their own sources:\n{stderr}"
+    );
+    // Each crate was compiled from its unpacked package, not from the workspace (the macros
+    // crate is built, as the compiler loads it, the others only checked).
+    for c in CRATES {
+        let crate_at = format!(
+            "{c} v{version} ({})",
+            overlay.join(format!("{c}-{version}")).display()
+        );
+        assert!(
+            stderr.lines().any(|l| {
+                let l = l.trim_start();
+                l.strip_prefix("Checking ")
+                    .or_else(|| l.strip_prefix("Compiling "))
+                    == Some(crate_at.as_str())
+            }),
+            "{crate_at} was not compiled:\n{stderr}"
+        );
+    }
+    // And against the versions the workspace tests: nothing resolved anew.
+    let resolved = locked_packages(&overlay.join("Cargo.lock"));
+    let locked = locked_packages(&workspace_lock);
+    let new: Vec<_> = resolved.difference(&locked).collect();
+    assert!(new.is_empty(), "resolved outside Cargo.lock: {new:?}");
+    for c in CRATES {
+        assert!(
+            resolved.contains(&(c.to_owned(), version.to_owned())),
+            "{c} {version} is not in the packaged workspace's lock file"
+        );
     }
 }
