@@ -1,16 +1,25 @@
 //! The binaries of `tests/renamed-crate`, which depends on s3batch only as `batch`, served as
-//! Lambdas: their generated `main`s run, reached through `crate = "batch"` and
-//! `crate = "crate::deps::s3"`, and apply the attribute's options (`treatMissingKeysAs`, the
-//! result length). That they compile at all is the proof that `crate = "…"` is honoured:
-//! `s3batch` names nothing in that crate.
+//! Lambdas through the Runtime API: their generated `main`s run, reached through
+//! `crate = "batch"` and `crate = "crate::deps::s3"`, and apply the attribute's options. That
+//! they compile at all is the proof that `crate = "…"` is honoured: `s3batch` names nothing in
+//! that crate. Every other option is observed in a served answer that differs when the
+//! generated code drops it: `treat_missing_keys_as` (the response's field), `max_result_len`
+//! (a cut result), `concurrency` (tasks in flight) and `deadline_margin_ms` (a task given up
+//! earlier than the default margin would). (`main = false` is `tests/ui/pass/own_main.rs`: a
+//! generated `main` beside the user's would not compile.)
 
 use s3batch::testing::EventBuilder;
 use s3batch::{Response, ResultCode};
-use s3batch_testkit::{build_package, workspace_root, LambdaWatch};
+use s3batch_testkit::{build_package, target_dir, LambdaWatch};
 
-fn serve(bin: &str, event: EventBuilder) -> Response {
-    let binary = workspace_root().join("target/debug").join(bin);
-    let watch = LambdaWatch::serve_binary(&binary);
+/// Serves `tests/renamed-crate`'s binary `bin` (with a function timeout, if given) and
+/// invokes it once with `event`.
+fn serve_with(bin: &str, event: EventBuilder, timeout_secs: Option<u64>) -> Response {
+    let binary = target_dir().join("debug").join(bin);
+    let watch = match timeout_secs {
+        Some(t) => LambdaWatch::serve_binary_with_timeout(&binary, t),
+        None => LambdaWatch::serve_binary(&binary),
+    };
     let inv = watch.invoke(&event.to_bytes());
     assert_eq!(
         (inv.status, &inv.function_error),
@@ -19,6 +28,10 @@ fn serve(bin: &str, event: EventBuilder) -> Response {
         watch.log()
     );
     serde_json::from_str(&inv.body).unwrap_or_else(|e| panic!("{e}: {}", inv.body))
+}
+
+fn serve(bin: &str, event: EventBuilder) -> Response {
+    serve_with(bin, event, None)
 }
 
 fn results(r: &Response) -> Vec<(&str, ResultCode, &str)> {
@@ -65,5 +78,59 @@ fn renamed_and_reexported_facades_serve_with_their_options() {
     assert!(
         cut.len() <= 64 && cut.starts_with("kkkk") && cut.ends_with("bytes]"),
         "{cut:?}"
+    );
+}
+
+/// `#[batch::task(crate = "batch", concurrency = 1)]`: each task answers how many tasks were in
+/// flight when it started. The runner starts every task of an event before awaiting any when
+/// the concurrency allows it, so with the default (64) these four would answer 1, 2, 3, 4.
+#[test]
+fn concurrency_one_runs_one_task_at_a_time() {
+    build_package("renamed-crate");
+    let mut event = EventBuilder::v2().job_id("job-3");
+    for key in ["a", "b", "c", "d"] {
+        event = event.object("bucket", key);
+    }
+    let r = serve("concurrency_one", event);
+    assert_eq!(
+        results(&r),
+        [
+            ("task-0", ResultCode::Succeeded, "a: 1 in flight"),
+            ("task-1", ResultCode::Succeeded, "b: 1 in flight"),
+            ("task-2", ResultCode::Succeeded, "c: 1 in flight"),
+            ("task-3", ResultCode::Succeeded, "d: 1 in flight"),
+        ]
+    );
+}
+
+/// The function's timeout in `deadline_margin_given_up_before_the_default_would`.
+const MARGIN_TIMEOUT_SECS: u64 = 20;
+
+/// `#[batch::task(crate = "batch", deadline_margin_ms = 12_000)]` under a 20 s function
+/// timeout: unfinished tasks are given up 8 s into the invocation. A task that sleeps 14 s is
+/// then a `TemporaryFailure`; with the margin ignored (the default 1 s: given up at 19 s) it
+/// would succeed. Both sides have 5 s or more to spare, for a loaded machine; the answer
+/// comes 12 s before watch's `--timeout`.
+#[test]
+fn deadline_margin_given_up_before_the_default_would() {
+    build_package("renamed-crate");
+    let r = serve_with(
+        "deadline_margin",
+        EventBuilder::v1()
+            .job_id("job-4")
+            .object("bucket", "sleep/14000")
+            .object("bucket", "quick"),
+        Some(MARGIN_TIMEOUT_SECS),
+    );
+    assert_eq!(
+        results(&r),
+        [
+            (
+                "task-0",
+                ResultCode::TemporaryFailure,
+                "did not finish before the Lambda deadline"
+            ),
+            ("task-1", ResultCode::Succeeded, "quick at once"),
+        ]
     );
 }

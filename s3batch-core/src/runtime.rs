@@ -1054,6 +1054,12 @@ mod tests {
         }
     }
 
+    /// The builder alone: its defaults, and each setter read back by its getter. Nothing here
+    /// runs `#[s3batch::task]` or a task; that the attribute's options reach the running
+    /// handler is observed by `tests/renamed_crate.rs` (its binaries served as Lambdas), what
+    /// each option does by the tests below (`options_apply`,
+    /// `deadline_margin_sets_when_unfinished_tasks_are_given_up`,
+    /// `concurrency_is_bounded_and_order_kept`).
     #[test]
     fn options_read_back_what_the_builder_set() {
         let defaults = Options::new();

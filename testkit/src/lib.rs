@@ -28,6 +28,15 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The directory cargo builds into: `CARGO_TARGET_DIR` when set (a relative one is taken from
+/// the workspace root, where [`build_package`] and the tests run cargo), else the workspace's
+/// `target/`. Built binaries are under `debug/`, `cargo lambda build`'s under `lambda/`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| workspace_root().join(dir))
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
 /// The path of a tool installed by `scripts/setup.sh`, or a panic that says to run it.
 pub fn tool(name: &str) -> PathBuf {
     let path = workspace_root().join(".venv/bin").join(name);
@@ -319,20 +328,36 @@ impl LambdaWatch {
     /// Runtime and Invoke APIs, and the binary is started here against them, as Lambda
     /// starts a deployed function. The emulator serves it as its default function, `_`.
     pub fn serve_binary(binary: &Path) -> LambdaWatch {
+        Self::serve(binary, None)
+    }
+
+    /// As [`LambdaWatch::serve_binary`], with a function timeout in seconds: `--timeout` for
+    /// watch, and `AWS_LAMBDA_FUNCTION_TIMEOUT` for the function, which so has a deadline (see
+    /// [`LambdaWatch::start`]; the same caveat holds: an idle poll longer than the timeout ends
+    /// the function, and nothing starts it again, so keep invocations back to back).
+    pub fn serve_binary_with_timeout(binary: &Path, timeout_secs: u64) -> LambdaWatch {
+        Self::serve(binary, Some(timeout_secs))
+    }
+
+    fn serve(binary: &Path, timeout_secs: Option<u64>) -> LambdaWatch {
         let name = "_";
         let port = free_port();
         let log = std::env::temp_dir().join(format!("s3batch-watch-{port}.log"));
         let log_file = std::fs::File::create(&log).unwrap();
-        let mut child = Command::new(tool("cargo-lambda"))
-            .args([
-                "lambda",
-                "watch",
-                "--only-lambda-apis",
-                "-A",
-                "127.0.0.1",
-                "-P",
-                &port.to_string(),
-            ])
+        let mut cmd = Command::new(tool("cargo-lambda"));
+        cmd.args([
+            "lambda",
+            "watch",
+            "--only-lambda-apis",
+            "-A",
+            "127.0.0.1",
+            "-P",
+            &port.to_string(),
+        ]);
+        if let Some(t) = timeout_secs {
+            cmd.args(["--timeout", &t.to_string()]);
+        }
+        let mut child = cmd
             .current_dir(workspace_root())
             .env("PATH", path_with_venv())
             .stdout(log_file.try_clone().unwrap())
@@ -346,7 +371,11 @@ impl LambdaWatch {
             Duration::from_secs(120),
         );
         let watch = Running(child);
-        let function = Command::new(binary)
+        let mut function = Command::new(binary);
+        if let Some(t) = timeout_secs {
+            function.env("AWS_LAMBDA_FUNCTION_TIMEOUT", t.to_string());
+        }
+        let function = function
             .env(
                 "AWS_LAMBDA_RUNTIME_API",
                 format!("http://127.0.0.1:{port}/.rt"),
