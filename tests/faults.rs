@@ -10,7 +10,8 @@ use std::time::Duration;
 
 const BUCKET: &str = "fault-bucket";
 
-/// `s3_probe` gives up 500 ms before this; the stall lasts far longer.
+/// `s3_probe` gives up 3 s before this (its `deadline_margin_ms = 3000`); the stall lasts far
+/// longer.
 const TIMEOUT_SECS: u64 = 12;
 
 fn rules() -> Vec<(&'static str, Fault)> {
