@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use s3batch_testkit::workspace_root;
+use s3batch_testkit::{target_dir, workspace_root};
 use serde_json::Value;
 
 const CRATES: [&str; 4] = ["s3batch-macros", "s3batch-core", "s3batch", "s3batch-job"];
@@ -134,14 +134,6 @@ fn each_crate_has_real_metadata_and_its_license_files() {
             );
         }
     }
-}
-
-/// The directory cargo builds into: `CARGO_TARGET_DIR` (relative to the workspace root) or
-/// `target/`.
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(|dir| workspace_root().join(dir))
-        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// The `(name, version)` of each package a `Cargo.lock` holds.

@@ -15,7 +15,7 @@ use std::process::Command;
 
 use s3batch::testing::EventBuilder;
 use s3batch::{Response, ResultCode};
-use s3batch_testkit::{path_with_venv, tool, workspace_root, LambdaWatch, Moto};
+use s3batch_testkit::{path_with_venv, target_dir, tool, workspace_root, LambdaWatch, Moto};
 
 /// A fresh directory for rendered crates, outside any Cargo workspace. Cargo run in it, by
 /// `cargo lambda watch` too, builds into this workspace's target directory
@@ -60,14 +60,6 @@ fn render(dir: &Path, name: &str, vars: &[&str]) -> PathBuf {
     let krate = dir.join(name);
     std::fs::copy(root.join("Cargo.lock"), krate.join("Cargo.lock")).unwrap();
     krate
-}
-
-/// The target directory this test's cargo builds into (and the rendered crates with it): a
-/// relative `CARGO_TARGET_DIR` is taken from the workspace root, where cargo runs the tests.
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(|dir| workspace_root().join(dir))
-        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// Every file under `dir`.
