@@ -7,6 +7,7 @@
 //! | the event: [`Request`], [`RequestJob`], [`RequestTask`], [`TaskBucket`] | `Serialize` (the test harness, the job runner) | `Deserialize`, strict; the handler reads events leniently, see below |
 //! | the response: [`Response`], [`TaskResult`], [`ResultCode`] | `Serialize` (the handler) | [`ReceivedResponse::from_slice`], as S3 reads it (the job runner) |
 //! | a report row: [`ReportRow`], [`TaskStatus`] | [`ReportRow::to_fields`] | [`ReportRow::from_fields`], either column order |
+//! | a report's `manifest.json`: [`ReportManifest`], [`ResultsFile`] | [`ReportManifest::to_json`] | [`ReportManifest::from_slice`] |
 //!
 //! The handler reads the event with [`crate::envelope::Event`], which accepts any JSON: a
 //! field of the wrong type fails only its task, naming the field. Its field names are those
@@ -24,10 +25,13 @@
 //! The response and the report are the same for every version so far.
 
 mod report;
-mod request;
+// `pub(crate)` for `bucket_from_arn`, which `envelope` re-exports.
+pub(crate) mod request;
 mod response;
 
-pub use report::{ReportRow, TaskStatus, REPORT_COLUMNS};
+pub use report::{
+    ReportManifest, ReportManifestError, ReportRow, ResultsFile, TaskStatus, REPORT_COLUMNS,
+};
 pub use request::{Request, RequestJob, RequestTask, TaskBucket};
 pub use response::{ReceivedResponse, ReceivedResult, Response, ResultCode, TaskResult};
 

@@ -158,3 +158,130 @@ impl ReportRow {
         })
     }
 }
+
+impl serde::Serialize for TaskStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TaskStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A completion report's `manifest.json`: where its results files are. Written with
+/// [`ReportManifest::to_json`] and read with [`ReportManifest::from_slice`], which accepts
+/// S3's own (a bucket given as an ARN) and refuses any other `Format`.
+///
+/// ```
+/// use s3batch_core::wire::{ReportManifest, ResultsFile, TaskStatus};
+/// let manifest = ReportManifest::new(
+///     "2019-04-05T17:48:39.725Z",
+///     vec![ResultsFile {
+///         task_execution_status: TaskStatus::Failed,
+///         bucket: "arn:aws:s3:::my-job-reports".into(),
+///         md5_checksum: "83b1c4cbe93fc893f54053697e10fd6e".into(),
+///         key: "job-1/results/6217b0fab0de85c408b4be96aeaca9b195a7daa5.csv".into(),
+///     }],
+/// );
+/// let read = ReportManifest::from_slice(&manifest.to_json()).unwrap();
+/// assert_eq!(read, manifest);
+/// assert_eq!(read.results[0].bucket_name(), "my-job-reports");
+/// assert!(ReportManifest::from_slice(br#"{"Format":"CSV","Results":[]}"#).is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
+pub struct ReportManifest {
+    /// `Report_CSV_20180820`.
+    pub format: String,
+    /// When the report was written (RFC 3339 with milliseconds).
+    #[serde(default)]
+    pub report_creation_date: String,
+    /// The results files, one per task status.
+    pub results: Vec<ResultsFile>,
+    /// The results files' columns, `Bucket, Key, VersionId, …`.
+    #[serde(default)]
+    pub report_schema: String,
+}
+
+/// One results file a [`ReportManifest`] lists.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ResultsFile {
+    /// The status of every row in the file.
+    pub task_execution_status: TaskStatus,
+    /// The bucket, as a name or as S3 writes it (`arn:aws:s3:::name`); empty for a report on
+    /// this machine.
+    #[serde(default)]
+    pub bucket: String,
+    /// The file's MD5, in hex.
+    #[serde(rename = "MD5Checksum", default)]
+    pub md5_checksum: String,
+    /// The file's key (a path below the report's root, for a report on this machine).
+    pub key: String,
+}
+
+impl ResultsFile {
+    /// The bucket's name, from a name or an ARN.
+    pub fn bucket_name(&self) -> &str {
+        self.bucket.rsplit(":::").next().unwrap_or(&self.bucket)
+    }
+}
+
+/// A `manifest.json` that is not a completion report's.
+#[derive(Debug)]
+pub struct ReportManifestError(String);
+
+impl fmt::Display for ReportManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ReportManifestError {}
+
+impl ReportManifest {
+    /// The only `Format` there is.
+    pub const FORMAT: &'static str = "Report_CSV_20180820";
+
+    /// A manifest written at `created` listing `results`, with the declared column order
+    /// ([`REPORT_COLUMNS`]).
+    pub fn new(created: impl Into<String>, results: Vec<ResultsFile>) -> Self {
+        ReportManifest {
+            format: Self::FORMAT.to_owned(),
+            report_creation_date: created.into(),
+            results,
+            report_schema: REPORT_COLUMNS.join(", "),
+        }
+    }
+
+    /// The JSON, pretty-printed, its fields in the order S3 writes them.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("a report manifest serializes")
+    }
+
+    /// Reads a `manifest.json`; an error says what is wrong (not JSON, a missing field, a
+    /// `Format` other than [`ReportManifest::FORMAT`]).
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, ReportManifestError> {
+        // The format first: another file's fields mean nothing here.
+        #[derive(serde::Deserialize)]
+        struct Format {
+            #[serde(rename = "Format")]
+            format: Option<String>,
+        }
+        let error = |e: serde_json::Error| ReportManifestError(e.to_string());
+        let Format { format } = serde_json::from_slice(bytes).map_err(error)?;
+        if format.as_deref() != Some(Self::FORMAT) {
+            return Err(ReportManifestError(format!(
+                "Format is {}, not {}",
+                format.map_or("missing".to_owned(), |f| format!("{f:?}")),
+                Self::FORMAT
+            )));
+        }
+        serde_json::from_slice(bytes).map_err(error)
+    }
+}
