@@ -15,7 +15,7 @@
 //! compiled again (seconds; on a cold target directory the AWS SDK is checked first).
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use s3batch_testkit::{target_dir, workspace_root};
