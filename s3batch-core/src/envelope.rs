@@ -13,6 +13,9 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 
+// Defined beside the wire type whose ARN it reads (`TaskBucket::Arn`).
+pub use crate::wire::request::bucket_from_arn;
+
 /// One object to process: what a task function receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -989,20 +992,6 @@ fn fix_surrogate_escapes(body: &[u8]) -> Option<Vec<u8>> {
         o.extend_from_slice(&body[copied..]);
         o
     })
-}
-
-/// The bucket name in an S3 bucket ARN: the text after the last `:` (bucket names never
-/// contain one). Works for regional ARNs and every partition.
-///
-/// ```
-/// use s3batch_core::envelope::bucket_from_arn;
-/// assert_eq!(bucket_from_arn("arn:aws:s3:::my-bucket"), Some("my-bucket"));
-/// assert_eq!(bucket_from_arn("arn:aws:s3:us-east-1:0123456788:awsexamplebucket"), Some("awsexamplebucket"));
-/// assert_eq!(bucket_from_arn("arn:aws:s3:::"), None);
-/// ```
-pub fn bucket_from_arn(arn: &str) -> Option<&str> {
-    let name = arn.rsplit(':').next()?;
-    (!name.is_empty() && !name.contains('/')).then_some(name)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
-//! The subscriber [`init_tracing`](crate::init_tracing) installs: lambda_runtime's default
-//! subscriber (same variables, same output), except that a task's span is made when the task
-//! first needs it, not for every task.
+//! [`init_tracing`] and the subscriber it installs: lambda_runtime's default subscriber (same
+//! variables, same output), except that a task's span is made when the task first needs it,
+//! not for every task.
 //!
 //! Making a span in `tracing-subscriber`'s registry and fmt layer, entering it, leaving it and
 //! closing it costs thousands of instructions, about what the rest of a trivial task costs,
@@ -16,14 +16,21 @@
 //! `[task{key=…}]`), which is matched against the spans in scope before a line is logged, and
 //! under any other subscriber (a test's, OpenTelemetry's…). The task span is then made as the
 //! task starts.
+//!
+//! Text from the event or a task is escaped in text logs ([`Escaped`], `escape.rs`), so that it
+//! cannot forge a line.
 
-use crate::runtime::Escaped;
+mod escape;
+
+pub(crate) use escape::Escaped;
+use escape::JSON_LOGS;
 use lambda_runtime::tracing::subscriber::{
     self, filter::LevelFilter, fmt::MakeWriter, layer::SubscriberExt as _, EnvFilter, Registry,
 };
 use std::any::TypeId;
 use std::cell::RefCell;
 use std::str::FromStr;
+use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
 use tracing::callsite::{DefaultCallsite, Identifier};
 use tracing::dispatcher::WeakDispatch;
@@ -36,6 +43,29 @@ use tracing_core::span::Current;
 
 /// lambda_runtime's default level.
 const DEFAULT_LOG_LEVEL: &str = "INFO";
+
+/// The target of every span and line s3batch logs: the module that wrote them all before it
+/// was split into files, kept so that filters and the targets shown stay the same.
+pub(crate) const TARGET: &str = "s3batch_core::runtime";
+
+/// Sets up logging the way `lambda_runtime` does: `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` for
+/// the level, `AWS_LAMBDA_LOG_FORMAT=JSON` for JSON lines.
+///
+/// The subscriber is lambda_runtime's default one (`init_default_subscriber`: the same
+/// variables and output), except that a task's span formats its fields (job id, task id,
+/// bucket, key) only when the task logs a line, not for every task.
+pub fn init_tracing() {
+    use lambda_runtime::tracing::subscriber::util::SubscriberInitExt as _;
+    use std::env::var;
+    // lambda_runtime's default subscriber writes JSON lines on the same condition.
+    let json = var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    JSON_LOGS.store(json, Ordering::Relaxed);
+    let level = var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| var("RUST_LOG"))
+        .ok();
+    let rust_log = var("RUST_LOG").unwrap_or_default();
+    subscriber(json, level.as_deref(), &rust_log, std::io::stdout).init();
+}
 
 /// The subscriber `init_tracing` installs, writing to `writer`: lambda_runtime's
 /// `init_default_subscriber_with_writer`, in [`DeferredTasks`]. `level` is
@@ -79,8 +109,7 @@ pub(crate) enum TaskSpans {
     /// disabled span, which still builds and passes its fields to tracing's `log` fallback,
     /// only for `log` to drop them below its `TRACE` span lines.)
     Off,
-    /// Under [`init_tracing`](crate::runtime::init_tracing)'s subscriber: made when the task
-    /// first needs it ([`DeferredSpan`]).
+    /// Under [`init_tracing`]'s subscriber: made when the task first needs it ([`DeferredSpan`]).
     Deferred,
     /// Any other subscriber: made as the task starts, with its four fields.
     Fields,
@@ -104,7 +133,7 @@ impl TaskSpans {
 /// escape them anyway.
 pub(crate) fn task_span(job_id: &str, task_id: &str, bucket: &str, key: &str) -> Span {
     tracing::info_span!(
-        target: "s3batch_core::runtime",
+        target: TARGET,
         "task",
         job_id = %Escaped::field(job_id),
         task_id = %Escaped::field(task_id),
@@ -239,7 +268,7 @@ fn deferred_task_span(dispatch: &Dispatch, parts: [&str; 4]) -> Span {
 /// The metadata of the `task` span [`deferred_task_span`] makes: that of [`task_span`]'s.
 static TASK: Metadata<'static> = Metadata::new(
     "task",
-    "s3batch_core::runtime",
+    TARGET,
     Level::INFO,
     Some(file!()),
     Some(line!()),
@@ -431,10 +460,10 @@ pub(crate) mod tests {
 
     /// What `invoke` logs under `dispatch`, with JSON-escaped values if `json`.
     async fn logged(dispatch: Dispatch, json: bool) -> Vec<(crate::ResultCode, String)> {
-        crate::runtime::TEST_JSON_LOGS.set(json);
+        super::escape::TEST_JSON_LOGS.set(json);
         let _default = tracing::dispatcher::set_default(&dispatch);
         let r = invoke(logs, event()).await.unwrap();
-        crate::runtime::TEST_JSON_LOGS.set(false);
+        super::escape::TEST_JSON_LOGS.set(false);
         r.results
             .into_iter()
             .map(|r| (r.result_code, r.result_string))

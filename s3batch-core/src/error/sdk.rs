@@ -1,7 +1,9 @@
 //! The AWS SDK's errors (feature `s3`): `?` on an `SdkError` of any operation,
 //! `aws_sdk_s3::Error` and `ByteStreamError`, and finding them in an error's `source()` chain.
 
-use super::{chain, operations, ErrorKind, Link, TaskError};
+use super::operations::with_operations;
+use super::{chain, ErrorKind, Link, TaskError};
+use aws_sdk_s3::operation;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -137,14 +139,46 @@ where
     }
 }
 
+/// What a link of a chain says, if it is an S3 operation's error.
+pub(super) enum Found {
+    /// The link decides the outcome.
+    Classified(TaskError),
+    /// An SDK wrapper that says nothing by itself (no code); look at its source.
+    Transparent,
+}
+
+/// Makes, from the list of `with_operations!`, `find`: each operation's errors tried in turn.
+macro_rules! find_operation_errors {
+    ($($module:ident :: $error:ident),* $(,)?) => {
+        /// `e` as an `SdkError` of an S3 operation, or as an operation's error.
+        pub(super) fn find(e: &(dyn StdError + 'static)) -> Option<Found> {
+            $(
+                if let Some(sdk) = e.downcast_ref::<SdkError<operation::$module::$error, HttpResponse>>() {
+                    return Some(Found::Classified(from_sdk_error(sdk)));
+                }
+                if let Some(op) = e.downcast_ref::<operation::$module::$error>() {
+                    return Some(classified_service_error(op).map_or(Found::Transparent, Found::Classified));
+                }
+            )*
+            None
+        }
+
+        /// The operation modules listed in `operations.rs`.
+        #[cfg(test)]
+        pub(super) const LISTED: &[&str] = &[$(stringify!($module)),*];
+    };
+}
+
+with_operations!(find_operation_errors);
+
 /// What one link of an error chain says, if it is an SDK error: an `SdkError` of any S3
 /// operation, `aws_sdk_s3::Error` or an operation's error, `ErrorMetadata`, a
 /// `ConnectorError` or a `ByteStreamError`.
 pub(super) fn recognize(e: &(dyn StdError + 'static)) -> Option<Link> {
-    if let Some(found) = operations::find(e) {
+    if let Some(found) = find(e) {
         return Some(match found {
-            operations::Found::Classified(t) => Link::Classified(t),
-            operations::Found::Transparent => Link::Transparent,
+            Found::Classified(t) => Link::Classified(t),
+            Found::Transparent => Link::Transparent,
         });
     }
     if let Some(s3) = e.downcast_ref::<aws_sdk_s3::Error>() {
@@ -375,7 +409,7 @@ mod tests {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         in_sdk.sort();
-        let mut listed: Vec<String> = operations::LISTED.iter().map(|s| s.to_string()).collect();
+        let mut listed: Vec<String> = LISTED.iter().map(|s| s.to_string()).collect();
         listed.sort();
         assert!(in_sdk.len() > 100, "{in_sdk:?}");
         assert_eq!(listed, in_sdk, "update src/error/operations.rs");

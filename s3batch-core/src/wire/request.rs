@@ -131,7 +131,7 @@ impl RequestTask {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TaskBucket {
     /// `s3BucketArn` (schema 1.0), e.g. `arn:aws:s3:::my-bucket`; the bucket is the text
-    /// after the last `:` ([`crate::envelope::bucket_from_arn`]).
+    /// after the last `:` ([`bucket_from_arn`]).
     #[serde(rename = "s3BucketArn")]
     Arn(String),
     /// `s3Bucket` (schema 2.0): the bucket name.
@@ -144,8 +144,22 @@ impl TaskBucket {
     /// when it does not end in a bucket name).
     pub fn name(&self) -> Option<&str> {
         match self {
-            TaskBucket::Arn(arn) => crate::envelope::bucket_from_arn(arn),
+            TaskBucket::Arn(arn) => bucket_from_arn(arn),
             TaskBucket::Name(name) => Some(name),
         }
     }
+}
+
+/// The bucket name in an S3 bucket ARN: the text after the last `:` (bucket names never
+/// contain one). Works for regional ARNs and every partition.
+///
+/// ```
+/// use s3batch_core::envelope::bucket_from_arn;
+/// assert_eq!(bucket_from_arn("arn:aws:s3:::my-bucket"), Some("my-bucket"));
+/// assert_eq!(bucket_from_arn("arn:aws:s3:us-east-1:0123456788:awsexamplebucket"), Some("awsexamplebucket"));
+/// assert_eq!(bucket_from_arn("arn:aws:s3:::"), None);
+/// ```
+pub fn bucket_from_arn(arn: &str) -> Option<&str> {
+    let name = arn.rsplit(':').next()?;
+    (!name.is_empty() && !name.contains('/')).then_some(name)
 }

@@ -1,0 +1,372 @@
+//! The [`Handler`]: one event in, its response out. It reads the event, runs the tasks (one
+//! alone directly, several at most `concurrency` at once), gives up on those still running at
+//! the deadline, and assembles the response.
+
+use super::deadline::BeforeDeadline;
+use super::options::Options;
+use super::task_run::{DropCaught, Stage, TaskRun};
+use crate::envelope::{BadTask, Event, Invocation, InvocationError, Job, Object};
+use crate::logging::{DeferredSpan, Escaped, TaskSpans, TARGET};
+use crate::response::{
+    check_minimum_size, fit_to_budget, truncate_result, Response, ResultCode, TaskResult,
+    RESPONSE_BUDGET,
+};
+use crate::task::TaskFn;
+use crate::BoxError;
+use futures_util::future::{Either, OptionFuture};
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::Poll;
+
+/// The message of a task still running at the deadline.
+pub const DEADLINE_MESSAGE: &str = "did not finish before the Lambda deadline";
+
+/// A task function with its extractor state, ready to handle events.
+///
+/// This is everything the generated `main` does per event, without Lambda around it: use it
+/// from your own `main`, a test, or a benchmark.
+///
+/// ```
+/// use s3batch_core::{Handler, Object, Options, TaskError};
+///
+/// async fn size(obj: Object) -> Result<usize, TaskError> {
+///     Ok(obj.key.len())
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let handler = Handler::new(size, Options::new()).await.unwrap();
+/// let event = br#"{"invocationSchemaVersion":"1.0","invocationId":"i","job":{"id":"j"},
+///   "tasks":[{"taskId":"t","s3Key":"a+b","s3VersionId":null,"s3BucketArn":"arn:aws:s3:::b"}]}"#;
+/// let response = handler.handle_bytes(event, &Default::default()).await.unwrap();
+/// assert_eq!(response.results[0].result_string, "3");
+/// # });
+/// ```
+pub struct Handler<T: TaskFn<Args>, Args> {
+    task: T,
+    state: T::State,
+    options: Options,
+    _args: PhantomData<fn() -> Args>,
+}
+
+impl<T: TaskFn<Args>, Args> Handler<T, Args> {
+    /// Builds every extractor's state (the cold-start work).
+    pub async fn new(task: T, options: Options) -> Result<Self, BoxError> {
+        Ok(Self::with_state(task, T::init_state().await?, options))
+    }
+
+    /// A handler with state you built yourself (to share one S3 client across handlers,
+    /// say).
+    pub fn with_state(task: T, state: T::State, options: Options) -> Self {
+        Self {
+            task,
+            state,
+            options,
+            _args: PhantomData,
+        }
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Handles raw event bytes; fails only when they are not JSON or the ids cannot be
+    /// recovered. The bytes are read before this returns; the future runs the tasks.
+    pub fn handle_bytes<'a>(
+        &'a self,
+        event: &[u8],
+        context: &'a lambda_runtime::Context,
+    ) -> impl Future<Output = Result<Response, InvocationError>> + Send + 'a {
+        match Event::from_slice(event) {
+            Ok(event) => Either::Left(self.handle(event, context)),
+            Err(err) => Either::Right(std::future::ready(Err(err))),
+        }
+    }
+
+    /// Handles one event: exactly one result per task, in the order of `tasks`. The event is
+    /// checked before this returns (an event that cannot be answered fails without running
+    /// any task); the future runs the tasks.
+    pub fn handle<'a>(
+        &'a self,
+        event: Event,
+        context: &'a lambda_runtime::Context,
+    ) -> impl Future<Output = Result<Response, InvocationError>> + Send + 'a {
+        // Not an `async fn`, which would keep the event in its future while the tasks run.
+        match answerable(event) {
+            Ok(Invocation { job, tasks }) => Either::Left(self.run(job, tasks, context).map(Ok)),
+            Err(err) => Either::Right(std::future::ready(Err(err))),
+        }
+    }
+
+    /// Runs the tasks of an answerable invocation: its response.
+    async fn run(
+        &self,
+        job: Job,
+        tasks: Vec<Result<Object, BadTask>>,
+        context: &lambda_runtime::Context,
+    ) -> Response {
+        // Under `init_tracing`'s subscriber, task spans format their fields only if they log;
+        // when nothing records INFO spans there are none.
+        let spans = TaskSpans::current();
+        let mut results = if let [_] = tasks.as_slice() {
+            // S3 sends one task per invocation: run it directly.
+            let task = tasks.into_iter().next().expect("one task");
+            vec![match task {
+                Err(bad) => unreadable_task(&job, bad),
+                Ok(object) => {
+                    let (task_id, run) = self.start_one(&job, context, object, spans);
+                    match BeforeDeadline::new(run, context, &self.options).await {
+                        Some((code, text)) => TaskResult::new(task_id, code, text),
+                        None => {
+                            warn_deadline(&job);
+                            TaskResult::new(task_id, ResultCode::TemporaryFailure, DEADLINE_MESSAGE)
+                        }
+                    }
+                }
+            }]
+        } else {
+            // Boxed: the future of one task, the usual case, stays small (it is moved as a
+            // whole on its way to the runtime).
+            Box::pin(self.run_all(&job, context, tasks, spans)).await
+        };
+        let max = self.options.max_result_len;
+        for r in &mut results {
+            truncate_result(&mut r.result_string, max);
+        }
+        let mut response = Response {
+            invocation_schema_version: job.schema_version,
+            treat_missing_keys_as: self.options.treat_missing_keys_as,
+            invocation_id: job.invocation_id,
+            results,
+        };
+        fit_to_budget(&mut response, RESPONSE_BUDGET);
+        response
+    }
+
+    /// The task's id and its run, for a task run alone. (The `Object` is not borrowed in
+    /// [`Handler::run`]'s future, which would keep room for it there.)
+    fn start_one<'a>(
+        &'a self,
+        job: &'a Job,
+        context: &'a lambda_runtime::Context,
+        object: Object,
+        spans: TaskSpans,
+    ) -> (
+        String,
+        DropCaught<impl Future<Output = (ResultCode, String)> + 'a>,
+    ) {
+        let task_id = object.task_id.clone();
+        (
+            task_id,
+            DropCaught::new(self.run_one(job, context, object, spans)),
+        )
+    }
+
+    /// The results of all the tasks, in order, at most `concurrency` at once.
+    async fn run_all(
+        &self,
+        job: &Job,
+        context: &lambda_runtime::Context,
+        tasks: Vec<Result<Object, BadTask>>,
+        spans: TaskSpans,
+    ) -> Vec<TaskResult> {
+        let mut slots = Slots::new(tasks.len());
+        let mut tasks = tasks;
+        for (i, task) in tasks.iter_mut().enumerate() {
+            match task {
+                Ok(_) => slots.results.push(TaskResult::new(
+                    String::new(),
+                    ResultCode::TemporaryFailure,
+                    String::new(),
+                )),
+                Err(bad) => {
+                    slots
+                        .results
+                        .push(unreadable_task(job, std::mem::take(bad)));
+                    slots.finished[i] = true;
+                }
+            }
+        }
+        // The objects stay where they are until their task starts.
+        let mut runnable = tasks
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, task)| Some((i, task.ok()?)));
+        let collect = async {
+            // Each task is polled once as it starts; only one that is still pending (it
+            // awaits I/O) joins the tasks in flight, at most `concurrency` of them. A task
+            // that finishes at once costs no scheduling, and the box it started in is reused
+            // by the next task (see bench/analysis.md).
+            let mut in_flight = FuturesUnordered::new();
+            let mut staged: Option<Pin<Box<OptionFuture<_>>>> = None;
+            for (i, object) in runnable.by_ref() {
+                // The result's copy of the id, made as the task starts.
+                slots.results[i].task_id = object.task_id.clone();
+                let task = DropCaught::new(self.run_one(job, context, object, spans));
+                let slot = match &mut staged {
+                    Some(slot) => {
+                        slot.set(Some(task).into());
+                        slot
+                    }
+                    None => staged.insert(Box::pin(Some(task).into())),
+                };
+                match std::future::poll_fn(|cx| Poll::Ready(slot.as_mut().poll(cx))).await {
+                    Poll::Ready(r) => {
+                        slot.set(None.into());
+                        slots.finish(i, r.expect("a staged task is present"));
+                    }
+                    Poll::Pending => {
+                        let task = staged.take().expect("the task just polled");
+                        in_flight.push(task.map(move |r| (i, r.expect("a task in flight"))));
+                        if in_flight.len() >= self.options.concurrency {
+                            if let Some((i, r)) = in_flight.next().await {
+                                slots.finish(i, r);
+                            }
+                        }
+                    }
+                }
+            }
+            while let Some((i, r)) = in_flight.next().await {
+                slots.finish(i, r);
+            }
+        };
+        if BeforeDeadline::new(collect, context, &self.options)
+            .await
+            .is_none()
+        {
+            warn_deadline(job);
+        }
+        // The tasks the deadline left unstarted: their ids, moved.
+        for (i, object) in runnable {
+            slots.results[i].task_id = object.task_id;
+        }
+        slots.into_results()
+    }
+
+    /// One task, to run in its span: the code and text of its result.
+    fn run_one<'a>(
+        &'a self,
+        job: &'a Job,
+        context: &'a lambda_runtime::Context,
+        object: Object,
+        spans: TaskSpans,
+    ) -> impl Future<Output = (ResultCode, String)> + 'a {
+        // Under `init_tracing`'s subscriber the span is made only if the task needs it.
+        let (span, deferred) = match spans {
+            TaskSpans::Off => (tracing::Span::none(), None),
+            TaskSpans::Deferred => (
+                tracing::Span::none(),
+                Some(DeferredSpan::new([
+                    &job.id,
+                    &object.task_id,
+                    &object.bucket,
+                    &object.key,
+                ])),
+            ),
+            TaskSpans::Fields => (
+                crate::logging::task_span(&job.id, &object.task_id, &object.bucket, &object.key),
+                None,
+            ),
+        };
+        // Whether the key is only whitespace (or empty): looks at the first byte only, unless
+        // the key starts with whitespace or a non-ASCII character.
+        let blank = match object.key.as_bytes().first() {
+            // Most keys start with a visible ASCII character.
+            Some(b) if b.is_ascii_graphic() => false,
+            _ => object.key.trim_start().is_empty(),
+        };
+        let blank_key = blank.then(|| object.key.clone());
+        // Building the parameters runs in the first poll, inside the span: a panic there is
+        // caught too and is the task's outcome.
+        let start = move || self.task.call(&self.state, job, context, object);
+        TaskRun {
+            span,
+            deferred,
+            blank_key,
+            stage: Stage::Start { start: Some(start) },
+        }
+    }
+}
+
+/// The event's ids and tasks, when a response can answer it: its ids were recovered and its
+/// results fit Lambda's response limit even with empty `resultString`s.
+fn answerable(event: Event) -> Result<Invocation, InvocationError> {
+    let invocation = event.into_invocation()?;
+    let job = &invocation.job;
+    let task_ids = invocation.tasks.iter().map(|t| match t {
+        Ok(object) => object.task_id.as_str(),
+        Err(bad) => bad.task_id.as_str(),
+    });
+    match check_minimum_size(
+        &job.schema_version,
+        &job.invocation_id,
+        task_ids,
+        RESPONSE_BUDGET,
+    ) {
+        Ok(()) => Ok(invocation),
+        Err(least) => Err(InvocationError(format!(
+            "event has too many tasks to answer: {} results with empty resultStrings take \
+             {least} bytes, over Lambda's response limit of {} bytes less headroom ({} \
+             bytes); no task was run",
+            invocation.tasks.len(),
+            crate::response::LAMBDA_RESPONSE_LIMIT,
+            RESPONSE_BUDGET,
+        ))),
+    }
+}
+
+/// The results of an invocation's tasks as they finish. A slot starts as the result of a task
+/// still running at the deadline (`TemporaryFailure`, and [`DEADLINE_MESSAGE`] once
+/// [`Slots::into_results`] finds it unfinished); a task that finishes overwrites it.
+struct Slots {
+    results: Vec<TaskResult>,
+    finished: Vec<bool>,
+}
+
+impl Slots {
+    fn new(tasks: usize) -> Self {
+        Self {
+            results: Vec::with_capacity(tasks),
+            finished: vec![false; tasks],
+        }
+    }
+
+    /// The results, with the deadline's message for every task that did not finish.
+    fn into_results(mut self) -> Vec<TaskResult> {
+        for (result, finished) in self.results.iter_mut().zip(self.finished) {
+            if !finished {
+                result.result_string = DEADLINE_MESSAGE.to_owned();
+            }
+        }
+        self.results
+    }
+
+    fn finish(&mut self, i: usize, (code, text): (ResultCode, String)) {
+        self.results[i].result_code = code;
+        self.results[i].result_string = text;
+        self.finished[i] = true;
+    }
+}
+
+/// The result of a task that could not be read, logged as a warning.
+fn unreadable_task(job: &Job, bad: BadTask) -> TaskResult {
+    tracing::warn!(
+        target: TARGET,
+        job_id = %Escaped::field(&job.id),
+        task_id = %Escaped::field(&bad.task_id),
+        "{}",
+        Escaped::text(&bad.message)
+    );
+    TaskResult::new(bad.task_id, ResultCode::PermanentFailure, bad.message)
+}
+
+fn warn_deadline(job: &Job) {
+    tracing::warn!(
+        target: TARGET,
+        job_id = %Escaped::field(&job.id),
+        "deadline reached; reporting unfinished tasks as TemporaryFailure"
+    );
+}
