@@ -21,12 +21,13 @@
 //!
 //! Messages are counted as they are written, only trimmed: no other normalisation (a message
 //! naming its key counts once per key), and at most [`MAX_DISTINCT_MESSAGES`] distinct ones.
-//! Rows are streamed (a local results file is read row by row; an `s3://` one is fetched
-//! whole) and the failed manifest is written as rows come ([`ManifestOut`]), so memory holds
-//! only the counts.
+//! Rows are streamed (a local results file is read row by row, an `s3://` one as its body
+//! arrives) and the failed manifest is written as rows come ([`ManifestOut`]) and uploaded
+//! from that file (by multipart upload when large, [`Upload`]), so memory holds only the
+//! counts.
 
-use crate::storage::{get, Location};
-use s3batch::wire::{ReportRow, ResultCode, TaskStatus};
+use crate::storage::{get, read_object, Location, Upload};
+use s3batch::wire::{ReportManifest, ReportRow, ResultCode, TaskStatus};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -305,56 +306,29 @@ impl<W: Write> FailedManifest<W> {
     }
 }
 
-/// Reads the rows of one results CSV, either column order, skipping a header row; calls
-/// `each` per row. Problems name `name` and the line.
+/// Reads the rows of one results CSV, streamed, either column order, skipping a header row;
+/// calls `each` per row. Problems name `name` and the line. The CSV is read as strictly as
+/// a manifest: an unbalanced quote (never closed, a `"` inside an unquoted field, a quoted
+/// field over lines closed mid-field), which would swallow the rows after it into one
+/// message, is an error, so a failed manifest never silently misses a row. Rows before the
+/// problem may have been passed to `each` already: discard what was made of them.
 pub fn read_results_csv(
     bytes: impl Read,
     name: &str,
     each: &mut dyn FnMut(ReportRow) -> Result<(), String>,
 ) -> Result<(), String> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes);
-    for (i, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| format!("{name}: {e}"))?;
-        let line = record.position().map_or(0, |p| p.line());
-        if i == 0 && record.get(0) == Some("Bucket") && record.get(1) == Some("Key") {
-            continue;
-        }
-        let fields: Vec<&str> = record.iter().collect();
-        let row =
-            ReportRow::from_fields(&fields).map_err(|e| format!("{name}: line {line}: {e}"))?;
-        each(row)?;
-    }
-    Ok(())
+    crate::report::read_results(bytes, name, each)
 }
 
 /// The result files a report's `manifest.json` lists, as `(bucket, key)` (`bucket` empty
 /// when the manifest gives none).
 pub fn listed_results(manifest_json: &[u8], name: &str) -> Result<Vec<(String, String)>, String> {
-    let manifest: serde_json::Value =
-        serde_json::from_slice(manifest_json).map_err(|e| format!("{name}: {e}"))?;
-    if manifest["Format"] != "Report_CSV_20180820" {
-        return Err(format!(
-            "{name}: Format is {}, not Report_CSV_20180820",
-            manifest["Format"]
-        ));
-    }
-    let results = manifest["Results"]
-        .as_array()
-        .ok_or_else(|| format!("{name}: no Results list"))?;
-    results
+    let manifest = ReportManifest::from_slice(manifest_json).map_err(|e| format!("{name}: {e}"))?;
+    Ok(manifest
+        .results
         .iter()
-        .map(|r| {
-            let key = r["Key"]
-                .as_str()
-                .ok_or_else(|| format!("{name}: a result without Key"))?;
-            let bucket = r["Bucket"].as_str().unwrap_or("");
-            let bucket = bucket.rsplit(":::").next().unwrap_or(bucket);
-            Ok((bucket.to_owned(), key.to_owned()))
-        })
-        .collect()
+        .map(|r| (r.bucket_name().to_owned(), r.key.clone()))
+        .collect())
 }
 
 /// Where a report's rows come from, resolved to files.
@@ -387,9 +361,16 @@ pub async fn read_report_rows(
         }
         Files::S3(objects) => {
             for (bucket, key) in objects {
-                let bytes = get(s3, &bucket, &key).await?;
                 let name = format!("s3://{bucket}/{key}");
-                read_results_csv(&bytes[..], &name, each)?;
+                let file = name.clone();
+                read_object(
+                    s3,
+                    &bucket,
+                    &key,
+                    move |input, send| read_results_csv(input, &file, send),
+                    each,
+                )
+                .await?;
                 read.push(name);
             }
         }
@@ -534,11 +515,12 @@ async fn s3_files(
 /// Where a failed manifest is written: rows go to a staging file as they are found (so memory
 /// does not grow with the report), which [`ManifestOut::publish`] then moves into place: a
 /// local `OUT` is replaced only once the whole report has been read; an `s3://` one is
-/// uploaded from a temporary file.
+/// uploaded from a temporary file, by multipart upload when it is large (see [`Upload`]).
 #[derive(Debug)]
 pub struct ManifestOut {
     location: Location,
     staged: PathBuf,
+    upload: Upload,
 }
 
 impl ManifestOut {
@@ -572,9 +554,16 @@ impl ManifestOut {
             Self {
                 location: location.clone(),
                 staged,
+                upload: Upload::default(),
             },
             std::io::BufWriter::new(file),
         ))
+    }
+
+    /// How an `s3://` manifest is uploaded (default: [`Upload::default`]).
+    pub fn upload(mut self, upload: Upload) -> Self {
+        self.upload = upload;
+        self
     }
 
     /// Moves the staged manifest (its writer flushed and dropped) to its place.
@@ -582,25 +571,7 @@ impl ManifestOut {
         let result = match &self.location {
             Location::Local(path) => std::fs::rename(&self.staged, path)
                 .map_err(|e| format!("writing {}: {e}", path.display())),
-            Location::S3 { bucket, key } => {
-                let body = aws_sdk_s3::primitives::ByteStream::from_path(&self.staged)
-                    .await
-                    .map_err(|e| format!("reading {}: {e}", self.staged.display()))?;
-                s3.put_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .body(body)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| {
-                        format!(
-                            "writing {}: {}",
-                            self.location,
-                            aws_sdk_s3::error::DisplayErrorContext(e)
-                        )
-                    })
-            }
+            Location::S3 { bucket, key } => self.upload.file(s3, &self.staged, bucket, key).await,
         };
         let _ = std::fs::remove_file(&self.staged);
         result

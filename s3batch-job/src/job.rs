@@ -6,11 +6,12 @@ use crate::manifest::{ManifestEntry, ManifestSource};
 use crate::report::{
     cap_message, valid_job_id, JobOutcome, JobReport, JobStatus, Summary, TaskRecord, TaskStatus,
 };
+use crate::user_args::UserArguments;
 use futures_util::FutureExt;
 use s3batch::wire::{ReceivedResponse, Request, RequestJob, RequestTask};
 use s3batch::{BoxError, Handler, Options, ResultCode, TaskFn};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -151,7 +152,8 @@ pub struct LocalJob {
     manifest: ManifestSource,
     job_id: String,
     schema: Schema,
-    user_arguments: BTreeMap<String, String>,
+    /// As given, in order: [`LocalJob::check`] refuses a repeated name.
+    user_arguments: Vec<(String, String)>,
     tasks_per_invocation: usize,
     concurrency: usize,
     redrive: Redrive,
@@ -186,7 +188,7 @@ impl LocalJob {
             manifest: manifest.into(),
             job_id: random_job_id(),
             schema: Schema::V1,
-            user_arguments: BTreeMap::new(),
+            user_arguments: Vec::new(),
             tasks_per_invocation: 1,
             concurrency: 16,
             redrive: Redrive::default(),
@@ -209,9 +211,11 @@ impl LocalJob {
         self
     }
 
-    /// Adds a user argument (schema 2.0 only).
+    /// Adds a user argument (schema 2.0 only). S3's rules ([`UserArguments`]) are applied
+    /// by [`LocalJob::check`] and every run: a name given twice, a name or value too long,
+    /// more than 10 arguments, or any with schema 1.0 stop the job before it starts.
     pub fn user_argument(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.user_arguments.insert(name.into(), value.into());
+        self.user_arguments.push((name.into(), value.into()));
         self
     }
 
@@ -345,30 +349,8 @@ impl LocalJob {
                 self.job_id
             )));
         }
-        let args = &self.user_arguments;
-        if !args.is_empty() && !self.schema.has_user_arguments() {
-            return Err(JobError(
-                "user arguments need invocation schema 2.0 (S3 rejects them with 1.0)".into(),
-            ));
-        }
-        if args.len() > 10 {
-            return Err(JobError(format!(
-                "{} user arguments; S3 allows at most 10",
-                args.len()
-            )));
-        }
-        for (k, v) in args {
-            if k.is_empty() || k.chars().count() > 64 {
-                return Err(JobError(format!(
-                    "user argument name {k:?} must be 1 to 64 characters"
-                )));
-            }
-            if v.chars().count() > 1024 {
-                return Err(JobError(format!(
-                    "user argument {k:?} is longer than 1,024 characters"
-                )));
-            }
-        }
+        UserArguments::for_schema(self.user_arguments.iter().cloned(), self.schema)
+            .map_err(|e| JobError(e.to_string()))?;
         Ok(())
     }
 
@@ -379,7 +361,7 @@ impl LocalJob {
     ) -> Vec<u8> {
         let mut job = RequestJob::new(self.job_id.clone());
         if self.schema.has_user_arguments() {
-            job = job.with_user_arguments(self.user_arguments.clone());
+            job = job.with_user_arguments(self.user_arguments.iter().cloned().collect());
         }
         let tasks = batch
             .map(|(i, e)| {
@@ -1050,16 +1032,64 @@ mod tests {
         );
     }
 
+    /// Hands every invocation on to `inner` and keeps the keys of its tasks, as sent.
+    struct Recording<I> {
+        inner: I,
+        batches: Arc<Mutex<Vec<Vec<String>>>>,
+    }
+
+    impl<I: Invoke> Invoke for Recording<I> {
+        async fn invoke(&self, payload: Vec<u8>) -> Invoked {
+            let event: Value = serde_json::from_slice(&payload).unwrap();
+            let keys = event["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["s3Key"].as_str().unwrap().to_owned())
+                .collect();
+            self.batches.lock().unwrap().push(keys);
+            self.inner.invoke(payload).await
+        }
+    }
+
     #[tokio::test]
     async fn batches_carry_several_tasks() {
         let keys: Vec<String> = (0..10).map(|i| i.to_string()).collect();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let handler = Handler::new(chaos, Options::new()).await.unwrap();
         let report = LocalJob::new(manifest(&keys))
             .tasks_per_invocation(4)
-            .run_in_process(chaos, Options::new())
+            .run(Recording {
+                inner: InProcess::new(handler),
+                batches: Arc::clone(&batches),
+            })
             .await
             .unwrap();
+        // Manifest rows in order, four to an invocation, each row in one of them.
+        let mut sent = batches.lock().unwrap().clone();
+        sent.sort();
+        assert_eq!(
+            sent,
+            [
+                vec!["0", "1", "2", "3"],
+                vec!["4", "5", "6", "7"],
+                vec!["8", "9"]
+            ]
+        );
         assert_eq!(report.summary.invocations, 3);
+        // Every task of every batch got its own result back.
+        let mut got: Vec<(&str, TaskStatus, String)> = report
+            .records
+            .iter()
+            .map(|r| (r.entry.key.as_str(), r.status, r.message.clone()))
+            .collect();
+        got.sort_by_key(|r| r.0);
+        let expected: Vec<(&str, TaskStatus, String)> = keys
+            .iter()
+            .map(|k| (*k, TaskStatus::Succeeded, format!("ok {k}")))
+            .collect();
+        assert_eq!(got, expected);
         assert_eq!(report.summary.succeeded, 10);
     }
 
@@ -1076,9 +1106,13 @@ mod tests {
         let keys: Vec<String> = (0..3000).map(|i| i.to_string()).collect();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let calls = Arc::new(AtomicUsize::new(0));
+        let sent = Arc::new(Mutex::new(Vec::new()));
         let report = LocalJob::new(manifest(&keys))
             .concurrency(8)
-            .run(AlwaysFails(Arc::clone(&calls)))
+            .run(Recording {
+                inner: AlwaysFails(Arc::clone(&calls)),
+                batches: Arc::clone(&sent),
+            })
             .await
             .unwrap();
         assert!(
@@ -1094,6 +1128,14 @@ mod tests {
         // the job stopped invoking once the threshold was crossed.
         assert_eq!(calls.load(Ordering::SeqCst), s.failed);
         assert_eq!(s.invocations, s.failed);
+        // The records are the rows sent, each once and in manifest order (the first
+        // `failed` rows), each with the function error; the rows after them never ran.
+        let mut sent = sent.lock().unwrap().concat();
+        sent.sort_unstable();
+        let mut first: Vec<&str> = keys[..s.failed].to_vec();
+        first.sort_unstable();
+        assert_eq!(sent, first);
+        assert_failed_once(&report.records, &first);
 
         let all = LocalJob::new(manifest(&keys[..1200]))
             .failure_threshold(None)
@@ -1103,6 +1145,29 @@ mod tests {
         assert_eq!(all.status, JobStatus::Complete);
         assert_eq!(all.summary.failed, 1200);
         assert_eq!(calls.load(Ordering::SeqCst), s.failed + 1200);
+        let mut every: Vec<&str> = keys[..1200].to_vec();
+        every.sort_unstable();
+        assert_failed_once(&all.records, &every);
+    }
+
+    /// `records` are exactly the rows `sorted_keys`, one each, every one failed by
+    /// [`AlwaysFails`]'s function error on its only attempt.
+    fn assert_failed_once(records: &[TaskRecord], sorted_keys: &[&str]) {
+        let mut got: Vec<&str> = records.iter().map(|r| r.entry.key.as_str()).collect();
+        got.sort_unstable();
+        assert_eq!(got, sorted_keys);
+        for r in records {
+            assert_eq!(
+                (r.status, r.error_code, r.message.as_str(), r.attempts),
+                (
+                    TaskStatus::Failed,
+                    Some(ResultCode::PermanentFailure),
+                    "Lambda returned function error: {}",
+                    1
+                ),
+                "{r:?}"
+            );
+        }
     }
 
     #[tokio::test]
@@ -1121,6 +1186,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ok.summary.succeeded, 1);
+        let got: Vec<(&str, TaskStatus, &str)> = ok
+            .records
+            .iter()
+            .map(|r| (r.entry.key.as_str(), r.status, r.message.as_str()))
+            .collect();
+        assert_eq!(got, [("a", TaskStatus::Succeeded, "ok a")]);
     }
 
     /// A function (not an s3batch one, which caps its own messages) answering every task
@@ -1158,18 +1229,116 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((report.summary.succeeded, report.summary.failed), (1, 1));
-        for r in &report.records {
-            assert!(
-                r.message.len() <= crate::report::MAX_MESSAGE_BYTES,
-                "{}",
-                r.message.len()
-            );
-            let kept = r.message.find('…').unwrap();
-            assert!(r.message[..kept].chars().all(|c| c == 'é'));
-            assert_eq!(
-                r.message[kept..],
-                format!("…[truncated {} bytes]", 7_000_000 - kept)
-            );
+        // 7,000,000 bytes: the marker for that cut is 28 bytes, which leaves 4,068 bytes,
+        // 2,034 whole `é`s, so the message fills the 4,096 bytes exactly.
+        let capped = format!(
+            "{}…[truncated {} bytes]",
+            "é".repeat(2034),
+            7_000_000 - 4068
+        );
+        assert_eq!(capped.len(), crate::report::MAX_MESSAGE_BYTES);
+        let mut got: Vec<(&str, TaskStatus, Option<ResultCode>, &str)> = report
+            .records
+            .iter()
+            .map(|r| {
+                (
+                    r.entry.key.as_str(),
+                    r.status,
+                    r.error_code,
+                    r.message.as_str(),
+                )
+            })
+            .collect();
+        got.sort_by_key(|r| r.0);
+        assert_eq!(
+            got,
+            [
+                (
+                    "fail",
+                    TaskStatus::Failed,
+                    Some(ResultCode::PermanentFailure),
+                    capped.as_str()
+                ),
+                ("ok", TaskStatus::Succeeded, None, capped.as_str()),
+            ]
+        );
+    }
+}
+
+#[cfg(test)]
+mod user_argument_tests {
+    use super::*;
+    use crate::Manifest;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn job() -> LocalJob {
+        LocalJob::new(Manifest::from_csv(b"my-bucket,k\n").unwrap()).schema(Schema::V2)
+    }
+
+    /// A name given twice used to keep its last value silently; now the job refuses to
+    /// start, naming it, and the task never runs.
+    #[tokio::test]
+    async fn a_repeated_name_stops_the_job_naming_it() {
+        let job = job()
+            .user_argument("destBucket", "first")
+            .user_argument("other", "x")
+            .user_argument("destBucket", "second");
+        let err = job.check().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "user argument \"destBucket\" is given more than once; give each name once"
+        );
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::clone(&calls);
+        let task = move |_: s3batch::Object| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, s3batch::TaskError>(String::new()) }
+        };
+        let ran = job.run_in_process(task, Options::new()).await.unwrap_err();
+        assert!(ran.to_string().contains("\"destBucket\""), "{ran}");
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    /// What S3 refuses at CreateJob, check() refuses too, naming the limit.
+    #[test]
+    fn check_refuses_what_s3_refuses() {
+        let cases = [
+            (
+                job().user_argument("k".repeat(65), "v"),
+                "has 65 characters; names are 1 to 64 characters",
+            ),
+            (
+                job().user_argument("", "v"),
+                "empty name; names are 1 to 64 characters",
+            ),
+            (
+                job().user_argument("k", "v".repeat(1025)),
+                "user argument \"k\" has a value of 1025 characters; values are at most 1024 characters",
+            ),
+            (
+                (0..11).fold(job(), |j, i| j.user_argument(format!("k{i}"), "v")),
+                "11 user arguments; S3 allows at most 10",
+            ),
+            (
+                job().schema(Schema::V1).user_argument("k", "v"),
+                "user arguments need invocation schema 2.0",
+            ),
+        ];
+        for (job, expected) in cases {
+            let err = job.check().unwrap_err().to_string();
+            assert!(err.contains(expected), "{expected}: {err}");
         }
+        // Distinct names within the limits are sent, sorted, in the event.
+        let job = job()
+            .user_argument("b", "2")
+            .user_argument("a", "é".repeat(1024));
+        job.check().unwrap();
+        let e = ManifestEntry::new("my-bucket", "k");
+        let event: serde_json::Value =
+            serde_json::from_slice(&job.event("inv", [(0, &e)].into_iter())).unwrap();
+        assert_eq!(
+            event["job"]["userArguments"],
+            serde_json::json!({"a": "é".repeat(1024), "b": "2"})
+        );
     }
 }

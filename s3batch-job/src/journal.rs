@@ -17,13 +17,15 @@
 //! read is an error naming its line. A task is in the journal at most once: a resumed job
 //! skips the indexes already there.
 
-use crate::manifest::{hex, ManifestEntry, ManifestSource};
+use crate::digest::hex;
+use crate::manifest::{ManifestEntry, ManifestSource};
 use crate::report::{
     manifest_json, path_safe_id, results_writer, valid_job_id, write_row, JobStatus, ReportScope,
     TaskRecord, TaskStatus,
 };
 use crate::storage::Location;
 use md5::{Digest, Md5};
+use s3batch::wire::ResultsFile;
 use s3batch::ResultCode;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
@@ -32,6 +34,133 @@ use std::path::{Path, PathBuf};
 
 const JOB_FILE: &str = "job.json";
 const JOURNAL_FILE: &str = "journal.jsonl";
+const LOCK_FILE: &str = "lock";
+
+/// A job's folder, held by this process: while a [`JobLock`] lives, another process (a second
+/// `run`, a `--resume`, `report --job-id`, a second `serve` on the same state folder) cannot
+/// take the same folder. The lock is the operating system's (`flock`), so a crash or
+/// `kill -9` releases it; the file `lock` holds the holder's process id for the message.
+#[derive(Debug)]
+pub struct JobLock {
+    dir: PathBuf,
+    _file: File,
+}
+
+/// The job's folder is held by another process.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another process holds it.
+    #[error(
+        "job folder {} is in use by process {pid}: that process is running or reporting \
+         this job; wait for it to end (or stop it) before running, resuming or reporting the job",
+        dir.display()
+    )]
+    Held {
+        /// The folder.
+        dir: PathBuf,
+        /// The holder's process id, as it wrote it (`unknown` when unreadable).
+        pid: String,
+    },
+    /// The folder or its lock file could not be made or opened.
+    #[error("locking {}: {source}", path.display())]
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+}
+
+impl JobLock {
+    /// Takes the job folder `dir` (created if missing) for this process, or says which process
+    /// holds it. Nothing else is read or written in the folder.
+    pub fn acquire(dir: &Path) -> Result<JobLock, LockError> {
+        use std::io::Read;
+        let path = dir.join(LOCK_FILE);
+        let io = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = pid.trim();
+                return Err(LockError::Held {
+                    dir: dir.to_owned(),
+                    pid: if pid.is_empty() { "unknown" } else { pid }.to_owned(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        file.set_len(0)
+            .and_then(|()| file.write_all(std::process::id().to_string().as_bytes()))
+            .map_err(io)?;
+        Ok(JobLock {
+            dir: dir.to_owned(),
+            _file: file,
+        })
+    }
+
+    /// The folder held.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// What defines a job beyond its manifest: a job resumed with any of these changed would end
+/// split between two jobs, so [`Journal::resume_locked`] refuses a difference, naming it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobDefinition {
+    /// What is invoked: a function name or ARN, or a bootstrap binary.
+    pub function: String,
+    /// The invocation schema, `1.0` or `2.0`.
+    pub schema: String,
+    /// The user arguments sent with schema 2.0.
+    pub user_arguments: std::collections::BTreeMap<String, String>,
+    /// Tasks per invocation.
+    pub tasks_per_invocation: usize,
+    /// Where the report goes and its scope, as written on the command line (`None`: no report).
+    pub report: Option<String>,
+}
+
+impl JobDefinition {
+    /// Each field that differs between the definition a job started with (`self`) and `now`,
+    /// as `name: was X, now Y`.
+    pub fn differences(&self, now: &JobDefinition) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cmp = |name: &str, was: String, is: String| {
+            if was != is {
+                out.push(format!("{name}: was {was}, now {is}"));
+            }
+        };
+        cmp("function", self.function.clone(), now.function.clone());
+        cmp("schema", self.schema.clone(), now.schema.clone());
+        cmp(
+            "user arguments",
+            format!("{:?}", self.user_arguments),
+            format!("{:?}", now.user_arguments),
+        );
+        cmp(
+            "tasks per invocation",
+            self.tasks_per_invocation.to_string(),
+            now.tasks_per_invocation.to_string(),
+        );
+        let report = |r: &Option<String>| r.clone().unwrap_or_else(|| "none".into());
+        cmp("report", report(&self.report), report(&now.report));
+        out
+    }
+}
 
 /// What `job.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -45,6 +174,10 @@ struct Header {
     status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    /// Absent in journals written before it was recorded, and for jobs started through
+    /// [`Journal::create`] without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    definition: Option<JobDefinition>,
 }
 
 #[derive(Serialize)]
@@ -138,6 +271,8 @@ pub struct Journal {
     done: Vec<u64>,
     counts: Counts,
     line: Vec<u8>,
+    /// Held as long as the journal is open.
+    _lock: JobLock,
 }
 
 impl Journal {
@@ -148,13 +283,32 @@ impl Journal {
 
     /// Starts a new journal in `dir` (created if needed) for job `job_id` over `manifest`
     /// (`manifest_name` is only for messages). A journal already there is an error: resume
-    /// it ([`Journal::resume`]) or remove it ([`Journal::remove`]).
+    /// it ([`Journal::resume`]) or remove it ([`Journal::remove`]). The folder is locked
+    /// ([`JobLock`]) for as long as the journal is open.
     pub fn create(
         dir: &Path,
         job_id: &str,
         manifest_name: &str,
         manifest: &ManifestSource,
     ) -> Result<Journal, String> {
+        if !valid_job_id(job_id) {
+            return Err(invalid_id(job_id));
+        }
+        let lock = JobLock::acquire(dir).map_err(|e| e.to_string())?;
+        Self::create_locked(lock, job_id, manifest_name, manifest, None)
+    }
+
+    /// As [`Journal::create`], in the folder `lock` holds, recording what defines the job so
+    /// that a resume can compare it ([`Journal::resume_locked`]).
+    pub fn create_locked(
+        lock: JobLock,
+        job_id: &str,
+        manifest_name: &str,
+        manifest: &ManifestSource,
+        definition: Option<JobDefinition>,
+    ) -> Result<Journal, String> {
+        let dir = lock.dir().to_owned();
+        let dir = dir.as_path();
         if !valid_job_id(job_id) {
             return Err(invalid_id(job_id));
         }
@@ -173,6 +327,7 @@ impl Journal {
             rows: manifest.len(),
             status: "Running".into(),
             reason: None,
+            definition,
         };
         let path = dir.join(JOURNAL_FILE);
         let file = File::create(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
@@ -184,14 +339,39 @@ impl Journal {
             done: vec![0; manifest.len().div_ceil(64)],
             counts: Counts::default(),
             line: Vec::with_capacity(256),
+            _lock: lock,
         })
     }
 
     /// Opens the journal in `dir` to continue its job over `manifest`, which must be the
     /// manifest the job started with (same digest and row count). A line cut short at the
-    /// end is cut off.
+    /// end is cut off. The folder is locked ([`JobLock`]) for as long as the journal is open.
     pub fn resume(dir: &Path, manifest: &ManifestSource) -> Result<Journal, String> {
+        let lock = JobLock::acquire(dir).map_err(|e| e.to_string())?;
+        Self::resume_locked(lock, manifest, None)
+    }
+
+    /// As [`Journal::resume`], in the folder `lock` holds; with `definition`, a job whose
+    /// recorded definition differs from it is refused, naming each difference.
+    pub fn resume_locked(
+        lock: JobLock,
+        manifest: &ManifestSource,
+        definition: Option<&JobDefinition>,
+    ) -> Result<Journal, String> {
+        let dir = lock.dir().to_owned();
+        let dir = dir.as_path();
         let header = read_header(dir)?;
+        if let (Some(was), Some(now)) = (&header.definition, definition) {
+            let differences = was.differences(now);
+            if !differences.is_empty() {
+                return Err(format!(
+                    "job {} cannot be resumed with another definition ({}): resume it as it \
+                     started, or start a new job",
+                    header.job_id,
+                    differences.join("; ")
+                ));
+            }
+        }
         if header.manifest_digest != manifest.digest() || header.rows != manifest.len() {
             return Err(format!(
                 "the manifest is not the one job {} started with ({}: {} rows, {}; now {} rows, {})",
@@ -232,6 +412,7 @@ impl Journal {
             done,
             counts,
             line: Vec::with_capacity(256),
+            _lock: lock,
         };
         journal.set_status(&None)?;
         Ok(journal)
@@ -327,6 +508,13 @@ impl Journal {
         write_header(&self.dir, &self.header)
     }
 
+    /// Closes the journal (flushing it) and keeps its folder locked, for what comes after the
+    /// run: the report, then the journal's removal ([`crate::lifecycle::finish`]).
+    pub fn into_lock(mut self) -> Result<JobLock, String> {
+        self.flush()?;
+        Ok(self._lock)
+    }
+
     /// Deletes the journal's folder (once its report is written).
     pub fn remove(self) -> Result<(), String> {
         drop(self.out);
@@ -379,6 +567,8 @@ pub struct JournalInfo {
     pub manifest_digest: String,
     /// How the last run ended; `None` while running or when it never ended (a crash).
     pub status: Option<JobStatus>,
+    /// What defined the job when it started, when that was recorded.
+    pub definition: Option<JobDefinition>,
 }
 
 /// Reads `job.json` of the journal in `dir`.
@@ -398,6 +588,7 @@ pub fn info(dir: &Path) -> Result<JournalInfo, String> {
         rows: h.rows,
         manifest_digest: h.manifest_digest,
         status,
+        definition: h.definition,
     })
 }
 
@@ -464,15 +655,13 @@ pub async fn write_report(
         Location::Local(_) => String::new(),
     };
     let base = format!("{prefix}job-{id}");
-    let results: Vec<serde_json::Value> = files
+    let results: Vec<ResultsFile> = files
         .iter()
-        .map(|(status, name, md5)| {
-            serde_json::json!({
-                "TaskExecutionStatus": status.as_str(),
-                "Bucket": bucket,
-                "MD5Checksum": md5,
-                "Key": format!("{base}/results/{name}"),
-            })
+        .map(|(status, name, md5)| ResultsFile {
+            task_execution_status: *status,
+            bucket: bucket.to_owned(),
+            md5_checksum: md5.clone(),
+            key: format!("{base}/results/{name}"),
         })
         .collect();
     let manifest = manifest_json(results);
@@ -822,7 +1011,9 @@ mod tests {
             .unwrap();
         journal.finish(&outcome.status).unwrap();
         assert_eq!(outcome.status, JobStatus::Cancelled);
-        let ran_first: Vec<String> = first.seen.lock().unwrap().keys().cloned().collect();
+        let mut ran_first: Vec<String> = first.seen.lock().unwrap().keys().cloned().collect();
+        ran_first.sort();
+        assert!(first.seen.lock().unwrap().values().all(|&n| n == 1));
         // Everything in flight when the stop came finished within the grace period.
         assert_eq!(journal.finished(), ran_first.len());
         assert!(
@@ -833,8 +1024,17 @@ mod tests {
         assert_eq!(outcome.summary.not_run, rows - ran_first.len());
         drop(journal);
         assert_eq!(info(&state).unwrap().status, Some(JobStatus::Cancelled));
+        // The journal holds exactly the tasks that ran, each once.
+        let mut journaled = Vec::new();
+        scan(&state, |_, r| {
+            journaled.push(r.entry.key);
+            Ok(())
+        })
+        .unwrap();
+        journaled.sort();
+        assert_eq!(journaled, ran_first);
 
-        // The partial report lists what finished.
+        // The partial report lists exactly what finished, each with its result.
         let report_root = dir.join("report");
         write_report(
             &state,
@@ -845,7 +1045,19 @@ mod tests {
         .await
         .unwrap();
         let partial = crate::read_report(&report_root.join("job-j1")).unwrap();
-        assert_eq!(partial.len(), ran_first.len());
+        let mut listed: Vec<(String, String)> = partial
+            .iter()
+            .map(|r| (r.key.clone(), r.message.clone()))
+            .collect();
+        listed.sort();
+        let finished: Vec<(String, String)> = ran_first
+            .iter()
+            .map(|k| (k.clone(), format!("did \"{k}\"")))
+            .collect();
+        assert_eq!(listed, finished);
+        assert!(partial
+            .iter()
+            .all(|r| r.task_status == TaskStatus::Succeeded));
 
         // A kill in the middle of a line leaves it torn: it is ignored and cut off.
         let mut f = OpenOptions::new()
@@ -882,8 +1094,14 @@ mod tests {
         for k in &ran_first {
             assert!(!seen.contains_key(k), "{k} ran again");
         }
-        assert!(seen.values().all(|&n| n == 1));
-        assert_eq!(seen.len() + ran_first.len(), rows);
+        assert!(seen.values().all(|&n| n == 1), "{seen:?}");
+        let mut sent_second: Vec<String> = seen.into_keys().collect();
+        sent_second.sort();
+        let not_finished: Vec<String> = (0..rows)
+            .map(|i| format!("k{i:03}"))
+            .filter(|k| ran_first.binary_search(k).is_err())
+            .collect();
+        assert_eq!(sent_second, not_finished);
 
         // The final report replaces the partial one: every row exactly once.
         write_report(
@@ -983,10 +1201,20 @@ mod tests {
         journal.record(0, &record).unwrap();
         journal.flush().unwrap();
         drop(journal);
-        assert!(
-            Journal::create(&state, "j2", "m", &source).is_err(),
-            "an existing journal is kept"
+        // Creating it again is refused, naming the folder, and the journal there is kept
+        // as it was: both files byte for byte.
+        let files =
+            || [JOB_FILE, JOURNAL_FILE].map(|f| std::fs::read_to_string(state.join(f)).unwrap());
+        let before = files();
+        assert!(before[1].contains("\"k\":\"a\""), "{}", before[1]);
+        let Err(err) = Journal::create(&state, "j2", "m", &source) else {
+            panic!("a second journal was created over the first");
+        };
+        assert_eq!(
+            err,
+            format!("{} already holds the journal of job j2", state.display())
         );
+        assert_eq!(files(), before, "an existing journal is kept");
         let path = state.join(JOURNAL_FILE);
         let mut text = std::fs::read_to_string(&path).unwrap();
         text.insert_str(0, "garbage\n");

@@ -75,15 +75,19 @@
 pub mod analyze;
 mod aws;
 pub mod control;
+mod csv_strict;
+mod digest;
 pub mod host;
 pub mod invoke;
 pub mod job;
 pub mod journal;
+pub mod lifecycle;
 pub mod manifest;
 pub mod report;
 pub mod status;
 pub mod storage;
 pub mod submit;
+pub mod user_args;
 
 pub use host::{HostConfig, RuntimeHost};
 pub use invoke::{InProcess, Invoke, Invoked, LambdaInvoker};
@@ -95,3 +99,4 @@ pub use report::{
     Summary, TaskRecord, TaskStatus,
 };
 pub use storage::Location;
+pub use user_args::{UserArguments, UserArgumentsError};

@@ -12,6 +12,8 @@
 //! Every problem is collected with its line number; a manifest with any problem is rejected
 //! as a whole, so a job never starts on part of a list.
 
+use crate::csv_strict::CsvReader;
+use crate::digest::hex;
 use md5::{Digest, Md5};
 use serde::Deserialize;
 use std::fmt;
@@ -70,6 +72,8 @@ pub struct ManifestError {
     problems: Vec<String>,
     /// Problems found beyond the first [`MAX_PROBLEMS`], counted but not kept.
     omitted: usize,
+    /// The manifest's file, when it was read from one.
+    file: Option<String>,
 }
 
 /// At most this many problems of a manifest are kept (the rest are counted).
@@ -84,6 +88,7 @@ impl ManifestError {
         Self {
             problems: vec![message.into()],
             omitted: 0,
+            file: None,
         }
     }
 
@@ -91,7 +96,24 @@ impl ManifestError {
         let omitted = problems.len().saturating_sub(MAX_PROBLEMS);
         let mut problems = problems;
         problems.truncate(MAX_PROBLEMS);
-        Self { problems, omitted }
+        Self {
+            problems,
+            omitted,
+            file: None,
+        }
+    }
+
+    /// The same problems, of the manifest in `path`, which the message then names.
+    fn in_file(mut self, path: &Path) -> Self {
+        self.file = Some(path.display().to_string());
+        self
+    }
+
+    /// The same problems, of the manifest `name` names (an `s3://` URL), which the message
+    /// then names.
+    pub(crate) fn of(mut self, name: String) -> Self {
+        self.file = Some(name);
+        self
     }
 
     /// Each problem, as `line N: …` or a message about the whole manifest.
@@ -103,7 +125,13 @@ impl ManifestError {
 impl fmt::Display for ManifestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const SHOWN: usize = 20;
-        write!(f, "the manifest is not valid; the job was not started")?;
+        match &self.file {
+            Some(file) => write!(
+                f,
+                "the manifest {file} is not valid; the job was not started"
+            )?,
+            None => write!(f, "the manifest is not valid; the job was not started")?,
+        }
         for p in self.problems.iter().take(SHOWN) {
             write!(f, "\n  {p}")?;
         }
@@ -140,8 +168,8 @@ impl Manifest {
 
     /// Reads an `S3BatchOperations_CSV_20180820` manifest.
     pub fn from_csv(bytes: &[u8]) -> Result<Self, ManifestError> {
-        let mut problems = Vec::new();
-        let entries = read_csv(bytes, &CsvColumns::batch(), "", &mut problems);
+        let (mut entries, mut problems) = (Vec::new(), Vec::new());
+        read_csv(bytes, &CsvColumns::batch(), "", &mut entries, &mut problems);
         if problems.is_empty() {
             Ok(Self { entries })
         } else {
@@ -175,31 +203,18 @@ impl Manifest {
                 }
             };
             if let Some(expected) = &file.md5 {
-                let got = hex(&Md5::digest(&data));
-                if !got.eq_ignore_ascii_case(expected) {
-                    problems.push(format!(
-                        "{}: MD5 {got} does not match the manifest's {expected}",
-                        file.key
-                    ));
+                if let Err(e) = check_md5(&hex(&Md5::digest(&data)), expected) {
+                    problems.push(format!("{}: {e}", file.key));
                     continue;
                 }
             }
-            let data = if file.key.ends_with(".gz") {
-                let mut out = Vec::new();
-                if let Err(e) = flate2::read::MultiGzDecoder::new(&data[..]).read_to_end(&mut out) {
-                    problems.push(format!("{}: not gzip: {e}", file.key));
-                    continue;
-                }
-                out
+            // A gzipped file is read as it is decompressed.
+            if file.key.ends_with(".gz") {
+                let gunzip = Gunzip(flate2::read::MultiGzDecoder::new(&data[..]));
+                read_csv(gunzip, columns, &file.key, &mut entries, &mut problems);
             } else {
-                data
-            };
-            entries.extend(read_csv(
-                &data,
-                columns,
-                &format!("{}: ", file.key),
-                &mut problems,
-            ));
+                read_csv(&data[..], columns, &file.key, &mut entries, &mut problems);
+            }
         }
         if problems.is_empty() {
             Ok(Self { entries })
@@ -229,15 +244,17 @@ impl Manifest {
         } else {
             Self::from_csv(&bytes)
         }
+        .map_err(|e| e.in_file(path))
     }
 }
 
-/// The rows a job runs over: a [`Manifest`] in memory, or a CSV manifest file read from disk
-/// as the job goes, so memory does not grow with the number of rows.
+/// The rows a job runs over: a [`Manifest`] in memory, or manifest files read from disk as
+/// the job goes (a CSV manifest, or the data files of an S3 Inventory), so memory does not
+/// grow with the number of rows.
 ///
-/// [`ManifestSource::open`] reads a CSV file once to check every row and count them (a
+/// [`ManifestSource::open`] reads the files once to check every row and count them (a
 /// manifest with any bad row is rejected whole, as [`Manifest::from_csv`] does), and the job
-/// reads it again to dispatch. Each source has a [`digest`](ManifestSource::digest), with
+/// reads them again to dispatch. Each source has a [`digest`](ManifestSource::digest), with
 /// which a resumed job checks that it runs over the same manifest.
 ///
 /// ```
@@ -262,16 +279,126 @@ pub struct ManifestSource {
     kind: SourceKind,
     len: usize,
     digest: String,
+    /// Files downloaded for this source only, removed with its last clone.
+    _staged: Option<std::sync::Arc<Staged>>,
 }
 
 #[derive(Debug, Clone)]
 enum SourceKind {
     Memory(std::sync::Arc<Manifest>),
-    CsvFile {
-        path: PathBuf,
-        size: u64,
-        modified: Option<std::time::SystemTime>,
+    CsvFile(FileStamp),
+    /// An S3 Inventory's data files, read in the manifest's order.
+    Inventory {
+        columns: CsvColumns,
+        files: std::sync::Arc<[InventoryData]>,
     },
+}
+
+/// A file as it was checked: read again only if it still has that size and time.
+#[derive(Debug, Clone)]
+struct FileStamp {
+    path: PathBuf,
+    size: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Result<Self, String> {
+        let meta =
+            std::fs::metadata(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        Ok(Self {
+            path: path.to_owned(),
+            size: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
+
+    /// The file, opened again; an error if it changed since it was checked.
+    fn reopen(&self) -> Result<std::fs::File, String> {
+        let path = &self.path;
+        let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if meta.len() != self.size || meta.modified().ok() != self.modified {
+            return Err(format!("{} changed since it was checked", path.display()));
+        }
+        std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// A data file of an inventory source, on this machine.
+#[derive(Debug, Clone)]
+struct InventoryData {
+    /// Its key in the inventory, which problems name.
+    key: String,
+    file: FileStamp,
+}
+
+impl InventoryData {
+    /// The file's CSV bytes: decompressed as they are read when its key ends in `.gz`.
+    fn reader(file: std::fs::File, key: &str) -> Box<dyn Read + Send> {
+        let file = std::io::BufReader::with_capacity(1 << 16, file);
+        if key.ends_with(".gz") {
+            Box::new(Gunzip(flate2::read::MultiGzDecoder::new(file)))
+        } else {
+            Box::new(file)
+        }
+    }
+}
+
+/// A folder of files downloaded for one [`ManifestSource`] (see [`ManifestSource::staged`]):
+/// removed when the source's last clone is dropped, with its parent folder if that is then
+/// empty.
+#[derive(Debug)]
+pub(crate) struct Staged(PathBuf);
+
+impl Staged {
+    /// Takes charge of `dir`, which it creates.
+    pub(crate) fn create(dir: PathBuf) -> Result<Self, String> {
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        Ok(Self(dir))
+    }
+
+    /// The folder.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        if let Some(parent) = self.0.parent() {
+            // Only an empty folder is removed: anything else in it is someone else's.
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+/// The identity of a manifest by its entries: what [`ManifestSource::digest`] is for a
+/// manifest in memory and for an inventory, whose rows come from several files.
+struct EntriesDigest(Md5);
+
+impl EntriesDigest {
+    fn new() -> Self {
+        Self(Md5::new())
+    }
+
+    fn add(&mut self, e: &ManifestEntry) {
+        let md5 = &mut self.0;
+        md5.update(e.bucket.as_bytes());
+        md5.update(b"\0");
+        md5.update(e.key.as_bytes());
+        md5.update(b"\0");
+        md5.update(e.version_id.as_deref().unwrap_or("").as_bytes());
+        md5.update(if e.version_id.is_some() {
+            b"\x01"
+        } else {
+            b"\x00"
+        });
+    }
+
+    fn finish(self) -> String {
+        format!("entries-md5:{}", hex(&self.0.finalize()))
+    }
 }
 
 /// The rows of a [`ManifestSource`], in order: each a manifest entry or why it cannot be read.
@@ -279,70 +406,148 @@ pub(crate) type Rows = Box<dyn Iterator<Item = Result<ManifestEntry, String>> + 
 
 impl From<Manifest> for ManifestSource {
     fn from(manifest: Manifest) -> Self {
-        let mut md5 = Md5::new();
+        let mut digest = EntriesDigest::new();
         for e in manifest.entries() {
-            md5.update(e.bucket.as_bytes());
-            md5.update(b"\0");
-            md5.update(e.key.as_bytes());
-            md5.update(b"\0");
-            md5.update(e.version_id.as_deref().unwrap_or("").as_bytes());
-            md5.update(if e.version_id.is_some() {
-                b"\x01"
-            } else {
-                b"\x00"
-            });
+            digest.add(e);
         }
         Self {
             len: manifest.len(),
-            digest: format!("entries-md5:{}", hex(&md5.finalize())),
+            digest: digest.finish(),
             kind: SourceKind::Memory(std::sync::Arc::new(manifest)),
+            _staged: None,
         }
     }
 }
 
 impl ManifestSource {
-    /// A local manifest: a CSV file is checked row by row now and streamed by the job; an S3
-    /// Inventory `manifest.json` (see [`Manifest::from_path`]) is read into memory.
+    /// A local manifest, checked row by row now and streamed by the job: a CSV file, or an S3
+    /// Inventory `manifest.json` (any file starting with `{`), whose data files are found as
+    /// [`Manifest::from_path`] finds them and read (decompressed) as the job goes.
     pub fn open(path: &Path) -> Result<Self, ManifestError> {
-        let meta = std::fs::metadata(path)
-            .map_err(|e| ManifestError::whole(format!("reading {}: {e}", path.display())))?;
         let mut head = Vec::new();
         std::fs::File::open(path)
             .and_then(|f| f.take(64).read_to_end(&mut head))
             .map_err(|e| ManifestError::whole(format!("reading {}: {e}", path.display())))?;
         if is_inventory(&path.to_string_lossy(), &head) {
-            return Manifest::from_path(path).map(Self::from);
+            Self::open_inventory_copy(path)
+        } else {
+            Self::open_csv(path)
         }
+    }
+
+    /// A local `S3BatchOperations_CSV_20180820` manifest, whatever its first bytes.
+    pub(crate) fn open_csv(path: &Path) -> Result<Self, ManifestError> {
+        let stamp = FileStamp::of(path).map_err(ManifestError::whole)?;
         let file = std::fs::File::open(path)
             .map_err(|e| ManifestError::whole(format!("reading {}: {e}", path.display())))?;
-        let columns = CsvColumns::batch();
         let mut rows = CsvRows::new(
             std::io::BufReader::with_capacity(1 << 16, file),
-            &columns,
+            CsvColumns::batch(),
+            "",
             true,
         );
-        let mut problems = Vec::new();
-        let mut omitted = 0;
+        let mut problems = Problems::default();
         let mut len = 0usize;
         for row in rows.by_ref() {
             match row {
                 Ok(_) => len += 1,
-                Err(p) if problems.len() < MAX_PROBLEMS => problems.push(p),
-                Err(_) => omitted += 1,
+                Err(p) => problems.push(p),
             }
         }
-        if !problems.is_empty() {
-            return Err(ManifestError { problems, omitted });
-        }
+        problems.check().map_err(|e| e.in_file(path))?;
         Ok(Self {
             len,
             digest: rows.digest(),
-            kind: SourceKind::CsvFile {
-                path: path.to_owned(),
-                size: meta.len(),
-                modified: meta.modified().ok(),
-            },
+            kind: SourceKind::CsvFile(stamp),
+            _staged: None,
         })
+    }
+
+    /// A local copy of an S3 Inventory: its data files are where [`Manifest::from_path`]
+    /// looks for them.
+    fn open_inventory_copy(path: &Path) -> Result<Self, ManifestError> {
+        let json = std::fs::read(path)
+            .map_err(|e| ManifestError::whole(format!("reading {}: {e}", path.display())))?;
+        let inventory = Inventory::parse(&json).map_err(|e| e.in_file(path))?;
+        let root = inventory_root(path).map_err(|e| ManifestError::whole(e).in_file(path))?;
+        let files = inventory
+            .files
+            .iter()
+            .map(|f| {
+                let found = inventory_data_path(&root, &f.key)?;
+                if let Some(expected) = &f.md5 {
+                    let got = std::fs::File::open(&found)
+                        .and_then(md5_of)
+                        .map_err(|e| format!("reading {}: {e}", found.display()))?;
+                    check_md5(&got, expected)?;
+                }
+                Ok(found)
+            })
+            .collect();
+        Self::from_inventory_files(&inventory, files).map_err(|e| e.in_file(path))
+    }
+
+    /// The rows of `inventory`'s data files, read from `files` (one per file of the
+    /// inventory, in its order: where it is on this machine, or why it is not there), checked
+    /// now and streamed by the job.
+    pub(crate) fn from_inventory_files(
+        inventory: &Inventory,
+        files: Vec<Result<PathBuf, String>>,
+    ) -> Result<Self, ManifestError> {
+        let mut problems = Problems::default();
+        let mut data = Vec::with_capacity(files.len());
+        let mut digest = EntriesDigest::new();
+        let mut len = 0usize;
+        for (f, found) in inventory.files.iter().zip(files) {
+            let stamp = found.and_then(|path| {
+                let stamp = FileStamp::of(&path)?;
+                let file = stamp.reopen()?;
+                Ok((stamp, file))
+            });
+            let (stamp, file) = match stamp {
+                Ok(found) => found,
+                Err(e) => {
+                    problems.push(format!("{}: {e}", f.key));
+                    continue;
+                }
+            };
+            let rows = CsvRows::new(
+                InventoryData::reader(file, &f.key),
+                inventory.columns,
+                &f.key,
+                false,
+            );
+            for row in rows {
+                match row {
+                    Ok(entry) => {
+                        digest.add(&entry);
+                        len += 1;
+                    }
+                    Err(p) => problems.push(p),
+                }
+            }
+            data.push(InventoryData {
+                key: f.key.clone(),
+                file: stamp,
+            });
+        }
+        problems.check()?;
+        Ok(Self {
+            len,
+            digest: digest.finish(),
+            kind: SourceKind::Inventory {
+                columns: inventory.columns,
+                files: data.into(),
+            },
+            _staged: None,
+        })
+    }
+
+    /// The same source, which removes `staged` (the folder its files were downloaded to)
+    /// once its last clone is dropped.
+    pub(crate) fn staged(mut self, staged: Staged) -> Self {
+        self._staged = Some(std::sync::Arc::new(staged));
+        self
     }
 
     /// How many rows (tasks).
@@ -365,7 +570,7 @@ impl ManifestSource {
     pub fn in_memory(&self) -> Option<&Manifest> {
         match &self.kind {
             SourceKind::Memory(m) => Some(m),
-            SourceKind::CsvFile { .. } => None,
+            SourceKind::CsvFile(_) | SourceKind::Inventory { .. } => None,
         }
     }
 
@@ -378,35 +583,95 @@ impl ManifestSource {
                     (0..m.len()).map(move |i| Ok(m.entries()[i].clone())),
                 ))
             }
-            SourceKind::CsvFile {
-                path,
-                size,
-                modified,
-            } => {
-                let changed = || format!("{} changed since it was checked", path.display());
-                let meta =
-                    std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-                if meta.len() != *size || meta.modified().ok() != *modified {
-                    return Err(changed());
-                }
-                let file =
-                    std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-                let columns: &'static CsvColumns = &BATCH_COLUMNS;
+            SourceKind::CsvFile(stamp) => {
+                let file = stamp.reopen()?;
                 let rows = CsvRows::new(
                     std::io::BufReader::with_capacity(1 << 16, file),
-                    columns,
+                    CsvColumns::batch(),
+                    "",
                     false,
                 );
-                let path = path.display().to_string();
+                let path = stamp.path.display().to_string();
                 Ok(Box::new(rows.map(move |r| {
                     r.map_err(|e| format!("{path} changed since it was checked: {e}"))
                 })))
+            }
+            SourceKind::Inventory { columns, files } => {
+                // Every file is checked before the first row, so a job does not start on
+                // files some of which changed.
+                let opened = files
+                    .iter()
+                    .map(|f| f.file.reopen())
+                    .collect::<Result<Vec<_>, _>>()?;
+                let columns = *columns;
+                let files = std::sync::Arc::clone(files);
+                Ok(Box::new(opened.into_iter().zip(0..).flat_map(
+                    move |(file, i)| {
+                        let data = &files[i];
+                        let (key, path) = (data.key.clone(), data.file.path.display().to_string());
+                        CsvRows::new(InventoryData::reader(file, &data.key), columns, &key, false)
+                            .map(move |r| {
+                                r.map_err(|e| format!("{path} changed since it was checked: {e}"))
+                            })
+                    },
+                )))
             }
         }
     }
 }
 
-static BATCH_COLUMNS: CsvColumns = CsvColumns::batch();
+/// The problems of a manifest being checked: the first [`MAX_PROBLEMS`] kept, the rest
+/// counted.
+#[derive(Default)]
+struct Problems {
+    kept: Vec<String>,
+    omitted: usize,
+}
+
+impl Problems {
+    fn push(&mut self, problem: String) {
+        if self.kept.len() < MAX_PROBLEMS {
+            self.kept.push(problem);
+        } else {
+            self.omitted += 1;
+        }
+    }
+
+    /// An error with the problems, if there is any.
+    fn check(self) -> Result<(), ManifestError> {
+        if self.kept.is_empty() {
+            return Ok(());
+        }
+        Err(ManifestError {
+            problems: self.kept,
+            omitted: self.omitted,
+            file: None,
+        })
+    }
+}
+
+/// The MD5 of what `input` reads, in hex.
+fn md5_of(mut input: impl Read) -> std::io::Result<String> {
+    let mut md5 = Md5::new();
+    let mut buf = vec![0; 1 << 16];
+    loop {
+        match input.read(&mut buf)? {
+            0 => return Ok(hex(&md5.finalize())),
+            n => md5.update(&buf[..n]),
+        }
+    }
+}
+
+/// Checks a data file's MD5 against the one its inventory gives.
+pub(crate) fn check_md5(got: &str, expected: &str) -> Result<(), String> {
+    if got.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(format!(
+            "MD5 {got} does not match the manifest's {expected}"
+        ))
+    }
+}
 
 /// Whether a manifest named `name` with content `bytes` is an S3 Inventory `manifest.json`.
 pub(crate) fn is_inventory(name: &str, bytes: &[u8]) -> bool {
@@ -504,14 +769,10 @@ pub(crate) fn destination_bucket(arn: &str) -> Result<String, String> {
     }
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// An S3 Inventory `manifest.json`, read and checked in one place: a CSV inventory with
 /// Bucket and Key columns and a valid `destinationBucket` (the bucket of its data files).
 pub(crate) struct Inventory {
-    columns: CsvColumns,
+    pub(crate) columns: CsvColumns,
     /// The bucket the data files are in.
     pub(crate) destination: String,
     /// The data files, in the manifest's order.
@@ -554,12 +815,14 @@ impl Inventory {
 pub(crate) struct InventoryFile {
     /// Its key in the destination bucket.
     pub(crate) key: String,
+    /// Its MD5, when the manifest gives one.
     #[serde(rename = "MD5checksum")]
-    md5: Option<String>,
+    pub(crate) md5: Option<String>,
 }
 
 /// Where bucket, key and version are in a CSV row.
-struct CsvColumns {
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CsvColumns {
     bucket: usize,
     key: usize,
     version: Option<usize>,
@@ -594,223 +857,77 @@ impl CsvColumns {
     }
 }
 
+/// Reads the rows of CSV `input` into `entries`, every problem into `problems`; problems name
+/// `file` (empty: no name, `line N: …`).
 fn read_csv(
-    bytes: &[u8],
+    input: impl Read,
     columns: &CsvColumns,
     file: &str,
+    entries: &mut Vec<ManifestEntry>,
     problems: &mut Vec<String>,
-) -> Vec<ManifestEntry> {
-    let mut entries = Vec::new();
-    for row in CsvRows::new(bytes, columns, false) {
+) {
+    for row in CsvRows::new(input, columns, file, false) {
         match row {
             Ok(entry) => entries.push(entry),
-            Err(message) => problems.push(format!("{file}{message}")),
+            Err(message) => problems.push(message),
         }
     }
-    entries
 }
 
-/// The records of a CSV manifest, streamed: one item per CSV record (an empty line is no
-/// record), `Err("line N: …")` for a bad one. Unbalanced quotes, which make a CSV reader
-/// swallow the rows after them into one field, are errors naming the line, yielded after
-/// the records: a quote never closed, a `"` in the middle of an unquoted field, and a quoted
-/// field spanning lines closed by a quote followed by something else than `,` or the end of
-/// the line. (A file with an odd number of `"` always has one of these.)
-struct CsvRows<'c, R: Read> {
-    reader: csv::Reader<Scan<R>>,
-    columns: &'c CsvColumns,
+/// The records of a CSV manifest, streamed with the crate's strict reader
+/// ([`crate::csv_strict`]): one item per CSV record (an empty line is no record),
+/// `Err("line N: …")` for a bad one, and each unbalanced quote (which would swallow the rows
+/// after it into one field) as an error naming its line, before the record it is in.
+struct CsvRows<C, R> {
+    reader: CsvReader<R>,
+    columns: C,
     first_width: Option<(usize, u64)>,
-    record: csv::ByteRecord,
-    quote_problems: Option<std::vec::IntoIter<String>>,
 }
 
-impl<'c, R: Read> CsvRows<'c, R> {
-    fn new(input: R, columns: &'c CsvColumns, digest: bool) -> Self {
-        let reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .buffer_capacity(64 * 1024)
-            .from_reader(Scan::new(input, digest));
+impl<C: std::borrow::Borrow<CsvColumns>, R: Read> CsvRows<C, R> {
+    fn new(input: R, columns: C, file: &str, digest: bool) -> Self {
         Self {
-            reader,
+            reader: if digest {
+                CsvReader::hashing(input, file)
+            } else {
+                CsvReader::new(input, file)
+            },
             columns,
             first_width: None,
-            record: csv::ByteRecord::new(),
-            quote_problems: None,
         }
     }
 
     /// The MD5 of the bytes read so far, as `md5:<hex>` (when asked for in [`CsvRows::new`]).
     fn digest(self) -> String {
-        let scan = self.reader.into_inner();
-        format!(
-            "md5:{}",
-            hex(&scan.md5.map(|m| m.finalize()).unwrap_or_default())
-        )
+        self.reader.digest().unwrap_or_default()
     }
 }
 
-impl<R: Read> Iterator for CsvRows<'_, R> {
+impl<C: std::borrow::Borrow<CsvColumns>, R: Read> Iterator for CsvRows<C, R> {
     type Item = Result<ManifestEntry, String>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(rest) = &mut self.quote_problems {
-            return rest.next().map(Err);
-        }
-        let line = self.reader.position().line();
-        match self.reader.read_byte_record(&mut self.record) {
-            Ok(true) => {
-                let line = self.record.position().map_or(line, |p| p.line());
-                Some(
-                    read_row(&self.record, self.columns, &mut self.first_width, line)
-                        .map_err(|message| format!("line {line}: {message}")),
-                )
-            }
-            Ok(false) => {
-                let scan = self.reader.get_mut();
-                let mut problems = std::mem::take(&mut scan.problems);
-                if let Some(open) = scan.finish() {
-                    problems.push(open);
-                }
-                let mut rest = problems.into_iter();
-                let first = rest.next();
-                self.quote_problems = Some(rest);
-                first.map(Err)
-            }
-            Err(e) => {
-                // Only I/O errors: the reader is flexible and reads bytes.
-                self.quote_problems = Some(Vec::new().into_iter());
-                Some(Err(format!("line {line}: {e}")))
-            }
-        }
+        Some(match self.reader.next_record()? {
+            Ok(record) => read_row(
+                record.fields,
+                self.columns.borrow(),
+                &mut self.first_width,
+                record.line,
+            )
+            .map_err(|message| record.error(message).to_string()),
+            Err(e) => Err(e.to_string()),
+        })
     }
 }
 
-/// Where a byte is relative to the CSV quoting, as the `csv` crate reads it (delimiter `,`,
-/// quote `"`, `""` inside quotes, any of CR, LF, CRLF ends a record).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum QuoteState {
-    StartField,
-    InField,
-    /// Inside a quoted field opened on this line.
-    Quoted(u64),
-    /// A `"` inside a quoted field opened on this line: an escaped quote or the end.
-    QuoteInQuoted(u64),
-}
+/// An inventory data file's gzip stream; a read error says the file is not gzip.
+struct Gunzip<R>(flate2::read::MultiGzDecoder<R>);
 
-/// A reader that strips a leading UTF-8 BOM, follows the quoting to find quotes that swallow
-/// rows, and optionally hashes what it reads.
-struct Scan<R> {
-    inner: R,
-    started: bool,
-    state: QuoteState,
-    line: u64,
-    problems: Vec<String>,
-    md5: Option<Md5>,
-}
-
-impl<R: Read> Scan<R> {
-    fn new(inner: R, digest: bool) -> Self {
-        Self {
-            inner,
-            started: false,
-            state: QuoteState::StartField,
-            line: 1,
-            problems: Vec::new(),
-            md5: digest.then(Md5::new),
-        }
-    }
-
-    fn follow(&mut self, bytes: &[u8]) {
-        use QuoteState::*;
-        for &b in bytes {
-            self.state = match (self.state, b) {
-                (StartField, b'"') => Quoted(self.line),
-                (StartField | InField, b',' | b'\r' | b'\n') => StartField,
-                (InField, b'"') => {
-                    if self.problems.len() < MAX_PROBLEMS {
-                        self.problems.push(format!(
-                            "line {}: a `\"` inside a field that does not start with one: quote \
-                             the whole field and double the quote (`\"a\"\"b\"`), or write it \
-                             URL-encoded as %22",
-                            self.line
-                        ));
-                    }
-                    InField
-                }
-                (StartField | InField, _) => InField,
-                (Quoted(open), b'"') => QuoteInQuoted(open),
-                (Quoted(open), _) => Quoted(open),
-                (QuoteInQuoted(open), b'"') => Quoted(open),
-                (QuoteInQuoted(_), b',' | b'\r' | b'\n') => StartField,
-                (QuoteInQuoted(open), other) => {
-                    if open != self.line && self.problems.len() < MAX_PROBLEMS {
-                        self.problems.push(format!(
-                            "line {open}: the quoted field opened on this line runs over {} line(s) \
-                             and is closed on line {} by a quote followed by {:?}, not by `,` or \
-                             the end of the line: an unbalanced quote swallows the rows after it",
-                            self.line - open + 1,
-                            self.line,
-                            char::from(other)
-                        ));
-                    }
-                    InField
-                }
-            };
-            if b == b'\n' {
-                self.line += 1;
-            }
-        }
-    }
-
-    /// The problem of a quote still open at the end of the input.
-    fn finish(&mut self) -> Option<String> {
-        match std::mem::replace(&mut self.state, QuoteState::StartField) {
-            QuoteState::Quoted(open) => Some(format!(
-                "line {open}: a quote opened on this line is never closed: it swallows {} the \
-                 rest of the file into one field (an unterminated `\"`)",
-                if self.line > open {
-                    format!("the {} line(s) after it and", self.line - open)
-                } else {
-                    "".to_owned()
-                }
-            )),
-            _ => None,
-        }
-    }
-}
-
-impl<R: Read> Read for Scan<R> {
+impl<R: Read> Read for Gunzip<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut n = self.inner.read(buf)?;
-        if !self.started && n > 0 {
-            // Read enough to see a whole BOM.
-            while n < 3 && n < buf.len() {
-                let more = self.inner.read(&mut buf[n..])?;
-                if more == 0 {
-                    break;
-                }
-                n += more;
-            }
-            self.started = true;
-            if let Some(m) = &mut self.md5 {
-                m.update(&buf[..n]);
-            }
-            if buf[..n].starts_with(b"\xEF\xBB\xBF") {
-                buf.copy_within(3..n, 0);
-                n -= 3;
-                if n == 0 {
-                    return self.read(buf);
-                }
-            }
-            self.follow(&buf[..n]);
-            return Ok(n);
-        }
-        if let Some(m) = &mut self.md5 {
-            m.update(&buf[..n]);
-        }
-        self.follow(&buf[..n]);
-        Ok(n)
+        self.0
+            .read(buf)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("not gzip: {e}")))
     }
 }
 
@@ -989,7 +1106,15 @@ mod tests {
             "arn:aws:s3:::inv-bucket/prefix",
             "arn::s3:::inv-bucket",
         ] {
-            assert!(destination_bucket(bad).is_err(), "{bad:?}");
+            let err = destination_bucket(bad).unwrap_err();
+            if bad.is_empty() {
+                assert!(err.contains("has no destinationBucket"), "{err}");
+            } else {
+                assert!(
+                    err.contains(&format!("{bad:?} is not an S3 bucket ARN")),
+                    "{bad:?}: {err}"
+                );
+            }
         }
     }
 
@@ -1051,7 +1176,14 @@ mod tests {
             ManifestSource::open(&path).unwrap().digest(),
             source.digest()
         );
-        assert!(source.rows().is_err(), "a changed file is refused");
+        // A changed file is refused, and the error says so (not just any I/O error).
+        let Err(err) = source.rows() else {
+            panic!("a changed file is refused");
+        };
+        assert_eq!(
+            err,
+            format!("{} changed since it was checked", path.display())
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1099,6 +1231,54 @@ mod tests {
         assert!(
             err.to_string()
                 .contains("fileFormat \"ORC\" is not supported"),
+            "{err}"
+        );
+    }
+
+    /// An inventory data file, gzipped or not, is read as strictly as a CSV manifest: a quote
+    /// never closed or a `"` inside an unquoted field is an error naming the data file's key
+    /// and the line, and no entry is returned.
+    #[test]
+    fn inventory_data_files_with_unbalanced_quotes_are_refused() {
+        use std::io::Write;
+        let gzip = |csv: &[u8]| {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(csv).unwrap();
+            gz.finish().unwrap()
+        };
+        let json = |key: &str| {
+            format!(
+                r#"{{"destinationBucket":"arn:aws:s3:::inv-bucket","fileFormat":"CSV",
+                "fileSchema":"Bucket, Key","files":[{{"key":"inv/src/cfg/data/{key}"}}]}}"#
+            )
+        };
+        let unclosed = b"src-bucket,k1\nsrc-bucket,\"k2\nsrc-bucket,k3\nsrc-bucket,k4\n";
+        for (name, data) in [("1.csv.gz", gzip(unclosed)), ("1.csv", unclosed.to_vec())] {
+            let err = Manifest::from_inventory(json(name).as_bytes(), |_, _| Ok(data.clone()))
+                .unwrap_err();
+            assert!(
+                err.problems().iter().any(|p| p.starts_with(&format!(
+                    "inv/src/cfg/data/{name}: line 2: a quote opened on this line is never closed"
+                ))),
+                "{err}"
+            );
+        }
+        let stray = gzip(b"src-bucket,k1\nsrc-bucket,ke\"y\n");
+        let err = Manifest::from_inventory(json("2.csv.gz").as_bytes(), |_, _| Ok(stray.clone()))
+            .unwrap_err();
+        assert_eq!(err.problems().len(), 1, "{err}");
+        assert!(
+            err.problems()[0].starts_with(
+                "inv/src/cfg/data/2.csv.gz: line 2: a `\"` inside a field that does not start"
+            ),
+            "{err}"
+        );
+        let err =
+            Manifest::from_inventory(json("3.csv.gz").as_bytes(), |_, _| Ok(b"not gzip".to_vec()))
+                .unwrap_err();
+        assert!(
+            err.problems()[0].starts_with("inv/src/cfg/data/3.csv.gz: ")
+                && err.problems()[0].contains("not gzip: "),
             "{err}"
         );
     }
@@ -1217,7 +1397,7 @@ mod tests {
                     m.entries().iter().map(|e| (e.bucket.clone(), e.key.clone())).collect();
                 prop_assert_eq!(&got, &rows);
                 let columns = CsvColumns::batch();
-                let streamed: Vec<(String, String)> = CsvRows::new(Chunked(&bytes, chunk), &columns, true)
+                let streamed: Vec<(String, String)> = CsvRows::new(Chunked(&bytes, chunk), &columns, "", true)
                     .map(|r| r.map(|e| (e.bucket, e.key)))
                     .collect::<Result<_, _>>()
                     .map_err(TestCaseError::fail)?;

@@ -20,9 +20,11 @@
 //! ([`crate::journal::write_report`]): results rows are then in the order the tasks finished
 //! (S3 promises no order either); [`JobReport::render`] writes them in manifest order.
 
-use crate::manifest::{hex, ManifestEntry};
+use crate::csv_strict::CsvReader;
+use crate::digest::hex;
+use crate::manifest::ManifestEntry;
 use md5::{Digest, Md5};
-use s3batch::wire::REPORT_COLUMNS;
+use s3batch::wire::{ReportManifest, ResultsFile};
 pub use s3batch::wire::{ReportRow, TaskStatus};
 use s3batch::ResultCode;
 use std::io::Write;
@@ -246,12 +248,12 @@ impl JobReport {
             let csv = report_csv(&rows);
             let md5 = hex(&Md5::digest(&csv));
             let key = format!("{base}/results/{md5}.csv");
-            results.push(serde_json::json!({
-                "TaskExecutionStatus": status.as_str(),
-                "Bucket": bucket,
-                "MD5Checksum": md5,
-                "Key": key,
-            }));
+            results.push(ResultsFile {
+                task_execution_status: status,
+                bucket: bucket.to_owned(),
+                md5_checksum: md5,
+                key: key.clone(),
+            });
             files.push((key, csv));
         }
         files.push((format!("{base}/manifest.json"), manifest_json(results)));
@@ -260,14 +262,8 @@ impl JobReport {
 }
 
 /// A report's `manifest.json` listing `results`.
-pub(crate) fn manifest_json(results: Vec<serde_json::Value>) -> Vec<u8> {
-    let manifest = serde_json::json!({
-        "Format": "Report_CSV_20180820",
-        "ReportCreationDate": rfc3339_millis(SystemTime::now()),
-        "Results": results,
-        "ReportSchema": REPORT_COLUMNS.join(", "),
-    });
-    serde_json::to_vec_pretty(&manifest).expect("JSON serializes")
+pub(crate) fn manifest_json(results: Vec<ResultsFile>) -> Vec<u8> {
+    ReportManifest::new(rfc3339_millis(SystemTime::now()), results).to_json()
 }
 
 /// A CSV writer for results rows.
@@ -292,7 +288,10 @@ fn report_csv(rows: &[&TaskRecord]) -> Vec<u8> {
 
 /// Reads a results CSV of a completion report, in the declared column order or in the order
 /// of AWS's examples (HTTP status before error code), row by row ([`ReportRow::from_fields`]:
-/// a `TaskStatus` or `ErrorCode` that is not S3's is an error naming it and its line).
+/// a `TaskStatus` or `ErrorCode` that is not S3's is an error naming it and its line). A
+/// header row (`Bucket,Key,…`) is skipped. The CSV is read as strictly as a manifest: an
+/// unbalanced quote, which would swallow the rows after it into one message, is an error
+/// naming its line.
 ///
 /// ```
 /// use s3batch::ResultCode;
@@ -304,18 +303,35 @@ fn report_csv(rows: &[&TaskRecord]) -> Vec<u8> {
 /// assert_eq!((rows[1].error_code, rows[1].http_status), (Some(ResultCode::TemporaryFailure), Some(200)));
 /// ```
 pub fn parse_report_csv(bytes: &[u8]) -> Result<Vec<ReportRow>, String> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes);
     let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| e.to_string())?;
-        let line = record.position().map_or(0, |p| p.line());
-        let fields: Vec<&str> = record.iter().collect();
-        rows.push(ReportRow::from_fields(&fields).map_err(|e| format!("line {line}: {e}"))?);
-    }
+    read_results(bytes, "", &mut |row| {
+        rows.push(row);
+        Ok(())
+    })?;
     Ok(rows)
+}
+
+/// Reads the rows of one results CSV, streamed, strictly ([`crate::csv_strict`]), either
+/// column order, skipping a header row; calls `each` per row and passes its error on.
+/// Problems name `file` (empty: no name, `line N: …`) and the line.
+pub(crate) fn read_results(
+    input: impl std::io::Read,
+    file: &str,
+    each: &mut dyn FnMut(ReportRow) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut reader = CsvReader::new(input, file);
+    let mut first = true;
+    while let Some(record) = reader.next_record() {
+        let record = record.map_err(|e| e.to_string())?;
+        let fields = record.text().map_err(|e| e.to_string())?;
+        if std::mem::take(&mut first) && fields.starts_with(&["Bucket", "Key"]) {
+            continue;
+        }
+        let row =
+            ReportRow::from_fields(&fields).map_err(|e| record.error(e.to_string()).to_string())?;
+        each(row)?;
+    }
+    Ok(())
 }
 
 /// Reads a report written to a local folder: `dir` is the `job-<id>` folder (the one
@@ -323,28 +339,28 @@ pub fn parse_report_csv(bytes: &[u8]) -> Result<Vec<ReportRow>, String> {
 pub fn read_report(dir: &Path) -> Result<Vec<ReportRow>, String> {
     let manifest = std::fs::read(dir.join("manifest.json"))
         .map_err(|e| format!("reading {}/manifest.json: {e}", dir.display()))?;
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&manifest).map_err(|e| format!("manifest.json: {e}"))?;
-    if manifest["Format"] != "Report_CSV_20180820" {
-        return Err(format!(
-            "manifest.json: Format is {}, not Report_CSV_20180820",
-            manifest["Format"]
-        ));
-    }
+    let manifest =
+        ReportManifest::from_slice(&manifest).map_err(|e| format!("manifest.json: {e}"))?;
     let root = dir.parent().unwrap_or(Path::new("."));
     let mut rows = Vec::new();
-    for result in manifest["Results"].as_array().into_iter().flatten() {
-        let key = result["Key"]
-            .as_str()
-            .ok_or("manifest.json: a result without Key")?;
+    for result in &manifest.results {
+        let key = result.key.as_str();
         // Keys are relative to the report root; a job folder copied elsewhere still has
         // its files under `results/`.
         let file = key.rsplit('/').next().unwrap_or(key);
         let path = Some(root.join(key))
             .filter(|p| p.is_file())
             .unwrap_or_else(|| dir.join("results").join(file));
-        let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-        rows.extend(parse_report_csv(&bytes).map_err(|e| format!("{}: {e}", path.display()))?);
+        let file =
+            std::fs::File::open(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        read_results(
+            std::io::BufReader::new(file),
+            &path.display().to_string(),
+            &mut |row| {
+                rows.push(row);
+                Ok(())
+            },
+        )?;
     }
     Ok(rows)
 }
@@ -410,6 +426,50 @@ mod tests {
             let err = parse_report_csv(csv).unwrap_err();
             assert!(err.starts_with(expect), "{err}");
         }
+    }
+
+    /// Every results file is read strictly, as manifests are: a quote never closed (which
+    /// swallowed the next row into the message), a `"` inside an unquoted field, each is an
+    /// error naming the line, and [`read_report`] names the file too.
+    #[test]
+    fn unbalanced_quotes_are_refused_with_file_and_line() {
+        let err = parse_report_csv(
+            b"b,k1,,failed,PermanentFailure,200,\"oops\nb,k2,,failed,PermanentFailure,200,x\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("line 1: a quote opened on this line is never closed"),
+            "{err}"
+        );
+        let err =
+            parse_report_csv(b"b,k1,,succeeded,,200,\nb,k2,,succeeded,,200,o\"k\n").unwrap_err();
+        assert!(
+            err.starts_with("line 2: a `\"` inside a field that does not start with one"),
+            "{err}"
+        );
+        let dir = std::env::temp_dir().join(format!("s3batch-report-quote-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("job-j1/results")).unwrap();
+        std::fs::write(
+            dir.join("job-j1/manifest.json"),
+            r#"{"Format":"Report_CSV_20180820","Results":[{"TaskExecutionStatus":"failed","Key":"job-j1/results/a.csv"}]}"#,
+        )
+        .unwrap();
+        let file = dir.join("job-j1/results/a.csv");
+        std::fs::write(
+            &file,
+            "b,k1,,succeeded,,200,\nb,k2,,failed,\"PermanentFailure,200,x\n",
+        )
+        .unwrap();
+        let err = read_report(&dir.join("job-j1")).unwrap_err();
+        assert!(
+            err.starts_with(&format!(
+                "{}: line 2: a quote opened on this line is never closed",
+                file.display()
+            )),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

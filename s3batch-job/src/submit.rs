@@ -17,7 +17,7 @@
 
 use crate::manifest::{is_inventory, Manifest};
 use crate::storage::Location;
-use crate::Schema;
+use crate::{Schema, UserArguments, UserArgumentsError};
 use aws_sdk_s3control::operation::create_job::CreateJobInput;
 use aws_sdk_s3control::types::{
     GeneratedManifestFormat, JobManifest, JobManifestFieldName, JobManifestFormat,
@@ -32,12 +32,14 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 /// Sends the `CreateJob` request of `request` (with `token`, default
-/// [`JobRequest::token`]) and returns the job's id.
+/// [`JobRequest::token`]) and returns the job's id. A request whose user arguments S3 would
+/// refuse ([`JobRequest::check`]) is refused here, before anything is sent.
 pub async fn create(
     client: &aws_sdk_s3control::Client,
     request: &JobRequest,
     token: Option<&str>,
 ) -> Result<String, String> {
+    request.check().map_err(|e| e.to_string())?;
     let input = request.input(token);
     let out = client
         .create_job()
@@ -170,6 +172,14 @@ fn bucket_arn(bucket: &str) -> String {
 }
 
 impl JobRequest {
+    /// Checks the user arguments against S3's limits ([`UserArguments`]): at most 10, names
+    /// of 1 to 64 characters, values of at most 1,024, and none with schema 1.0. (A map
+    /// cannot repeat a name: `cargo s3batch submit` refuses a repeated `--user-arg` before it
+    /// builds the request.)
+    pub fn check(&self) -> Result<(), UserArgumentsError> {
+        UserArguments::for_schema(&self.user_arguments, self.schema).map(drop)
+    }
+
     /// The `ClientRequestToken`: `s3batch-` and the MD5 of the request's canonical JSON (40
     /// characters; S3 allows 64). The same request always gives the same token, so a
     /// retried `submit` returns the job it created the first time; any difference gives
@@ -1399,6 +1409,55 @@ mod tests {
             .then_output(|| CreateJobOutput::builder().job_id("job-1").build());
         let id = create(&control(&rule), &r, None).await.unwrap();
         assert_eq!(id, "job-1");
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    /// User arguments S3 would refuse at CreateJob are refused before anything is sent,
+    /// naming the argument and the limit.
+    #[tokio::test]
+    async fn user_arguments_s3_refuses_are_not_sent() {
+        let rule = mock!(aws_sdk_s3control::Client::create_job)
+            .then_output(|| CreateJobOutput::builder().job_id("job-1").build());
+        let client = control(&rule);
+        let with = |args: &[(String, String)], schema: Schema| JobRequest {
+            user_arguments: args.iter().cloned().collect(),
+            schema,
+            ..request()
+        };
+        let eleven: Vec<(String, String)> =
+            (0..11).map(|i| (format!("k{i}"), "v".to_owned())).collect();
+        let cases = [
+            (
+                with(&[("k".repeat(65), "v".into())], Schema::V2),
+                format!(
+                    "user argument name \"{}\" has 65 characters; names are 1 to 64 characters",
+                    "k".repeat(65)
+                ),
+            ),
+            (
+                with(&[("size".into(), "9".repeat(1025))], Schema::V2),
+                "user argument \"size\" has a value of 1025 characters; values are at most 1024 characters"
+                    .to_owned(),
+            ),
+            (
+                with(&eleven, Schema::V2),
+                "11 user arguments; S3 allows at most 10".to_owned(),
+            ),
+            (
+                with(&[("size".into(), "256".into())], Schema::V1),
+                "user arguments need invocation schema 2.0 (S3 rejects them with 1.0)".to_owned(),
+            ),
+        ];
+        for (request, expected) in cases {
+            assert_eq!(request.check().unwrap_err().to_string(), expected);
+            let err = create(&client, &request, None).await.unwrap_err();
+            assert_eq!(err, expected);
+        }
+        assert_eq!(rule.num_calls(), 0);
+        // At the limits it is sent.
+        let ten = with(&eleven[..10], Schema::V2);
+        ten.check().unwrap();
+        assert_eq!(create(&client, &ten, None).await.unwrap(), "job-1");
         assert_eq!(rule.num_calls(), 1);
     }
 

@@ -3,9 +3,12 @@
 //! outlives the function timeout fails only its own invocation, and a fresh process serves
 //! the next ones, as on Lambda. `examples/chaos` is the function, against moto.
 
+use s3batch::ResultCode;
 use s3batch_job::host::{HostConfig, RuntimeHost};
-use s3batch_job::{read_report, Invoke, Invoked, LocalJob, Manifest, ReportRow, TaskStatus};
-use s3batch_testkit::{build_package, workspace_root, Moto};
+use s3batch_job::{
+    read_report, Invoke, Invoked, LocalJob, Manifest, ReportRow, TaskRecord, TaskStatus,
+};
+use s3batch_testkit::{build_package, target_dir, Moto};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,7 +20,7 @@ const BUCKET: &str = "bucket-one";
 fn chaos_binary() -> PathBuf {
     static BUILD: Once = Once::new();
     BUILD.call_once(|| build_package("chaos"));
-    let path = workspace_root().join("target/debug/chaos");
+    let path = target_dir().join("debug/chaos");
     assert!(path.is_file(), "{} was not built", path.display());
     path
 }
@@ -111,7 +114,12 @@ async fn dead(pid: u32) {
     }
 }
 
-const TIMEOUT_SECS: u64 = 5;
+/// The CLI test's function timeout. `chaos` gives up on a task `deadline_margin_ms` (3 s)
+/// before its deadline, so "hang politely" is answered 7 s after the hand-over and that answer
+/// has 3 s to reach the host before the host kills the process: room for a loaded 2-core
+/// machine (half a second was not). The plain tasks (a HeadObject against moto each) have
+/// the whole 10 s.
+const TIMEOUT_SECS: u64 = 10;
 
 /// Through the CLI, three at once: one task aborts its process, one blocks past the
 /// function timeout, one hangs politely (the deadline margin answers, which needs a real
@@ -219,7 +227,10 @@ async fn an_abort_and_a_timeout_fail_only_their_own_invocation() {
     );
     // The aborted and the timed-out instance were replaced.
     assert!(log.contains("signal: aborted"), "{log}");
-    assert!(log.contains("timed out after 5.00 s; killed"), "{log}");
+    assert!(
+        log.contains(&format!("timed out after {TIMEOUT_SECS}.00 s; killed")),
+        "{log}"
+    );
     // Three invocations were in flight at once after the abort: a fourth process served one.
     let started = log.lines().filter(|l| l.contains("] started (pid")).count();
     assert!(started >= 4, "{started} instances started:\n{log}");
@@ -375,6 +386,13 @@ async fn no_process_outlives_the_host() {
     }
 }
 
+/// The keys of `records`, sorted: which rows the report holds, each as often as it does.
+fn keys_of(records: &[TaskRecord]) -> Vec<&str> {
+    let mut keys: Vec<&str> = records.iter().map(|r| r.entry.key.as_str()).collect();
+    keys.sort_unstable();
+    keys
+}
+
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let path = dir.join(name);
@@ -397,8 +415,17 @@ async fn init_errors_fail_the_waiting_invocation() {
         .run(host.clone())
         .await
         .unwrap();
+    assert_eq!(
+        keys_of(&report.records),
+        ["a", "b", "c"],
+        "one record per row"
+    );
     for record in &report.records {
-        assert_eq!(record.status, TaskStatus::Failed);
+        assert_eq!(
+            (record.status, record.error_code),
+            (TaskStatus::Failed, Some(ResultCode::PermanentFailure)),
+            "{record:?}"
+        );
         assert!(
             record
                 .message
@@ -434,7 +461,17 @@ exit 1"#
         .run(host)
         .await
         .unwrap();
+    assert_eq!(
+        keys_of(&report.records),
+        ["a", "b", "c"],
+        "one record per row"
+    );
     for record in &report.records {
+        assert_eq!(
+            (record.status, record.error_code),
+            (TaskStatus::Failed, Some(ResultCode::PermanentFailure)),
+            "{record:?}"
+        );
         assert_eq!(
             record.message,
             format!("Lambda returned function error: {doc}")

@@ -3,7 +3,9 @@
 //! errors redriven only when a repeat may succeed).
 
 use s3batch::ResultCode;
-use s3batch_job::{LambdaInvoker, LocalJob, Location, Manifest, ManifestEntry, Redrive};
+use s3batch_job::{
+    LambdaInvoker, LocalJob, Location, Manifest, ManifestEntry, Redrive, TaskRecord,
+};
 use s3batch_testkit::{LambdaWatch, Moto};
 use std::collections::HashMap;
 use std::io::Write;
@@ -271,6 +273,11 @@ async fn a_misspelled_function_under_cargo_lambda_watch_fails_the_job_before_any
         .run(Unchecked(invoker(&endpoint, "helo").await))
         .await
         .unwrap();
+    assert_eq!(
+        keys_of(&report.records),
+        ["a", "b", "c"],
+        "one record per row"
+    );
     for r in &report.records {
         assert_eq!(r.error_code, Some(ResultCode::PermanentFailure), "{r:?}");
         assert_eq!((r.attempts, r.http_status), (1, Some(404)), "{r:?}");
@@ -284,7 +291,27 @@ async fn a_misspelled_function_under_cargo_lambda_watch_fails_the_job_before_any
         .await
         .unwrap();
     assert_eq!(report.summary.succeeded, 3, "{:?}", report.records);
-    assert_eq!(report.records[0].message, "hello s3://bucket-one/a");
+    let mut got: Vec<(&str, &str)> = report
+        .records
+        .iter()
+        .map(|r| (r.entry.key.as_str(), r.message.as_str()))
+        .collect();
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        [
+            ("a", "hello s3://bucket-one/a"),
+            ("b", "hello s3://bucket-one/b"),
+            ("c", "hello s3://bucket-one/c")
+        ]
+    );
+}
+
+/// The keys of `records`, sorted: which rows the report holds, each as often as it does.
+fn keys_of(records: &[TaskRecord]) -> Vec<&str> {
+    let mut keys: Vec<&str> = records.iter().map(|r| r.entry.key.as_str()).collect();
+    keys.sort_unstable();
+    keys
 }
 
 /// One canned Lambda service answer per function name, as Lambda sends errors: REST-JSON,
@@ -430,6 +457,11 @@ async fn invoke_api_errors_are_redriven_only_when_a_repeat_may_succeed() {
         ),
     ] {
         let report = run(function).await.unwrap();
+        assert_eq!(
+            keys_of(&report.records),
+            ["a", "b", "c"],
+            "{function}: one record per row"
+        );
         for r in &report.records {
             assert_eq!(
                 (r.error_code, r.attempts, r.http_status),

@@ -181,6 +181,17 @@ impl Env {
         }
     }
 
+    /// Whether chaos was invoked for the `temp-once` key `key` of the data bucket: its
+    /// marker `.chaos/<key>` is there (HeadObject finds it), or is not (404 `NotFound`).
+    async fn invoked(&self, key: &str) -> bool {
+        let marker = format!(".chaos/{key}");
+        match self.s3.head_object().bucket(DATA).key(&marker).send().await {
+            Ok(_) => true,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => false,
+            Err(e) => panic!("HeadObject {marker}: {e:?}"),
+        }
+    }
+
     /// The rows of the job's report: (key, status), sorted.
     async fn report(&self, id: &str) -> Vec<(String, String)> {
         let get = |key: String| async move {
@@ -261,6 +272,101 @@ async fn start() -> Env {
         s3,
         control,
     }
+}
+
+/// A job created with `ConfirmationRequired` waits in `Suspended`, invoking nothing, until
+/// `UpdateJobStatus Ready`; then it runs. Its keys are `temp-once` ones: chaos leaves the
+/// marker `.chaos/<key>` at a key's first invocation, the function's own record that it was
+/// called. Returns its manifest's ETag, its id and the id of the job created while it waited.
+///
+/// (A function of its own: the test's body is one large debug-build stack frame, and the
+/// test thread's stack is 2 MiB.)
+async fn confirmation_required(env: &Env) -> (String, String, String) {
+    let small: Vec<String> = (0..3).map(|i| format!("confirm/temp-once {i}")).collect();
+    let etag2 = env.manifest("m2.csv", &small).await;
+    let confirm_id = env
+        .create("m2.csv", etag2.trim_matches('"'), "token-2")
+        .confirmation_required(true)
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    let job = env
+        .wait(&confirm_id, "Suspended", |j| {
+            status(j) == JobStatus::Suspended
+        })
+        .await;
+    assert_eq!(counts(&job), (3, 0, 0));
+    assert_eq!(job.confirmation_required, Some(true));
+    // It stays there, whatever else runs: a job created after it is started, invokes the
+    // function and ends meanwhile (the service had every chance to start the waiting one
+    // too, no time window involved), and the waiting one has still invoked nothing.
+    let after: Vec<String> = vec!["after-confirm/temp-once".into(), "after-confirm/x".into()];
+    let etag_after = env.manifest("m-after.csv", &after).await;
+    let after_id = env
+        .create("m-after.csv", &etag_after, "token-after-confirm")
+        .send()
+        .await
+        .unwrap()
+        .job_id
+        .unwrap();
+    let job = env
+        .wait(&after_id, "Complete", |j| status(j) == JobStatus::Complete)
+        .await;
+    assert_eq!(counts(&job), (2, 2, 0));
+    assert!(
+        env.invoked("after-confirm/temp-once").await,
+        "the later job invoked the function"
+    );
+    let job = env.describe(&confirm_id).await;
+    assert_eq!(status(&job), JobStatus::Suspended);
+    assert_eq!(counts(&job), (3, 0, 0));
+    for k in &small {
+        assert!(
+            !env.invoked(k).await,
+            "{k} was invoked before the confirmation"
+        );
+    }
+    let out = env
+        .control
+        .update_job_status()
+        .account_id(ACCOUNT)
+        .job_id(&confirm_id)
+        .requested_job_status(RequestedJobStatus::Ready)
+        .status_update_reason("looks right")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status, Some(JobStatus::Ready));
+    let job = env
+        .wait(&confirm_id, "Complete", |j| {
+            status(j) == JobStatus::Complete
+        })
+        .await;
+    assert_eq!(counts(&job), (3, 3, 0));
+    assert_eq!(job.status_update_reason.as_deref(), Some("looks right"));
+    for k in &small {
+        assert!(
+            env.invoked(k).await,
+            "{k} was not invoked after the confirmation"
+        );
+    }
+    let err = env
+        .control
+        .update_job_status()
+        .account_id(ACCOUNT)
+        .job_id(&confirm_id)
+        .requested_job_status(RequestedJobStatus::Ready)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_job_status_exception()),
+        "{err:?}"
+    );
+    (etag2, confirm_id, after_id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,63 +471,7 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
     assert_eq!(env.describe(&id).await.priority, 99);
 
     // --- ConfirmationRequired: Suspended until confirmed.
-    let small: Vec<String> = (0..3).map(|i| format!("confirm/{i}")).collect();
-    let etag2 = env.manifest("m2.csv", &small).await;
-    let confirm_id = env
-        .create("m2.csv", etag2.trim_matches('"'), "token-2")
-        .confirmation_required(true)
-        .send()
-        .await
-        .unwrap()
-        .job_id
-        .unwrap();
-    let job = env
-        .wait(&confirm_id, "Suspended", |j| {
-            status(j) == JobStatus::Suspended
-        })
-        .await;
-    assert_eq!(counts(&job), (3, 0, 0));
-    assert_eq!(job.confirmation_required, Some(true));
-    // It stays there: describing it again changes nothing.
-    for _ in 0..5 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(
-            status(&env.describe(&confirm_id).await),
-            JobStatus::Suspended
-        );
-    }
-    let out = env
-        .control
-        .update_job_status()
-        .account_id(ACCOUNT)
-        .job_id(&confirm_id)
-        .requested_job_status(RequestedJobStatus::Ready)
-        .status_update_reason("looks right")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.status, Some(JobStatus::Ready));
-    let job = env
-        .wait(&confirm_id, "Complete", |j| {
-            status(j) == JobStatus::Complete
-        })
-        .await;
-    assert_eq!(counts(&job), (3, 3, 0));
-    assert_eq!(job.status_update_reason.as_deref(), Some("looks right"));
-    let err = env
-        .control
-        .update_job_status()
-        .account_id(ACCOUNT)
-        .job_id(&confirm_id)
-        .requested_job_status(RequestedJobStatus::Ready)
-        .send()
-        .await
-        .unwrap_err();
-    assert!(
-        err.as_service_error()
-            .is_some_and(|e| e.is_job_status_exception()),
-        "{err:?}"
-    );
+    let (etag2, confirm_id, after_id) = confirmation_required(&env).await;
 
     // --- An S3 Inventory manifest (manifest.json and a gzipped CSV data file).
     let keys: Vec<String> = (0..4).map(|i| format!("inventory/{i} é")).collect();
@@ -563,7 +613,12 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
     };
     assert_eq!(
         list(vec![JobStatus::Complete]).await,
-        [inv_id.clone(), confirm_id.clone(), id.clone()]
+        [
+            inv_id.clone(),
+            after_id.clone(),
+            confirm_id.clone(),
+            id.clone()
+        ]
     );
     assert_eq!(
         list(vec![JobStatus::Failed]).await,
@@ -575,6 +630,7 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
             nofn.clone(),
             bad.clone(),
             inv_id.clone(),
+            after_id.clone(),
             confirm_id.clone(),
             id.clone()
         ]
@@ -944,13 +1000,18 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
     drop(one);
     for name in ["a", "b", "c"] {
         let dir = state_dir(name);
-        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        // Besides the job records (`jobs/`) and the server's lock, nothing: no journal.
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n != "jobs" && n != "serve.lock")
+            .collect();
         assert!(
             left.is_empty(),
             "journals left in {}: {left:?}",
             dir.display()
         );
-        std::fs::remove_dir(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
 

@@ -128,6 +128,26 @@ impl Env {
             .collect()
     }
 
+    /// HeadObject of `key` in the data bucket: S3 says 404 `NotFound` (not just any error).
+    async fn head_not_found(&self, key: &str) -> bool {
+        match self.s3.head_object().bucket(DATA).key(key).send().await {
+            Ok(_) => false,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => true,
+            Err(e) => panic!("HeadObject {key}: {e:?}"),
+        }
+    }
+
+    /// Nothing was uploaded to `key` in the data bucket.
+    async fn assert_no_object(&self, key: &str) {
+        assert!(self.head_not_found(key).await, "s3://{DATA}/{key} exists");
+    }
+
+    /// Whether chaos was invoked for the `temp-once` key `key`: its marker `.chaos/<key>` is
+    /// in the data bucket.
+    async fn invoked(&self, key: &str) -> bool {
+        !self.head_not_found(&format!(".chaos/{key}")).await
+    }
+
     async fn describe(&self, id: &str) -> JobDescriptor {
         self.control
             .describe_job()
@@ -290,14 +310,7 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
         "{}",
         dry.stdout
     );
-    assert!(env
-        .s3
-        .head_object()
-        .bucket(DATA)
-        .key("uploaded/m1.csv")
-        .send()
-        .await
-        .is_err());
+    env.assert_no_object("uploaded/m1.csv").await;
     // A generated manifest (S3 lists the objects; not emulated by serve): a dry run shows it.
     let generated = env
         .cli(&[
@@ -402,7 +415,9 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
     assert_eq!(report, expected);
 
     // --- An s3:// manifest (its ETag from HeadObject), confirmation required, a priority.
-    let keys2: Vec<String> = (0..5).map(|i| format!("second/{i}")).collect();
+    // Its keys are `temp-once` ones: chaos leaves the marker `.chaos/<key>` at a key's
+    // first invocation, the function's own record that it was called.
+    let keys2: Vec<String> = (0..5).map(|i| format!("second/temp-once {i}")).collect();
     let csv2 = env.put_objects(&keys2).await;
     env.s3
         .put_object()
@@ -425,11 +440,39 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
     let p = env.cli(&["priority", &confirm_id, "42"]).await;
     assert_eq!(p.code, 0, "{}", p.stderr);
     assert_eq!(env.describe(&confirm_id).await.priority, 42);
-    // Still waiting: nothing runs before the confirmation.
-    assert_eq!(
-        env.describe(&confirm_id).await.status,
-        Some(JobStatus::Suspended)
+    // Still waiting, whatever else runs: a job submitted after it (and after the priority
+    // change) is started, invokes the function and ends meanwhile, so the service had every
+    // chance to start the waiting one too (no time window involved); that one has still
+    // invoked nothing.
+    let after: Vec<String> = vec!["after-confirm/temp-once".into(), "after-confirm/x".into()];
+    let csv_after = env.put_objects(&after).await;
+    env.s3
+        .put_object()
+        .bucket(DATA)
+        .key("m-after.csv")
+        .body(csv_after.into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let after_id = env.submit(&["--manifest", "s3://data/m-after.csv"]).await;
+    let watched = env
+        .cli(&["status", &after_id, "--watch", "--interval", "0.2"])
+        .await;
+    assert_eq!(watched.code, 0, "{}\n{}", watched.stdout, watched.stderr);
+    assert_eq!(counts(&env.describe(&after_id).await), (2, 2, 0));
+    assert!(
+        env.invoked("after-confirm/temp-once").await,
+        "the later job invoked the function"
     );
+    let waiting = env.describe(&confirm_id).await;
+    assert_eq!(waiting.status, Some(JobStatus::Suspended));
+    assert_eq!(counts(&waiting), (5, 0, 0));
+    for k in &keys2 {
+        assert!(
+            !env.invoked(k).await,
+            "{k} was invoked before the confirmation"
+        );
+    }
     let c = env.cli(&["confirm", &confirm_id]).await;
     assert_eq!(c.code, 0, "{}", c.stderr);
     let watched = env
@@ -437,6 +480,12 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
         .await;
     assert_eq!(watched.code, 0, "{}", watched.stderr);
     assert_eq!(counts(&env.describe(&confirm_id).await), (5, 5, 0));
+    for k in &keys2 {
+        assert!(
+            env.invoked(k).await,
+            "{k} was not invoked after the confirmation"
+        );
+    }
 
     // --- A function the Invoke API does not know: the job fails; --watch exits 2.
     let failed = env
@@ -637,13 +686,21 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
     // --- list, with a status filter.
     let all = env.cli(&["list"]).await;
     assert_eq!(all.code, 0, "{}", all.stderr);
-    for j in [&id, &confirm_id, &failed_id, &cancel_id, &inv_id, &bad_id] {
+    for j in [
+        &id,
+        &confirm_id,
+        &after_id,
+        &failed_id,
+        &cancel_id,
+        &inv_id,
+        &bad_id,
+    ] {
         assert!(all.stdout.contains(j.as_str()), "{j} not in {}", all.stdout);
     }
-    assert!(all.stderr.contains("6 jobs"), "{}", all.stderr);
+    assert!(all.stderr.contains("7 jobs"), "{}", all.stderr);
     let complete = env.cli(&["list", "--status", "Complete"]).await;
-    assert_eq!(complete.stdout.lines().count(), 3, "{}", complete.stdout);
-    for j in [&id, &confirm_id, &inv_id] {
+    assert_eq!(complete.stdout.lines().count(), 4, "{}", complete.stdout);
+    for j in [&id, &confirm_id, &after_id, &inv_id] {
         assert!(complete.stdout.contains(j.as_str()), "{}", complete.stdout);
     }
 
@@ -715,15 +772,8 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
         .await;
     assert_eq!(upload.code, 1);
     assert!(upload.stderr.contains("in S3 already"), "{}", upload.stderr);
-    assert!(env
-        .s3
-        .head_object()
-        .bucket(DATA)
-        .key("never.csv")
-        .send()
-        .await
-        .is_err());
-    assert!(env.cli(&["list"]).await.stderr.contains("6 jobs"));
+    env.assert_no_object("never.csv").await;
+    assert!(env.cli(&["list"]).await.stderr.contains("7 jobs"));
 
     // --- Retry only the failures: a job whose objects are partly missing (404) or refused
     // (perm); the missing ones are uploaded, `report --failed-manifest --message` picks the

@@ -10,6 +10,7 @@
 //! | `hang` | sleeps for an hour: with a short Lambda timeout the deadline margin turns it into a `TemporaryFailure` |
 //! | `abort` | aborts the whole process (`std::process::abort()`), as a crash or an OOM kill would end it |
 //! | `block` | blocks its thread for an hour, so the deadline margin cannot answer either: Lambda's timeout ends the invocation |
+//! | `sleep-<N>ms` | records the call (an empty object `.chaos/calls/<key>/<process id>-<time>` in the same bucket, so a test counts the invocations of a task across processes), then sleeps N milliseconds |
 //!
 //! Any other key is looked up with `HeadObject`, so a key that was decoded wrongly fails with
 //! `NoSuchKey`/404; the result is `ok <size> bytes`.
@@ -18,7 +19,9 @@ use s3batch::aws_sdk_s3::Client;
 use s3batch::{Object, TaskError};
 use std::time::Duration;
 
-#[s3batch::task(deadline_margin_ms = 500)]
+// A wide margin: a `hang` task is answered 3 s before the deadline, which leaves a loaded
+// machine room to deliver that answer before the timeout ends the invocation.
+#[s3batch::task(deadline_margin_ms = 3000)]
 async fn chaos(obj: Object, s3: Client) -> Result<String, TaskError> {
     let key = &obj.key;
     if key.contains("temp-once") {
@@ -62,6 +65,31 @@ async fn chaos(obj: Object, s3: Client) -> Result<String, TaskError> {
     if key.contains("hang") {
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
+    if let Some(ms) = sleep_ms(key) {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        s3.put_object()
+            .bucket(&obj.bucket)
+            .key(format!(".chaos/calls/{key}/{}-{at}", std::process::id()))
+            .body(Vec::new().into())
+            .send()
+            .await?;
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
     let head = s3.head_object().bucket(&obj.bucket).key(key).send().await?;
     Ok(format!("ok {} bytes", head.content_length().unwrap_or(0)))
+}
+
+/// `N` of the first `sleep-<N>ms` in `key`.
+fn sleep_ms(key: &str) -> Option<u64> {
+    key.match_indices("sleep-").find_map(|(at, _)| {
+        let rest = &key[at + "sleep-".len()..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        rest[digits..]
+            .starts_with("ms")
+            .then(|| rest[..digits].parse().ok())
+            .flatten()
+    })
 }

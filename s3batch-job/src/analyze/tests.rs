@@ -492,3 +492,108 @@ async fn a_local_failed_manifest_is_replaced_whole() {
         "s3://bkt/dir/ names no object: give s3://bucket/key.csv"
     );
 }
+
+/// The issue's results file: read leniently, the quote opened in row 1's message swallowed
+/// row 2, so 2 failed rows became 1, and the failed manifest had 1 row. Refused now, naming
+/// the file and the line, from a local file or an `s3://` one; so is a `"` inside an
+/// unquoted field.
+#[test]
+fn unbalanced_quotes_in_a_results_file_are_refused() {
+    let read = |csv: &[u8], name: &str| {
+        let mut keys = Vec::new();
+        let result = read_results_csv(csv, name, &mut |r| {
+            keys.push(r.key);
+            Ok(())
+        });
+        (result, keys)
+    };
+    let unclosed =
+        b"b,k1,,failed,PermanentFailure,200,\"oops\nb,k2,,failed,PermanentFailure,200,x\n";
+    let (result, _) = read(unclosed, "s3://reports/job-1/results/a.csv");
+    let err = result.unwrap_err();
+    assert!(
+        err.starts_with(
+            "s3://reports/job-1/results/a.csv: line 1: a quote opened on this line is never \
+             closed: it swallows the 1 line(s) after it"
+        ),
+        "{err}"
+    );
+    let (result, _) = read(
+        b"b,k1,,failed,PermanentFailure,200,x\nb,ke\"y,,failed,PermanentFailure,200,x\n",
+        "r.csv",
+    );
+    let err = result.unwrap_err();
+    assert!(
+        err.starts_with("r.csv: line 2: a `\"` inside a field that does not start with one"),
+        "{err}"
+    );
+    // A quoted field closed on a later line by a quote followed by more text.
+    let (result, _) = read(
+        b"b,k1,,failed,PermanentFailure,200,\"a\nb,k2,,failed,PermanentFailure,200,\"x\n",
+        "r.csv",
+    );
+    let err = result.unwrap_err();
+    assert!(
+        err.starts_with("r.csv: line 1: the quoted field opened on this line runs over 2"),
+        "{err}"
+    );
+    // Bytes that are not UTF-8 name their line and column.
+    let (result, _) = read(
+        b"b,k1,,failed,PermanentFailure,200,x\nb,k\xff,,failed,,,\n",
+        "r.csv",
+    );
+    assert_eq!(
+        result.unwrap_err(),
+        "r.csv: line 2: column 2 is not valid UTF-8"
+    );
+    // Balanced quotes, a BOM, CRLF and a header are read as ever.
+    let (result, keys) = read(
+        b"\xEF\xBB\xBFBucket,Key,VersionId,TaskStatus,ErrorCode,HTTPStatusCode,ResultMessage\r\n\
+b,\"k,1\",,failed,PermanentFailure,200,\"a \"\"b\"\"\nc\"\r\nb,k2,,succeeded,,200,\r\n",
+        "r.csv",
+    );
+    result.unwrap();
+    assert_eq!(keys, ["k,1", "k2"]);
+}
+
+/// `report PATH --failed-manifest OUT` on such a file: the read fails naming the file and
+/// line, and the failed manifest is not written (the command discards the staged rows, as
+/// `cargo-s3batch`'s `analyze` does on any error).
+#[tokio::test]
+async fn no_failed_manifest_from_a_results_file_with_an_unclosed_quote() {
+    let dir = std::env::temp_dir().join(format!("s3batch-analyze-quote-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let results = dir.join("results.csv");
+    std::fs::write(
+        &results,
+        "b,k1,,failed,PermanentFailure,200,\"oops\nb,k2,,failed,PermanentFailure,200,x\n",
+    )
+    .unwrap();
+    let out = dir.join("failed.csv");
+    let s3 = crate::storage::s3_client(Some("http://127.0.0.1:9")).await;
+    let (staged, file) = ManifestOut::create(&Location::Local(out.clone())).unwrap();
+    let mut manifest = FailedManifest::to_writer(file);
+    let read = read_report_rows(&Location::Local(results.clone()), &s3, &mut |row| {
+        manifest.push(&row)
+    })
+    .await;
+    let err = read.unwrap_err();
+    assert!(
+        err.starts_with(&format!(
+            "{}: line 1: a quote opened on this line is never closed",
+            results.display()
+        )),
+        "{err}"
+    );
+    drop(manifest.finish().unwrap());
+    staged.discard();
+    assert!(!out.exists(), "no failed manifest is written");
+    let mut left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["results.csv"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

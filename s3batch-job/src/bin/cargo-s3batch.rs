@@ -2,11 +2,12 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use s3batch_job::journal::{self, Journal};
+use s3batch_job::journal::{self, JobDefinition, JobLock, Journal};
+use s3batch_job::lifecycle::{self, Cancelled, FinishError};
 use s3batch_job::report::valid_job_id;
 use s3batch_job::{
     storage::s3_client, FailureThreshold, HostConfig, JobStatus, LambdaInvoker, LocalJob, Location,
-    Manifest, ManifestSource, Redrive, ReportScope, RuntimeHost, Schema,
+    ManifestSource, Redrive, ReportScope, RuntimeHost, Schema,
 };
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -95,6 +96,13 @@ struct ServeArgs {
     /// first, then the oldest). Default: no limit.
     #[arg(long, value_name = "N")]
     max_active_jobs: Option<usize>,
+    /// How long a client may take to send a request's headers, then its body; a connection
+    /// idle that long is closed.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    request_timeout: u64,
+    /// At most N connections at once; more wait until one closes.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    max_connections: usize,
     #[command(flatten)]
     state: StateDir,
 }
@@ -314,16 +322,58 @@ struct RunArgs {
     quiet: bool,
 }
 
-/// How the function is invoked: one definition for `run` and `submit`.
-#[derive(Args, Debug)]
+/// How the function is invoked: one definition for `run` and `submit`. The user arguments
+/// are checked as S3 checks them ([`s3batch_job::UserArguments`]) while the command line is
+/// read: a repeated `--user-arg` name, one S3 would refuse, or any with schema 1.0 is a
+/// usage error naming it, before anything is read, run or sent.
+#[derive(Debug)]
 struct Invocation {
+    schema: Schema,
+    /// As given: distinct names, within S3's limits.
+    user_args: Vec<(String, String)>,
+}
+
+/// The options of [`Invocation`], as clap reads them (unchecked).
+#[derive(Args, Debug)]
+struct InvocationArgs {
     /// The invocation schema: 2.0 sends s3Bucket and the user arguments.
     #[arg(long, default_value = "1.0", value_parser = schema_parser())]
     schema: Schema,
 
-    /// A user argument for schema 2.0, as NAME=VALUE; repeat for more (at most 10).
+    /// A user argument for schema 2.0, as NAME=VALUE; repeat for more (at most 10, each
+    /// name once; names 1 to 64 characters, values at most 1024).
     #[arg(long = "user-arg", value_name = "NAME=VALUE", value_parser = parse_user_arg)]
     user_args: Vec<(String, String)>,
+}
+
+impl clap::FromArgMatches for Invocation {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let InvocationArgs { schema, user_args } = InvocationArgs::from_arg_matches(matches)?;
+        s3batch_job::UserArguments::for_schema(user_args.iter().cloned(), schema).map_err(|e| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("--user-arg: {e}\n"),
+            )
+        })?;
+        Ok(Self { schema, user_args })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for Invocation {
+    fn group_id() -> Option<clap::Id> {
+        InvocationArgs::group_id()
+    }
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        InvocationArgs::augment_args(cmd)
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        InvocationArgs::augment_args_for_update(cmd)
+    }
 }
 
 impl Invocation {
@@ -408,102 +458,53 @@ fn main() -> ExitCode {
     }
 }
 
-/// The first SIGINT/SIGTERM received (0: none yet).
+/// The first SIGINT/SIGTERM received (0: none yet): a job it stopped exits 128 + it.
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn on_signal(signal: libc::c_int) {
-    if SIGNAL.swap(signal, Ordering::SeqCst) != 0 {
-        // The second one: quit now. The journal keeps what it has, as after kill -9.
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(128 + signal) };
-    }
-}
-
-fn catch_signals() {
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only touches an atomic and calls _exit.
-        unsafe {
-            libc::signal(
-                signal,
-                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
-            )
+/// Catches SIGINT and SIGTERM from now on (Tokio's signal handling) and returns a future that
+/// completes once the first has arrived. A second one quits at once: the journal keeps what
+/// it has, as after `kill -9`.
+fn stop_signals() -> Result<impl std::future::Future<Output = ()>, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let listen = |kind: SignalKind| {
+        signal(kind).map_err(|e| format!("listening for signal {}: {e}", kind.as_raw_value()))
+    };
+    let (int, term) = (SignalKind::interrupt(), SignalKind::terminate());
+    let (mut ints, mut terms) = (listen(int)?, listen(term)?);
+    Ok(async move {
+        let first = tokio::select! {
+            _ = ints.recv() => int,
+            _ = terms.recv() => term,
         };
-    }
+        SIGNAL.store(first.as_raw_value(), Ordering::SeqCst);
+        tokio::spawn(async move {
+            let second = tokio::select! {
+                _ = ints.recv() => int,
+                _ = terms.recv() => term,
+            };
+            std::process::exit(128 + second.as_raw_value());
+        });
+    })
 }
 
-/// Completes once SIGINT or SIGTERM has arrived.
-async fn signalled(grace: u64) {
-    while SIGNAL.load(Ordering::SeqCst) == 0 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// Completes once SIGINT or SIGTERM has arrived (see [`stop_signals`]), saying so.
+async fn signalled(stop: impl std::future::Future<Output = ()>, grace: u64) {
+    stop.await;
     eprintln!(
         "\nstopping: no new tasks; waiting up to {grace} s for the invocations in flight \
          (again to quit now)"
     );
 }
 
-/// Loads the manifest: a local CSV file is streamed from where it is; an `s3://` CSV
-/// manifest is downloaded (streamed) into the job's state folder and streamed from there; an
-/// S3 Inventory `manifest.json` is read into memory.
+/// Loads the manifest, streamed (see [`ManifestSource::fetch`]): a local one is read from
+/// where it is; an `s3://` one (a CSV manifest, or an S3 Inventory `manifest.json` and its
+/// data files) is downloaded into the job's state folder and read from there.
 async fn load_manifest(
     location: &Location,
     s3: &aws_sdk_s3::Client,
     dir: &Path,
 ) -> Result<ManifestSource, String> {
-    match location {
-        Location::Local(path) => ManifestSource::open(path).map_err(|e| e.to_string()),
-        Location::S3 { bucket, key } if !key.ends_with(".json") => {
-            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-            let path = dir.join("manifest.csv");
-            download(s3, bucket, key, &path).await?;
-            let mut head = Vec::new();
-            std::fs::File::open(&path)
-                .and_then(|f| {
-                    std::io::Read::read_to_end(&mut std::io::Read::take(f, 64), &mut head)
-                })
-                .map_err(|e| format!("reading {}: {e}", path.display()))?;
-            if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-                // An Inventory manifest.json under another name.
-                let _ = std::fs::remove_file(&path);
-                return in_memory(location, s3).await;
-            }
-            ManifestSource::open(&path).map_err(|e| e.to_string())
-        }
-        Location::S3 { .. } => in_memory(location, s3).await,
-    }
-}
-
-async fn in_memory(location: &Location, s3: &aws_sdk_s3::Client) -> Result<ManifestSource, String> {
-    Manifest::load(location, s3)
-        .await
-        .map(ManifestSource::from)
-        .map_err(|e| e.to_string())
-}
-
-async fn download(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-    path: &Path,
-) -> Result<(), String> {
-    use std::io::Write;
-    let fail = |e: String| format!("reading s3://{bucket}/{key}: {e}");
-    let mut out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| fail(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
-    let file =
-        std::fs::File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
-    let mut file = std::io::BufWriter::with_capacity(1 << 16, file);
-    while let Some(chunk) = out.body.try_next().await.map_err(|e| fail(e.to_string()))? {
-        file.write_all(&chunk)
-            .map_err(|e| format!("writing {}: {e}", path.display()))?;
-    }
-    file.flush()
-        .map_err(|e| format!("writing {}: {e}", path.display()))
+    ManifestSource::fetch(location, s3, dir).await
 }
 
 /// Where job journals live: `--state-dir`, for both `run` and `report`.
@@ -598,17 +599,20 @@ async fn report(args: ReportArgs) -> Result<ExitCode, String> {
         unreachable!("clap requires --job-id and --report without a report to read")
     };
     let dir = journal_dir(&args.state, job_id);
-    let info = journal::info(&dir).map_err(|e| format!("no journal of job {job_id}: {e}"))?;
-    let written = journal::write_report(&dir, destination, scope(args.report_scope), &s3).await?;
-    println!("report: {written}");
-    match info.status {
-        Some(JobStatus::Complete | JobStatus::Failed { .. }) => {
-            std::fs::remove_dir_all(&dir).map_err(|e| format!("removing {}: {e}", dir.display()))?
-        }
-        _ => println!(
+    journal::info(&dir).map_err(|e| format!("no journal of job {job_id}: {e}"))?;
+    let lock = JobLock::acquire(&dir).map_err(|e| e.to_string())?;
+    let report = Some((destination, scope(args.report_scope)));
+    let finished = lifecycle::finish(lock, report, Cancelled::Resumable, &s3)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(written) = &finished.report {
+        println!("report: {written}");
+    }
+    if let Some(kept) = &finished.kept {
+        println!(
             "the journal is kept in {}: the job did not finish (resume it with --resume)",
-            dir.display()
-        ),
+            kept.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -618,7 +622,9 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         .region(&args.region)
         .concurrency(args.concurrency)
         .grace_period(Duration::from_secs(args.grace_period))
-        .function_timeout(Duration::from_secs(args.function_timeout));
+        .function_timeout(Duration::from_secs(args.function_timeout))
+        .request_timeout(Duration::from_secs(args.request_timeout))
+        .max_connections(args.max_connections);
     if let Some(url) = &args.s3_endpoint_url {
         config = config.s3_endpoint(url);
     }
@@ -631,16 +637,14 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], args.port));
     let server = s3batch_job::control::ControlServer::start(addr, config)
         .await
-        .map_err(|e| format!("listening on {addr}: {e}"))?;
+        .map_err(|e| format!("starting the endpoint on {addr}: {e}"))?;
     println!(
         "S3 Control job endpoint listening on {} (see README: Local S3 Control endpoint)",
         server.endpoint()
     );
-    catch_signals();
-    while SIGNAL.load(Ordering::SeqCst) == 0 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    drop(server);
+    stop_signals()?.await;
+    // The jobs stop where they are; a server started again on this state folder takes them up.
+    server.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -663,9 +667,16 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         .clone()
         .unwrap_or_else(s3batch_job::job::random_job_id);
     let dir = journal_dir(&args.state, &job_id);
+    let had_dir = dir.exists();
+    // The job's folder is this process's until it exits: a second `run` or a `--resume` of a
+    // job still running is refused here, before anything is read or invoked.
+    let lock = JobLock::acquire(&dir).map_err(|e| e.to_string())?;
     // Everything that can stop the job is checked before the first invocation.
     let existing = Journal::exists(&dir);
     if args.resume && !existing {
+        if !had_dir {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         return Err(format!(
             "nothing to resume: no journal of job {job_id} in {}",
             dir.display()
@@ -682,7 +693,33 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
                     .to_string())
         ));
     }
-    let had_dir = dir.exists();
+    let definition = JobDefinition {
+        function: match (&args.function, &args.bootstrap) {
+            (Some(name), _) => format!("function {name}"),
+            (None, Some(path)) => format!("bootstrap {}", path.display()),
+            (None, None) => unreachable!("clap requires one"),
+        },
+        schema: args.invocation.schema().to_string(),
+        user_arguments: args.invocation.user_args.iter().cloned().collect(),
+        tasks_per_invocation: args.tasks_per_invocation,
+        report: args
+            .report
+            .as_ref()
+            .map(|l| format!("{l} ({:?})", scope(args.report_scope))),
+    };
+    if args.resume {
+        let info = journal::info(&dir)?;
+        if let Some(was) = &info.definition {
+            let differences = was.differences(&definition);
+            if !differences.is_empty() {
+                return Err(format!(
+                    "job {job_id} cannot be resumed with another definition ({}): resume it \
+                     with the options it started with, or start a new job",
+                    differences.join("; ")
+                ));
+            }
+        }
+    }
     let manifest = match load_manifest(&args.manifest, &s3, &dir).await {
         Ok(m) => m,
         Err(e) => {
@@ -781,9 +818,15 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         None => None,
     };
     let mut journal = if args.resume {
-        Journal::resume(&dir, job.manifest())?
+        Journal::resume_locked(lock, job.manifest(), Some(&definition))?
     } else {
-        Journal::create(&dir, &job_id, &args.manifest.to_string(), job.manifest())?
+        Journal::create_locked(
+            lock,
+            &job_id,
+            &args.manifest.to_string(),
+            job.manifest(),
+            Some(definition),
+        )?
     };
     eprintln!(
         "job {job_id}: {total} tasks from {} -> {function} (schema {}, {} at once); journal in {}{}",
@@ -815,8 +858,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         progress.set_message(format!("{} failed, {} redriven", p.failed, p.redriven));
     });
 
-    catch_signals();
-    let stop = signalled(args.grace_period);
+    let stop = signalled(stop_signals()?, args.grace_period);
     let ran = if let Some(host) = host {
         job.run_journaled(host, &mut journal, stop).await
     } else {
@@ -845,7 +887,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         }
     };
     journal.finish(&outcome.status)?;
-    drop(journal);
+    let lock = journal.into_lock()?;
 
     let s = &outcome.summary;
     println!("job {job_id}: {}", outcome.status);
@@ -870,20 +912,22 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         s.tasks_per_second()
     );
     let cancelled = outcome.status == JobStatus::Cancelled;
-    if let Some(location) = &args.report {
-        match journal::write_report(&dir, location, scope(args.report_scope), &s3).await {
-            Ok(written) => println!("  report: {written}"),
-            Err(e) => {
-                eprintln!(
-                    "error: the report could not be written: {e}\n\
-                     the results are kept in {}; write the report with:\n  \
-                     cargo s3batch report --job-id {job_id} --state-dir {} --report <DIR|S3_URI>",
-                    dir.display(),
-                    args.state.state_dir.display()
-                );
-                return Ok(ExitCode::from(EXIT_REPORT_NOT_WRITTEN));
+    let report = args.report.as_ref().map(|l| (l, scope(args.report_scope)));
+    match lifecycle::finish(lock, report, Cancelled::Resumable, &s3).await {
+        Ok(finished) => {
+            if let Some(written) = finished.report {
+                println!("  report: {written}");
             }
         }
+        Err(e @ FinishError::Report { .. }) => {
+            eprintln!(
+                "error: {e}; write the report with:\n  \
+                 cargo s3batch report --job-id {job_id} --state-dir {} --report <DIR|S3_URI>",
+                args.state.state_dir.display()
+            );
+            return Ok(ExitCode::from(EXIT_REPORT_NOT_WRITTEN));
+        }
+        Err(e) => return Err(e.to_string()),
     }
     if cancelled {
         println!(
@@ -893,9 +937,135 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         let signal = SIGNAL.load(Ordering::SeqCst);
         return Ok(ExitCode::from(128 + signal.clamp(1, 127) as u8));
     }
-    std::fs::remove_dir_all(&dir).map_err(|e| format!("removing {}: {e}", dir.display()))?;
     Ok(ExitCode::from(match outcome.status {
         JobStatus::Failed { .. } => EXIT_FAILED,
         _ => EXIT_COMPLETE,
     }))
+}
+
+#[cfg(test)]
+mod user_arg_tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(["cargo-s3batch"].iter().chain(args))
+    }
+
+    fn run_with(user_args: &[&str]) -> Vec<String> {
+        let mut args = vec![
+            "run",
+            "--manifest",
+            "m.csv",
+            "--function",
+            "f",
+            "--schema",
+            "2.0",
+        ];
+        for a in user_args {
+            args.extend(["--user-arg", a]);
+        }
+        args.into_iter().map(str::to_owned).collect()
+    }
+
+    fn submit_with(user_args: &[&str]) -> Vec<String> {
+        let mut args = vec![
+            "submit",
+            "--manifest",
+            "s3://b/m.csv",
+            "--function-arn",
+            "arn:aws:lambda:us-east-1:123456789012:function:f",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/batch",
+            "--schema",
+            "2.0",
+        ];
+        for a in user_args {
+            args.extend(["--user-arg", a]);
+        }
+        args.into_iter().map(str::to_owned).collect()
+    }
+
+    fn error(args: &[String]) -> clap::Error {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        match parse(&args) {
+            Ok(cli) => panic!("{args:?} was accepted: {cli:?}"),
+            Err(e) => e,
+        }
+    }
+
+    /// A repeated `--user-arg` name used to keep its last value silently; now `run` and
+    /// `submit` refuse it while the command line is read, naming it.
+    #[test]
+    fn a_repeated_user_arg_is_refused_naming_it() {
+        for args in [
+            run_with(&["dest=a", "other=x", "dest=b"]),
+            submit_with(&["dest=a", "other=x", "dest=b"]),
+        ] {
+            let e = error(&args);
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+            let text = e.to_string();
+            assert!(
+                text.starts_with(
+                    "error: --user-arg: user argument \"dest\" is given more than once; give each name once\n"
+                ),
+                "{text}"
+            );
+            assert!(text.contains("Usage: cargo s3batch "), "{text}");
+        }
+    }
+
+    /// What S3 refuses at CreateJob is refused here too, naming the limit; distinct names
+    /// within the limits are kept as given.
+    #[test]
+    fn user_args_s3_refuses_are_usage_errors() {
+        let long_name = format!("{}=v", "k".repeat(65));
+        let long_value = format!("k={}", "v".repeat(1025));
+        let eleven: Vec<String> = (0..11).map(|i| format!("k{i}=v")).collect();
+        let eleven: Vec<&str> = eleven.iter().map(String::as_str).collect();
+        let cases = [
+            (
+                run_with(&[&long_name]),
+                "has 65 characters; names are 1 to 64 characters",
+            ),
+            (
+                run_with(&["=v"]),
+                "empty name; names are 1 to 64 characters",
+            ),
+            (
+                submit_with(&[&long_value]),
+                "has a value of 1025 characters; values are at most 1024 characters",
+            ),
+            (
+                submit_with(&eleven),
+                "11 user arguments; S3 allows at most 10",
+            ),
+        ];
+        for (args, expected) in cases {
+            let text = error(&args).to_string();
+            assert!(text.starts_with("error: --user-arg: "), "{text}");
+            assert!(text.contains(expected), "{expected}: {text}");
+        }
+        let mut v1 = run_with(&["k=v"]);
+        v1.retain(|a| a != "--schema" && a != "2.0");
+        let text = error(&v1).to_string();
+        assert!(
+            text.contains("user arguments need invocation schema 2.0"),
+            "{text}"
+        );
+
+        let args = run_with(&["b=2", "a=x=y", "c="]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let Command::Run(run) = parse(&args).unwrap().command else {
+            panic!("not run");
+        };
+        assert_eq!(run.invocation.schema, Schema::V2);
+        assert_eq!(
+            run.invocation.user_args,
+            [
+                ("b".to_owned(), "2".to_owned()),
+                ("a".to_owned(), "x=y".to_owned()),
+                ("c".to_owned(), String::new())
+            ]
+        );
+    }
 }

@@ -27,6 +27,12 @@
 //! - **Priorities**: with [`ServeConfig::max_active_jobs`] (`--max-active-jobs`), at most
 //!   that many jobs run at once and the `Ready` job with the highest priority (then the
 //!   oldest) starts when one ends; without it every `Ready` job starts at once.
+//! - **Restarts**: every job is recorded in the state folder (`jobs/<id>.json`, saved at
+//!   each change), so a server started again on it lists and describes the jobs of the one
+//!   before (ended ones for 90 days after they end, as S3 keeps them) and takes up those
+//!   that had not ended: an `Active` job resumes from its journal (its finished tasks are
+//!   not invoked again), a `Cancelling` or `Failing` one ends from it, the others are
+//!   prepared again ([`ControlServer::start`]). One server at a time holds a state folder.
 //! - **Not emulated**: `ManifestGenerator`, operations other than `LambdaInvoke`,
 //!   `Pausing`/`Paused` (a running job is never pre-empted), tagging writes, and function
 //!   qualifiers (an alias or version in the `FunctionArn` is dropped: a local endpoint serves

@@ -3,19 +3,20 @@
 use super::state::{Created, Jobs, SharedJob, Signal, Status};
 use super::xml::{bucket_name, document, function_name, manifest_object, ApiError, CreateJob, El};
 use crate::journal::{self, Journal};
-use crate::manifest::{Manifest, ManifestSource};
+use crate::lifecycle;
+use crate::manifest::{ManifestSource, Staged};
 use crate::report::ReportScope;
 use crate::storage::Location;
-use crate::{FailureThreshold, LambdaInvoker, LocalJob, Redrive, Schema};
+use crate::{FailureThreshold, LambdaInvoker, LocalJob, Redrive};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -36,6 +37,9 @@ pub const JOB_ERROR: &str = "JobFailed";
 
 const BASE: &str = "v20180820";
 const MAX_BODY: usize = 1 << 20;
+/// How long the accept loop waits after a failed accept (out of file descriptors, say)
+/// before it tries again, instead of spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How `cargo s3batch serve` runs jobs: where S3 and the Invoke API are, and the runner's
 /// settings (those of `cargo s3batch run`).
@@ -51,10 +55,14 @@ pub struct ServeConfig {
     redrive: Redrive,
     threshold: FailureThreshold,
     max_active: Option<usize>,
+    request_timeout: Duration,
+    max_connections: usize,
 }
 
 impl ServeConfig {
-    /// Jobs' journals in `state_dir` (one `job-<id>` folder while a job runs); S3 and Lambda
+    /// Jobs' records in `state_dir` (`jobs/<id>.json`, kept 90 days after a job ends), their
+    /// journals (one `job-<id>` folder while a job runs) and the server's lock (`serve.lock`:
+    /// one server per state folder); S3 and Lambda
     /// from the usual AWS configuration; region `us-east-1` in job ARNs; 16 invocations at
     /// once per job, 30 s grace period for a cancelled job, 900 s function timeout, S3's
     /// redrive and failure threshold defaults.
@@ -70,6 +78,8 @@ impl ServeConfig {
             redrive: Redrive::default(),
             threshold: FailureThreshold::default(),
             max_active: None,
+            request_timeout: Duration::from_secs(30),
+            max_connections: 256,
         }
     }
     /// The S3 endpoint manifests are read from and reports written to (e.g. moto).
@@ -119,6 +129,19 @@ impl ServeConfig {
         self.threshold = threshold;
         self
     }
+    /// How long a client may take to send a request's headers, and then its body; a
+    /// connection that sends nothing for that long (a new one, or an idle keep-alive one) is
+    /// closed. Default 30 s.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+    /// At most `n` connections open at once (default 256): once reached, a new connection
+    /// waits in the listen backlog until one closes.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
 }
 
 struct Shared {
@@ -131,11 +154,61 @@ struct Shared {
     wake: tokio::sync::Notify,
 }
 
-/// A running S3 Control job endpoint. Dropping it stops the server and its jobs.
+/// A running S3 Control job endpoint. Dropping it stops the server and its jobs, which a
+/// server started again on the same state folder takes up ([`ControlServer::start`]).
 pub struct ControlServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
     accept: tokio::task::JoinHandle<()>,
+    _lock: StateLock,
+}
+
+/// The server's state folder, held by one server at a time (the operating system's lock on
+/// `serve.lock`, released by a crash too; the file holds the holder's process id).
+#[derive(Debug)]
+struct StateLock {
+    _file: std::fs::File,
+}
+
+impl StateLock {
+    fn acquire(dir: &Path) -> std::io::Result<StateLock> {
+        use std::io::{Read, Write};
+        let path = dir.join("serve.lock");
+        let context =
+            |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        std::fs::create_dir_all(dir).map_err(context)?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(context)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = match pid.trim() {
+                    "" => "unknown",
+                    pid => pid,
+                };
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ResourceBusy,
+                    format!(
+                        "state folder {} is in use by another cargo s3batch serve, process \
+                         {pid}: stop that one, or give this one another --state-dir",
+                        dir.display()
+                    ),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(context(e)),
+        }
+        file.set_len(0)
+            .and_then(|()| file.write_all(std::process::id().to_string().as_bytes()))
+            .map_err(context)?;
+        Ok(StateLock { _file: file })
+    }
 }
 
 impl std::fmt::Debug for ControlServer {
@@ -148,26 +221,66 @@ impl std::fmt::Debug for ControlServer {
 
 impl ControlServer {
     /// Listens on `addr` (port 0: a free port) and serves until dropped.
+    ///
+    /// The state folder is this server's alone: a second server on it is refused, naming the
+    /// process that holds it. The jobs recorded there (`jobs/<id>.json`) by an earlier server
+    /// are listed and described again, but those ended more than 90 days ago, which are
+    /// deleted; those that had not ended are taken up: `New`, `Preparing`, `Suspended` and
+    /// `Ready` ones are prepared again (a `Suspended` one then waits for its confirmation
+    /// again, a `Ready` one does not); an `Active` one is prepared again (its manifest read
+    /// and its ETag checked) and resumed from its journal, so the tasks that finished are
+    /// not invoked again; a `Cancelling` or `Failing` one ends from its journal (its report,
+    /// then `Cancelled` or `Failed`) without invoking anything. A job whose journal is
+    /// missing or cannot be resumed fails, with a reason naming it.
     pub async fn start(addr: SocketAddr, config: ServeConfig) -> std::io::Result<ControlServer> {
+        let lock = StateLock::acquire(&config.state_dir)?;
+        let records = config.state_dir.join("jobs");
+        let (jobs, opened) = Jobs::open(&records, SystemTime::now())
+            .map_err(|e| std::io::Error::other(format!("reading the job records: {e}")))?;
+        for id in &opened.expired {
+            tracing::info!("job {id} ended more than 90 days ago: its record is deleted");
+        }
+        for bad in &opened.unreadable {
+            tracing::warn!("a job record cannot be read, so its job is not listed: {bad}");
+        }
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let s3 = crate::storage::s3_client(config.s3_endpoint.as_deref()).await;
         let lambda =
             LambdaInvoker::client(config.lambda_endpoint.as_deref(), config.function_timeout).await;
+        let unfinished = jobs.unfinished();
         let shared = Arc::new(Shared {
             config,
-            jobs: Mutex::new(Jobs::default()),
+            jobs: Mutex::new(jobs),
             s3,
             lambda,
             runners: Mutex::new(JoinSet::new()),
             wake: tokio::sync::Notify::new(),
         });
+        {
+            let mut runners = shared.runners.lock().expect("runners");
+            for job in unfinished {
+                runners.spawn(run(Arc::clone(&shared), job));
+            }
+        }
         let accept = tokio::spawn(serve(listener, Arc::clone(&shared)));
         Ok(ControlServer {
             addr,
             shared,
             accept,
+            _lock: lock,
         })
+    }
+
+    /// Stops the server as dropping it does, and returns once its jobs' runners have
+    /// stopped: their journals are closed and unlocked, so a server started next on the same
+    /// state folder (even in this process) takes their jobs up at once.
+    pub async fn shutdown(mut self) {
+        self.accept.abort();
+        let _ = (&mut self.accept).await;
+        let mut runners = std::mem::take(&mut *self.shared.runners.lock().expect("runners"));
+        runners.abort_all();
+        while runners.join_next().await.is_some() {}
     }
 
     /// Where it listens.
@@ -188,22 +301,40 @@ impl Drop for ControlServer {
     }
 }
 
+/// The accept loop: at most `max_connections` connections at once, each closed when a
+/// request's headers (or an idle connection's next request) take longer than
+/// `request_timeout`; a failed accept (no file descriptor left, say) is retried after a
+/// pause rather than at once.
 async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(shared.config.max_connections));
     let mut connections = JoinSet::new();
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let shared = Arc::clone(&shared);
-                connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |req| handle(req, Arc::clone(&shared)));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+        let slot = Arc::clone(&slots)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let stream = loop {
+            match listener.accept().await {
+                Ok((stream, _)) => break stream,
+                Err(e) => {
+                    tracing::warn!("accepting a connection failed: {e}; trying again shortly");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
             }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
+        };
+        let shared = Arc::clone(&shared);
+        connections.spawn(async move {
+            let _slot = slot;
+            let timeout = shared.config.request_timeout;
+            let service = hyper::service::service_fn(move |req| handle(req, Arc::clone(&shared)));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeout)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        // Connections that ended are reaped here; the others run on.
+        while connections.try_join_next().is_some() {}
     }
 }
 
@@ -268,11 +399,18 @@ async fn route(req: Request<Incoming>, shared: &Arc<Shared>) -> Result<El, ApiEr
     match segments.as_slice() {
         [BASE, "jobs"] if method == Method::POST => {
             let account = account(&req)?;
-            let body = Limited::new(req.into_body(), MAX_BODY)
-                .collect()
-                .await
-                .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?
-                .to_bytes();
+            let timeout = shared.config.request_timeout;
+            let body =
+                tokio::time::timeout(timeout, Limited::new(req.into_body(), MAX_BODY).collect())
+                    .await
+                    .map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "the request body did not arrive within {} s",
+                            timeout.as_secs_f64()
+                        ))
+                    })?
+                    .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?
+                    .to_bytes();
             create(shared, &account, &body)
         }
         [BASE, "jobs"] if method == Method::GET => list(shared, &account(&req)?, &query(&req)),
@@ -293,7 +431,7 @@ async fn route(req: Request<Incoming>, shared: &Arc<Shared>) -> Result<El, ApiEr
                 ApiError::bad_request(format!("priority is {raw:?}; give 0 to 2147483647"))
             })?;
             let mut job = job.lock().expect("job");
-            job.priority = priority;
+            job.set_priority(priority);
             shared.wake.notify_waiters();
             Ok(El::parent(
                 "UpdateJobPriorityResult",
@@ -323,11 +461,10 @@ async fn route(req: Request<Incoming>, shared: &Arc<Shared>) -> Result<El, ApiEr
 }
 
 fn create(shared: &Arc<Shared>, account: &str, body: &[u8]) -> Result<El, ApiError> {
-    let request = CreateJob::parse(body)?;
     let created = shared.jobs.lock().expect("jobs").create(
         account,
         &shared.config.region,
-        request,
+        body,
         crate::job::random_job_id(),
     )?;
     let id = match created {
@@ -409,10 +546,11 @@ fn update_status(
             )))
         }
     };
-    job.set_status(next);
     if let Some(r) = reason {
         job.status_update_reason = Some(r.to_owned());
     }
+    // Saves the record, with the reason.
+    job.set_status(next);
     job.signal(signal);
     shared.wake.notify_waiters();
     let mut out = vec![
@@ -453,17 +591,6 @@ async fn prepare(shared: &Shared, request: &CreateJob, id: &str) -> Result<Prepa
         )
     })?;
     let etag = out.e_tag().unwrap_or_default().trim_matches('"').to_owned();
-    let bytes = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| {
-            (
-                MANIFEST_NOT_READABLE,
-                format!("Reading the manifest s3://{bucket}/{key} failed: {e}"),
-            )
-        })?
-        .into_bytes();
     let given = spec.etag.trim_matches('"');
     if etag != given {
         return Err((
@@ -474,18 +601,59 @@ async fn prepare(shared: &Shared, request: &CreateJob, id: &str) -> Result<Prepa
             ),
         ));
     }
-    let manifest = if spec.format == "S3InventoryReport_CSV_20161130" {
-        Manifest::load(&Location::S3 { bucket, key }, s3).await
+    // The manifest is saved in the job's folder as it arrives and read from there as the job
+    // goes, so memory does not grow with its rows. The folder goes with the job's journal, or
+    // with the source when the job never runs.
+    let name = format!("s3://{bucket}/{key}");
+    let staged = Staged::create(shared.config.state_dir.join(format!("job-{id}/manifest")))
+        .map_err(|e| (JOB_ERROR, e))?;
+    let inventory = spec.format == "S3InventoryReport_CSV_20161130";
+    let saved = staged.dir().join(if inventory {
+        "manifest.json"
     } else {
-        let csv = reorder(&bytes, &spec.fields).map_err(|e| (INVALID_MANIFEST_CONTENT, e))?;
-        Manifest::from_csv(&csv)
+        "object.csv"
+    });
+    crate::storage::save_body(out.body, &saved, "its body")
+        .await
+        .map_err(|e| {
+            (
+                MANIFEST_NOT_READABLE,
+                format!("Reading the manifest {name} failed: {e}"),
+            )
+        })?;
+    let manifest = if inventory {
+        let json = std::fs::read(&saved)
+            .map_err(|e| (JOB_ERROR, format!("reading {}: {e}", saved.display())))?;
+        crate::storage::fetch_inventory(&json, s3, staged.dir()).await
+    } else {
+        let csv = staged.dir().join("manifest.csv");
+        let rewrite = || -> Result<bool, String> {
+            let input = std::fs::File::open(&saved)
+                .map_err(|e| format!("reading {}: {e}", saved.display()))?;
+            let out = std::fs::File::create(&csv)
+                .map_err(|e| format!("creating {}: {e}", csv.display()))?;
+            let input = std::io::BufReader::with_capacity(1 << 16, input);
+            match reorder_to(input, &spec.fields, std::io::BufWriter::new(out))? {
+                Some(mut out) => std::io::Write::flush(&mut out)
+                    .map(|()| true)
+                    .map_err(|e| format!("writing {}: {e}", csv.display())),
+                None => Ok(false),
+            }
+        };
+        let read = if rewrite().map_err(|e| (INVALID_MANIFEST_CONTENT, e))? {
+            &csv
+        } else {
+            &saved
+        };
+        ManifestSource::open_csv(read)
     }
     .map_err(|e| {
         (
             INVALID_MANIFEST_CONTENT,
-            format!("Invalid manifest content: {e}"),
+            format!("Invalid manifest content: {}", e.of(name)),
         )
-    })?;
+    })?
+    .staged(staged);
     let report = match &request.report {
         r if r.enabled => {
             let bucket = bucket_name(r.bucket.as_deref().unwrap_or_default())
@@ -506,10 +674,7 @@ async fn prepare(shared: &Shared, request: &CreateJob, id: &str) -> Result<Prepa
         }
         _ => None,
     };
-    Ok(Prepared {
-        manifest: ManifestSource::from(manifest),
-        report,
-    })
+    Ok(Prepared { manifest, report })
 }
 
 fn sdk_message<E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static>(
@@ -526,14 +691,24 @@ fn sdk_message<E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 
 }
 
 /// A CSV manifest whose `Spec.Fields` put the columns in another order than
-/// `Bucket, Key[, VersionId]`, rewritten in that order.
-pub(crate) fn reorder(bytes: &[u8], fields: &[String]) -> Result<Vec<u8>, String> {
+/// `Bucket, Key[, VersionId]`, rewritten in that order from `input` to `out`, which is
+/// returned; `None` (nothing read or written) when the fields are in that order already.
+///
+/// The file is read as strictly as any manifest ([`crate::csv_strict`]): an unbalanced quote,
+/// which would swallow the rows after it, is an error naming its line. Each row is written on
+/// the line it is on in `input` (empty lines fill the gaps), so what the manifest reader then
+/// finds wrong with a row names the line of the file as given. Both are streamed.
+pub(crate) fn reorder_to<W: std::io::Write>(
+    input: impl std::io::Read,
+    fields: &[String],
+    out: W,
+) -> Result<Option<W>, String> {
     let standard = |f: &[&str]| fields.iter().map(String::as_str).eq(f.iter().copied());
     if fields.is_empty()
         || standard(&["Bucket", "Key"])
         || standard(&["Bucket", "Key", "VersionId"])
     {
-        return Ok(bytes.to_vec());
+        return Ok(None);
     }
     let find = |n: &str| fields.iter().position(|f| f == n);
     let (Some(b), Some(k)) = (find("Bucket"), find("Key")) else {
@@ -542,31 +717,50 @@ pub(crate) fn reorder(bytes: &[u8], fields: &[String]) -> Result<Vec<u8>, String
         ));
     };
     let v = find("VersionId");
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
+    let mut reader = crate::csv_strict::CsvReader::new(input, "");
+    let mut builder = csv::WriterBuilder::new();
+    builder
         .flexible(true)
-        .from_reader(bytes);
-    let mut out = csv::WriterBuilder::new()
-        .flexible(true)
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
-    for (n, record) in reader.byte_records().enumerate() {
-        let record = record.map_err(|e| format!("manifest line {}: {e}", n + 1))?;
-        if record.len() != fields.len() {
+        .terminator(csv::Terminator::Any(b'\n'));
+    let mut out = builder.from_writer(out);
+    let mut line = 1;
+    while let Some(record) = reader.next_record() {
+        let record = record.map_err(|e| format!("manifest {e}"))?;
+        let columns = record.fields;
+        if columns.len() != fields.len() {
             return Err(format!(
                 "manifest line {} has {} columns; Manifest.Spec.Fields names {}",
-                n + 1,
-                record.len(),
+                record.line,
+                columns.len(),
                 fields.len()
             ));
         }
-        let mut row = vec![&record[b], &record[k]];
+        let mut row = vec![&columns[b], &columns[k]];
         if let Some(v) = v {
-            row.push(&record[v]);
+            row.push(&columns[v]);
         }
-        out.write_record(row).map_err(|e| e.to_string())?;
+        if line < record.line {
+            // Rare (empty lines, an ignored column over lines): a new writer after the gap.
+            let mut bytes = out.into_inner().map_err(|e| e.to_string())?;
+            for _ in line..record.line {
+                bytes.write_all(b"\n").map_err(|e| e.to_string())?;
+            }
+            out = builder.from_writer(bytes);
+            line = record.line;
+        }
+        out.write_record(&row).map_err(|e| e.to_string())?;
+        line += 1 + row
+            .iter()
+            .map(|f| f.iter().filter(|&&c| c == b'\n').count() as u64)
+            .sum::<u64>();
     }
-    out.into_inner().map_err(|e| e.to_string())
+    out.into_inner().map(Some).map_err(|e| e.to_string())
+}
+
+/// [`reorder_to`] in memory: the bytes rewritten, or as they are.
+#[cfg(test)]
+pub(crate) fn reorder(bytes: &[u8], fields: &[String]) -> Result<Vec<u8>, String> {
+    Ok(reorder_to(bytes, fields, Vec::new())?.unwrap_or_else(|| bytes.to_vec()))
 }
 
 /// Waits until a client has asked for something.
@@ -582,18 +776,54 @@ async fn next_signal(signals: &mut tokio::sync::watch::Receiver<Signal>) -> Sign
     }
 }
 
-/// Runs one job through its states.
+/// Runs one job through its states: from the start, or (a job an earlier server left
+/// `Active`, `Cancelling` or `Failing`) from its journal.
 async fn run(shared: Arc<Shared>, job: SharedJob) {
+    let status = job.lock().expect("job").status;
+    match status {
+        Status::Active | Status::Cancelling | Status::Failing => resume(&shared, &job).await,
+        _ => run_fresh(&shared, &job).await,
+    }
+    shared.wake.notify_waiters();
+}
+
+/// The folder of job `id`'s journal (and of its manifest while it runs).
+fn job_dir(shared: &Shared, id: &str) -> PathBuf {
+    shared.config.state_dir.join(format!("job-{id}"))
+}
+
+/// Records a job-level failure and ends the job `Failed`.
+fn fail(job: &SharedJob, (code, reason): Failure) {
+    let mut j = job.lock().expect("job");
+    j.fail_reason(code, &reason);
+    j.set_status(Status::Failed);
+}
+
+/// Runs a job from the start: a new one, or one an earlier server left before it started
+/// tasks (`New`, `Preparing`, `Suspended` or `Ready`: it keeps that status while it is
+/// prepared again, and a `Ready` one is not asked for confirmation again).
+async fn run_fresh(shared: &Arc<Shared>, job: &SharedJob) {
     let (request, id, mut signals) = {
         let mut j = job.lock().expect("job");
-        j.set_status(Status::Preparing);
+        if j.status == Status::New {
+            j.set_status(Status::Preparing);
+        }
         (j.request.clone(), j.id.clone(), j.signals())
     };
-    let prepared = prepare(&shared, &request, &id).await;
-    let prepared = {
+    // What an earlier server left of a job that had not started tasks (its manifest).
+    let dir = job_dir(shared, &id);
+    if dir.exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let prepared = prepare(shared, &request, &id).await;
+    let (prepared, suspended) = {
         let mut j = job.lock().expect("job");
         if j.status == Status::Cancelling {
             j.set_status(Status::Cancelled);
+            return;
+        }
+        if j.status.is_terminal() {
+            // Cancelled while it was prepared again (a Suspended or Ready one).
             return;
         }
         match prepared {
@@ -604,16 +834,18 @@ async fn run(shared: Arc<Shared>, job: SharedJob) {
             }
             Ok(p) => {
                 j.total = p.manifest.len() as u64;
-                if request.confirmation_required {
-                    j.set_status(Status::Suspended);
-                } else {
-                    j.set_status(Status::Ready);
+                if j.status == Status::Preparing {
+                    j.set_status(if request.confirmation_required {
+                        Status::Suspended
+                    } else {
+                        Status::Ready
+                    });
                 }
-                p
+                (p, j.status == Status::Suspended)
             }
         }
     };
-    if request.confirmation_required && next_signal(&mut signals).await == Signal::Cancel {
+    if suspended && next_signal(&mut signals).await == Signal::Cancel {
         // UpdateJobStatus made it Cancelled already.
         return;
     }
@@ -621,7 +853,7 @@ async fn run(shared: Arc<Shared>, job: SharedJob) {
         let woken = shared.wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        match activate(&shared, &job) {
+        match activate(shared, job) {
             Some(true) => break,
             Some(false) => woken.await,
             // Cancelled while it waited.
@@ -629,13 +861,117 @@ async fn run(shared: Arc<Shared>, job: SharedJob) {
         }
     }
     shared.wake.notify_waiters();
-    let ended = execute(&shared, &job, &request, &id, prepared, signals).await;
-    if let Err((code, reason)) = ended {
-        let mut j = job.lock().expect("job");
-        j.fail_reason(code, &reason);
-        j.set_status(Status::Failed);
+    let dir = job_dir(shared, &id);
+    let journal = match Journal::create(&dir, &id, &request.manifest.object_arn, &prepared.manifest)
+    {
+        Ok(journal) => journal,
+        Err(e) => return fail(job, (JOB_ERROR, e)),
+    };
+    if let Err(failure) = execute(shared, job, &request, &id, prepared, signals, journal).await {
+        fail(job, failure);
     }
-    shared.wake.notify_waiters();
+}
+
+/// Takes up a job an earlier server left after it started tasks: prepared again (its
+/// manifest read and its ETag checked), its journal resumed (which checks that the manifest
+/// is the one the job started with, and gives the counts); then an `Active` job runs the
+/// tasks not finished, a `Cancelling` or `Failing` one ends at once (its report from what
+/// finished). A journal that is missing or cannot be resumed fails the job, naming it: the
+/// job is never run again from the start, which would invoke finished tasks again.
+async fn resume(shared: &Arc<Shared>, job: &SharedJob) {
+    let (request, id, signals) = {
+        let j = job.lock().expect("job");
+        (j.request.clone(), j.id.clone(), j.signals())
+    };
+    let dir = job_dir(shared, &id);
+    if !Journal::exists(&dir) {
+        let mut j = job.lock().expect("job");
+        match j.status {
+            // Its report was written (the journal goes once it is) or no task ran.
+            Status::Cancelling => j.set_status(Status::Cancelled),
+            Status::Failing => j.set_status(Status::Failed),
+            _ => {
+                j.fail_reason(
+                    JOB_ERROR,
+                    &format!(
+                        "The journal {} is missing: the job was Active when the server \
+                         stopped, and it is not run again from the start, which would invoke \
+                         its finished tasks again",
+                        dir.join("job.json").display()
+                    ),
+                );
+                j.set_status(Status::Failed);
+            }
+        }
+        return;
+    }
+    let kept = || {
+        (
+            JOB_ERROR,
+            format!(
+                "The job could not be resumed; the results of its finished tasks are kept in \
+                 {}",
+                dir.display()
+            ),
+        )
+    };
+    let prepared = match prepare(shared, &request, &id).await {
+        Ok(p) => p,
+        Err(failure) => {
+            job.lock().expect("job").fail_reason(failure.0, &failure.1);
+            return fail(job, kept());
+        }
+    };
+    let journal = match Journal::resume(&dir, &prepared.manifest) {
+        Ok(journal) => journal,
+        Err(e) => {
+            return fail(
+                job,
+                (
+                    JOB_ERROR,
+                    format!("Resuming the journal in {} failed: {e}", dir.display()),
+                ),
+            )
+        }
+    };
+    let (status, reason) = {
+        let mut j = job.lock().expect("job");
+        let counts = journal.counts();
+        j.total = prepared.manifest.len() as u64;
+        j.succeeded = counts.succeeded as u64;
+        j.failed = counts.failed as u64;
+        j.save();
+        (j.status, j.failure_reasons.first().map(|(_, r)| r.clone()))
+    };
+    let ended = match status {
+        Status::Active => execute(shared, job, &request, &id, prepared, signals, journal).await,
+        Status::Cancelling => {
+            conclude(
+                shared,
+                job,
+                journal,
+                prepared.report.as_ref(),
+                crate::JobStatus::Cancelled,
+                Status::Cancelled,
+            )
+            .await
+        }
+        _ => {
+            let reason = reason.unwrap_or_else(|| "the job failed".into());
+            conclude(
+                shared,
+                job,
+                journal,
+                prepared.report.as_ref(),
+                crate::JobStatus::Failed { reason },
+                Status::Failed,
+            )
+            .await
+        }
+    };
+    if let Err(failure) = ended {
+        fail(job, failure);
+    }
 }
 
 /// Makes a `Ready` job `Active` if a slot is free and no other `Ready` job comes first
@@ -655,8 +991,9 @@ fn activate(shared: &Shared, job: &SharedJob) -> Option<bool> {
     Some(true)
 }
 
-/// Runs the tasks (status `Active`) with the engine of `cargo s3batch run`, then writes the
-/// report and sets the final status.
+/// Runs the tasks (status `Active`) with the engine of `cargo s3batch run`, recording them
+/// in `journal` (new, or resumed: the tasks in it are not run again), then writes the report
+/// and sets the final status.
 async fn execute(
     shared: &Shared,
     job: &SharedJob,
@@ -664,20 +1001,13 @@ async fn execute(
     id: &str,
     prepared: Prepared,
     mut signals: tokio::sync::watch::Receiver<Signal>,
+    mut journal: Journal,
 ) -> Result<(), Failure> {
     let config = &shared.config;
-    let dir = config.state_dir.join(format!("job-{id}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut journal = Journal::create(&dir, id, &request.manifest.object_arn, &prepared.manifest)
-        .map_err(|e| (JOB_ERROR, e))?;
     let progress_job = Arc::clone(job);
     let mut local = LocalJob::new(prepared.manifest)
         .job_id(id)
-        .schema(if request.schema == "2.0" {
-            Schema::V2
-        } else {
-            Schema::V1
-        })
+        .schema(request.schema)
         .concurrency(config.concurrency)
         .grace_period(config.grace)
         .redrive(config.redrive)
@@ -686,6 +1016,7 @@ async fn execute(
             let mut j = progress_job.lock().expect("job");
             j.succeeded = (p.done - p.failed) as u64;
             j.failed = p.failed as u64;
+            j.save_progress();
         });
     for (k, v) in &request.user_arguments {
         local = local.user_argument(k, v);
@@ -699,7 +1030,6 @@ async fn execute(
         }
     };
     let ran = local.run_journaled(invoker, &mut journal, stop).await;
-    let finished = journal.finished();
     let (status, failure) = match &ran {
         Ok(outcome) => {
             let mut j = job.lock().expect("job");
@@ -708,39 +1038,68 @@ async fn execute(
             match &outcome.status {
                 crate::JobStatus::Complete => (Status::Complete, None),
                 crate::JobStatus::Cancelled => (Status::Cancelled, None),
-                crate::JobStatus::Failed { reason } => {
-                    j.set_status(Status::Failing);
-                    (
-                        Status::Failed,
-                        Some((TASK_FAILURE_THRESHOLD, reason.clone())),
-                    )
-                }
+                crate::JobStatus::Failed { reason } => (
+                    Status::Failed,
+                    Some((TASK_FAILURE_THRESHOLD, reason.clone())),
+                ),
             }
         }
-        Err(e) => {
-            job.lock().expect("job").set_status(Status::Failing);
-            (Status::Failed, Some((JOB_ERROR, e.to_string())))
-        }
+        Err(e) => (Status::Failed, Some((JOB_ERROR, e.to_string()))),
     };
-    let _ = journal.finish(match &ran {
-        Ok(o) => &o.status,
-        Err(_) => &crate::JobStatus::Cancelled,
-    });
-    drop(journal);
     if let Some((code, reason)) = &failure {
-        job.lock().expect("job").fail_reason(code, reason);
+        // Saved with the reason: a server restarted now ends the job from its journal.
+        let mut j = job.lock().expect("job");
+        j.fail_reason(code, reason);
+        j.set_status(Status::Failing);
     }
-    // S3 writes a report once at least one task was invoked.
-    if let (Some((location, scope)), true) = (&prepared.report, finished > 0) {
-        if let Err(e) = journal::write_report(&dir, location, *scope, &shared.s3).await {
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err((
+    // A run that ended on an error of its own is recorded as failed: the job is over, its
+    // report is written from what finished, as for any failed job.
+    let ended = match &ran {
+        Ok(o) => o.status.clone(),
+        Err(e) => crate::JobStatus::Failed {
+            reason: e.to_string(),
+        },
+    };
+    conclude(
+        shared,
+        job,
+        journal,
+        prepared.report.as_ref(),
+        ended,
+        status,
+    )
+    .await
+}
+
+/// Ends a job from its journal: records how it `ended`, writes the report (S3 writes one once
+/// at least one task was invoked), removes the journal, and sets the final `status`.
+async fn conclude(
+    shared: &Shared,
+    job: &SharedJob,
+    mut journal: Journal,
+    report: Option<&(Location, ReportScope)>,
+    ended: crate::JobStatus,
+    status: Status,
+) -> Result<(), Failure> {
+    let finished = journal.finished();
+    let lock = journal
+        .finish(&ended)
+        .and_then(|()| journal.into_lock())
+        .map_err(|e| (JOB_ERROR, e))?;
+    let report = match (report, finished > 0) {
+        (Some((location, scope)), true) => Some((location, *scope)),
+        _ => None,
+    };
+    // The journal is removed only once the report is written: when it cannot be, the
+    // results stay in the journal's folder, which the failure reason names.
+    lifecycle::finish(lock, report, lifecycle::Cancelled::Final, &shared.s3)
+        .await
+        .map_err(|e| {
+            (
                 REPORT_NOT_WRITABLE,
                 format!("Writing the report failed: {e}"),
-            ));
-        }
-    }
-    let _ = std::fs::remove_dir_all(&dir);
+            )
+        })?;
     job.lock().expect("job").set_status(status);
     Ok(())
 }
@@ -748,6 +1107,128 @@ async fn execute(
 #[cfg(test)]
 mod tests {
     use super::reorder;
+    use super::{ControlServer, ServeConfig};
+
+    /// A second server on a state folder in use is refused before it listens, naming the
+    /// process that holds the folder; once the first stops, the folder is free again.
+    #[tokio::test]
+    async fn a_second_server_on_the_same_state_folder_is_refused() {
+        let dir =
+            std::env::temp_dir().join(format!("s3batch-serve-unit-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = || {
+            ServeConfig::new(&dir)
+                .s3_endpoint("http://127.0.0.1:1")
+                .lambda_endpoint("http://127.0.0.1:1")
+        };
+        let any_port = "127.0.0.1:0".parse().unwrap();
+        let first = ControlServer::start(any_port, config()).await.unwrap();
+        let err = ControlServer::start(any_port, config()).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ResourceBusy, "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!(
+                "state folder {} is in use by another cargo s3batch serve, process {}",
+                dir.display(),
+                std::process::id()
+            )),
+            "{message}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("serve.lock")).unwrap(),
+            std::process::id().to_string()
+        );
+        first.shutdown().await;
+        let again = ControlServer::start(any_port, config()).await.unwrap();
+        drop(again);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Jobs an earlier server left after they started tasks, without their journal: the
+    /// `Active` one fails, naming the journal it lacks (it is not run again from the start);
+    /// the `Cancelling` and `Failing` ones end as they were ending.
+    #[tokio::test]
+    async fn a_started_job_without_its_journal_is_not_run_again() {
+        use super::super::state::{Created, Jobs, Status};
+        let dir = std::env::temp_dir().join(format!(
+            "s3batch-serve-unit-no-journal-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let a = "123456789012";
+        let mut ids = Vec::new();
+        {
+            let (mut jobs, _) =
+                Jobs::open(&dir.join("jobs"), std::time::SystemTime::now()).unwrap();
+            for (i, status) in [Status::Active, Status::Cancelling, Status::Failing]
+                .into_iter()
+                .enumerate()
+            {
+                let body = include_str!("testdata/create_job.xml").replace("TOKEN", &i.to_string());
+                let id = format!("00000000-0000-4000-8000-00000000000{i}");
+                let Created::New(job) = jobs
+                    .create(a, "us-east-1", body.as_bytes(), id.clone())
+                    .unwrap()
+                else {
+                    panic!("a new job")
+                };
+                let mut job = job.lock().unwrap();
+                job.set_status(Status::Active);
+                if status == Status::Failing {
+                    job.fail_reason("TaskFailureThresholdExceeded", "too many tasks failed");
+                }
+                job.set_status(status);
+                ids.push(id);
+            }
+        }
+        let server = ControlServer::start(
+            "127.0.0.1:0".parse().unwrap(),
+            ServeConfig::new(&dir)
+                .s3_endpoint("http://127.0.0.1:1")
+                .lambda_endpoint("http://127.0.0.1:1"),
+        )
+        .await
+        .unwrap();
+        let ended = |id: &str| {
+            let job = server.shared.jobs.lock().unwrap().get(a, id).unwrap();
+            let job = job.lock().unwrap();
+            job.status
+                .is_terminal()
+                .then(|| (job.status, job.failure_reasons.clone()))
+        };
+        let start = std::time::Instant::now();
+        while ids.iter().any(|id| ended(id).is_none()) {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "the jobs did not end"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let (status, reasons) = ended(&ids[0]).unwrap();
+        assert_eq!(status, Status::Failed);
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert_eq!(reasons[0].0, "JobFailed");
+        let journal = dir.join(format!("job-{}", ids[0])).join("job.json");
+        assert!(
+            reasons[0]
+                .1
+                .starts_with(&format!("The journal {} is missing", journal.display())),
+            "{reasons:?}"
+        );
+        assert_eq!(ended(&ids[1]).unwrap(), (Status::Cancelled, vec![]));
+        assert_eq!(
+            ended(&ids[2]).unwrap(),
+            (
+                Status::Failed,
+                vec![(
+                    "TaskFailureThresholdExceeded".to_owned(),
+                    "too many tasks failed".to_owned()
+                )]
+            )
+        );
+        server.shutdown().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn fields_put_columns_in_order() {
@@ -768,5 +1249,61 @@ mod tests {
         assert!(reorder(csv, &f(&["Key", "Ignore"]))
             .unwrap_err()
             .contains("no Bucket"));
+    }
+
+    /// The issue's manifest under `Ignore,Bucket,Key`: read leniently, the quote on row 2
+    /// swallowed rows 3 and 4 and the job ran 2 tasks of 4, `Complete`. As `run` does, the
+    /// file is refused, naming the line; so is a `"` inside an unquoted field.
+    #[test]
+    fn unbalanced_quotes_are_refused_in_any_field_order() {
+        let fields = ["Ignore", "Bucket", "Key"].map(String::from);
+        let err = reorder(
+            b"x,bucket-one,k1\nx,bucket-one,\"k2\nx,bucket-one,k3\nx,bucket-one,k4\n",
+            &fields,
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("manifest line 2: a quote opened on this line is never closed"),
+            "{err}"
+        );
+        let err = reorder(b"x,bucket-one,k1\nx,bucket-one,ke\"y\n", &fields).unwrap_err();
+        assert!(
+            err.starts_with("manifest line 2: a `\"` inside a field that does not start with one"),
+            "{err}"
+        );
+        // Quoted fields, doubled quotes and newlines inside quotes are fine.
+        let csv = reorder(
+            b"x,bucket-one,\"a\"\"b\"\n\"y\nz\",bucket-one,\"c,d\"\n",
+            &fields,
+        )
+        .unwrap();
+        let keys: Vec<String> = crate::Manifest::from_csv(&csv)
+            .unwrap()
+            .entries()
+            .iter()
+            .map(|e| e.key.clone())
+            .collect();
+        assert_eq!(keys, ["a\"b", "c,d"]);
+    }
+
+    /// A row rewritten in order keeps its line, so what the manifest reader then finds wrong
+    /// names the line of the file as given (here after an empty line and a field over two
+    /// lines).
+    #[test]
+    fn reordered_rows_keep_their_lines() {
+        let fields = ["Ignore", "Bucket", "Key"].map(String::from);
+        let csv = reorder(
+            b"x,bucket-one,k1\n\n\"two\nlines\",bucket-one,k2\nx,bucket-one,bad%zz\n",
+            &fields,
+        )
+        .unwrap();
+        let err = crate::Manifest::from_csv(&csv).unwrap_err();
+        assert_eq!(err.problems().len(), 1, "{err}");
+        assert!(
+            err.problems()[0].starts_with("line 5: key \"bad%zz\""),
+            "{err}"
+        );
+        let err = reorder(b"x,bucket-one,k1\n\nx,bucket-one\n", &fields).unwrap_err();
+        assert!(err.contains("line 3 has 2 columns"), "{err}");
     }
 }

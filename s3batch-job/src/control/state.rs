@@ -5,12 +5,28 @@
 //! `Failing` → `Failed` (the failure threshold, or a job-level problem), or `Cancelling` →
 //! `Cancelled` (`UpdateJobStatus Cancelled`). The transitions asked for by clients are
 //! checked here ([`Status::confirm`], [`Status::cancel`]); the runner drives the others.
+//!
+//! With a records folder ([`Jobs::open`]), every job is also a file there, `<id>.json`
+//! (replaced atomically: written beside it, then renamed), saved at each change of status,
+//! failure reason and priority, and now and then while tasks run: what a restarted server
+//! needs to list and describe it and to take it up again. Ended jobs are kept
+//! [`RETENTION`] (90 days, as S3 keeps them) after they end.
 
 use super::xml::{ApiError, CreateJob, El};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
+
+/// How long an ended job is kept after its `TerminationDate`: S3 lists and describes a job
+/// for 90 days.
+pub const RETENTION: Duration = Duration::from_secs(90 * 24 * 60 * 60);
+
+/// How often a running job's counts are saved at most ([`Job::save_progress`]): a resumed
+/// job takes its counts from its journal, so the record only has to be roughly current.
+const PROGRESS_SAVE: Duration = Duration::from_secs(5);
 
 /// A job's status: S3's `JobStatus` values this emulator uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,6 +87,24 @@ impl Status {
         }
     }
 
+    /// The status S3 calls `name` (one this emulator uses).
+    pub fn parse(name: &str) -> Option<Status> {
+        [
+            Status::New,
+            Status::Preparing,
+            Status::Suspended,
+            Status::Ready,
+            Status::Active,
+            Status::Failing,
+            Status::Failed,
+            Status::Cancelling,
+            Status::Cancelled,
+            Status::Complete,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+
     /// Whether the job will never change status again.
     pub fn is_terminal(self) -> bool {
         matches!(self, Status::Complete | Status::Failed | Status::Cancelled)
@@ -125,6 +159,8 @@ pub struct Job {
     pub region: String,
     /// The request.
     pub request: CreateJob,
+    /// The request's body as it came (what the record keeps: parsed again on load).
+    body: String,
     /// Where it is.
     pub status: Status,
     /// Its priority (UpdateJobPriority changes it).
@@ -148,17 +184,29 @@ pub struct Job {
     /// Creation order, for ListJobs.
     pub seq: u64,
     signal: watch::Sender<Signal>,
+    /// Its record file, when the jobs are kept on disk.
+    record: Option<PathBuf>,
+    /// When the record was last written.
+    saved: Option<Instant>,
 }
 
 impl Job {
-    /// A `New` job.
-    pub fn new(id: String, account: String, region: String, request: CreateJob, seq: u64) -> Job {
+    /// A `New` job, created by `request`, whose body was `body`.
+    pub fn new(
+        id: String,
+        account: String,
+        region: String,
+        request: CreateJob,
+        body: String,
+        seq: u64,
+    ) -> Job {
         Job {
             id,
             account,
             region,
             priority: request.priority,
             request,
+            body,
             status: Status::New,
             created: SystemTime::now(),
             terminated: None,
@@ -171,10 +219,13 @@ impl Job {
             active_before: Duration::ZERO,
             seq,
             signal: watch::channel(Signal::None).0,
+            record: None,
+            saved: None,
         }
     }
 
-    /// Moves to `status`, keeping the time spent `Active` and the termination date.
+    /// Moves to `status`, keeping the time spent `Active` and the termination date, and
+    /// saves the record.
     pub fn set_status(&mut self, status: Status) {
         if self.status.is_terminal() {
             return;
@@ -191,20 +242,84 @@ impl Job {
         if status.is_terminal() {
             self.terminated = Some(SystemTime::now());
         }
+        self.save();
     }
 
-    /// Records a job-level failure (`FailureReasons`), each field capped at S3's lengths.
+    /// Records a job-level failure (`FailureReasons`), each field capped at S3's lengths, and
+    /// saves the record.
     pub fn fail_reason(&mut self, code: &str, reason: &str) {
         let cap = |s: &str, n: usize| s.chars().take(n).collect::<String>();
         self.failure_reasons.push((
             cap(code, 64),
             cap(if reason.is_empty() { code } else { reason }, 256),
         ));
+        self.save();
+    }
+
+    /// Sets the priority (`UpdateJobPriority`) and saves the record.
+    pub fn set_priority(&mut self, priority: i32) {
+        self.priority = priority;
+        self.save();
+    }
+
+    /// Saves the record if the last save is older than a few seconds: for the counts of a
+    /// running job, which change with every task.
+    pub fn save_progress(&mut self) {
+        if self.saved.is_none_or(|at| at.elapsed() >= PROGRESS_SAVE) {
+            self.save();
+        }
+    }
+
+    /// Writes the record (when the jobs are kept on disk). A record that cannot be written
+    /// is logged: the job goes on, and the record is written again at its next change.
+    pub fn save(&mut self) {
+        let Some(path) = &self.record else {
+            return;
+        };
+        let record = Record {
+            version: 1,
+            id: self.id.clone(),
+            account: self.account.clone(),
+            region: self.region.clone(),
+            seq: self.seq,
+            request: self.body.clone(),
+            status: self.status.as_str().to_owned(),
+            priority: self.priority,
+            created: timestamp(self.created),
+            terminated: self.terminated.map(timestamp),
+            status_update_reason: self.status_update_reason.clone(),
+            failure_reasons: self
+                .failure_reasons
+                .iter()
+                .map(|(code, reason)| FailureRecord {
+                    code: code.clone(),
+                    reason: reason.clone(),
+                })
+                .collect(),
+            total: self.total,
+            succeeded: self.succeeded,
+            failed: self.failed,
+            active_ms: self.active_time().as_millis() as u64,
+        };
+        let bytes = serde_json::to_vec_pretty(&record).expect("a job record serializes");
+        let tmp = path.with_extension("json.tmp");
+        if let Err(e) = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)) {
+            tracing::warn!(
+                "saving job {} to {} failed: {e}; a restarted server would not see its last change",
+                self.id,
+                path.display()
+            );
+        }
+        self.saved = Some(Instant::now());
+    }
+
+    fn active_time(&self) -> Duration {
+        self.active_before + self.active_since.map_or(Duration::ZERO, |s| s.elapsed())
     }
 
     /// Seconds spent `Active` so far.
     pub fn active_seconds(&self) -> u64 {
-        (self.active_before + self.active_since.map_or(Duration::ZERO, |s| s.elapsed())).as_secs()
+        self.active_time().as_secs()
     }
 
     /// `arn:aws:s3:<region>:<account>:job/<id>`.
@@ -305,6 +420,93 @@ pub fn timestamp(t: SystemTime) -> String {
         .unwrap_or_default()
 }
 
+/// A [`timestamp`] read back.
+fn parse_timestamp(s: &str) -> Result<SystemTime, String> {
+    aws_smithy_types::DateTime::from_str(s, aws_smithy_types::date_time::Format::DateTime)
+        .ok()
+        .and_then(|t| SystemTime::try_from(t).ok())
+        .ok_or_else(|| format!("{s:?} is not an RFC 3339 time"))
+}
+
+/// A job's record file, `<id>.json`. The client request token (idempotency) is the
+/// request's own `ClientRequestToken`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Record {
+    version: u32,
+    id: String,
+    account: String,
+    region: String,
+    seq: u64,
+    /// The `CreateJobRequest` body, parsed again on load.
+    request: String,
+    status: String,
+    priority: i32,
+    /// `CreationTime`, as DescribeJob gives it.
+    created: String,
+    /// `TerminationDate`, as DescribeJob gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    terminated: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status_update_reason: Option<String>,
+    #[serde(default)]
+    failure_reasons: Vec<FailureRecord>,
+    total: u64,
+    succeeded: u64,
+    failed: u64,
+    /// Time spent `Active`, in milliseconds.
+    active_ms: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct FailureRecord {
+    code: String,
+    reason: String,
+}
+
+impl Record {
+    /// The job the record describes (its status as saved: the caller takes it up).
+    fn into_job(self, path: PathBuf) -> Result<Job, String> {
+        if self.version != 1 {
+            return Err(format!("record version {} is not 1", self.version));
+        }
+        let request = CreateJob::parse(self.request.as_bytes())
+            .map_err(|e| format!("its request: {}", e.message))?;
+        let status = Status::parse(&self.status)
+            .ok_or_else(|| format!("status {:?} is no job status", self.status))?;
+        let created = parse_timestamp(&self.created)?;
+        let terminated = self
+            .terminated
+            .as_deref()
+            .map(parse_timestamp)
+            .transpose()?;
+        let mut job = Job::new(
+            self.id,
+            self.account,
+            self.region,
+            request,
+            self.request,
+            self.seq,
+        );
+        job.status = status;
+        job.priority = self.priority;
+        job.created = created;
+        job.terminated = terminated;
+        job.status_update_reason = self.status_update_reason;
+        job.failure_reasons = self
+            .failure_reasons
+            .into_iter()
+            .map(|f| (f.code, f.reason))
+            .collect();
+        job.total = self.total;
+        job.succeeded = self.succeeded;
+        job.failed = self.failed;
+        job.active_before = Duration::from_millis(self.active_ms);
+        job.record = Some(path);
+        Ok(job)
+    }
+}
+
 /// A shared job.
 pub type SharedJob = Arc<Mutex<Job>>;
 
@@ -314,6 +516,18 @@ pub struct Jobs {
     jobs: HashMap<(String, String), SharedJob>,
     tokens: HashMap<(String, String), String>,
     seq: u64,
+    /// Where the records are, when the jobs are kept on disk.
+    dir: Option<PathBuf>,
+}
+
+/// What [`Jobs::open`] found besides the jobs.
+#[derive(Debug, Default)]
+pub struct Opened {
+    /// Ended jobs whose records were deleted: their `TerminationDate` is more than
+    /// [`RETENTION`] ago.
+    pub expired: Vec<String>,
+    /// Record files that could not be read, and why (left where they are).
+    pub unreadable: Vec<String>,
 }
 
 /// What [`Jobs::create`] did.
@@ -326,15 +540,97 @@ pub enum Created {
 }
 
 impl Jobs {
-    /// Creates a job, or returns the job an identical earlier request created; a token used
-    /// before with a different request is an `IdempotencyException`.
+    /// The jobs recorded in `dir` (created if missing), which keeps the records of the jobs
+    /// created from now on. Records of ended jobs whose `TerminationDate` is more than
+    /// [`RETENTION`] before `now` are deleted; the other jobs are listed and described as
+    /// they were saved (those not ended are for the caller to take up: [`Jobs::unfinished`]).
+    /// New jobs come after them in ListJobs.
+    pub fn open(dir: &Path, now: SystemTime) -> Result<(Jobs, Opened), String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let mut jobs = Jobs {
+            dir: Some(dir.to_owned()),
+            ..Jobs::default()
+        };
+        let mut opened = Opened::default();
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+        let mut paths = Vec::new();
+        for entry in entries {
+            let path = entry
+                .map_err(|e| format!("reading {}: {e}", dir.display()))?
+                .path();
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("json") => paths.push(path),
+                // A record whose save was cut short: the record beside it is whole.
+                Some("tmp") => {
+                    let _ = std::fs::remove_file(&path);
+                }
+                _ => {}
+            }
+        }
+        let mut loaded = Vec::new();
+        for path in paths {
+            let job = std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<Record>(&b).map_err(|e| e.to_string()))
+                .and_then(|r| r.into_job(path.clone()));
+            match job {
+                Ok(job) => {
+                    let expired = job
+                        .terminated
+                        .is_some_and(|t| now.duration_since(t).is_ok_and(|age| age > RETENTION));
+                    if expired {
+                        std::fs::remove_file(&path)
+                            .map_err(|e| format!("deleting {}: {e}", path.display()))?;
+                        opened.expired.push(job.id);
+                    } else {
+                        loaded.push(job);
+                    }
+                }
+                Err(e) => opened.unreadable.push(format!("{}: {e}", path.display())),
+            }
+        }
+        loaded.sort_by_key(|j| j.seq);
+        for job in loaded {
+            jobs.seq = jobs.seq.max(job.seq);
+            let key = (job.account.clone(), job.id.clone());
+            jobs.tokens
+                .entry((
+                    job.account.clone(),
+                    job.request.client_request_token.clone(),
+                ))
+                .or_insert_with(|| job.id.clone());
+            jobs.jobs.insert(key, Arc::new(Mutex::new(job)));
+        }
+        Ok((jobs, opened))
+    }
+
+    /// The jobs that have not ended, oldest first.
+    pub fn unfinished(&self) -> Vec<SharedJob> {
+        let mut out: Vec<(u64, SharedJob)> = self
+            .jobs
+            .values()
+            .filter_map(|j| {
+                let g = j.lock().expect("job lock");
+                (!g.status.is_terminal()).then(|| (g.seq, Arc::clone(j)))
+            })
+            .collect();
+        out.sort_by_key(|(seq, _)| *seq);
+        out.into_iter().map(|(_, j)| j).collect()
+    }
+
+    /// Creates a job from a `CreateJobRequest` body, or returns the job an identical earlier
+    /// request created; a token used before with a different request is an
+    /// `IdempotencyException`. A new job's record is saved at once.
     pub fn create(
         &mut self,
         account: &str,
         region: &str,
-        request: CreateJob,
+        body: &[u8],
         new_id: String,
     ) -> Result<Created, ApiError> {
+        let request = CreateJob::parse(body)?;
+        let body = String::from_utf8(body.to_vec()).expect("CreateJob::parse takes UTF-8 only");
         let token = (account.to_owned(), request.client_request_token.clone());
         if let Some(id) = self.tokens.get(&token) {
             let job = &self.jobs[&(account.to_owned(), id.clone())];
@@ -348,13 +644,19 @@ impl Jobs {
             )));
         }
         self.seq += 1;
-        let job = Arc::new(Mutex::new(Job::new(
+        let mut job = Job::new(
             new_id.clone(),
             account.to_owned(),
             region.to_owned(),
             request,
+            body,
             self.seq,
-        )));
+        );
+        if let Some(dir) = &self.dir {
+            job.record = Some(dir.join(format!("{new_id}.json")));
+            job.save();
+        }
+        let job = Arc::new(Mutex::new(job));
         self.tokens.insert(token, new_id.clone());
         self.jobs
             .insert((account.to_owned(), new_id), Arc::clone(&job));
@@ -447,9 +749,171 @@ impl Jobs {
 mod tests {
     use super::*;
 
+    /// A CreateJob body with the token `token` (and priority 10).
+    fn body(token: &str) -> Vec<u8> {
+        include_str!("testdata/create_job.xml")
+            .replace("TOKEN", token)
+            .into_bytes()
+    }
+
+    /// [`body`] with priority `p`.
+    fn with_priority(token: &str, p: i32) -> Vec<u8> {
+        String::from_utf8(body(token))
+            .unwrap()
+            .replace("<Priority>10<", &format!("<Priority>{p}<"))
+            .into_bytes()
+    }
+
     fn request(token: &str) -> CreateJob {
-        let body = include_str!("testdata/create_job.xml").replace("TOKEN", token);
-        CreateJob::parse(body.as_bytes()).unwrap()
+        CreateJob::parse(&body(token)).unwrap()
+    }
+
+    /// An empty folder of its own, under the system's temporary folder.
+    fn temp(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("s3batch-state-unit-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn ids(jobs: &[SharedJob]) -> Vec<String> {
+        jobs.iter().map(|j| j.lock().unwrap().id.clone()).collect()
+    }
+
+    /// Jobs are brought back from their records as they were described; an ended job is
+    /// kept 90 days after its TerminationDate and deleted on the first open after that (a job
+    /// not ended is kept whatever its age); tokens and creation order go on across opens.
+    #[test]
+    fn records_bring_jobs_back_and_ended_jobs_expire_after_90_days() {
+        use super::super::xml::document;
+        let dir = temp("records");
+        let a = "123456789012";
+        let now = SystemTime::now();
+        let day = Duration::from_secs(24 * 60 * 60);
+        let (mut jobs, opened) = Jobs::open(&dir, now).unwrap();
+        assert!(opened.expired.is_empty() && opened.unreadable.is_empty());
+        let mut new = |token: &str, id: &str| match jobs
+            .create(a, "us-east-1", &body(token), id.into())
+            .unwrap()
+        {
+            Created::New(j) => j,
+            other => panic!("{other:?}"),
+        };
+        let old = new("t-old", "old");
+        let recent = new("t-recent", "recent");
+        let active = new("t-active", "active");
+        let waiting = new("t-waiting", "waiting");
+        {
+            let mut j = old.lock().unwrap();
+            j.set_status(Status::Complete);
+            j.terminated = Some(now - 90 * day - Duration::from_secs(60));
+            j.save();
+        }
+        {
+            let mut j = recent.lock().unwrap();
+            j.set_status(Status::Active);
+            (j.total, j.succeeded, j.failed) = (7, 3, 4);
+            j.set_priority(42);
+            j.status_update_reason = Some("asked to".into());
+            j.fail_reason("TaskFailureThresholdExceeded", "too many tasks failed");
+            j.set_status(Status::Failed);
+            j.terminated = Some(now - 89 * day);
+            j.save();
+        }
+        {
+            let mut j = active.lock().unwrap();
+            j.created = now - 200 * day;
+            j.set_status(Status::Active);
+            (j.total, j.succeeded) = (5, 2);
+            j.save();
+        }
+        waiting.lock().unwrap().set_status(Status::Suspended);
+        let described = |j: &SharedJob| document(&j.lock().unwrap().descriptor());
+        let recent_before = described(&recent);
+        assert!(
+            recent_before.contains("<Priority>42</Priority>")
+                && recent_before.contains("<FailureReason>too many tasks failed</FailureReason>")
+                && recent_before.contains("<StatusUpdateReason>asked to</StatusUpdateReason>"),
+            "{recent_before}"
+        );
+        // As DescribeJob gives it (to the microsecond).
+        let created = timestamp(active.lock().unwrap().created);
+        drop(jobs);
+
+        let (mut jobs, opened) = Jobs::open(&dir, now).unwrap();
+        assert_eq!(opened.expired, ["old"]);
+        assert!(opened.unreadable.is_empty(), "{:?}", opened.unreadable);
+        assert!(!dir.join("old.json").exists());
+        assert_eq!(jobs.get(a, "old").unwrap_err().code, "NotFoundException");
+        assert_eq!(described(&jobs.get(a, "recent").unwrap()), recent_before);
+        {
+            let active = jobs.get(a, "active").unwrap();
+            let j = active.lock().unwrap();
+            assert_eq!(
+                (
+                    j.status,
+                    j.total,
+                    j.succeeded,
+                    j.failed,
+                    timestamp(j.created),
+                    j.terminated
+                ),
+                (Status::Active, 5, 2, 0, created, None)
+            );
+        }
+        let unfinished: Vec<(String, Status)> = jobs
+            .unfinished()
+            .iter()
+            .map(|j| {
+                let j = j.lock().unwrap();
+                (j.id.clone(), j.status)
+            })
+            .collect();
+        assert_eq!(
+            unfinished,
+            [
+                ("active".to_owned(), Status::Active),
+                ("waiting".to_owned(), Status::Suspended)
+            ]
+        );
+        // Idempotency holds across the restart; a new job comes after the loaded ones.
+        match jobs
+            .create(a, "us-east-1", &body("t-recent"), "x".into())
+            .unwrap()
+        {
+            Created::Again(id) => assert_eq!(id, "recent"),
+            other => panic!("{other:?}"),
+        }
+        let err = jobs
+            .create(a, "us-east-1", &with_priority("t-recent", 1), "y".into())
+            .unwrap_err();
+        assert_eq!(err.code, "IdempotencyException");
+        let Created::New(fresh) = jobs
+            .create(a, "us-east-1", &body("t-fresh"), "fresh".into())
+            .unwrap()
+        else {
+            panic!("a new job")
+        };
+        assert_eq!(fresh.lock().unwrap().seq, 5);
+        let listed = jobs.list(a, &[], 10, None).unwrap().0;
+        assert_eq!(ids(&listed), ["fresh", "waiting", "active", "recent"]);
+        drop(jobs);
+
+        // Two days on, the failed job is 91 days past its end; the Active one, created 202
+        // days before, has not ended and stays.
+        let (jobs, opened) = Jobs::open(&dir, now + 2 * day).unwrap();
+        assert_eq!(opened.expired, ["recent"]);
+        let listed = jobs.list(a, &[], 10, None).unwrap().0;
+        assert_eq!(ids(&listed), ["fresh", "waiting", "active"]);
+
+        // A record that cannot be read is reported and left where it is; the others load.
+        std::fs::write(dir.join("broken.json"), b"{").unwrap();
+        let (jobs, opened) = Jobs::open(&dir, now).unwrap();
+        assert_eq!(opened.unreadable.len(), 1, "{:?}", opened.unreadable);
+        assert!(opened.unreadable[0].contains("broken.json"));
+        assert!(dir.join("broken.json").exists());
+        assert_eq!(jobs.list(a, &[], 10, None).unwrap().0.len(), 3);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -484,6 +948,7 @@ mod tests {
             "123456789012".into(),
             "us-east-1".into(),
             request("t"),
+            String::new(),
             1,
         );
         job.set_status(Status::Preparing);
@@ -508,28 +973,26 @@ mod tests {
         let mut jobs = Jobs::default();
         let a = "123456789012";
         let Created::New(first) = jobs
-            .create(a, "us-east-1", request("t1"), "id1".into())
+            .create(a, "us-east-1", &body("t1"), "id1".into())
             .unwrap()
         else {
             panic!("a new job")
         };
         assert_eq!(first.lock().unwrap().id, "id1");
         match jobs
-            .create(a, "us-east-1", request("t1"), "id2".into())
+            .create(a, "us-east-1", &body("t1"), "id2".into())
             .unwrap()
         {
             Created::Again(id) => assert_eq!(id, "id1"),
             other => panic!("{other:?}"),
         }
-        let mut changed = request("t1");
-        changed.priority = 99;
         let err = jobs
-            .create(a, "us-east-1", changed, "id3".into())
+            .create(a, "us-east-1", &with_priority("t1", 99), "id3".into())
             .unwrap_err();
         assert_eq!(err.code, "IdempotencyException");
         // Another account's token space is its own.
         assert!(matches!(
-            jobs.create("210987654321", "us-east-1", request("t1"), "id4".into())
+            jobs.create("210987654321", "us-east-1", &body("t1"), "id4".into())
                 .unwrap(),
             Created::New(_)
         ));
@@ -543,9 +1006,8 @@ mod tests {
         let a = "123456789012";
         let mut all = Vec::new();
         for (i, p) in [5, 9, 9, 1].into_iter().enumerate() {
-            let mut r = request(&format!("t{i}"));
-            r.priority = p;
-            let Created::New(j) = jobs.create(a, "r", r, format!("id{i}")).unwrap() else {
+            let r = with_priority(&format!("t{i}"), p);
+            let Created::New(j) = jobs.create(a, "r", &r, format!("id{i}")).unwrap() else {
                 panic!()
             };
             j.lock().unwrap().set_status(Status::Ready);
@@ -569,7 +1031,7 @@ mod tests {
         let a = "123456789012";
         for i in 0..5 {
             let Created::New(j) = jobs
-                .create(a, "r", request(&format!("t{i}")), format!("id{i}"))
+                .create(a, "r", &body(&format!("t{i}")), format!("id{i}"))
                 .unwrap()
             else {
                 panic!()

@@ -6,9 +6,9 @@
 //! `<member>`, maps as `<entry><key/><value/></entry>`), as botocore and `aws-sdk-s3control`
 //! send them. Responses carry the exact root names the SDKs expect.
 
+use crate::{Schema, UserArguments};
 use aws_smithy_xml::encode::{ScopeWriter, XmlWriter};
 use roxmltree::Node;
-use std::collections::BTreeMap;
 
 /// The namespace of S3 Control documents.
 pub const NAMESPACE: &str = "http://awss3control.amazonaws.com/doc/2018-08-20/";
@@ -125,10 +125,11 @@ pub struct CreateJob {
     pub confirmation_required: bool,
     /// `Operation/LambdaInvoke/FunctionArn`.
     pub function_arn: String,
-    /// `Operation/LambdaInvoke/InvocationSchemaVersion` (`1.0` when absent).
-    pub schema: String,
-    /// `Operation/LambdaInvoke/UserArguments`.
-    pub user_arguments: BTreeMap<String, String>,
+    /// `Operation/LambdaInvoke/InvocationSchemaVersion` (1.0 when absent).
+    pub schema: Schema,
+    /// `Operation/LambdaInvoke/UserArguments`: S3's limits kept, no name repeated, none
+    /// with schema 1.0.
+    pub user_arguments: UserArguments,
     /// `Report`.
     pub report: ReportSpec,
     /// `Manifest`.
@@ -231,26 +232,31 @@ impl CreateJob {
         let lp = "CreateJobRequest.Operation.LambdaInvoke";
         let function_arn = req(lambda, lp, "FunctionArn")?;
         length(&function_arn, &format!("{lp}.FunctionArn"), 1, 1024)?;
-        let schema = opt(lambda, "InvocationSchemaVersion").unwrap_or_else(|| "1.0".into());
-        if schema != "1.0" && schema != "2.0" {
-            return Err(ApiError::bad_request(format!(
-                "{lp}.InvocationSchemaVersion is {schema:?}; use 1.0 or 2.0"
-            )));
-        }
-        let mut user_arguments = BTreeMap::new();
-        if let Some(args) = child(lambda, "UserArguments") {
-            for entry in children(args) {
-                let key = req(entry, &format!("{lp}.UserArguments.entry"), "key")?;
-                let value = opt(entry, "value").unwrap_or_default();
-                user_arguments.insert(key, value);
+        let schema = match opt(lambda, "InvocationSchemaVersion") {
+            None => Schema::V1,
+            Some(s) => s.parse::<Schema>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "{lp}.InvocationSchemaVersion is {s:?}; use 1.0 or 2.0"
+                ))
+            })?,
+        };
+        let user_arguments = match child(lambda, "UserArguments") {
+            None => UserArguments::default(),
+            Some(args) => {
+                let mut entries = Vec::new();
+                for entry in children(args) {
+                    let key = req(entry, &format!("{lp}.UserArguments.entry"), "key")?;
+                    entries.push((key, opt(entry, "value").unwrap_or_default()));
+                }
+                if entries.is_empty() {
+                    return Err(ApiError::bad_request(format!(
+                        "{lp}.UserArguments has no entries; give 1 to 10"
+                    )));
+                }
+                UserArguments::for_schema(entries, schema)
+                    .map_err(|e| ApiError::bad_request(format!("{lp}.UserArguments: {e}")))?
             }
-            if user_arguments.is_empty() || user_arguments.len() > 10 {
-                return Err(ApiError::bad_request(format!(
-                    "{lp}.UserArguments has {} entries; give 1 to 10",
-                    user_arguments.len()
-                )));
-            }
-        }
+        };
 
         let report = child(root, "Report")
             .ok_or_else(|| ApiError::bad_request("CreateJobRequest.Report is missing"))?;
@@ -518,7 +524,7 @@ impl CreateJob {
         );
         let mut lambda = vec![
             El::text("FunctionArn", &self.function_arn),
-            El::text("InvocationSchemaVersion", &self.schema),
+            El::text("InvocationSchemaVersion", self.schema.as_str()),
         ];
         if !self.user_arguments.is_empty() {
             lambda.push(El::parent(
@@ -585,8 +591,9 @@ mod tests {
             job.function_arn,
             "arn:aws:lambda:us-east-1:123456789012:function:fn:live"
         );
-        assert_eq!(job.schema, "2.0");
-        assert_eq!(job.user_arguments.get("k1").map(String::as_str), Some("v1"));
+        assert_eq!(job.schema, Schema::V2);
+        assert_eq!(job.user_arguments.get("k1"), Some("v1"));
+        assert_eq!(job.user_arguments.len(), 1);
         assert_eq!(
             job.report,
             ReportSpec {
@@ -803,6 +810,127 @@ mod tests {
         }
         let err = CreateJob::parse(b"<CreateJobRequest><a></b></CreateJobRequest>").unwrap_err();
         assert!(err.message.contains("not XML"), "{err}");
+    }
+
+    /// `UserArguments` are checked at CreateJob as S3 checks them (a 400 naming the key or
+    /// the limit) instead of a repeated key keeping its last value or an over-limit one
+    /// failing the job later.
+    #[test]
+    fn user_arguments_are_checked_at_create_job() {
+        let entry = "<entry><key>k1</key><value>v1</value></entry>";
+        let entries = |pairs: &[(&str, &str)]| -> String {
+            pairs
+                .iter()
+                .map(|(k, v)| format!("<entry><key>{k}</key><value>{v}</value></entry>"))
+                .collect()
+        };
+        let long_key = "k".repeat(65);
+        let long_value = "v".repeat(1025);
+        let eleven: Vec<(String, String)> =
+            (0..11).map(|i| (format!("k{i}"), "v".to_owned())).collect();
+        let eleven: Vec<(&str, &str)> = eleven
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let cases = [
+            (
+                entries(&[("k1", "v1"), ("k2", "x"), ("k1", "v2")]),
+                "UserArguments: user argument \"k1\" is given more than once",
+            ),
+            (
+                entries(&[(long_key.as_str(), "v")]),
+                "has 65 characters; names are 1 to 64 characters",
+            ),
+            (
+                entries(&[("", "v")]),
+                "UserArguments: a user argument has an empty name; names are 1 to 64 characters",
+            ),
+            (
+                entries(&[("k1", long_value.as_str())]),
+                "UserArguments: user argument \"k1\" has a value of 1025 characters; values are at most 1024 characters",
+            ),
+            (
+                entries(&eleven),
+                "UserArguments: 11 user arguments; S3 allows at most 10",
+            ),
+            (String::new(), "UserArguments has no entries; give 1 to 10"),
+        ];
+        assert!(BOTOCORE.contains(entry));
+        for (to, expected) in cases {
+            let err = CreateJob::parse(BOTOCORE.replace(entry, &to).as_bytes()).unwrap_err();
+            assert_eq!(err.code, "BadRequestException", "{err}");
+            assert_eq!(err.status, 400, "{err}");
+            assert!(
+                err.message
+                    .starts_with("CreateJobRequest.Operation.LambdaInvoke.UserArguments"),
+                "{err}"
+            );
+            assert!(err.message.contains(expected), "{expected}: {err}");
+        }
+
+        // At the limits, counted in characters (`é` is two bytes): accepted, all kept.
+        let key = "é".repeat(64);
+        let value = "é".repeat(1024);
+        let mut ten = vec![(key.as_str(), value.as_str())];
+        ten.extend(eleven[..9].iter().copied());
+        let job = CreateJob::parse(BOTOCORE.replace(entry, &entries(&ten)).as_bytes()).unwrap();
+        assert_eq!(job.user_arguments.len(), 10);
+        assert_eq!(job.user_arguments.get(&key), Some(value.as_str()));
+        assert_eq!(job.user_arguments.get("k8"), Some("v"));
+    }
+
+    /// `InvocationSchemaVersion` is read into the typed schema: absent is 1.0, anything but
+    /// 1.0 or 2.0 is a 400 naming the value, and user arguments with 1.0 are a 400.
+    #[test]
+    fn the_schema_is_typed_and_user_arguments_need_2_0() {
+        let v2 = "<InvocationSchemaVersion>2.0</InvocationSchemaVersion>";
+        let args = "<UserArguments><entry><key>k1</key><value>v1</value></entry></UserArguments>";
+        assert!(BOTOCORE.contains(v2) && BOTOCORE.contains(args));
+        let no_args = BOTOCORE.replace(args, "");
+        let v1 = "<InvocationSchemaVersion>1.0</InvocationSchemaVersion>";
+        assert_eq!(
+            CreateJob::parse(no_args.replace(v2, v1).as_bytes())
+                .unwrap()
+                .schema,
+            Schema::V1
+        );
+        assert_eq!(
+            CreateJob::parse(no_args.replace(v2, "").as_bytes())
+                .unwrap()
+                .schema,
+            Schema::V1
+        );
+        assert_eq!(
+            CreateJob::parse(BOTOCORE.as_bytes()).unwrap().schema,
+            Schema::V2
+        );
+        for bad in ["2", " 2.0", "2.0.0", "v2", ""] {
+            let body = BOTOCORE.replace(
+                v2,
+                &format!("<InvocationSchemaVersion>{bad}</InvocationSchemaVersion>"),
+            );
+            let err = CreateJob::parse(body.as_bytes()).unwrap_err();
+            assert_eq!(err.code, "BadRequestException", "{err}");
+            assert_eq!(
+                err.message,
+                format!(
+                    "CreateJobRequest.Operation.LambdaInvoke.InvocationSchemaVersion is {bad:?}; use 1.0 or 2.0"
+                )
+            );
+        }
+        for schema in [v1, ""] {
+            let err = CreateJob::parse(BOTOCORE.replace(v2, schema).as_bytes()).unwrap_err();
+            assert_eq!(err.code, "BadRequestException", "{err}");
+            assert_eq!(
+                err.message,
+                "CreateJobRequest.Operation.LambdaInvoke.UserArguments: user arguments need \
+                 invocation schema 2.0 (S3 rejects them with 1.0)"
+            );
+        }
+        // The echo carries the schema as it is on the wire.
+        let job = CreateJob::parse(no_args.replace(v2, "").as_bytes()).unwrap();
+        let echo = document(&El::parent("X", job.echo()));
+        assert!(echo.contains(v1), "{echo}");
     }
 
     #[test]
