@@ -180,7 +180,7 @@ const STOOD_IN: [&str; 2] = ["a string that is not valid Unicode", "a number"];
 fn drain_map_stood_in<'de, A: MapAccess<'de>>(
     mut map: A,
 ) -> Result<Option<&'static str>, A::Error> {
-    let first = map.next_key_seed(KeyIndex(Names::StandIns))?;
+    let first = map.next_key_seed(StandInKey)?;
     if first.is_none() {
         return Ok(None);
     }
@@ -199,84 +199,52 @@ fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
     Ok(())
 }
 
-/// Matches a map key against the names of one lenient struct (or only the stand-ins) without
-/// allocating: the index of the name in [`Names::names`].
-struct KeyIndex(Names);
-
-/// Whose field names a map's keys are matched against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Names {
-    Event,
-    Job,
-    Task,
-    /// Only [`STAND_INS`].
-    StandIns,
-}
-
 /// The key of the stand-in for a number out of `f64`'s range.
 const OUT_OF_RANGE: &str = STAND_INS[1];
 
-impl Names {
-    /// The JSON names of the fields, then [`STAND_INS`], which mark a value serde_json could
-    /// not read in place of the whole struct (see `mark_unreadable`).
-    fn names(self) -> &'static [&'static str] {
-        match self {
-            Names::Event => &[
-                "invocationSchemaVersion",
-                "invocationId",
-                "job",
-                "tasks",
-                UNREADABLE,
-                OUT_OF_RANGE,
-            ],
-            Names::Job => &["id", "userArguments", UNREADABLE, OUT_OF_RANGE],
-            Names::Task => &[
-                "taskId",
-                "s3Key",
-                "s3VersionId",
-                "s3BucketArn",
-                "s3Bucket",
-                UNREADABLE,
-                OUT_OF_RANGE,
-            ],
-            Names::StandIns => &STAND_INS,
-        }
-    }
-
-    /// The index of `key` in [`Names::names`]. A `match` on the names, which the compiler
-    /// turns into length checks and word compares, rather than a search calling `memcmp`
-    /// once per candidate (see bench/analysis.md); `names_are_found_where_they_are_listed`
-    /// checks the two agree.
-    fn index(self, key: &str) -> Option<usize> {
-        use Names::{Event, Job, Task};
-        let i = match (self, key) {
-            (Event, "invocationSchemaVersion") | (Job, "id") | (Task, "taskId") => 0,
-            (Event, "invocationId") | (Job, "userArguments") | (Task, "s3Key") => 1,
-            (Event, "job") | (Task, "s3VersionId") => 2,
-            (Event, "tasks") | (Task, "s3BucketArn") => 3,
-            (Task, "s3Bucket") => 4,
-            (_, UNREADABLE) => self.names().len() - 2,
-            (_, OUT_OF_RANGE) => self.names().len() - 1,
-            _ => return None,
-        };
-        Some(i)
-    }
+/// The index of `key` in [`STAND_INS`], if it is one.
+fn stand_in_index(key: &str) -> Option<usize> {
+    STAND_INS.iter().position(|s| *s == key)
 }
 
-impl<'de> DeserializeSeed<'de> for KeyIndex {
+/// Reads a map key as the index of a stand-in (see [`STAND_INS`]), without allocating.
+struct StandInKey;
+
+impl<'de> DeserializeSeed<'de> for StandInKey {
     type Value = Option<usize>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_str(self)
     }
 }
 
-impl<'de> Visitor<'de> for KeyIndex {
+impl<'de> Visitor<'de> for StandInKey {
     type Value = Option<usize>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a field name")
     }
     fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(self.0.index(v))
+        Ok(stand_in_index(v))
+    }
+}
+
+/// Reads a map key of a lenient struct, without allocating: where its value goes
+/// ([`Struct::slot`]).
+struct FieldKey<'a, 's>(&'a mut Struct<'s>);
+
+impl<'de, 'a> DeserializeSeed<'de> for FieldKey<'a, '_> {
+    type Value = Option<Slot<'a>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de, 'a> Visitor<'de> for FieldKey<'a, '_> {
+    type Value = Option<Slot<'a>>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(self.0.slot(v))
     }
 }
 
@@ -367,42 +335,43 @@ enum Struct<'a> {
 }
 
 impl Struct<'_> {
-    /// Whose names its keys are.
-    fn names(&self) -> Names {
+    /// Where the value of the key `key` goes (see the table, [`lenient_structs!`]).
+    fn slot(&mut self, key: &str) -> Option<Slot<'_>> {
         match self {
-            Struct::Event(_) => Names::Event,
-            Struct::Job(_) => Names::Job,
-            Struct::Task(_) => Names::Task,
+            Struct::Event(e) => e.slot(key),
+            Struct::Job(j) => j.slot(key),
+            Struct::Task(t) => t.slot(key),
         }
     }
+}
 
-    /// Where the field named `names()[i]` goes; `None` for a stand-in, which is recorded as
-    /// what the struct is instead.
-    fn field(&mut self, i: usize) -> Option<Slot<'_>> {
-        let slot = match (self, i) {
-            (Struct::Event(e), 0) => Slot::Field(&mut e.schema),
-            (Struct::Event(e), 1) => Slot::Field(&mut e.invocation_id),
-            (Struct::Event(e), 2) => Slot::Job(&mut e.job),
-            (Struct::Event(e), 3) => Slot::Tasks(&mut e.tasks),
-            (Struct::Job(j), 0) => Slot::Field(&mut j.id),
-            (Struct::Job(j), 1) => Slot::UserArguments(&mut j.user_arguments),
-            (Struct::Task(t), 0) => Slot::Field(&mut t.task_id),
-            (Struct::Task(t), 1) => Slot::Field(&mut t.s3_key),
-            (Struct::Task(t), 2) => Slot::Field(&mut t.s3_version_id),
-            (Struct::Task(t), 3) => Slot::Field(&mut t.s3_bucket_arn),
-            (Struct::Task(t), 4) => Slot::Field(&mut t.s3_bucket),
-            (s, stand_in) => {
-                let first = s.names().names().len() - STAND_INS.len();
-                let not_object = Some(STOOD_IN[stand_in - first]);
-                match s {
-                    Struct::Event(e) => e.not_object = not_object,
-                    Struct::Job(j) => j.not_object = not_object,
-                    Struct::Task(t) => t.not_object = not_object,
-                }
-                return None;
-            }
-        };
-        Some(slot)
+/// A field of a lenient struct, as the [`Slot`] its JSON value is read into (the table,
+/// [`lenient_structs!`], finds a field's slot by its type).
+trait Place {
+    fn slot(&mut self) -> Slot<'_>;
+}
+
+impl Place for Field {
+    fn slot(&mut self) -> Slot<'_> {
+        Slot::Field(self)
+    }
+}
+
+impl Place for Option<RawJob> {
+    fn slot(&mut self) -> Slot<'_> {
+        Slot::Job(self)
+    }
+}
+
+impl Place for Option<RawTasks> {
+    fn slot(&mut self) -> Slot<'_> {
+        Slot::Tasks(self)
+    }
+}
+
+impl Place for Option<RawUserArguments> {
+    fn slot(&mut self) -> Slot<'_> {
+        Slot::UserArguments(self)
     }
 }
 
@@ -491,8 +460,8 @@ impl<'de> Visitor<'de> for Lenient<'_> {
                 ))
             }
             slot => {
-                let mut s = slot.into_struct().expect("every other place is a struct");
-                fill_struct(&mut s, map)?;
+                let s = slot.into_struct().expect("every other place is a struct");
+                fill_struct(s, map)?;
             }
         }
         Ok(())
@@ -502,7 +471,7 @@ impl<'de> Visitor<'de> for Lenient<'_> {
 /// A JSON object where a string is expected: what it stands in for (a string that is not
 /// valid Unicode, a number out of range), or "an object".
 fn field_from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Field, A::Error> {
-    match map.next_key_seed(KeyIndex(Names::StandIns))? {
+    match map.next_key_seed(StandInKey)? {
         None => Ok(Field::Wrong("an object")),
         Some(Some(1)) => {
             map.next_value::<IgnoredAny>()?;
@@ -523,9 +492,9 @@ fn field_from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Field, A::Error>
 }
 
 /// Fills a lenient struct from a JSON object.
-fn fill_struct<'de, A: MapAccess<'de>>(s: &mut Struct<'_>, mut map: A) -> Result<(), A::Error> {
-    while let Some(k) = map.next_key_seed(KeyIndex(s.names()))? {
-        match k.and_then(|i| s.field(i)) {
+fn fill_struct<'de, A: MapAccess<'de>>(mut s: Struct<'_>, mut map: A) -> Result<(), A::Error> {
+    while let Some(slot) = map.next_key_seed(FieldKey(&mut s))? {
+        match slot {
             Some(slot) => map.next_value_seed(Lenient(slot))?,
             None => drop(map.next_value::<IgnoredAny>()?),
         }
@@ -539,7 +508,7 @@ fn user_arguments<'de, A: MapAccess<'de>>(mut map: A) -> Result<RawUserArguments
     let mut out = BTreeMap::new();
     let mut problem = None;
     while let Some(k) = map.next_key::<String>()? {
-        if let Some(i) = STAND_INS.iter().position(|s| *s == k) {
+        if let Some(i) = stand_in_index(&k) {
             map.next_value::<IgnoredAny>()?;
             drain_map(map)?;
             return Ok(RawUserArguments::Wrong(STOOD_IN[i]));
@@ -560,14 +529,76 @@ fn user_arguments<'de, A: MapAccess<'de>>(mut map: A) -> Result<RawUserArguments
     Ok(RawUserArguments::Map(out, problem))
 }
 
-/// The request as it arrived: any JSON value deserializes into it.
-#[derive(Debug, Default)]
-pub struct Event {
-    schema: Field,
-    invocation_id: Field,
-    job: Option<RawJob>,
-    tasks: Option<RawTasks>,
-    not_object: Option<&'static str>,
+/// Declares the lenient structs from one table: per struct, its fields with their JSON
+/// names. Each struct gets its fields (and `not_object`: what the JSON value was, when it was
+/// not an object), `NAMES` (the JSON names, for tests) and `slot`, the `match` that finds
+/// where a key's value goes (the field's [`Place`]). A new field is one line of the table,
+/// then its reading in [`resolve_task`] (a task's) or [`Event::into_invocation`].
+///
+/// Not a hot-path shape any more: the hand-written `match` over every struct's names that this
+/// replaces saved ~430 instructions per 1-task invocation against a search of a list chosen at
+/// run time; a search of each struct's own constant list (`NAMES.iter().position(..)`, then
+/// the field by index) measured +4 per 1-task invocation and +202 per 100-task one against
+/// this `match`, inside the noise (`SECTIONS=5 bench/run.sh`, as deployed; bench/analysis.md,
+/// "Hand-written shapes"). The `match` stays as the plainer code to generate.
+macro_rules! lenient_structs {
+    ($(
+        $(#[$attr:meta])*
+        $vis:vis struct $name:ident {
+            $($json:literal => $field:ident: $ty:ty,)*
+        }
+    )*) => {$(
+        $(#[$attr])*
+        #[derive(Debug, Default)]
+        $vis struct $name {
+            $($field: $ty,)*
+            not_object: Option<&'static str>,
+        }
+
+        impl $name {
+            /// The JSON names of the fields, in the table's order.
+            #[cfg(test)]
+            const NAMES: &'static [&'static str] = &[$($json),*];
+
+            /// Where the value of the key `key` goes: its field's slot; `None` for a key
+            /// whose value is skipped (unknown, or a stand-in, which is recorded as what the
+            /// struct is instead).
+            fn slot(&mut self, key: &str) -> Option<Slot<'_>> {
+                match key {
+                    $($json => Some(Place::slot(&mut self.$field)),)*
+                    _ => {
+                        if let Some(i) = stand_in_index(key) {
+                            self.not_object = Some(STOOD_IN[i]);
+                        }
+                        None
+                    }
+                }
+            }
+        }
+    )*};
+}
+
+lenient_structs! {
+    /// The request as it arrived: any JSON value deserializes into it.
+    pub struct Event {
+        "invocationSchemaVersion" => schema: Field,
+        "invocationId" => invocation_id: Field,
+        "job" => job: Option<RawJob>,
+        "tasks" => tasks: Option<RawTasks>,
+    }
+
+    struct RawJob {
+        "id" => id: Field,
+        "userArguments" => user_arguments: Option<RawUserArguments>,
+    }
+
+    struct RawTask {
+        "taskId" => task_id: Field,
+        "s3Key" => s3_key: Field,
+        "s3VersionId" => s3_version_id: Field,
+        "s3BucketArn" => s3_bucket_arn: Field,
+        "s3Bucket" => s3_bucket: Field,
+    }
 }
 
 impl<'de> Deserialize<'de> for Event {
@@ -576,23 +607,6 @@ impl<'de> Deserialize<'de> for Event {
         Lenient(Slot::Event(&mut event)).deserialize(d)?;
         Ok(event)
     }
-}
-
-#[derive(Debug, Default)]
-struct RawJob {
-    id: Field,
-    user_arguments: Option<RawUserArguments>,
-    not_object: Option<&'static str>,
-}
-
-#[derive(Debug, Default)]
-struct RawTask {
-    task_id: Field,
-    s3_key: Field,
-    s3_version_id: Field,
-    s3_bucket_arn: Field,
-    s3_bucket: Field,
-    not_object: Option<&'static str>,
 }
 
 /// `tasks`: an array of anything (each element resolved as it is read), or what it was
@@ -629,8 +643,8 @@ fn argument_value(text: &str) -> Result<String, String> {
         Ok(Value::Object(m)) if m.len() == 1 && m.contains_key(UNREADABLE) => {
             Err(m[UNREADABLE].as_str().unwrap_or_default().to_owned())
         }
-        Ok(Value::Object(m)) if m.len() == 1 && m.contains_key(STAND_INS[1]) => {
-            Ok(m[STAND_INS[1]].as_str().unwrap_or_default().to_owned())
+        Ok(Value::Object(m)) if m.len() == 1 && m.contains_key(OUT_OF_RANGE) => {
+            Ok(m[OUT_OF_RANGE].as_str().unwrap_or_default().to_owned())
         }
         // `to_string`, not `Display`: that would link serde_json's pretty printer as well.
         Ok(v) => Ok(serde_json::to_string(&v).unwrap_or_else(|_| text.to_owned())),
@@ -998,21 +1012,56 @@ fn fix_surrogate_escapes(body: &[u8]) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
+    /// Each lenient struct finds its own names and no other struct's, nor near misses; a
+    /// stand-in key is recorded as what the struct is instead.
     #[test]
-    fn names_are_found_where_they_are_listed() {
-        let all = [Names::Event, Names::Job, Names::Task, Names::StandIns];
-        for names in all {
-            for (i, name) in names.names().iter().enumerate() {
-                assert_eq!(names.index(name), Some(i), "{name:?} in {names:?}");
-            }
-            // Every other struct's names, and near misses, are not found.
-            for other in all.iter().flat_map(|o| o.names()) {
-                if !names.names().contains(other) {
-                    assert_eq!(names.index(other), None, "{other:?} in {names:?}");
-                }
+    fn each_struct_finds_its_names_only() {
+        fn check<T: Default>(names: &[&str], slot: fn(&mut T, &str) -> bool) {
+            let all = [Event::NAMES, RawJob::NAMES, RawTask::NAMES].concat();
+            for name in all {
+                let found = slot(&mut T::default(), name);
+                assert_eq!(found, names.contains(&name), "{name:?} in {names:?}");
             }
             for miss in ["", "taskid", "s3key ", "TaskId", "s3BucketArnX", "\u{0}"] {
-                assert_eq!(names.index(miss), None, "{miss:?} in {names:?}");
+                assert!(!slot(&mut T::default(), miss), "{miss:?} in {names:?}");
+            }
+        }
+        check::<Event>(Event::NAMES, |e, k| e.slot(k).is_some());
+        check::<RawJob>(RawJob::NAMES, |j, k| j.slot(k).is_some());
+        check::<RawTask>(RawTask::NAMES, |t, k| t.slot(k).is_some());
+        for (key, stood_in) in STAND_INS.iter().zip(STOOD_IN) {
+            let mut task = RawTask::default();
+            assert!(task.slot(key).is_none());
+            assert_eq!(task.not_object, Some(stood_in));
+        }
+    }
+
+    /// Every key the wire types write (the test harness's and the job runner's events) is a
+    /// field of the lenient table: a field added to `wire::Request` and not to the table
+    /// would be skipped here as unknown.
+    #[test]
+    fn the_lenient_table_reads_every_key_the_wire_types_write() {
+        use crate::wire::{Request, RequestJob, RequestTask};
+        let args = BTreeMap::from([("a".to_owned(), "1".to_owned())]);
+        for schema in [Schema::V1, Schema::V2] {
+            let request = Request {
+                schema,
+                invocation_id: "i".into(),
+                job: RequestJob::new("j").with_user_arguments(args.clone()),
+                tasks: vec![RequestTask::new(schema, "t", "b", "k", Some("v"))],
+            };
+            let value = serde_json::to_value(&request).unwrap();
+            let keys = |v: &serde_json::Value| -> Vec<String> {
+                v.as_object().unwrap().keys().cloned().collect()
+            };
+            for (written, table) in [
+                (keys(&value), Event::NAMES),
+                (keys(&value["job"]), RawJob::NAMES),
+                (keys(&value["tasks"][0]), RawTask::NAMES),
+            ] {
+                for key in written {
+                    assert!(table.contains(&key.as_str()), "{key:?} not in {table:?}");
+                }
             }
         }
     }

@@ -232,8 +232,12 @@ macro_rules! impl_task_fn {
                 // The closure gives `?` a scope: the first extractor that fails fails the task.
                 #[allow(clippy::redundant_closure_call)]
                 let extracted: Result<($($ty,)*), TaskError> = (|| Ok(($($ty::from_task(&state.$idx, &parts)?,)*)))();
-                // Not an `async` block, which would hold the task's future twice (as captured
-                // and as awaited): see bench/analysis.md.
+                // Hot path: not an `async` block (the plain form: `async move { let (…) =
+                // extracted?; self(object, …).await.into_outcome() }`), whose state would keep
+                // the captured object and parameters beside the task's future. The `async`
+                // block measured +152 instructions per 1-task invocation, +3,574 per 100-task
+                // one (`SECTIONS=5 bench/run.sh`, as deployed; bench/analysis.md, "Hand-written
+                // shapes").
                 match extracted {
                     Ok(($($ty,)*)) => Either::Left((self)(object, $($ty,)*).map(TaskReturn::into_outcome as fn(_) -> _)),
                     Err(err) => Either::Right(std::future::ready(Err(err))),

@@ -4,7 +4,7 @@
 
 use super::deadline::BeforeDeadline;
 use super::options::Options;
-use super::task_run::{DropCaught, Stage, TaskRun};
+use super::task_run::{Stage, TaskRun};
 use crate::envelope::{BadTask, Event, Invocation, InvocationError, Job, Object};
 use crate::logging::{DeferredSpan, Escaped, TaskSpans, TARGET};
 use crate::response::{
@@ -80,25 +80,26 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
         event: &[u8],
         context: &'a lambda_runtime::Context,
     ) -> impl Future<Output = Result<Response, InvocationError>> + Send + 'a {
+        // Not an `async` block: the bytes are read before this returns, so the future does not
+        // borrow them (the signature says so).
         match Event::from_slice(event) {
             Ok(event) => Either::Left(self.handle(event, context)),
             Err(err) => Either::Right(std::future::ready(Err(err))),
         }
     }
 
-    /// Handles one event: exactly one result per task, in the order of `tasks`. The event is
-    /// checked before this returns (an event that cannot be answered fails without running
-    /// any task); the future runs the tasks.
-    pub fn handle<'a>(
-        &'a self,
+    /// Handles one event: exactly one result per task, in the order of `tasks`. An event that
+    /// cannot be answered fails without running any task.
+    pub async fn handle(
+        &self,
         event: Event,
-        context: &'a lambda_runtime::Context,
-    ) -> impl Future<Output = Result<Response, InvocationError>> + Send + 'a {
-        // Not an `async fn`, which would keep the event in its future while the tasks run.
-        match answerable(event) {
-            Ok(Invocation { job, tasks }) => Either::Left(self.run(job, tasks, context).map(Ok)),
-            Err(err) => Either::Right(std::future::ready(Err(err))),
-        }
+        context: &lambda_runtime::Context,
+    ) -> Result<Response, InvocationError> {
+        // The plain form: checking the event before returning the future (an `Either` of the
+        // run and a ready error) saved 26 instructions per 1-task invocation and cost 61 per
+        // 100-task one, inside the noise (bench/analysis.md, "Hand-written shapes").
+        let Invocation { job, tasks } = answerable(event)?;
+        Ok(self.run(job, tasks, context).await)
     }
 
     /// Runs the tasks of an answerable invocation: its response.
@@ -112,7 +113,9 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
         // when nothing records INFO spans there are none.
         let spans = TaskSpans::current();
         let mut results = if let [_] = tasks.as_slice() {
-            // S3 sends one task per invocation: run it directly.
+            // S3 sends one task per invocation: run it directly. Hot path: through `run_all`
+            // (the plain form) a 1-task invocation measured +1,411 instructions (+8.5 %;
+            // `SECTIONS=5 bench/run.sh`, as deployed; bench/analysis.md, "Hand-written shapes").
             let task = tasks.into_iter().next().expect("one task");
             vec![match task {
                 Err(bad) => unreadable_task(&job, bad),
@@ -128,9 +131,10 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
                 }
             }]
         } else {
-            // Boxed: the future of one task, the usual case, stays small (it is moved as a
-            // whole on its way to the runtime).
-            Box::pin(self.run_all(&job, context, tasks, spans)).await
+            // Not boxed (the plain form): boxing it, to keep the 1-task future small, measured
+            // +2 instructions per 1-task invocation and +1,430 per 100-task one: no gain
+            // (bench/analysis.md, "Hand-written shapes").
+            self.run_all(&job, context, tasks, spans).await
         };
         let max = self.options.max_result_len;
         for r in &mut results {
@@ -154,15 +158,9 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
         context: &'a lambda_runtime::Context,
         object: Object,
         spans: TaskSpans,
-    ) -> (
-        String,
-        DropCaught<impl Future<Output = (ResultCode, String)> + 'a>,
-    ) {
+    ) -> (String, impl Future<Output = (ResultCode, String)> + 'a) {
         let task_id = object.task_id.clone();
-        (
-            task_id,
-            DropCaught::new(self.run_one(job, context, object, spans)),
-        )
+        (task_id, self.run_one(job, context, object, spans))
     }
 
     /// The results of all the tasks, in order, at most `concurrency` at once.
@@ -190,7 +188,8 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
                 }
             }
         }
-        // The objects stay where they are until their task starts.
+        // The objects stay where they are until their task starts (moving them into a second
+        // list first cost ~275 instructions per task; bench/analysis.md, "Objects moved").
         let mut runnable = tasks
             .into_iter()
             .enumerate()
@@ -199,13 +198,18 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
             // Each task is polled once as it starts; only one that is still pending (it
             // awaits I/O) joins the tasks in flight, at most `concurrency` of them. A task
             // that finishes at once costs no scheduling, and the box it started in is reused
-            // by the next task (see bench/analysis.md).
+            // by the next task. Hot path, against the plain forms (`SECTIONS=5 bench/run.sh`,
+            // as deployed, per 100-task invocation; bench/analysis.md, "Hand-written shapes"):
+            // every task pushed to `FuturesUnordered` unpolled measured +96,444 instructions
+            // (+9.8 %), a new box per task +10,648 (+1.1 %).
             let mut in_flight = FuturesUnordered::new();
             let mut staged: Option<Pin<Box<OptionFuture<_>>>> = None;
             for (i, object) in runnable.by_ref() {
-                // The result's copy of the id, made as the task starts.
+                // The result's copy of the id, made as the task starts: copying every id up
+                // front (the plain form) measured +27,638 instructions per 100-task invocation
+                // (in malloc: bench/analysis.md, "A task id copied").
                 slots.results[i].task_id = object.task_id.clone();
-                let task = DropCaught::new(self.run_one(job, context, object, spans));
+                let task = self.run_one(job, context, object, spans);
                 let slot = match &mut staged {
                     Some(slot) => {
                         slot.set(Some(task).into());
@@ -254,7 +258,10 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
         object: Object,
         spans: TaskSpans,
     ) -> impl Future<Output = (ResultCode, String)> + 'a {
-        // Under `init_tracing`'s subscriber the span is made only if the task needs it.
+        // Under `init_tracing`'s subscriber the span is made only if the task needs it. With
+        // INFO off there is none: `info_span!` would still build a disabled span and hand its
+        // fields to tracing's `log` fallback, ~190 instructions per task (bench/analysis.md,
+        // "A span per task").
         let (span, deferred) = match spans {
             TaskSpans::Off => (tracing::Span::none(), None),
             TaskSpans::Deferred => (

@@ -1,6 +1,6 @@
 //! The future of one task ([`TaskRun`]): in its span, its parameters built and the task
 //! called in its first poll, its outcome (or panic) turned into a result code and text and
-//! logged; and [`DropCaught`], which catches a panic of a task dropped unfinished.
+//! logged; a panic of a task dropped unfinished (at the deadline) caught and logged.
 
 use crate::error::TaskError;
 use crate::logging::{in_task, DeferredSpan, Escaped, TARGET};
@@ -9,7 +9,6 @@ use futures_util::future::CatchUnwind;
 use futures_util::FutureExt;
 use std::any::Any;
 use std::future::Future;
-use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::Poll;
@@ -20,8 +19,13 @@ pin_project_lite::pin_project! {
     /// are built in the first poll (a panic there is caught too). A task that has finished is
     /// dropped at once, inside the poll that finished it (`Instrumented` enters the span once
     /// more to drop it); a task dropped before it finishes (at the deadline) is dropped inside
-    /// its span, so whatever its destructors log carries its fields. Written out rather than
-    /// as an `async` block so that it holds the task's future once (see bench/analysis.md).
+    /// its span, so whatever its destructors log carries its fields.
+    ///
+    /// Hot path: the stages are written out, not an `async` block inside a wrapper that
+    /// enters the span (the plain form), whose state would keep the call's captures (the
+    /// `Object` among them) beside the task's future; `Stage` reuses their room. The `async`
+    /// block measured +96 instructions per 1-task invocation, +1,869 per 100-task one
+    /// (`SECTIONS=5 bench/run.sh`, as deployed; bench/analysis.md, "Hand-written shapes").
     pub(super) struct TaskRun<C, F> {
         // The task's span, made as it starts; or none, and then, under `init_tracing`'s
         // subscriber, the span made when the task first needs it.
@@ -32,12 +36,23 @@ pin_project_lite::pin_project! {
         #[pin]
         pub(super) stage: Stage<C, F>,
     }
+    // A task dropped unfinished (at the deadline) is dropped here, inside `catch_unwind`: a
+    // destructor that panics there (a guard in the task, a value it holds) would otherwise
+    // end the whole invocation as "Lambda panicked", losing its neighbours' results. A task
+    // that finished was dropped inside its `poll`, under `catch_unwind` already. `Pin::set`
+    // drops the stage in place; if that panics, the stage is `Done` all the same.
     impl<C, F> PinnedDrop for TaskRun<C, F> {
         fn drop(this: Pin<&mut Self>) {
-            let mut this = this.project();
+            let this = this.project();
             if !matches!(*this.stage, Stage::Done) {
                 let _entered = this.span.enter();
-                in_task(this.deferred, || this.stage.set(Stage::Done));
+                let mut stage = this.stage;
+                in_task(this.deferred, || {
+                    let dropped = catch_unwind(AssertUnwindSafe(|| stage.set(Stage::Done)));
+                    if let Err(panic) = dropped {
+                        log_drop_panic(panic);
+                    }
+                });
             }
         }
     }
@@ -168,49 +183,17 @@ fn drop_quietly(payload: Box<dyn Any + Send>) {
     }
 }
 
-/// A task's future, dropped inside `catch_unwind`: at the deadline the unfinished tasks are
-/// dropped, and a destructor that panics there (a guard in the task, a value it holds) would
-/// otherwise end the whole invocation as "Lambda panicked", losing its neighbours' results.
-/// Once a task has finished, everything of it was dropped inside its `poll`, which runs
-/// under `catch_unwind` already.
-pub(super) struct DropCaught<F> {
-    inner: ManuallyDrop<F>,
-}
-
-impl<F> DropCaught<F> {
-    pub(super) fn new(inner: F) -> Self {
-        Self {
-            inner: ManuallyDrop::new(inner),
-        }
-    }
-}
-
-impl<F: Future> Future for DropCaught<F> {
-    type Output = F::Output;
-    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
-        // SAFETY: `inner` is pinned structurally: it is never moved out of `self`, and it is
-        // dropped in place, once, in `Drop`.
-        unsafe { self.map_unchecked_mut(|s| &mut *s.inner) }.poll(cx)
-    }
-}
-
-impl<F> Drop for DropCaught<F> {
-    fn drop(&mut self) {
-        let inner = &mut self.inner;
-        // SAFETY: the only place `inner` is dropped; it is not used afterwards.
-        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe { ManuallyDrop::drop(inner) }));
-        if let Err(panic) = dropped {
-            tracing::error!(
-                target: TARGET,
-                "a task panicked while it was being dropped at the deadline: {}",
-                Escaped::text(match panic_message(&*panic) {
-                    "" => "(the panic message is empty or could not be formatted)",
-                    m => m,
-                })
-            );
-            drop_quietly(panic);
-        }
-    }
+/// Logs (inside the task's span) a panic of a task's destructor at the deadline.
+fn log_drop_panic(panic: Box<dyn Any + Send>) {
+    tracing::error!(
+        target: TARGET,
+        "a task panicked while it was being dropped at the deadline: {}",
+        Escaped::text(match panic_message(&*panic) {
+            "" => "(the panic message is empty or could not be formatted)",
+            m => m,
+        })
+    );
+    drop_quietly(panic);
 }
 
 #[cfg(test)]

@@ -531,6 +531,74 @@ async fn destructor_panics_at_the_deadline_fail_only_that_task() {
     assert_eq!(r.results[0].result_string, DEADLINE_MESSAGE);
 }
 
+/// The line that reports a destructor's panic at the deadline is logged inside the task's
+/// span, so it names the task: under lambda_runtime's subscriber (span made as the task
+/// starts) and under `init_tracing`'s (span made then, for the line).
+#[tokio::test(start_paused = true)]
+async fn a_destructor_panic_at_the_deadline_is_logged_in_its_task() {
+    use crate::logging::tests::{plain, Captured};
+    async fn hang(obj: Object) -> Result<String, TaskError> {
+        let _guard = PanicOnDrop("guard");
+        std::future::pending::<()>().await;
+        Ok(obj.key)
+    }
+    let ctx = context_with_deadline(SystemTime::now() + Duration::from_secs(5));
+    for deferred in [false, true] {
+        let captured = Captured::default();
+        let w = captured.clone();
+        let dispatch = if deferred {
+            crate::logging::subscriber(false, None, "", move || w.clone())
+        } else {
+            lambda_runtime::tracing::subscriber::fmt()
+                .with_target(false)
+                .without_time()
+                .with_writer(move || w.clone())
+                .into()
+        };
+        let _default = tracing::dispatcher::set_default(&dispatch);
+        // One task alone is awaited directly; two go through the tasks in flight.
+        for event in [
+            EventBuilder::v1().job_id("j").object("b", "k1"),
+            EventBuilder::v1()
+                .job_id("j")
+                .object("b", "k2")
+                .object("b", "k3"),
+        ] {
+            let r = invoke_with(hang, Options::new(), event, ctx.clone())
+                .await
+                .unwrap();
+            assert!(
+                r.results
+                    .iter()
+                    .all(|r| r.result_string == DEADLINE_MESSAGE),
+                "{r:?}"
+            );
+        }
+        let text = plain(&captured.text());
+        let reported: Vec<_> = text
+            .lines()
+            .filter(|l| {
+                l.ends_with(
+                    "a task panicked while it was being dropped at the deadline: \
+                     guard panicked in its destructor",
+                )
+            })
+            .collect();
+        // The tasks in flight are dropped in no set order: compare the keys as a set.
+        let mut keys: Vec<_> = reported
+            .iter()
+            .map(|line| {
+                assert!(line.contains(r#"task{job_id="j" "#), "{deferred}: {line}");
+                line.split_once(r#" key=""#)
+                    .and_then(|(_, rest)| rest.split_once('"'))
+                    .map_or("", |(key, _)| key)
+            })
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["k1", "k2", "k3"], "deferred: {deferred}: {text}");
+    }
+}
+
 #[tokio::test]
 async fn panicking_destructors_of_values_and_payloads_stay_in_their_task() {
     #[derive(serde::Serialize)]
