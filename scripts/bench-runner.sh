@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Measures the local job runner (s3batch-job) and writes docs/runner-benchmarks.md:
+# Measures the local job runner (the s3batch-job engine, and cargo-s3batch over it) and
+# writes docs/runner-benchmarks.md:
 #   1. in-process: a no-op task over many objects (LocalJob::run_in_process);
 #   2. through `cargo lambda watch`: `cargo s3batch run` over examples/hello (no S3 calls);
 #   3. the baseline: a plain loop of `cargo lambda invoke` calls on the same function.
@@ -17,7 +18,8 @@ mkdir -p "$work" docs
 export AWS_EC2_METADATA_DISABLED=true
 
 scripts/setup.sh
-cargo build --quiet --release -p s3batch-job --example noop_in_process --bin cargo-s3batch
+cargo build --quiet --release -p s3batch-job --example noop_in_process
+cargo build --quiet --release -p cargo-s3batch
 cargo build --quiet --release -p hello
 runner="$root/target/release/cargo-s3batch"
 

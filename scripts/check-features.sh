@@ -7,7 +7,9 @@
 #
 #   s3batch-core, s3batch: no features, `s3` alone, `anyhow` alone, both (the default)
 #   s3batch-macros:        it has no features
-#   s3batch-job:           the default (`cli`) and the library alone (no `cli`)
+#   s3batch-job, s3batch-control, cargo-s3batch: they have no features; each is checked on its
+#                          own, so the engine and s3batch-control compile without the
+#                          command line's crates, which only cargo-s3batch depends on
 #
 # Each set is checked (`cargo clippy`: type-checked, with the workspace's lints, warnings
 # denied, so an import that one set leaves unused fails too) in the shared target directory,
@@ -28,5 +30,6 @@ for crate in s3batch-core s3batch; do
   done
 done
 check s3batch-macros ""
-check s3batch-job ""
-check s3batch-job cli
+for crate in s3batch-job s3batch-control cargo-s3batch; do
+  check "$crate" ""
+done

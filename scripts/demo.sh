@@ -23,7 +23,7 @@ out="$root/target/s3batch-demo"
 
 scripts/setup.sh
 echo "demo: building the runner and examples/copy_rename (the first build takes a few minutes)"
-cargo build --quiet -p s3batch-job -p copy_rename
+cargo build --quiet -p cargo-s3batch -p copy_rename
 
 pids=()
 cleanup() {

@@ -24,7 +24,7 @@ account=123456789012
 
 scripts/setup.sh
 echo "lifecycle: building the runner and examples/chaos (the first build takes a few minutes)"
-cargo build --quiet -p s3batch-job -p chaos
+cargo build --quiet -p cargo-s3batch -p chaos
 cli="$root/target/debug/cargo-s3batch"
 
 pids=()

@@ -1,7 +1,8 @@
-//! The four published crates package: `cargo package` for s3batch-macros, s3batch-core,
-//! s3batch and s3batch-job together (cargo packages unpublished workspace dependencies in
-//! dependency order, resolving each against the ones packaged before it), with the metadata
-//! crates.io shows and no invented URL, and they compile from what would be uploaded.
+//! The six published crates package: `cargo package` for s3batch-macros, s3batch-core,
+//! s3batch, s3batch-job, s3batch-control and cargo-s3batch together (cargo packages
+//! unpublished workspace dependencies in dependency order, resolving each against the ones
+//! packaged before it), with the metadata crates.io shows and no invented URL, and they
+//! compile from what would be uploaded.
 //!
 //! `cargo package` runs with `--no-verify`: that checks the manifests, the file lists and that
 //! each package's dependencies resolve, in under a second. Cargo's verification (building each
@@ -10,9 +11,10 @@
 //! own (the overlay: `[patch.crates-io]` points each at its unpacked sources, as the registry
 //! would once they are published) and `cargo check`ed into the shared target directory with
 //! the workspace's `Cargo.lock`: their dependencies resolve to the same versions with the same
-//! features as `scripts/check-features.sh`'s `s3batch-job` (default features) check, so when
-//! that ran first, as in `scripts/test.sh`, little more than the four crates themselves is
-//! compiled again (seconds; on a cold target directory the AWS SDK is checked first).
+//! features as `scripts/check-features.sh`'s `cargo-s3batch` check (which compiles the other
+//! five with it), so when that ran first, as in `scripts/test.sh`, little more than the six
+//! crates themselves is compiled again (seconds; on a cold target directory the AWS SDK is
+//! checked first).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -21,7 +23,14 @@ use std::process::Command;
 use s3batch_testkit::{target_dir, workspace_root};
 use serde_json::Value;
 
-const CRATES: [&str; 4] = ["s3batch-macros", "s3batch-core", "s3batch", "s3batch-job"];
+const CRATES: [&str; 6] = [
+    "s3batch-macros",
+    "s3batch-core",
+    "s3batch",
+    "s3batch-job",
+    "s3batch-control",
+    "cargo-s3batch",
+];
 
 fn cargo(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO"))
@@ -35,7 +44,7 @@ fn cargo(args: &[&str]) -> String {
 }
 
 #[test]
-fn the_four_crates_package_in_dependency_order() {
+fn the_crates_package_in_dependency_order() {
     let mut args = vec![
         "package",
         "--offline",
@@ -51,15 +60,22 @@ fn the_four_crates_package_in_dependency_order() {
         out.find(&format!("Packaging {c}"))
             .unwrap_or_else(|| panic!("{c} was not packaged:\n{out}"))
     };
-    // s3batch needs the macros and core packaged first, s3batch-job needs s3batch.
+    // s3batch needs the macros and core packaged first, s3batch-job needs s3batch,
+    // s3batch-control needs s3batch-job, and cargo-s3batch needs s3batch-control.
     assert!(
         at("s3batch-macros") < at("s3batch ") && at("s3batch-core") < at("s3batch "),
         "s3batch packaged before its dependencies:\n{out}"
     );
-    assert!(
-        at("s3batch ") < at("s3batch-job"),
-        "s3batch-job packaged before s3batch:\n{out}"
-    );
+    for (before, after) in [
+        ("s3batch ", "s3batch-job"),
+        ("s3batch-job", "s3batch-control"),
+        ("s3batch-control", "cargo-s3batch"),
+    ] {
+        assert!(
+            at(before) < at(after),
+            "{after} packaged before {before}:\n{out}"
+        );
+    }
 }
 
 #[test]

@@ -325,7 +325,7 @@ fn default_template_builds_tests_and_serves_both_schemas() {
     );
 
     // The README's local job: `cargo s3batch run` over a manifest, against this watch.
-    s3batch_testkit::build_package("s3batch-job");
+    s3batch_testkit::build_package("cargo-s3batch");
     std::fs::write(
         krate.join("manifest.csv"),
         "example-bucket,photos/a+b.jpg\nexample-bucket,reports/\n",

@@ -1,11 +1,13 @@
-//! AWS configuration shared by the Lambda and S3 clients.
+//! AWS configuration shared by the engine's Lambda and S3 clients, and by any other client of
+//! the same endpoints (`s3batch-control`'s S3 Control client, say): an endpoint override, and
+//! placeholder credentials for a local endpoint.
 
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::{Credentials, ProvideCredentials, Region, SharedCredentialsProvider};
 
 /// The usual configuration chain, with an endpoint override; placeholder credentials on a
 /// loopback endpoint when none are configured, and `us-east-1` when no region is.
-pub(crate) async fn load(endpoint: Option<&str>) -> aws_config::SdkConfig {
+pub async fn load(endpoint: Option<&str>) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(e) = endpoint {
         loader = loader.endpoint_url(e);
@@ -38,7 +40,7 @@ async fn has_credentials(config: &aws_config::SdkConfig) -> bool {
 }
 
 /// Whether an endpoint URL names this machine: `localhost` or a loopback address.
-pub(crate) fn is_loopback(endpoint: &str) -> bool {
+pub fn is_loopback(endpoint: &str) -> bool {
     match url::Url::parse(endpoint).as_ref().map(url::Url::host) {
         Ok(Some(url::Host::Domain(name))) => name.eq_ignore_ascii_case("localhost"),
         Ok(Some(url::Host::Ipv4(ip))) => ip.is_loopback(),

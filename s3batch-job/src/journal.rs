@@ -235,12 +235,16 @@ impl LineIn {
     }
 }
 
-/// Counts of the tasks already in a journal.
+/// Counts of the tasks already in a journal ([`Journal::counts`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Counts {
+pub struct Counts {
+    /// Tasks that succeeded.
     pub succeeded: usize,
+    /// Tasks that failed.
     pub failed: usize,
+    /// Redrives, over all tasks (a task invoked 3 times counts 2).
     pub redriven: usize,
+    /// Tasks invoked more than once.
     pub tasks_redriven: usize,
 }
 
@@ -443,7 +447,8 @@ impl Journal {
         self.counts.recorded()
     }
 
-    pub(crate) fn counts(&self) -> Counts {
+    /// Counts of the tasks in the journal, by result.
+    pub fn counts(&self) -> Counts {
         self.counts
     }
 

@@ -1,17 +1,26 @@
 //! # s3batch-job
 //!
-//! Run a whole S3 Batch Operations `LambdaInvoke` job on one machine: a manifest in, every
-//! task sent to the function the way S3 sends it, S3's redrive and failure rules applied, and
-//! a completion report out. The function is reached through the Lambda Invoke API
-//! (`cargo lambda watch` locally, or a deployed function) with [`LambdaInvoker`], or called
-//! in-process with [`LocalJob::run_in_process`] for integration tests.
+//! The engine of a local S3 Batch Operations `LambdaInvoke` job: a manifest in, every task
+//! sent to the function the way S3 sends it, S3's redrive and failure rules applied, and a
+//! completion report out. The function is reached through the Lambda Invoke API (`cargo
+//! lambda watch` locally, or a deployed function) with [`LambdaInvoker`], run under a local
+//! Lambda Runtime API with [`RuntimeHost`], or called in-process with
+//! [`LocalJob::run_in_process`] for integration tests.
 //!
-//! The command line is `cargo s3batch run` (the `cargo-s3batch` binary of this package),
-//! built with the `cli` feature (on by default). With `default-features = false` the library
-//! compiles without the command line's crates (clap, indicatif, tracing-subscriber).
-//! `cargo s3batch submit`, `status`, `list`, `cancel`, `confirm` and `priority` create and
-//! follow real S3 Batch Operations jobs through S3 Control ([`submit`], [`status`]), on AWS
-//! or on the local endpoint ([`control`]).
+//! This crate is a library only, and compiles no command line (no clap, indicatif or
+//! tracing-subscriber of its own) and no S3 Control client. Around it:
+//! - **`s3batch-control`**: the S3 Control job side. A local S3 Control job endpoint whose
+//!   jobs run on this engine (`cargo s3batch serve`), and the client that creates and follows
+//!   real S3 Batch Operations jobs (`cargo s3batch submit`, `status`, `list`, `cancel`,
+//!   `confirm`, `priority`).
+//! - **`cargo-s3batch`**: the `cargo s3batch` command, argument parsing and presentation over
+//!   this crate and `s3batch-control` (`cargo s3batch run` and `report` are this engine).
+//!
+//! The main entry points: [`LocalJob`] (a job: its manifest, schema, user arguments,
+//! [`Redrive`] and [`FailureThreshold`]), a manifest ([`Manifest`] in memory, or a streamed
+//! [`ManifestSource`]), an invoker ([`Invoke`]: [`LambdaInvoker`], [`RuntimeHost`],
+//! [`InProcess`]), the [`Journal`] and its [`lifecycle`], and the report ([`JobReport`],
+//! read back by [`read_report`] and [`analyze`]).
 //!
 //! ```
 //! use s3batch::{Object, TaskError};
@@ -56,8 +65,9 @@
 //!   left out of the report (counted as `not_run`).
 //! - **Report** ([`JobReport::render`]): `Report_CSV_20180820`, see [`report`] for the column
 //!   order chosen (the declared one) and how keys are written.
-//! - **Reading a report back** ([`analyze`], `cargo s3batch report PATH|s3://…`): counts by
-//!   status, error code and message, and the failed rows as a manifest to run again.
+//! - **Reading a report back** ([`analyze`]; on the command line `cargo s3batch report
+//!   PATH|s3://…`): counts by status, error code and message, and the failed rows as a
+//!   manifest to run again.
 //!
 //! - **Journal** ([`Journal`], [`LocalJob::run_journaled`]): each finished task appended to a
 //!   file as it finishes, so memory holds only the tasks in flight or waiting for a redrive,
@@ -67,14 +77,13 @@
 //!
 //! Not emulated by [`LocalJob`]: S3's own throttling and ordering, job priorities,
 //! confirmation, manifest `ETag`s, and ORC/Parquet inventories. The local S3 Control endpoint
-//! ([`control`], `cargo s3batch serve`) adds the job API around it: job states,
+//! of `s3batch-control` (`cargo s3batch serve`) adds the job API around it: job states,
 //! confirmation, cancellation, priorities and manifest `ETag` checks.
 
 #![deny(missing_docs)]
 
 pub mod analyze;
-mod aws;
-pub mod control;
+pub mod aws;
 mod csv_strict;
 mod digest;
 pub mod host;
@@ -84,9 +93,7 @@ pub mod journal;
 pub mod lifecycle;
 pub mod manifest;
 pub mod report;
-pub mod status;
 pub mod storage;
-pub mod submit;
 pub mod user_args;
 
 pub use host::{HostConfig, RuntimeHost};

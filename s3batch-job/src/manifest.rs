@@ -111,7 +111,7 @@ impl ManifestError {
 
     /// The same problems, of the manifest `name` names (an `s3://` URL), which the message
     /// then names.
-    pub(crate) fn of(mut self, name: String) -> Self {
+    pub fn of(mut self, name: String) -> Self {
         self.file = Some(name);
         self
     }
@@ -348,17 +348,17 @@ impl InventoryData {
 /// removed when the source's last clone is dropped, with its parent folder if that is then
 /// empty.
 #[derive(Debug)]
-pub(crate) struct Staged(PathBuf);
+pub struct Staged(PathBuf);
 
 impl Staged {
     /// Takes charge of `dir`, which it creates.
-    pub(crate) fn create(dir: PathBuf) -> Result<Self, String> {
+    pub fn create(dir: PathBuf) -> Result<Self, String> {
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         Ok(Self(dir))
     }
 
     /// The folder.
-    pub(crate) fn dir(&self) -> &Path {
+    pub fn dir(&self) -> &Path {
         &self.0
     }
 }
@@ -436,7 +436,7 @@ impl ManifestSource {
     }
 
     /// A local `S3BatchOperations_CSV_20180820` manifest, whatever its first bytes.
-    pub(crate) fn open_csv(path: &Path) -> Result<Self, ManifestError> {
+    pub fn open_csv(path: &Path) -> Result<Self, ManifestError> {
         let stamp = FileStamp::of(path).map_err(ManifestError::whole)?;
         let file = std::fs::File::open(path)
             .map_err(|e| ManifestError::whole(format!("reading {}: {e}", path.display())))?;
@@ -545,7 +545,7 @@ impl ManifestSource {
 
     /// The same source, which removes `staged` (the folder its files were downloaded to)
     /// once its last clone is dropped.
-    pub(crate) fn staged(mut self, staged: Staged) -> Self {
+    pub fn staged(mut self, staged: Staged) -> Self {
         self._staged = Some(std::sync::Arc::new(staged));
         self
     }
@@ -674,7 +674,7 @@ pub(crate) fn check_md5(got: &str, expected: &str) -> Result<(), String> {
 }
 
 /// Whether a manifest named `name` with content `bytes` is an S3 Inventory `manifest.json`.
-pub(crate) fn is_inventory(name: &str, bytes: &[u8]) -> bool {
+pub fn is_inventory(name: &str, bytes: &[u8]) -> bool {
     name.ends_with(".json")
         || bytes
             .iter()
@@ -1008,6 +1008,74 @@ pub(crate) fn valid_bucket(b: &str) -> bool {
     (3..=255).contains(&b.len())
         && b.bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
+}
+
+/// A CSV manifest whose `Spec.Fields` (of an S3 Control `CreateJob` request) put the columns
+/// in another order than `Bucket, Key[, VersionId]`, rewritten in that order from `input` to
+/// `out`, which is returned; `None` (nothing read or written) when the fields are in that
+/// order already.
+///
+/// The file is read as strictly as any manifest ([`ManifestSource::open`]): an unbalanced
+/// quote, which would swallow the rows after it, is an error naming its line. Each row is
+/// written on the line it is on in `input` (empty lines fill the gaps), so what the manifest
+/// reader then finds wrong with a row names the line of the file as given. Both are streamed.
+pub fn reorder_columns<W: std::io::Write>(
+    input: impl std::io::Read,
+    fields: &[String],
+    out: W,
+) -> Result<Option<W>, String> {
+    let standard = |f: &[&str]| fields.iter().map(String::as_str).eq(f.iter().copied());
+    if fields.is_empty()
+        || standard(&["Bucket", "Key"])
+        || standard(&["Bucket", "Key", "VersionId"])
+    {
+        return Ok(None);
+    }
+    let find = |n: &str| fields.iter().position(|f| f == n);
+    let (Some(b), Some(k)) = (find("Bucket"), find("Key")) else {
+        return Err(format!(
+            "Manifest.Spec.Fields {fields:?} names no Bucket or no Key column"
+        ));
+    };
+    let v = find("VersionId");
+    let mut reader = CsvReader::new(input, "");
+    let mut builder = csv::WriterBuilder::new();
+    builder
+        .flexible(true)
+        .terminator(csv::Terminator::Any(b'\n'));
+    let mut out = builder.from_writer(out);
+    let mut line = 1;
+    while let Some(record) = reader.next_record() {
+        let record = record.map_err(|e| format!("manifest {e}"))?;
+        let columns = record.fields;
+        if columns.len() != fields.len() {
+            return Err(format!(
+                "manifest line {} has {} columns; Manifest.Spec.Fields names {}",
+                record.line,
+                columns.len(),
+                fields.len()
+            ));
+        }
+        let mut row = vec![&columns[b], &columns[k]];
+        if let Some(v) = v {
+            row.push(&columns[v]);
+        }
+        if line < record.line {
+            // Rare (empty lines, an ignored column over lines): a new writer after the gap.
+            let mut bytes = out.into_inner().map_err(|e| e.to_string())?;
+            for _ in line..record.line {
+                bytes.write_all(b"\n").map_err(|e| e.to_string())?;
+            }
+            out = builder.from_writer(bytes);
+            line = record.line;
+        }
+        out.write_record(&row).map_err(|e| e.to_string())?;
+        line += 1 + row
+            .iter()
+            .map(|f| f.iter().filter(|&&c| c == b'\n').count() as u64)
+            .sum::<u64>();
+    }
+    out.into_inner().map(Some).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -1443,5 +1511,92 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod column_order_tests {
+    use super::*;
+
+    /// [`reorder_columns`] in memory: the bytes rewritten, or as they are.
+    fn reorder(bytes: &[u8], fields: &[String]) -> Result<Vec<u8>, String> {
+        Ok(reorder_columns(bytes, fields, Vec::new())?.unwrap_or_else(|| bytes.to_vec()))
+    }
+
+    #[test]
+    fn fields_put_columns_in_order() {
+        let f = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let csv = b"b1,k%201\nb2,k2\n";
+        assert_eq!(reorder(csv, &f(&["Bucket", "Key"])).unwrap(), csv);
+        assert_eq!(reorder(csv, &[]).unwrap(), csv);
+        assert_eq!(
+            reorder(
+                b"x,k1,b1,v1\ny,\"k,2\",b2,v2\n",
+                &f(&["Ignore", "Key", "Bucket", "VersionId"])
+            )
+            .unwrap(),
+            b"b1,k1,v1\nb2,\"k,2\",v2\n"
+        );
+        let err = reorder(b"k1,b1\nk2\n", &f(&["Key", "Bucket"])).unwrap_err();
+        assert!(err.contains("line 2 has 1 columns"), "{err}");
+        assert!(reorder(csv, &f(&["Key", "Ignore"]))
+            .unwrap_err()
+            .contains("no Bucket"));
+    }
+
+    /// The issue's manifest under `Ignore,Bucket,Key`: read leniently, the quote on row 2
+    /// swallowed rows 3 and 4 and the job ran 2 tasks of 4, `Complete`. As `run` does, the
+    /// file is refused, naming the line; so is a `"` inside an unquoted field.
+    #[test]
+    fn unbalanced_quotes_are_refused_in_any_field_order() {
+        let fields = ["Ignore", "Bucket", "Key"].map(String::from);
+        let err = reorder(
+            b"x,bucket-one,k1\nx,bucket-one,\"k2\nx,bucket-one,k3\nx,bucket-one,k4\n",
+            &fields,
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("manifest line 2: a quote opened on this line is never closed"),
+            "{err}"
+        );
+        let err = reorder(b"x,bucket-one,k1\nx,bucket-one,ke\"y\n", &fields).unwrap_err();
+        assert!(
+            err.starts_with("manifest line 2: a `\"` inside a field that does not start with one"),
+            "{err}"
+        );
+        // Quoted fields, doubled quotes and newlines inside quotes are fine.
+        let csv = reorder(
+            b"x,bucket-one,\"a\"\"b\"\n\"y\nz\",bucket-one,\"c,d\"\n",
+            &fields,
+        )
+        .unwrap();
+        let keys: Vec<String> = Manifest::from_csv(&csv)
+            .unwrap()
+            .entries()
+            .iter()
+            .map(|e| e.key.clone())
+            .collect();
+        assert_eq!(keys, ["a\"b", "c,d"]);
+    }
+
+    /// A row rewritten in order keeps its line, so what the manifest reader then finds wrong
+    /// names the line of the file as given (here after an empty line and a field over two
+    /// lines).
+    #[test]
+    fn reordered_rows_keep_their_lines() {
+        let fields = ["Ignore", "Bucket", "Key"].map(String::from);
+        let csv = reorder(
+            b"x,bucket-one,k1\n\n\"two\nlines\",bucket-one,k2\nx,bucket-one,bad%zz\n",
+            &fields,
+        )
+        .unwrap();
+        let err = Manifest::from_csv(&csv).unwrap_err();
+        assert_eq!(err.problems().len(), 1, "{err}");
+        assert!(
+            err.problems()[0].starts_with("line 5: key \"bad%zz\""),
+            "{err}"
+        );
+        let err = reorder(b"x,bucket-one,k1\n\nx,bucket-one\n", &fields).unwrap_err();
+        assert!(err.contains("line 3 has 2 columns"), "{err}");
     }
 }

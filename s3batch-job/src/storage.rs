@@ -110,11 +110,7 @@ fn get_error(
 
 /// Saves `body` (a GetObject body, of the object `name` names) to `path` as it arrives;
 /// returns the MD5 of its bytes, in hex.
-pub(crate) async fn save_body(
-    mut body: ByteStream,
-    path: &Path,
-    name: &str,
-) -> Result<String, String> {
+pub async fn save_body(mut body: ByteStream, path: &Path, name: &str) -> Result<String, String> {
     let file =
         std::fs::File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
     let mut file = std::io::BufWriter::with_capacity(1 << 16, file);
@@ -496,7 +492,7 @@ impl ManifestSource {
 /// from the inventory's destination bucket into `dir/inventory/` and checked against their
 /// MD5, as a source streamed from there. A data file that cannot be read is a problem
 /// naming its key, as a bad row is.
-pub(crate) async fn fetch_inventory(
+pub async fn fetch_inventory(
     json: &[u8],
     s3: &aws_sdk_s3::Client,
     dir: &Path,

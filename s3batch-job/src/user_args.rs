@@ -1,7 +1,8 @@
 //! A job's user arguments (`Operation/LambdaInvoke/UserArguments`), checked once against
 //! S3's rules for every place that takes them: `cargo s3batch run`/`submit`'s `--user-arg`,
-//! [`LocalJob::user_argument`](crate::LocalJob::user_argument), the `submit` client
-//! ([`crate::submit::create`]) and `cargo s3batch serve`'s `CreateJob`.
+//! [`LocalJob::user_argument`](crate::LocalJob::user_argument), and in `s3batch-control`
+//! the `submit` client (`s3batch_control::submit::create`) and `cargo s3batch serve`'s
+//! `CreateJob`.
 //!
 //! S3's limits (the S3 Control API reference): a map of 1 to 10 entries, each key 1 to 64
 //! characters, each value at most 1,024 characters, and only with invocation schema 2.0.

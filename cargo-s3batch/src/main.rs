@@ -1,4 +1,13 @@
-//! `cargo s3batch`: run an S3 Batch Operations job on this machine.
+//! `cargo s3batch`: run an S3 Batch Operations job on this machine (`run`, `report`), serve a
+//! local S3 Control job endpoint (`serve`), and create and follow real jobs (`submit`,
+//! `status`, `list`, `cancel`, `confirm`, `priority`).
+//!
+//! This crate is the command line only: argument parsing (clap), the progress bar
+//! (indicatif), log output (tracing-subscriber) and exit statuses. Each command is a call into
+//! one of two libraries: `s3batch-job`, the engine (`run` is a [`LocalJob`] with a
+//! [`Journal`], `report` is `s3batch_job::analyze` and `s3batch_job::lifecycle`), and
+//! `s3batch-control`, the S3 Control side (`serve` is `s3batch_control::ControlServer`, the
+//! job commands are `s3batch_control::submit` and `s3batch_control::status`, in `jobs`).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -66,7 +75,6 @@ enum Command {
     Priority(jobs::PriorityArgs),
 }
 
-#[path = "cargo-s3batch/jobs.rs"]
 mod jobs;
 
 #[derive(Args, Debug)]
@@ -618,7 +626,7 @@ async fn report(args: ReportArgs) -> Result<ExitCode, String> {
 }
 
 async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
-    let mut config = s3batch_job::control::ServeConfig::new(args.state.state_dir.join("serve"))
+    let mut config = s3batch_control::ServeConfig::new(args.state.state_dir.join("serve"))
         .region(&args.region)
         .concurrency(args.concurrency)
         .grace_period(Duration::from_secs(args.grace_period))
@@ -635,7 +643,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         config = config.max_active_jobs(n);
     }
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], args.port));
-    let server = s3batch_job::control::ControlServer::start(addr, config)
+    let server = s3batch_control::ControlServer::start(addr, config)
         .await
         .map_err(|e| format!("starting the endpoint on {addr}: {e}"))?;
     println!(

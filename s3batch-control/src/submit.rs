@@ -15,9 +15,6 @@
 //! manifest's ETag, STS for the account, Lambda `GetFunction` for the function), and
 //! [`explain`] turns an SDK error into a message that names the fix.
 
-use crate::manifest::{is_inventory, Manifest};
-use crate::storage::Location;
-use crate::{Schema, UserArguments, UserArgumentsError};
 use aws_sdk_s3control::operation::create_job::CreateJobInput;
 use aws_sdk_s3control::types::{
     GeneratedManifestFormat, JobManifest, JobManifestFieldName, JobManifestFormat,
@@ -27,6 +24,9 @@ use aws_sdk_s3control::types::{
 };
 use aws_smithy_types::date_time::Format;
 use aws_smithy_types::DateTime;
+use s3batch_job::manifest::{is_inventory, Manifest};
+use s3batch_job::storage::Location;
+use s3batch_job::{Schema, UserArguments, UserArgumentsError};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -1028,7 +1028,7 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// The AWS configuration for a client of `endpoint` (placeholder credentials on loopback,
 /// as for `run`) in `region` (default: the configuration's, else `us-east-1`).
 pub async fn aws_config(endpoint: Option<&str>, region: Option<&str>) -> aws_config::SdkConfig {
-    let config = crate::aws::load(endpoint).await;
+    let config = s3batch_job::aws::load(endpoint).await;
     match region {
         Some(r) => config
             .to_builder()
@@ -1048,7 +1048,7 @@ pub async fn control_client(
     region: Option<&str>,
 ) -> aws_sdk_s3control::Client {
     let mut b = aws_sdk_s3control::config::Builder::from(&aws_config(endpoint, region).await);
-    if let Some(url) = endpoint.filter(|e| crate::aws::is_loopback(e)) {
+    if let Some(url) = endpoint.filter(|e| s3batch_job::aws::is_loopback(e)) {
         b = b.endpoint_resolver(StaticEndpoint(url.to_owned()));
     }
     aws_sdk_s3control::Client::from_conf(b.build())

@@ -12,7 +12,7 @@
 //! needs to list and describe it and to take it up again. Ended jobs are kept
 //! [`RETENTION`] (90 days, as S3 keeps them) after they end.
 
-use super::xml::{ApiError, CreateJob, El};
+use crate::xml::{ApiError, CreateJob, El};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -785,7 +785,7 @@ mod tests {
     /// not ended is kept whatever its age); tokens and creation order go on across opens.
     #[test]
     fn records_bring_jobs_back_and_ended_jobs_expire_after_90_days() {
-        use super::super::xml::document;
+        use crate::xml::document;
         let dir = temp("records");
         let a = "123456789012";
         let now = SystemTime::now();

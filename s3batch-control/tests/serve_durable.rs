@@ -13,7 +13,7 @@ use aws_sdk_s3control::types::{
     JobManifestSpec, JobOperation, JobReport, JobReportFormat, JobReportScope, JobStatus,
     LambdaInvokeOperation, RequestedJobStatus,
 };
-use s3batch_job::control::{ControlServer, ServeConfig};
+use s3batch_control::{ControlServer, ServeConfig};
 use s3batch_job::{parse_report_csv, Redrive};
 use s3batch_testkit::{LambdaWatch, Moto};
 use std::collections::BTreeMap;

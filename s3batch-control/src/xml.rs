@@ -6,9 +6,9 @@
 //! `<member>`, maps as `<entry><key/><value/></entry>`), as botocore and `aws-sdk-s3control`
 //! send them. Responses carry the exact root names the SDKs expect.
 
-use crate::{Schema, UserArguments};
 use aws_smithy_xml::encode::{ScopeWriter, XmlWriter};
 use roxmltree::Node;
+use s3batch_job::{Schema, UserArguments};
 
 /// The namespace of S3 Control documents.
 pub const NAMESPACE: &str = "http://awss3control.amazonaws.com/doc/2018-08-20/";

@@ -1,17 +1,17 @@
 //! The HTTP server of `cargo s3batch serve` and the runner of its jobs.
 
 use super::state::{Created, Jobs, SharedJob, Signal, Status};
-use super::xml::{bucket_name, document, function_name, manifest_object, ApiError, CreateJob, El};
-use crate::journal::{self, Journal};
-use crate::lifecycle;
-use crate::manifest::{ManifestSource, Staged};
-use crate::report::ReportScope;
-use crate::storage::Location;
-use crate::{FailureThreshold, LambdaInvoker, LocalJob, Redrive};
+use crate::xml::{bucket_name, document, function_name, manifest_object, ApiError, CreateJob, El};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use s3batch_job::journal::{self, Journal};
+use s3batch_job::lifecycle;
+use s3batch_job::manifest::{reorder_columns, ManifestSource, Staged};
+use s3batch_job::report::ReportScope;
+use s3batch_job::storage::Location;
+use s3batch_job::{FailureThreshold, LambdaInvoker, LocalJob, Redrive};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -245,7 +245,7 @@ impl ControlServer {
         }
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let s3 = crate::storage::s3_client(config.s3_endpoint.as_deref()).await;
+        let s3 = s3batch_job::storage::s3_client(config.s3_endpoint.as_deref()).await;
         let lambda =
             LambdaInvoker::client(config.lambda_endpoint.as_deref(), config.function_timeout).await;
         let unfinished = jobs.unfinished();
@@ -342,7 +342,7 @@ async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let request_id = crate::job::random_job_id().replace('-', "")[..16].to_uppercase();
+    let request_id = s3batch_job::job::random_job_id().replace('-', "")[..16].to_uppercase();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let (status, body) = match route(req, &shared).await {
@@ -465,7 +465,7 @@ fn create(shared: &Arc<Shared>, account: &str, body: &[u8]) -> Result<El, ApiErr
         account,
         &shared.config.region,
         body,
-        crate::job::random_job_id(),
+        s3batch_job::job::random_job_id(),
     )?;
     let id = match created {
         Created::Again(id) => id,
@@ -613,7 +613,7 @@ async fn prepare(shared: &Shared, request: &CreateJob, id: &str) -> Result<Prepa
     } else {
         "object.csv"
     });
-    crate::storage::save_body(out.body, &saved, "its body")
+    s3batch_job::storage::save_body(out.body, &saved, "its body")
         .await
         .map_err(|e| {
             (
@@ -624,7 +624,7 @@ async fn prepare(shared: &Shared, request: &CreateJob, id: &str) -> Result<Prepa
     let manifest = if inventory {
         let json = std::fs::read(&saved)
             .map_err(|e| (JOB_ERROR, format!("reading {}: {e}", saved.display())))?;
-        crate::storage::fetch_inventory(&json, s3, staged.dir()).await
+        s3batch_job::storage::fetch_inventory(&json, s3, staged.dir()).await
     } else {
         let csv = staged.dir().join("manifest.csv");
         let rewrite = || -> Result<bool, String> {
@@ -633,7 +633,7 @@ async fn prepare(shared: &Shared, request: &CreateJob, id: &str) -> Result<Prepa
             let out = std::fs::File::create(&csv)
                 .map_err(|e| format!("creating {}: {e}", csv.display()))?;
             let input = std::io::BufReader::with_capacity(1 << 16, input);
-            match reorder_to(input, &spec.fields, std::io::BufWriter::new(out))? {
+            match reorder_columns(input, &spec.fields, std::io::BufWriter::new(out))? {
                 Some(mut out) => std::io::Write::flush(&mut out)
                     .map(|()| true)
                     .map_err(|e| format!("writing {}: {e}", csv.display())),
@@ -688,79 +688,6 @@ fn sdk_message<E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 
         ),
         None => aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
     }
-}
-
-/// A CSV manifest whose `Spec.Fields` put the columns in another order than
-/// `Bucket, Key[, VersionId]`, rewritten in that order from `input` to `out`, which is
-/// returned; `None` (nothing read or written) when the fields are in that order already.
-///
-/// The file is read as strictly as any manifest ([`crate::csv_strict`]): an unbalanced quote,
-/// which would swallow the rows after it, is an error naming its line. Each row is written on
-/// the line it is on in `input` (empty lines fill the gaps), so what the manifest reader then
-/// finds wrong with a row names the line of the file as given. Both are streamed.
-pub(crate) fn reorder_to<W: std::io::Write>(
-    input: impl std::io::Read,
-    fields: &[String],
-    out: W,
-) -> Result<Option<W>, String> {
-    let standard = |f: &[&str]| fields.iter().map(String::as_str).eq(f.iter().copied());
-    if fields.is_empty()
-        || standard(&["Bucket", "Key"])
-        || standard(&["Bucket", "Key", "VersionId"])
-    {
-        return Ok(None);
-    }
-    let find = |n: &str| fields.iter().position(|f| f == n);
-    let (Some(b), Some(k)) = (find("Bucket"), find("Key")) else {
-        return Err(format!(
-            "Manifest.Spec.Fields {fields:?} names no Bucket or no Key column"
-        ));
-    };
-    let v = find("VersionId");
-    let mut reader = crate::csv_strict::CsvReader::new(input, "");
-    let mut builder = csv::WriterBuilder::new();
-    builder
-        .flexible(true)
-        .terminator(csv::Terminator::Any(b'\n'));
-    let mut out = builder.from_writer(out);
-    let mut line = 1;
-    while let Some(record) = reader.next_record() {
-        let record = record.map_err(|e| format!("manifest {e}"))?;
-        let columns = record.fields;
-        if columns.len() != fields.len() {
-            return Err(format!(
-                "manifest line {} has {} columns; Manifest.Spec.Fields names {}",
-                record.line,
-                columns.len(),
-                fields.len()
-            ));
-        }
-        let mut row = vec![&columns[b], &columns[k]];
-        if let Some(v) = v {
-            row.push(&columns[v]);
-        }
-        if line < record.line {
-            // Rare (empty lines, an ignored column over lines): a new writer after the gap.
-            let mut bytes = out.into_inner().map_err(|e| e.to_string())?;
-            for _ in line..record.line {
-                bytes.write_all(b"\n").map_err(|e| e.to_string())?;
-            }
-            out = builder.from_writer(bytes);
-            line = record.line;
-        }
-        out.write_record(&row).map_err(|e| e.to_string())?;
-        line += 1 + row
-            .iter()
-            .map(|f| f.iter().filter(|&&c| c == b'\n').count() as u64)
-            .sum::<u64>();
-    }
-    out.into_inner().map(Some).map_err(|e| e.to_string())
-}
-
-/// [`reorder_to`] in memory: the bytes rewritten, or as they are.
-#[cfg(test)]
-pub(crate) fn reorder(bytes: &[u8], fields: &[String]) -> Result<Vec<u8>, String> {
-    Ok(reorder_to(bytes, fields, Vec::new())?.unwrap_or_else(|| bytes.to_vec()))
 }
 
 /// Waits until a client has asked for something.
@@ -951,7 +878,7 @@ async fn resume(shared: &Arc<Shared>, job: &SharedJob) {
                 job,
                 journal,
                 prepared.report.as_ref(),
-                crate::JobStatus::Cancelled,
+                s3batch_job::JobStatus::Cancelled,
                 Status::Cancelled,
             )
             .await
@@ -963,7 +890,7 @@ async fn resume(shared: &Arc<Shared>, job: &SharedJob) {
                 job,
                 journal,
                 prepared.report.as_ref(),
-                crate::JobStatus::Failed { reason },
+                s3batch_job::JobStatus::Failed { reason },
                 Status::Failed,
             )
             .await
@@ -1036,9 +963,9 @@ async fn execute(
             j.succeeded = outcome.summary.succeeded as u64;
             j.failed = outcome.summary.failed as u64;
             match &outcome.status {
-                crate::JobStatus::Complete => (Status::Complete, None),
-                crate::JobStatus::Cancelled => (Status::Cancelled, None),
-                crate::JobStatus::Failed { reason } => (
+                s3batch_job::JobStatus::Complete => (Status::Complete, None),
+                s3batch_job::JobStatus::Cancelled => (Status::Cancelled, None),
+                s3batch_job::JobStatus::Failed { reason } => (
                     Status::Failed,
                     Some((TASK_FAILURE_THRESHOLD, reason.clone())),
                 ),
@@ -1056,7 +983,7 @@ async fn execute(
     // report is written from what finished, as for any failed job.
     let ended = match &ran {
         Ok(o) => o.status.clone(),
-        Err(e) => crate::JobStatus::Failed {
+        Err(e) => s3batch_job::JobStatus::Failed {
             reason: e.to_string(),
         },
     };
@@ -1078,7 +1005,7 @@ async fn conclude(
     job: &SharedJob,
     mut journal: Journal,
     report: Option<&(Location, ReportScope)>,
-    ended: crate::JobStatus,
+    ended: s3batch_job::JobStatus,
     status: Status,
 ) -> Result<(), Failure> {
     let finished = journal.finished();
@@ -1106,7 +1033,6 @@ async fn conclude(
 
 #[cfg(test)]
 mod tests {
-    use super::reorder;
     use super::{ControlServer, ServeConfig};
 
     /// A second server on a state folder in use is refused before it listens, naming the
@@ -1228,82 +1154,5 @@ mod tests {
         );
         server.shutdown().await;
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn fields_put_columns_in_order() {
-        let f = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let csv = b"b1,k%201\nb2,k2\n";
-        assert_eq!(reorder(csv, &f(&["Bucket", "Key"])).unwrap(), csv);
-        assert_eq!(reorder(csv, &[]).unwrap(), csv);
-        assert_eq!(
-            reorder(
-                b"x,k1,b1,v1\ny,\"k,2\",b2,v2\n",
-                &f(&["Ignore", "Key", "Bucket", "VersionId"])
-            )
-            .unwrap(),
-            b"b1,k1,v1\nb2,\"k,2\",v2\n"
-        );
-        let err = reorder(b"k1,b1\nk2\n", &f(&["Key", "Bucket"])).unwrap_err();
-        assert!(err.contains("line 2 has 1 columns"), "{err}");
-        assert!(reorder(csv, &f(&["Key", "Ignore"]))
-            .unwrap_err()
-            .contains("no Bucket"));
-    }
-
-    /// The issue's manifest under `Ignore,Bucket,Key`: read leniently, the quote on row 2
-    /// swallowed rows 3 and 4 and the job ran 2 tasks of 4, `Complete`. As `run` does, the
-    /// file is refused, naming the line; so is a `"` inside an unquoted field.
-    #[test]
-    fn unbalanced_quotes_are_refused_in_any_field_order() {
-        let fields = ["Ignore", "Bucket", "Key"].map(String::from);
-        let err = reorder(
-            b"x,bucket-one,k1\nx,bucket-one,\"k2\nx,bucket-one,k3\nx,bucket-one,k4\n",
-            &fields,
-        )
-        .unwrap_err();
-        assert!(
-            err.starts_with("manifest line 2: a quote opened on this line is never closed"),
-            "{err}"
-        );
-        let err = reorder(b"x,bucket-one,k1\nx,bucket-one,ke\"y\n", &fields).unwrap_err();
-        assert!(
-            err.starts_with("manifest line 2: a `\"` inside a field that does not start with one"),
-            "{err}"
-        );
-        // Quoted fields, doubled quotes and newlines inside quotes are fine.
-        let csv = reorder(
-            b"x,bucket-one,\"a\"\"b\"\n\"y\nz\",bucket-one,\"c,d\"\n",
-            &fields,
-        )
-        .unwrap();
-        let keys: Vec<String> = crate::Manifest::from_csv(&csv)
-            .unwrap()
-            .entries()
-            .iter()
-            .map(|e| e.key.clone())
-            .collect();
-        assert_eq!(keys, ["a\"b", "c,d"]);
-    }
-
-    /// A row rewritten in order keeps its line, so what the manifest reader then finds wrong
-    /// names the line of the file as given (here after an empty line and a field over two
-    /// lines).
-    #[test]
-    fn reordered_rows_keep_their_lines() {
-        let fields = ["Ignore", "Bucket", "Key"].map(String::from);
-        let csv = reorder(
-            b"x,bucket-one,k1\n\n\"two\nlines\",bucket-one,k2\nx,bucket-one,bad%zz\n",
-            &fields,
-        )
-        .unwrap();
-        let err = crate::Manifest::from_csv(&csv).unwrap_err();
-        assert_eq!(err.problems().len(), 1, "{err}");
-        assert!(
-            err.problems()[0].starts_with("line 5: key \"bad%zz\""),
-            "{err}"
-        );
-        let err = reorder(b"x,bucket-one,k1\n\nx,bucket-one\n", &fields).unwrap_err();
-        assert!(err.contains("line 3 has 2 columns"), "{err}");
     }
 }

@@ -3,10 +3,11 @@
 //!
 //! It speaks S3 Control's REST-XML protocol (`/v20180820/jobs…`) so real clients work
 //! against it: `CreateJob`, `DescribeJob`, `ListJobs`, `UpdateJobStatus`,
-//! `UpdateJobPriority` and `GetJobTagging`. Jobs run with the engine of `cargo s3batch run`
-//! ([`LocalJob`](crate::LocalJob) through [`LambdaInvoker`](crate::LambdaInvoker)): the
-//! manifest is read from, and the completion report written to, an S3 endpoint (e.g. moto),
-//! and the function is called through the Lambda Invoke API (e.g. `cargo lambda watch`).
+//! `UpdateJobPriority` and `GetJobTagging`. Jobs run on the `s3batch-job` engine, as with
+//! `cargo s3batch run` ([`LocalJob`](s3batch_job::LocalJob) through
+//! [`LambdaInvoker`](s3batch_job::LambdaInvoker)): the manifest is read from, and the
+//! completion report written to, an S3 endpoint (e.g. moto), and the function is called
+//! through the Lambda Invoke API (e.g. `cargo lambda watch`).
 //!
 //! - **Routing**: by method and path only; any `Host` (clients put the account id in front of
 //!   it) and absolute-form request targets are accepted; the account is the
@@ -40,7 +41,6 @@
 
 pub mod server;
 pub mod state;
-pub mod xml;
 
 pub use server::{
     ControlServer, ServeConfig, INVALID_MANIFEST_CONTENT, JOB_ERROR, MANIFEST_ETAG_MISMATCH,

@@ -4,8 +4,8 @@
 use super::{parse_user_arg, Invocation, Scope};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use s3batch_job::status::{self, Counts};
-use s3batch_job::submit::{self, explain, Generator, JobRequest, ManifestSpec, ReportSpec};
+use s3batch_control::status::{self, Counts};
+use s3batch_control::submit::{self, explain, Generator, JobRequest, ManifestSpec, ReportSpec};
 use s3batch_job::{storage::s3_client, LocalJob, Location};
 use std::io::IsTerminal;
 use std::process::ExitCode;

@@ -7,7 +7,7 @@ use aws_sdk_s3control::types::{
     JobDescriptor, JobManifest, JobManifestFieldName, JobManifestFormat, JobManifestLocation,
     JobManifestSpec, JobOperation, JobReport, JobStatus, LambdaInvokeOperation,
 };
-use s3batch_job::control::{ControlServer, ServeConfig};
+use s3batch_control::{ControlServer, ServeConfig};
 use s3batch_job::{parse_report_csv, Redrive};
 use s3batch_testkit::{LambdaWatch, Moto};
 use std::time::{Duration, Instant};
