@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's demo: a whole S3 Batch Operations job on this machine, no AWS account.
+# The demo (CONTRIBUTING.md, "Scripts"): a whole S3 Batch Operations job on this machine, no AWS account.
 #
 #   scripts/demo.sh [NUMBER_OF_OBJECTS]      (default 300)
 #
@@ -88,7 +88,7 @@ echo "demo: examples/copy_rename served by cargo lambda watch on port $wport"
 echo
 
 status=0
-"$root/target/debug/cargo-s3batch" s3batch run \
+"${CARGO_TARGET_DIR:-$root/target}/debug/cargo-s3batch" s3batch run \
   --manifest "s3://$src/manifest.csv" \
   --function copy_rename \
   --endpoint-url "http://127.0.0.1:$wport" \

@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh [seconds] [extra libFuzzer flags...]     (default 300 seconds)
 #
 # Needs a nightly toolchain and cargo-fuzz:
-#   rustup toolchain install nightly && cargo install cargo-fuzz
+#   rustup toolchain install nightly && cargo install cargo-fuzz --locked
 # The corpus starts from the sample events and the contract vectors; crashes land in
 # fuzz/artifacts/envelope/. libFuzzer prints the number of executions at the end
 # (stat::number_of_executed_units).
@@ -18,7 +18,7 @@ if ! rustup run nightly rustc --version >/dev/null 2>&1; then
   exit 1
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
-  echo "fuzz: cargo-fuzz is missing: run \`cargo install cargo-fuzz\`" >&2
+  echo "fuzz: cargo-fuzz is missing: run \`cargo install cargo-fuzz --locked\`" >&2
   exit 1
 fi
 corpus=fuzz/corpus/envelope

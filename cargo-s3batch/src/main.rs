@@ -647,7 +647,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         .await
         .map_err(|e| format!("starting the endpoint on {addr}: {e}"))?;
     println!(
-        "S3 Control job endpoint listening on {} (see README: Local S3 Control endpoint)",
+        "S3 Control job endpoint listening on {} (see docs/job-tool.md: Local S3 Control endpoint)",
         server.endpoint()
     );
     stop_signals()?.await;

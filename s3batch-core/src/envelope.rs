@@ -773,7 +773,7 @@ fn resolve_task(raw: RawTask) -> Result<Object, BadTask> {
     }
     let mut problems = Vec::new();
     let task_id = match raw.task_id {
-        // Echoed as its lossy text: the closest string to what S3 sent (see README).
+        // Echoed as its lossy text: the closest string to what S3 sent (see docs/choices.md).
         Field::Unreadable(lossy) => {
             problems.push(unreadable("taskId", &lossy));
             lossy
