@@ -336,6 +336,11 @@ p()
 with open(os.path.join(root, "bench", "analysis.md")) as f:
     p(f.read().rstrip())
 p()
+# The job tool's memory at the size of real jobs: bench/streaming.sh's figures, kept in
+# bench/streaming.md (that script runs for half an hour; run.sh does not run it).
+with open(os.path.join(root, "bench", "streaming.md")) as f:
+    p(f.read().rstrip())
+p()
 p("## Closing note")
 p()
 p(f"Warm, s3batch is {r_warm[1]:.2f}× the hand-written handler for 1 task and {r_warm[100]:.2f}× for 100 "
