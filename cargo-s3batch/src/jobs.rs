@@ -263,15 +263,17 @@ pub(crate) async fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
             let checked =
                 submit::resolve_manifest(location, args.manifest_upload.as_ref(), &s3, create)
                     .await?;
-            // The checks `run` applies to the manifest and the arguments.
-            let mut job = LocalJob::new(checked.manifest).schema(args.invocation.schema());
+            // The checks `run` applies to the arguments (the manifest's rows were checked
+            // as they were read).
+            let mut job =
+                LocalJob::new(s3batch_job::Manifest::default()).schema(args.invocation.schema());
             for (k, v) in &args.invocation.user_args {
                 job = job.user_argument(k, v);
             }
             job.check().map_err(|e| e.to_string())?;
             eprintln!(
                 "manifest: {} rows, ETag {}",
-                job.manifest().len(),
+                checked.rows,
                 match &checked.spec {
                     ManifestSpec::Csv { etag, .. } | ManifestSpec::Inventory { etag, .. } =>
                         etag.as_str(),

@@ -24,7 +24,7 @@ use aws_sdk_s3control::types::{
 };
 use aws_smithy_types::date_time::Format;
 use aws_smithy_types::DateTime;
-use s3batch_job::manifest::{is_inventory, Manifest};
+use s3batch_job::manifest::{is_inventory, ManifestSource, Staged};
 use s3batch_job::storage::Location;
 use s3batch_job::{Schema, UserArguments, UserArgumentsError};
 use serde::Serialize;
@@ -665,19 +665,106 @@ pub fn bare_etag(etag: &str) -> String {
     etag.trim().trim_matches('"').to_owned()
 }
 
-/// What the manifest check found: the rows, and whether they carry version ids.
+/// What the manifest check found: how many rows, and the manifest for the request (with
+/// whether the rows carry version ids). The rows themselves are not kept: the manifest is
+/// read as a stream, so memory does not grow with it.
 #[derive(Debug)]
 pub struct CheckedManifest {
-    /// The manifest's rows.
-    pub manifest: Manifest,
+    /// How many rows (tasks) the manifest has.
+    pub rows: usize,
     /// The manifest for the request.
     pub spec: ManifestSpec,
 }
 
+/// The largest object one PutObject writes (5 GiB); a larger manifest is uploaded in parts.
+const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+/// The part size of the multipart upload of a manifest larger than [`MAX_PUT_SIZE`]: 64 MiB,
+/// or more for the file to fit in S3's 10,000 parts. Given to the engine's [`Upload`] as is,
+/// so a dry run computes the ETag S3 will give the object.
+///
+/// [`Upload`]: s3batch_job::storage::Upload
+fn multipart_part_size(size: u64) -> u64 {
+    (64 * 1024 * 1024).max(size.div_ceil(10_000))
+}
+
+/// The ETag S3 gives a multipart upload of the file at `path` in parts of `part_size`: the MD5
+/// of the parts' MD5s, `-` the number of parts. Read as a stream.
+fn multipart_etag(path: &std::path::Path, part_size: u64) -> Result<String, String> {
+    use md5::Digest;
+    use std::io::Read;
+    let reading = |e: std::io::Error| format!("reading {}: {e}", path.display());
+    let mut file = std::fs::File::open(path).map_err(reading)?;
+    let (mut all, mut parts) = (md5::Md5::new(), 0u64);
+    let mut buf = vec![0; 1 << 16];
+    loop {
+        let (mut part, mut got) = (md5::Md5::new(), 0u64);
+        while got < part_size {
+            let want = buf.len().min((part_size - got) as usize);
+            match file.read(&mut buf[..want]).map_err(reading)? {
+                0 => break,
+                n => {
+                    part.update(&buf[..n]);
+                    got += n as u64;
+                }
+            }
+        }
+        if got == 0 {
+            break;
+        }
+        all.update(part.finalize());
+        parts += 1;
+    }
+    Ok(format!("{}-{parts}", hex(&all.finalize())))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks the CSV manifest at `path` as `run` does, streamed with the engine's strict reader
+/// (every bad row named by its line, a manifest with any rejected whole; `name` names it in
+/// the message): its number of rows, whether they carry version ids, and the MD5 of its bytes.
+fn check_csv(path: &std::path::Path, name: Option<String>) -> Result<CsvCheck, String> {
+    let source = ManifestSource::open_csv(path).map_err(|e| match &name {
+        Some(name) => e.of(name.clone()).to_string(),
+        None => e.to_string(),
+    })?;
+    // The strict reader took rows of one width only (2, or 3 with a non-empty versionId:
+    // "give a versionId on all rows or on none"), so the first record tells for all of them.
+    let file = std::fs::File::open(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let first = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(std::io::BufReader::new(file))
+        .byte_records()
+        .next()
+        .transpose()
+        .map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let with_version_ids = !source.is_empty() && first.is_some_and(|r| r.len() == 3);
+    Ok(CsvCheck {
+        rows: source.len(),
+        with_version_ids,
+        md5: source
+            .digest()
+            .strip_prefix("md5:")
+            .unwrap_or_default()
+            .to_owned(),
+    })
+}
+
+struct CsvCheck {
+    rows: usize,
+    with_version_ids: bool,
+    md5: String,
+}
+
 /// Resolves the manifest of a job: a local CSV is checked and uploaded to `upload`
-/// (PutObject gives its ETag); an `s3://` CSV or Inventory `manifest.json` is read and
-/// checked the way `run` reads it, and its ETag taken from HeadObject. With `create` false
-/// (a dry run) nothing is uploaded: the ETag is the local file's MD5, as S3 would give it.
+/// (PutObject, streamed from the file, gives its ETag; a file over 5 GiB is uploaded in
+/// parts); an `s3://` CSV or Inventory `manifest.json` is downloaded to a temporary folder as
+/// it arrives and checked there the way `run` reads it, its ETag taken from the GetObject
+/// that read it. With `create` false (a dry run) nothing is uploaded: the ETag is the one S3
+/// would give the local file (its MD5). Memory does not grow with the manifest.
 pub async fn resolve_manifest(
     location: &Location,
     upload: Option<&Location>,
@@ -699,48 +786,72 @@ pub async fn resolve_manifest(
                     "--manifest-upload s3://{bucket}/{key} names no object key"
                 ));
             }
-            let bytes =
-                std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-            if is_inventory(&path.to_string_lossy(), &bytes) {
+            let mut head = Vec::new();
+            {
+                use std::io::Read;
+                std::fs::File::open(path)
+                    .and_then(|f| f.take(64).read_to_end(&mut head))
+                    .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            }
+            if is_inventory(&path.to_string_lossy(), &head) {
                 return Err(format!(
                     "{} is an S3 Inventory manifest.json: S3 reads it with its data files \
                      from the inventory's bucket, so pass it as --manifest s3://BUCKET/KEY",
                     path.display()
                 ));
             }
-            let manifest = Manifest::from_csv(&bytes).map_err(|e| e.to_string())?;
-            let etag = if create {
-                let out = s3
-                    .put_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .body(bytes.into())
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        explain(
-                            &e,
-                            &format!("uploading the manifest to s3://{bucket}/{key}"),
-                            "s3:PutObject",
-                        )
-                    })?;
-                bare_etag(out.e_tag().unwrap_or_default())
-            } else {
-                use md5::Digest;
-                md5::Md5::digest(&bytes)
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect()
+            let checked = check_csv(path, None)?;
+            let size = std::fs::metadata(path)
+                .map_err(|e| format!("reading {}: {e}", path.display()))?
+                .len();
+            let doing = format!("uploading the manifest to s3://{bucket}/{key}");
+            let etag = match (create, size <= MAX_PUT_SIZE) {
+                (true, true) => {
+                    let body = aws_sdk_s3::primitives::ByteStream::from_path(path)
+                        .await
+                        .map_err(|e| format!("reading {}: {e}", path.display()))?;
+                    let out = s3
+                        .put_object()
+                        .bucket(bucket)
+                        .key(key)
+                        .body(body)
+                        .send()
+                        .await
+                        .map_err(|e| explain(&e, &doing, "s3:PutObject"))?;
+                    bare_etag(out.e_tag().unwrap_or_default())
+                }
+                (true, false) => {
+                    // Over PutObject's 5 GiB: the engine's multipart writer, parts streamed
+                    // from the file; the ETag is the object's.
+                    s3batch_job::storage::Upload::new()
+                        .threshold(MAX_PUT_SIZE)
+                        .part_size(multipart_part_size(size))
+                        .file(s3, path, bucket, key)
+                        .await
+                        .map_err(|e| {
+                            format!("{doing} ({size} bytes, in parts; needs s3:PutObject): {e}")
+                        })?;
+                    let head = s3
+                        .head_object()
+                        .bucket(bucket)
+                        .key(key)
+                        .send()
+                        .await
+                        .map_err(|e| explain(&e, &doing, "s3:GetObject"))?;
+                    bare_etag(head.e_tag().unwrap_or_default())
+                }
+                (false, true) => checked.md5.clone(),
+                (false, false) => multipart_etag(path, multipart_part_size(size))?,
             };
             Ok(CheckedManifest {
+                rows: checked.rows,
                 spec: ManifestSpec::Csv {
                     bucket: bucket.clone(),
                     key: key.clone(),
                     etag,
                     version_id: None,
-                    with_version_ids: with_version_ids(&manifest)?,
+                    with_version_ids: checked.with_version_ids,
                 },
-                manifest,
             })
         }
         Location::S3 { bucket, key } => {
@@ -750,78 +861,71 @@ pub async fn resolve_manifest(
                      is in S3 already: leave --manifest-upload out"
                 ));
             }
-            let head = s3
-                .head_object()
+            let doing = format!("reading the manifest s3://{bucket}/{key}");
+            let got = s3
+                .get_object()
                 .bucket(bucket)
                 .key(key)
                 .send()
                 .await
-                .map_err(|e| {
-                    explain(
-                        &e,
-                        &format!("reading the manifest s3://{bucket}/{key}"),
-                        "s3:GetObject",
-                    )
-                })?;
-            let etag = bare_etag(head.e_tag().unwrap_or_default());
-            let manifest = Manifest::load(location, s3)
-                .await
-                .map_err(|e| e.to_string())?;
-            let json = key.ends_with(".json") || {
-                // An Inventory manifest under another name: look at the first bytes.
-                let first = s3
-                    .get_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .range("bytes=0-63")
-                    .send()
+                .map_err(|e| explain(&e, &doing, "s3:GetObject"))?;
+            // The ETag of the bytes read, so the job runs over what was checked.
+            let etag = bare_etag(got.e_tag().unwrap_or_default());
+            let staged =
+                Staged::create(std::env::temp_dir().join("s3batch-submit").join(format!(
+                    "{}-{}",
+                    std::process::id(),
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .as_nanos()
+                )))?;
+            let path = staged.dir().join("manifest.csv");
+            s3batch_job::storage::save_body(got.body, &path, &format!("s3://{bucket}/{key}"))
+                .await?;
+            let mut head = Vec::new();
+            {
+                use std::io::Read;
+                std::fs::File::open(&path)
+                    .and_then(|f| f.take(64).read_to_end(&mut head))
+                    .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            }
+            let (rows, spec) = if is_inventory(key, &head) {
+                // Its data files, from the inventory's bucket, saved and checked as `run`
+                // reads them.
+                let json =
+                    std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+                let source = s3batch_job::storage::fetch_inventory(&json, s3, staged.dir())
                     .await
-                    .map_err(|e| {
-                        explain(&e, &format!("reading s3://{bucket}/{key}"), "s3:GetObject")
-                    })?
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| format!("reading s3://{bucket}/{key}: {e}"))?
-                    .into_bytes();
-                is_inventory(key, &first)
-            };
-            let spec = if json {
-                ManifestSpec::Inventory {
-                    bucket: bucket.clone(),
-                    key: key.clone(),
-                    etag,
-                    version_id: None,
-                }
+                    .map_err(|e| e.of(location.to_string()).to_string())?;
+                let rows = source.len();
+                drop(source);
+                (
+                    rows,
+                    ManifestSpec::Inventory {
+                        bucket: bucket.clone(),
+                        key: key.clone(),
+                        etag,
+                        version_id: None,
+                    },
+                )
             } else {
-                ManifestSpec::Csv {
-                    bucket: bucket.clone(),
-                    key: key.clone(),
-                    etag,
-                    version_id: None,
-                    with_version_ids: with_version_ids(&manifest)?,
-                }
+                let checked = check_csv(&path, Some(location.to_string()))?;
+                (
+                    checked.rows,
+                    ManifestSpec::Csv {
+                        bucket: bucket.clone(),
+                        key: key.clone(),
+                        etag,
+                        version_id: None,
+                        with_version_ids: checked.with_version_ids,
+                    },
+                )
             };
-            Ok(CheckedManifest { manifest, spec })
+            drop(staged);
+            Ok(CheckedManifest { rows, spec })
         }
     }
-}
-
-/// Whether the rows carry version ids; S3 wants all or none.
-fn with_version_ids(m: &Manifest) -> Result<bool, String> {
-    let with = m
-        .entries()
-        .iter()
-        .filter(|e| e.version_id.is_some())
-        .count();
-    if with != 0 && with != m.len() {
-        return Err(format!(
-            "{with} of the manifest's {} rows have a version id: S3 needs all rows with one \
-             or none",
-            m.len()
-        ));
-    }
-    Ok(with != 0)
 }
 
 /// Checks that the report bucket exists and can be reached (HeadBucket).
@@ -972,7 +1076,7 @@ where
     let message = e.message().unwrap_or_default();
     match (code, e) {
         ("AccessDenied" | "AccessDeniedException" | "Forbidden", _) => format!(
-            "{doing}: access denied ({message}); the caller needs {action} (see README: \
+            "{doing}: access denied ({message}); the caller needs {action} (see docs/job-tool.md, \
              Run it on AWS, for the policy)"
         ),
         (
@@ -1724,5 +1828,175 @@ mod tests {
     fn etags_lose_their_quotes() {
         assert_eq!(bare_etag("\"60e4\""), "60e4");
         assert_eq!(bare_etag("60e4"), "60e4");
+    }
+
+    /// `resolve_manifest` streams the manifest (issue 18, item 7) and checks it as `run`
+    /// does: a bad row deep in a local file, or in an `s3://` one, is refused naming its line
+    /// (and nothing is uploaded); rows with a version id on some rows only are refused; a
+    /// good file is uploaded byte for byte with its MD5 as ETag (which a dry run predicts);
+    /// version ids are found on a manifest that has them; the downloaded copy of an `s3://`
+    /// manifest is removed. Against moto.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn manifests_are_checked_and_uploaded_as_streams() {
+        use md5::Digest;
+        let moto = s3batch_testkit::Moto::start();
+        let s3 = moto.client().await;
+        s3.create_bucket().bucket("man").send().await.unwrap();
+        let dir = std::env::temp_dir().join(format!("s3batch-h14-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rows = 20_000;
+        let csv = |bad: Option<(usize, &str)>, version: bool| -> String {
+            (1..=rows)
+                .map(|line| match bad {
+                    Some((n, row)) if n == line => format!("{row}\n"),
+                    _ if version => format!("bench-bucket,photos/{line:09}.jpg,v{line}\n"),
+                    _ => format!("bench-bucket,photos/2026/11/24/{line:09}.jpg\n"),
+                })
+                .collect()
+        };
+        let upload = Location::S3 {
+            bucket: "man".into(),
+            key: "up/m.csv".into(),
+        };
+        let uploaded = |key: &'static str| {
+            let s3 = s3.clone();
+            async move {
+                match s3.get_object().bucket("man").key(key).send().await {
+                    Ok(o) => Some(o.body.collect().await.unwrap().into_bytes().to_vec()),
+                    Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => None,
+                    Err(e) => panic!("GetObject {key}: {e:?}"),
+                }
+            }
+        };
+
+        // A bad key on line 17,345 of 20,000 (past the first 64 KiB buffers): refused, naming
+        // the line; nothing uploaded.
+        let bad = dir.join("bad.csv");
+        std::fs::write(&bad, csv(Some((17_345, "bench-bucket,bad%zz")), false)).unwrap();
+        let local = Location::Local(bad.clone());
+        let err = resolve_manifest(&local, Some(&upload), &s3, true)
+            .await
+            .unwrap_err();
+        assert!(err.contains("\n  line 17345: "), "{err}");
+        assert_eq!(err.matches("\n  line ").count(), 1, "{err}");
+        assert!(uploaded("up/m.csv").await.is_none(), "uploaded");
+
+        // A version id on one row only: refused, naming that line and the first row's width.
+        let mixed = dir.join("mixed.csv");
+        std::fs::write(
+            &mixed,
+            csv(Some((19_999, "bench-bucket,photos/x.jpg,v1")), false),
+        )
+        .unwrap();
+        let err = resolve_manifest(&Location::Local(mixed), Some(&upload), &s3, true)
+            .await
+            .unwrap_err();
+        assert!(
+            err.contains(
+                "line 19999: 3 columns but line 1 has 2: give a versionId on all rows or on none"
+            ),
+            "{err}"
+        );
+        assert!(uploaded("up/m.csv").await.is_none(), "uploaded");
+
+        // A good file: a dry run uploads nothing and predicts the ETag; then it is uploaded
+        // as it is, its ETag its MD5.
+        let good = dir.join("good.csv");
+        let bytes = csv(None, false).into_bytes();
+        std::fs::write(&good, &bytes).unwrap();
+        let md5: String = md5::Md5::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let expect = |checked: &CheckedManifest, key: &str, versions: bool| {
+            assert_eq!(checked.rows, rows);
+            match &checked.spec {
+                ManifestSpec::Csv {
+                    bucket,
+                    key: k,
+                    etag,
+                    version_id: None,
+                    with_version_ids,
+                } => {
+                    assert_eq!((bucket.as_str(), k.as_str()), ("man", key));
+                    assert_eq!(*with_version_ids, versions);
+                    etag.clone()
+                }
+                other => panic!("{other:?}"),
+            }
+        };
+        let dry = resolve_manifest(&Location::Local(good.clone()), Some(&upload), &s3, false)
+            .await
+            .unwrap();
+        assert_eq!(expect(&dry, "up/m.csv", false), md5);
+        assert!(uploaded("up/m.csv").await.is_none(), "uploaded");
+        let done = resolve_manifest(&Location::Local(good.clone()), Some(&upload), &s3, true)
+            .await
+            .unwrap();
+        assert_eq!(expect(&done, "up/m.csv", false), md5);
+        let got = uploaded("up/m.csv").await.expect("uploaded");
+        assert!(
+            got == bytes,
+            "{} bytes uploaded, not the file's {}",
+            got.len(),
+            bytes.len()
+        );
+
+        // s3:// manifests: one with version ids (the ETag of the object read), one with a bad
+        // row, named by its URL and line.
+        let versioned = csv(None, true).into_bytes();
+        let put = s3
+            .put_object()
+            .bucket("man")
+            .key("v.csv")
+            .body(versioned.clone().into())
+            .send()
+            .await
+            .unwrap();
+        let at = |key: &str| Location::S3 {
+            bucket: "man".into(),
+            key: key.into(),
+        };
+        let checked = resolve_manifest(&at("v.csv"), None, &s3, true)
+            .await
+            .unwrap();
+        let etag = expect(&checked, "v.csv", true);
+        assert_eq!(etag, bare_etag(put.e_tag().unwrap()));
+        assert_eq!(
+            etag,
+            md5::Md5::digest(&versioned)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        s3.put_object()
+            .bucket("man")
+            .key("bad.csv")
+            .body(std::fs::read(&bad).unwrap().into())
+            .send()
+            .await
+            .unwrap();
+        let err = resolve_manifest(&at("bad.csv"), None, &s3, true)
+            .await
+            .unwrap_err();
+        assert!(
+            err.contains("s3://man/bad.csv") && err.contains("\n  line 17345: "),
+            "{err}"
+        );
+        let err = resolve_manifest(&at("missing.csv"), None, &s3, true)
+            .await
+            .unwrap_err();
+        assert!(err.contains("no such object"), "{err}");
+        // The downloaded copies are gone.
+        let staged = std::env::temp_dir().join("s3batch-submit");
+        let mine = format!("{}-", std::process::id());
+        let left: Vec<_> = std::fs::read_dir(&staged)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&mine))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
