@@ -7,7 +7,8 @@
 //! The rendered crates depend on this checkout by path (`--render-var s3batch_path=…`), get
 //! this workspace's `Cargo.lock` (so they resolve, offline, to the versions already built) and
 //! build into this workspace's target directory, `cargo lambda watch`'s builds included: the
-//! four variants resolve to the same dependencies with the same features, so these are built
+//! two variants with an S3 client resolve to the same dependencies with the same features, and
+//! so do the two without (s3batch without its `s3` feature: no AWS SDK), so each set is built
 //! once, by whichever variant builds first, and only each crate itself after that.
 
 use std::path::{Path, PathBuf};
@@ -165,6 +166,18 @@ fn render_and_check(dir: &Path, name: &str, variant: Variant) -> PathBuf {
         manifest["dependencies"].get("serde").is_some(),
         user_args,
         "{variant:?}: {manifest}"
+    );
+    // Each variant depends on exactly what it uses: without a `Client`, s3batch's default
+    // `s3` feature (the AWS SDK, its HTTP and TLS stack) is left out; with one, it is on.
+    let s3batch = &manifest["dependencies"]["s3batch"];
+    assert_eq!(
+        s3batch.get("default-features").and_then(|v| v.as_bool()),
+        (!s3_client).then_some(false),
+        "{variant:?}: s3batch's default-features: {manifest}"
+    );
+    assert!(
+        s3batch.get("features").is_none(),
+        "{variant:?}: no feature beyond the defaults is needed: {manifest}"
     );
 
     let tested = cargo(&krate, &["test"]);
