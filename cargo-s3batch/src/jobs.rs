@@ -49,7 +49,8 @@ pub(crate) struct Control {
     /// The region (jobs are regional). Without it, the AWS configuration decides.
     #[arg(long)]
     region: Option<String>,
-    /// The account (12 digits). Without it, STS GetCallerIdentity tells.
+    /// The account (12 digits). Without it, STS GetCallerIdentity tells; against a local
+    /// --endpoint-url (`cargo s3batch serve`), 123456789012.
     #[arg(long, value_name = "ID")]
     account_id: Option<String>,
 }
@@ -62,6 +63,14 @@ impl Control {
     async fn account(&self) -> Result<String, String> {
         match &self.account_id {
             Some(a) => Ok(a.clone()),
+            // A local endpoint (`cargo s3batch serve`) has no STS beside it.
+            None if self
+                .endpoint_url
+                .as_deref()
+                .is_some_and(s3batch_job::aws::is_loopback) =>
+            {
+                Ok(submit::LOCAL_ACCOUNT_ID.to_owned())
+            }
             None => {
                 let config = submit::aws_config(None, self.region.as_deref()).await;
                 submit::resolve_account(&aws_sdk_sts::Client::new(&config)).await
@@ -141,7 +150,9 @@ pub(crate) struct SubmitArgs {
     #[arg(long, value_name = "ARN", conflicts_with = "function")]
     function_arn: Option<String>,
 
-    /// The Lambda endpoint for GetFunction.
+    /// The Lambda endpoint for GetFunction. A local one (`cargo lambda watch`, which has no
+    /// GetFunction) is not asked: --function's name becomes
+    /// arn:aws:lambda:REGION:ACCOUNT:function:NAME.
     #[arg(long, value_name = "URL")]
     lambda_endpoint_url: Option<String>,
 
@@ -296,6 +307,16 @@ pub(crate) async fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
 
     let function_arn = match (&args.function_arn, &args.function) {
         (Some(arn), _) => arn.clone(),
+        // `cargo lambda watch` has no GetFunction: a local Lambda endpoint gets the ARN made
+        // from the name.
+        (None, Some(name))
+            if args
+                .lambda_endpoint_url
+                .as_deref()
+                .is_some_and(s3batch_job::aws::is_loopback) =>
+        {
+            submit::local_function_arn(name, &region, &account_id)
+        }
         (None, Some(name)) => {
             let config =
                 submit::aws_config(args.lambda_endpoint_url.as_deref(), Some(&region)).await;

@@ -842,5 +842,43 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
         "{outcome:?}"
     );
     assert_eq!(outcome.len(), 11, "{outcome:?}");
+
+    // --- Against local endpoints, neither --account-id nor --function-arn: the account is
+    // the local one, and the function's ARN is made from its name without GetFunction (the
+    // Lambda endpoint given answers nothing at all: port 1).
+    let local = tokio::process::Command::new(env!("CARGO_BIN_EXE_cargo-s3batch"))
+        .args(["submit", "--endpoint-url", &env.server.endpoint()])
+        .args(["--region", "us-east-1", "--function", &env.function])
+        .args(["--lambda-endpoint-url", "http://127.0.0.1:1"])
+        .args(["--manifest", "s3://data/retry-failed.csv"])
+        .args(["--role-arn", "arn:aws:iam::123456789012:role/batch"])
+        .args(["--s3-endpoint-url", &moto, "--report", "s3://reports/batch"])
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&local.stderr);
+    assert!(local.status.success(), "{stderr}");
+    let local_id = String::from_utf8_lossy(&local.stdout).trim().to_owned();
+    let job = env.describe(&local_id).await;
+    assert_eq!(
+        job.operation
+            .as_ref()
+            .and_then(|o| o.lambda_invoke.as_ref())
+            .and_then(|l| l.function_arn.as_deref()),
+        Some(
+            format!(
+                "arn:aws:lambda:us-east-1:{ACCOUNT}:function:{}",
+                env.function
+            )
+            .as_str()
+        ),
+        "{job:?}"
+    );
+    env.wait(&local_id, "Complete", |j| {
+        j.status == Some(JobStatus::Complete)
+    })
+    .await;
+    assert_eq!(counts(&env.describe(&local_id).await), (3, 3, 0));
     let _ = std::fs::remove_dir_all(&env.dir);
 }

@@ -952,13 +952,25 @@ pub async fn check_report_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Resul
 
 /// The caller's account, from STS `GetCallerIdentity`.
 pub async fn resolve_account(sts: &aws_sdk_sts::Client) -> Result<String, String> {
-    let out = sts.get_caller_identity().send().await.map_err(|e| {
-        explain(
-            &e,
-            "finding your account with STS GetCallerIdentity (or pass --account-id)",
-            "sts:GetCallerIdentity",
-        )
-    })?;
+    use aws_sdk_sts::error::SdkError;
+    let out = sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| match &e {
+            // STS is not the S3 Control endpoint: --endpoint-url does not change where it is, so
+            // the flag that helps is --account-id.
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => format!(
+                "finding your account with STS GetCallerIdentity: STS could not be reached ({}); \
+             pass --account-id ID",
+                chain(&e)
+            ),
+            _ => explain(
+                &e,
+                "finding your account with STS GetCallerIdentity (or pass --account-id)",
+                "sts:GetCallerIdentity",
+            ),
+        })?;
     out.account
         .ok_or_else(|| "STS GetCallerIdentity returned no account: pass --account-id".into())
 }
@@ -970,6 +982,31 @@ pub struct ResolvedFunction {
     pub arn: String,
     /// Warnings for the user (an unqualified or `$LATEST` function, a short timeout).
     pub warnings: Vec<String>,
+}
+
+/// The account of a local S3 Control endpoint (`cargo s3batch serve`) when none is given:
+/// the one moto and the AWS documentation's examples use. A local endpoint answers no STS.
+pub const LOCAL_ACCOUNT_ID: &str = "123456789012";
+
+/// The ARN a job invokes `function` (a name, `name:qualifier` or an ARN) by, when the Lambda
+/// endpoint is local (`cargo lambda watch` has no `GetFunction`): an ARN is kept as it is, a
+/// name becomes `arn:aws:lambda:<region>:<account>:function:<name>`.
+///
+/// ```
+/// use s3batch_control::submit::local_function_arn;
+/// assert_eq!(
+///     local_function_arn("my-task", "us-east-1", "123456789012"),
+///     "arn:aws:lambda:us-east-1:123456789012:function:my-task"
+/// );
+/// let arn = "arn:aws:lambda:eu-west-1:111122223333:function:f:live";
+/// assert_eq!(local_function_arn(arn, "us-east-1", "123456789012"), arn);
+/// ```
+pub fn local_function_arn(function: &str, region: &str, account: &str) -> String {
+    if function.starts_with("arn:") {
+        function.to_owned()
+    } else {
+        format!("arn:aws:lambda:{region}:{account}:function:{function}")
+    }
 }
 
 /// Resolves `function` (a name, `name:qualifier` or ARN) with Lambda `GetFunction`: a
