@@ -435,8 +435,10 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(
-            // aws-config warns about every unreachable credential and region source.
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,aws_config=error".into()),
+            // aws-config warns about every unreachable credential and region source; the
+            // job service logs each job's state changes at INFO.
+            std::env::var("RUST_LOG")
+                .unwrap_or_else(|_| "warn,aws_config=error,s3batch_control=info".into()),
         ))
         .with_writer(std::io::stderr)
         .init();
@@ -804,7 +806,18 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
     // behind that would block a rerun of the job id.
     let host = match &args.bootstrap {
         Some(bootstrap) => {
-            let log = std::env::temp_dir().join(format!("s3batch-{job_id}-function.log"));
+            // Under the state dir, beside the job's folder (which is removed once the report
+            // is written): the function's output outlives the job, and stays with the project.
+            let log = args
+                .state
+                .state_dir
+                .join(format!("job-{job_id}.function.log"));
+            if let Err(e) = std::fs::create_dir_all(&args.state.state_dir) {
+                return Err(format!(
+                    "creating the state dir {}: {e}",
+                    args.state.state_dir.display()
+                ));
+            }
             let config = args.env.iter().fold(
                 HostConfig::new(bootstrap)
                     .instances(args.concurrency)

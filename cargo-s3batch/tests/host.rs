@@ -165,6 +165,13 @@ async fn an_abort_and_a_timeout_fail_only_their_own_invocation() {
         .lines()
         .find_map(|l| l.strip_prefix("function output: "))
         .unwrap_or_else(|| panic!("no log path in\n{stderr}"));
+    // The function's output is kept under the job's state dir, beside the job's folder (which
+    // is gone once the report is written), not in a machine-wide temporary folder.
+    assert_eq!(
+        Path::new(log_path),
+        dir.join("state").join("job-host.function.log"),
+        "{stderr}"
+    );
     let log = std::fs::read_to_string(log_path).unwrap();
 
     let rows = read_report(&dir.join("job-host")).unwrap();

@@ -230,6 +230,14 @@ impl Job {
         if self.status.is_terminal() {
             return;
         }
+        if status != self.status {
+            tracing::info!(
+                "job {}: {} -> {}",
+                self.id,
+                self.status.as_str(),
+                status.as_str()
+            );
+        }
         if self.status == Status::Active && status != Status::Active {
             if let Some(since) = self.active_since.take() {
                 self.active_before += since.elapsed();
@@ -748,6 +756,77 @@ impl Jobs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The messages of the events logged while `f` runs.
+    fn logged(f: impl FnOnce()) -> Vec<String> {
+        use std::sync::{Arc, Mutex as StdMutex};
+        use tracing::field::{Field, Visit};
+        struct Message<'a>(&'a mut String);
+        impl Visit for Message<'_> {
+            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    *self.0 = format!("{value:?}");
+                }
+            }
+        }
+        struct Capture(Arc<StdMutex<Vec<String>>>);
+        impl tracing::Subscriber for Capture {
+            fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+                true
+            }
+            fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+                tracing::span::Id::from_u64(1)
+            }
+            fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+            fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+            fn event(&self, event: &tracing::Event<'_>) {
+                let mut message = String::new();
+                event.record(&mut Message(&mut message));
+                self.0.lock().unwrap().push(message);
+            }
+            fn enter(&self, _: &tracing::span::Id) {}
+            fn exit(&self, _: &tracing::span::Id) {}
+        }
+        let lines = Arc::new(StdMutex::new(Vec::new()));
+        tracing::subscriber::with_default(Capture(lines.clone()), f);
+        let lines = lines.lock().unwrap().clone();
+        lines
+    }
+
+    /// `serve` logs each job's state changes (and only changes), with the job's id.
+    #[test]
+    fn each_state_change_is_logged_with_the_job_id() {
+        let dir = temp("logged");
+        let (mut jobs, _) = Jobs::open(&dir, SystemTime::now()).unwrap();
+        let job = match jobs
+            .create(
+                "123456789012",
+                "us-east-1",
+                &body("t-log"),
+                "job-log".into(),
+            )
+            .unwrap()
+        {
+            Created::New(j) => j,
+            other => panic!("{other:?}"),
+        };
+        let from = job.lock().unwrap().status.as_str();
+        let lines = logged(|| {
+            let mut j = job.lock().unwrap();
+            j.set_status(Status::Active);
+            j.set_status(Status::Active);
+            j.set_status(Status::Complete);
+            j.set_status(Status::Failed);
+        });
+        assert_eq!(
+            lines,
+            [
+                format!("job job-log: {from} -> Active"),
+                "job job-log: Active -> Complete".to_owned(),
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// A CreateJob body with the token `token` (and priority 10).
     fn body(token: &str) -> Vec<u8> {
