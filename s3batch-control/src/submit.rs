@@ -730,21 +730,9 @@ fn check_csv(path: &std::path::Path, name: Option<String>) -> Result<CsvCheck, S
         Some(name) => e.of(name.clone()).to_string(),
         None => e.to_string(),
     })?;
-    // The strict reader took rows of one width only (2, or 3 with a non-empty versionId:
-    // "give a versionId on all rows or on none"), so the first record tells for all of them.
-    let file = std::fs::File::open(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let first = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(std::io::BufReader::new(file))
-        .byte_records()
-        .next()
-        .transpose()
-        .map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let with_version_ids = !source.is_empty() && first.is_some_and(|r| r.len() == 3);
     Ok(CsvCheck {
         rows: source.len(),
-        with_version_ids,
+        with_version_ids: source.has_version_ids(),
         md5: source
             .digest()
             .strip_prefix("md5:")

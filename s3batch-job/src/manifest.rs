@@ -279,6 +279,8 @@ pub struct ManifestSource {
     kind: SourceKind,
     len: usize,
     digest: String,
+    /// Whether the rows name versions (S3 wants all of them or none).
+    versioned: bool,
     /// Files downloaded for this source only, removed with its last clone.
     _staged: Option<std::sync::Arc<Staged>>,
 }
@@ -413,6 +415,7 @@ impl From<Manifest> for ManifestSource {
         Self {
             len: manifest.len(),
             digest: digest.finish(),
+            versioned: manifest.entries().iter().any(|e| e.version_id.is_some()),
             kind: SourceKind::Memory(std::sync::Arc::new(manifest)),
             _staged: None,
         }
@@ -448,9 +451,13 @@ impl ManifestSource {
         );
         let mut problems = Problems::default();
         let mut len = 0usize;
+        let mut versioned = false;
         for row in rows.by_ref() {
             match row {
-                Ok(_) => len += 1,
+                Ok(e) => {
+                    len += 1;
+                    versioned |= e.version_id.is_some();
+                }
                 Err(p) => problems.push(p),
             }
         }
@@ -458,6 +465,7 @@ impl ManifestSource {
         Ok(Self {
             len,
             digest: rows.digest(),
+            versioned,
             kind: SourceKind::CsvFile(stamp),
             _staged: None,
         })
@@ -535,6 +543,7 @@ impl ManifestSource {
         Ok(Self {
             len,
             digest: digest.finish(),
+            versioned: inventory.columns.version.is_some(),
             kind: SourceKind::Inventory {
                 columns: inventory.columns,
                 files: data.into(),
@@ -558,6 +567,12 @@ impl ManifestSource {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Whether the rows name object versions: a CSV's rows all have a versionId or none do
+    /// (the reader refuses a mix), an inventory has a VersionId column.
+    pub fn has_version_ids(&self) -> bool {
+        self.versioned
     }
 
     /// An identity of the rows: `md5:<hex>` of a CSV file's bytes, or `entries-md5:<hex>` of
