@@ -4,8 +4,11 @@
 use super::{parse_user_arg, Invocation, Scope};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use s3batch_control::model::{BucketArn, LambdaInvoke, ReportScope, UserArguments};
 use s3batch_control::status::{self, Counts};
-use s3batch_control::submit::{self, explain, Generator, JobRequest, ManifestSpec, ReportSpec};
+use s3batch_control::submit::{
+    self, explain, Generator, JobRequest, JobSpec, ManifestSpec, ReportSpec,
+};
 use s3batch_job::{storage::s3_client, LocalJob, Location};
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -43,8 +46,9 @@ was cancelled; 1 the job could not be described. Without --watch: 0 once describ
 #[derive(Args, Debug)]
 pub(crate) struct Control {
     /// The S3 Control endpoint, e.g. http://127.0.0.1:PORT for `cargo s3batch serve`.
-    /// Without it, the AWS configuration decides (AWS_ENDPOINT_URL_S3_CONTROL, region...).
-    #[arg(long, value_name = "URL")]
+    /// Without it, AWS_ENDPOINT_URL_S3_CONTROL (as `cargo s3batch stack` prints it), else the
+    /// AWS configuration decides.
+    #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL_S3_CONTROL")]
     endpoint_url: Option<String>,
     /// The region (jobs are regional). Without it, the AWS configuration decides.
     #[arg(long)]
@@ -73,7 +77,9 @@ impl Control {
             }
             None => {
                 let config = submit::aws_config(None, self.region.as_deref()).await;
-                submit::resolve_account(&aws_sdk_sts::Client::new(&config)).await
+                submit::resolve_account(&aws_sdk_sts::Client::new(&config))
+                    .await
+                    .map_err(|e| e.to_string())
             }
         }
     }
@@ -152,12 +158,13 @@ pub(crate) struct SubmitArgs {
 
     /// The Lambda endpoint for GetFunction. A local one (`cargo lambda watch`, which has no
     /// GetFunction) is not asked: --function's name becomes
-    /// arn:aws:lambda:REGION:ACCOUNT:function:NAME.
-    #[arg(long, value_name = "URL")]
+    /// arn:aws:lambda:REGION:ACCOUNT:function:NAME. Without it, AWS_ENDPOINT_URL_LAMBDA.
+    #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL_LAMBDA")]
     lambda_endpoint_url: Option<String>,
 
-    /// The S3 endpoint for the manifest and report checks and the upload.
-    #[arg(long, value_name = "URL")]
+    /// The S3 endpoint for the manifest and report checks and the upload. Without it,
+    /// AWS_ENDPOINT_URL_S3, else the AWS configuration decides.
+    #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL_S3")]
     s3_endpoint_url: Option<String>,
 
     #[command(flatten)]
@@ -273,7 +280,8 @@ pub(crate) async fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
         (Some(location), None) => {
             let checked =
                 submit::resolve_manifest(location, args.manifest_upload.as_ref(), &s3, create)
-                    .await?;
+                    .await
+                    .map_err(|e| e.to_string())?;
             // The checks `run` applies to the arguments (the manifest's rows were checked
             // as they were read).
             let mut job =
@@ -285,11 +293,7 @@ pub(crate) async fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
             eprintln!(
                 "manifest: {} rows, ETag {}",
                 checked.rows,
-                match &checked.spec {
-                    ManifestSpec::Csv { etag, .. } | ManifestSpec::Inventory { etag, .. } =>
-                        etag.as_str(),
-                    ManifestSpec::Generated(_) => "",
-                }
+                checked.spec.location().map_or("", |l| l.etag.as_str())
             );
             checked.spec
         }
@@ -326,7 +330,8 @@ pub(crate) async fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
                 &region,
                 Duration::from_millis(args.deadline_margin_ms),
             )
-            .await?;
+            .await
+            .map_err(|e| e.to_string())?;
             for w in &resolved.warnings {
                 eprintln!("warning: {w}");
             }
@@ -336,40 +341,57 @@ pub(crate) async fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
     };
 
     let report = match &args.report {
-        Some(Location::S3 { bucket, key }) => Some(ReportSpec {
-            bucket: bucket.clone(),
-            prefix: key.trim_end_matches('/').to_owned(),
-            failed_only: matches!(args.report_scope, Scope::Failed),
-        }),
+        Some(Location::S3 { bucket, key }) => ReportSpec::to(
+            BucketArn::new(bucket),
+            key.trim_end_matches('/'),
+            match args.report_scope {
+                Scope::Failed => ReportScope::FailedTasksOnly,
+                Scope::All => ReportScope::AllTasks,
+            },
+        ),
         Some(Location::Local(p)) => {
             return Err(format!(
                 "--report {}: S3 writes the report to S3: use s3://bucket/prefix",
                 p.display()
             ))
         }
-        None => None,
+        None => ReportSpec::disabled(),
     };
-    if let (Some(r), false) = (&report, args.print_policy) {
-        submit::check_report_bucket(&s3, &r.bucket).await?;
+    if let (Some((bucket, ..)), false) = (report.destination(), args.print_policy) {
+        submit::check_report_bucket(&s3, bucket.bucket())
+            .await
+            .map_err(|e| e.to_string())?;
     }
 
     let mut request = JobRequest {
         account_id: account_id.clone(),
-        function_arn,
-        schema: args.invocation.schema,
-        user_arguments: args.invocation.user_args.iter().cloned().collect(),
-        manifest,
-        report,
-        priority: args.priority,
-        description: args.description.clone(),
-        confirmation_required: args.confirmation_required,
-        tags: args.tags.clone(),
-        role_arn: args.role_arn.clone().unwrap_or_else(|| {
-            format!(
-                "arn:aws:iam::{account_id}:role/{}",
-                args.create_role.as_deref().unwrap_or("ROLE")
-            )
-        }),
+        spec: JobSpec {
+            operation: LambdaInvoke {
+                function: function_arn
+                    .parse()
+                    .map_err(|e| format!("the function: {e}"))?,
+                schema: args.invocation.schema,
+                // Checked while the command line was read (a repeated name is refused).
+                user_arguments: UserArguments::for_schema(
+                    args.invocation.user_args.iter().cloned(),
+                    args.invocation.schema,
+                )
+                .map_err(|e| format!("--user-arg: {e}"))?,
+            },
+            manifest,
+            report,
+            priority: args.priority,
+            confirmation_required: args.confirmation_required,
+            client_request_token: None,
+            description: args.description.clone(),
+            role_arn: args.role_arn.clone().unwrap_or_else(|| {
+                format!(
+                    "arn:aws:iam::{account_id}:role/{}",
+                    args.create_role.as_deref().unwrap_or("ROLE")
+                )
+            }),
+            tags: args.tags.clone(),
+        },
     };
     if args.print_policy {
         println!(
@@ -382,10 +404,12 @@ pub(crate) async fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
     let token = args.client_request_token.as_deref();
     if let (Some(name), false) = (&args.create_role, args.dry_run) {
         let config = submit::aws_config(None, Some(&region)).await;
-        let arn = submit::ensure_role(&aws_sdk_iam::Client::new(&config), name, &request).await?;
+        let arn = submit::ensure_role(&aws_sdk_iam::Client::new(&config), name, &request)
+            .await
+            .map_err(|e| e.to_string())?;
         eprintln!("role: {arn} (inline policy {})", submit::ROLE_POLICY_NAME);
-        if arn != request.role_arn {
-            request.role_arn = arn;
+        if arn != request.spec.role_arn {
+            request.spec.role_arn = arn;
         }
     } else if let Some(name) = &args.create_role {
         eprintln!("dry run: role {name} would be created (see --print-policy)");
@@ -396,7 +420,9 @@ pub(crate) async fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
         eprintln!("dry run: the manifest and the report bucket can be used; nothing was created");
         return Ok(ExitCode::SUCCESS);
     }
-    let id = submit::create(&control, &request, token).await?;
+    let id = submit::create(&control, &request, token)
+        .await
+        .map_err(|e| e.to_string())?;
     println!("{id}");
     eprintln!(
         "job {id} created{}; follow it with: cargo s3batch status {id} --watch",

@@ -579,14 +579,16 @@ async fn a_function_that_fails_to_start_stops_the_job_at_the_check() {
     )];
     let watch = LambdaWatch::start("hello", &env, None);
     let endpoint = format!("http://127.0.0.1:{}", watch.port());
-    let client = LambdaInvoker::client(Some(&endpoint), Duration::from_secs(10)).await;
+    // Room for watch's `cargo run` to wait for the target folder's lock while other tests of
+    // this file build: the check must see the start fail, not a slow start.
+    let client = LambdaInvoker::client(Some(&endpoint), Duration::from_secs(30)).await;
     let err = LocalJob::new(three_objects())
         .run(LambdaInvoker::new(client, "hello"))
         .await
         .expect_err("a function that never starts must fail the job")
         .to_string();
     assert!(
-        err.contains("\"hello\" did not answer an empty batch within 10 s")
+        err.contains("\"hello\" did not answer an empty batch within 30 s")
             && err.contains("failed to start"),
         "{err}"
     );

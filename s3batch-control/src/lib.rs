@@ -10,12 +10,16 @@
 //!   through the Lambda Invoke API (e.g. `cargo lambda watch`), the completion report written
 //!   to S3. Job states, confirmation, cancellation, priorities, manifest `ETag` checks and
 //!   restarts are emulated. Entry point: [`ControlServer::start`] with a [`ServeConfig`].
+//! - **[`model`]**: the job model both sides share: [`model::JobSpec`], one typed
+//!   `CreateJob` request with S3's limits ([`model::JobSpec::validate`]), and the ARNs it
+//!   names, parsed once ([`model::BucketArn`], [`model::ObjectArn`], [`model::FunctionArn`]).
 //! - **[`submit`]** and **[`status`]**: the client that creates and follows real S3 Batch
 //!   Operations jobs (`cargo s3batch submit`, `status`, `list`, `cancel`, `confirm`,
 //!   `priority`), on AWS or against the local endpoint. Entry points: [`submit::JobRequest`]
-//!   (the normalized `CreateJob` request), [`submit::create`], [`submit::control_client`]
-//!   and [`status`]'s summaries of `DescribeJob` and `ListJobs`.
-//! - **[`xml`]**: the S3 Control REST-XML wire format the service reads and writes.
+//!   (the account and the [`model::JobSpec`] of a `CreateJob` request), [`submit::create`],
+//!   [`submit::control_client`] and [`status`]'s summaries of `DescribeJob` and `ListJobs`.
+//! - **[`xml`]**: the S3 Control REST-XML wire format the service reads and writes
+//!   ([`xml::parse_create_job`] reads a `CreateJobRequest` into a [`model::JobSpec`]).
 //!
 //! What it is not: the engine that runs a job's tasks (manifests, invocations, S3's redrive
 //! and failure rules, the journal, the completion report) is `s3batch-job`, which this crate
@@ -25,6 +29,7 @@
 
 #![deny(missing_docs)]
 
+pub mod model;
 pub mod service;
 pub mod status;
 pub mod submit;

@@ -1,7 +1,8 @@
 //! Creating a real S3 Batch Operations `LambdaInvoke` job (`cargo s3batch submit`).
 //!
-//! A [`JobRequest`] is the normalized request: every value the job is created with, already
-//! resolved (the manifest's `ETag`, the account, the function's ARN). From it come
+//! A [`JobRequest`] is the normalized request: the account and the typed job
+//! ([`JobSpec`], the model `serve` reads too), every value already resolved (the manifest's
+//! `ETag`, the account, the function's ARN). From it come
 //! - the `CreateJob` input ([`JobRequest::input`]) that the client sends, unchanged;
 //! - the equivalent `aws s3control create-job` command ([`JobRequest::aws_cli`]);
 //! - the `ClientRequestToken` ([`JobRequest::token`]): a digest of the request, so the same
@@ -13,8 +14,16 @@
 //!
 //! The `resolve_*` functions read what the request needs from AWS (HeadObject for the
 //! manifest's ETag, STS for the account, Lambda `GetFunction` for the function), and
-//! [`explain`] turns an SDK error into a message that names the fix.
+//! [`explain`] turns an SDK error into a message that names the fix. Every error is a
+//! [`SubmitError`].
 
+pub use crate::model::{
+    local_function_arn, Generator, JobSpec, ManifestLocation, ManifestSpec, ReportSpec,
+    LOCAL_ACCOUNT_ID,
+};
+use crate::model::{
+    report_scope_name, ArnError, BucketArn, FunctionArn, ObjectArn, SpecError, REPORT_FORMAT,
+};
 use aws_sdk_s3control::operation::create_job::CreateJobInput;
 use aws_sdk_s3control::types::{
     GeneratedManifestFormat, JobManifest, JobManifestFieldName, JobManifestFormat,
@@ -26,20 +35,129 @@ use aws_smithy_types::date_time::Format;
 use aws_smithy_types::DateTime;
 use s3batch_job::manifest::{is_inventory, ManifestSource, Staged};
 use s3batch_job::storage::Location;
-use s3batch_job::{Schema, UserArguments, UserArgumentsError};
+use s3batch_job::ReportScope;
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Why `submit` (or one of its steps) could not go on; each message names the file, the
+/// field or the value, and the fix where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// A request S3 would refuse (its limits, [`JobSpec::validate`]).
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// An AWS call failed: what was being done, and what to do about it ([`explain`]).
+    #[error("{0}")]
+    Aws(String),
+    /// An AWS answer without a member it should have.
+    #[error("{operation} returned no {member} for {of}")]
+    Missing {
+        /// The operation, e.g. `GetFunction`.
+        operation: &'static str,
+        /// The member, e.g. `ARN`.
+        member: &'static str,
+        /// What was asked for.
+        of: String,
+    },
+    /// A local file could not be read.
+    #[error("reading {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A manifest that is not well formed (as `run` refuses it), or that could not be staged.
+    #[error("{0}")]
+    Manifest(String),
+    /// A local manifest without `--manifest-upload`.
+    #[error(
+        "{} is a local file: S3 reads the manifest from S3, so name where to upload it with \
+         --manifest-upload s3://BUCKET/KEY (or upload it yourself and pass --manifest \
+         s3://BUCKET/KEY)",
+        .0.display()
+    )]
+    LocalManifest(PathBuf),
+    /// A local Inventory `manifest.json`.
+    #[error(
+        "{} is an S3 Inventory manifest.json: S3 reads it with its data files from the \
+         inventory's bucket, so pass it as --manifest s3://BUCKET/KEY",
+        .0.display()
+    )]
+    LocalInventory(PathBuf),
+    /// `--manifest-upload` naming a bucket or folder, not an object.
+    #[error("--manifest-upload s3://{bucket}/{key} names no object key")]
+    UploadKey {
+        /// Its bucket.
+        bucket: String,
+        /// Its key (empty, or ending with `/`).
+        key: String,
+    },
+    /// `--manifest-upload` with a manifest in S3 already.
+    #[error(
+        "--manifest-upload {upload} is for a local manifest; {manifest} is in S3 already: \
+         leave --manifest-upload out"
+    )]
+    UploadNotNeeded {
+        /// `--manifest-upload`.
+        upload: String,
+        /// `--manifest`.
+        manifest: String,
+    },
+    /// The report bucket does not exist.
+    #[error(
+        "the report bucket {0} does not exist (in this region): create it (aws s3 mb \
+         s3://{0}), or name another with --report s3://BUCKET/PREFIX"
+    )]
+    NoReportBucket(String),
+    /// A function in another region than the job.
+    #[error(
+        "function {function} is in region {region}, the job in {job_region}: a job invokes \
+         functions of its own region; submit in {region} (--region {region}) or deploy the \
+         function in {job_region}"
+    )]
+    OtherRegion {
+        /// The function.
+        function: String,
+        /// Its region.
+        region: String,
+        /// The job's.
+        job_region: String,
+    },
+    /// No such function in the job's region.
+    #[error(
+        "function {function} not found in region {region}: a job invokes functions of its \
+         own region; deploy it there, or submit the job in the function's region (--region)"
+    )]
+    NoFunction {
+        /// The function.
+        function: String,
+        /// The job's region.
+        region: String,
+    },
+    /// A function name or ARN that is none (`--function`, or what `GetFunction` returned).
+    #[error("the function: {0}")]
+    Function(ArnError),
+    /// A time for the generator's filters that is not RFC 3339.
+    #[error("{value:?} is not an RFC 3339 time (e.g. 2026-01-31T00:00:00Z): {reason}")]
+    Date {
+        /// The text given.
+        value: String,
+        /// Why it is not a time.
+        reason: String,
+    },
+}
 
 /// Sends the `CreateJob` request of `request` (with `token`, default
-/// [`JobRequest::token`]) and returns the job's id. A request whose user arguments S3 would
-/// refuse ([`JobRequest::check`]) is refused here, before anything is sent.
+/// [`JobRequest::token`]) and returns the job's id. A request S3 would refuse
+/// ([`JobSpec::validate`]) is refused here, before anything is sent.
 pub async fn create(
     client: &aws_sdk_s3control::Client,
     request: &JobRequest,
     token: Option<&str>,
-) -> Result<String, String> {
-    request.check().map_err(|e| e.to_string())?;
+) -> Result<String, SubmitError> {
+    request.check()?;
     let input = request.input(token);
     let out = client
         .create_job()
@@ -57,213 +175,108 @@ pub async fn create(
         .send()
         .await
         .map_err(|e| {
-            explain(
+            SubmitError::Aws(explain(
                 &e,
                 "creating the job",
                 "s3:CreateJob, and iam:PassRole on the job's role",
-            )
+            ))
         })?;
-    out.job_id
-        .ok_or_else(|| "CreateJob returned no job id".to_owned())
+    out.job_id.ok_or_else(|| SubmitError::Missing {
+        operation: "CreateJob",
+        member: "job id",
+        of: "the job".into(),
+    })
 }
 
-/// Where the job's objects come from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum ManifestSpec {
-    /// An `S3BatchOperations_CSV_20180820` manifest object.
-    Csv {
-        /// Its bucket.
-        bucket: String,
-        /// Its key.
-        key: String,
-        /// Its ETag (quotes removed).
-        etag: String,
-        /// Its version, when pinned.
-        version_id: Option<String>,
-        /// Whether its rows carry a version id (a third column).
-        with_version_ids: bool,
-    },
-    /// An S3 Inventory `manifest.json` (`S3InventoryReport_CSV_20161130`).
-    Inventory {
-        /// Its bucket.
-        bucket: String,
-        /// Its key.
-        key: String,
-        /// Its ETag (quotes removed).
-        etag: String,
-        /// Its version, when pinned.
-        version_id: Option<String>,
-    },
-    /// A manifest S3 generates from a bucket listing (`S3JobManifestGenerator`).
-    Generated(Generator),
-}
-
-/// The `S3JobManifestGenerator` options: the source bucket and the filters S3 offers.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Generator {
-    /// The bucket whose objects the job runs on.
-    pub source_bucket: String,
-    /// Keys starting with any of these (none: every key).
-    pub prefixes: Vec<String>,
-    /// Keys ending with any of these.
-    pub suffixes: Vec<String>,
-    /// Keys containing any of these.
-    pub substrings: Vec<String>,
-    /// Objects created after this time (RFC 3339).
-    pub created_after: Option<String>,
-    /// Objects created before this time (RFC 3339).
-    pub created_before: Option<String>,
-    /// Objects larger than this many bytes.
-    pub size_greater_than: Option<i64>,
-    /// Objects smaller than this many bytes.
-    pub size_less_than: Option<i64>,
-    /// Objects in any of these storage classes (S3's names, e.g. `STANDARD`, `GLACIER`).
-    pub storage_classes: Vec<String>,
-    /// Where S3 writes the generated manifest (bucket, prefix); none: not kept.
-    pub output: Option<(String, String)>,
-}
-
-/// Where the completion report goes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ReportSpec {
-    /// The report bucket.
-    pub bucket: String,
-    /// The key prefix (the report goes in `<prefix>/job-<id>/`); empty for none.
-    pub prefix: String,
-    /// Only failed tasks (`FailedTasksOnly`) rather than all (`AllTasks`).
-    pub failed_only: bool,
-}
-
-/// A `CreateJob` request for a `LambdaInvoke` job, every value resolved.
+/// A `CreateJob` request for a `LambdaInvoke` job: the account and the job, every value
+/// resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JobRequest {
     /// The account the job belongs to.
     pub account_id: String,
-    /// The function's ARN (qualified with a version or alias, ideally).
-    pub function_arn: String,
-    /// The invocation schema.
-    pub schema: Schema,
-    /// The user arguments (schema 2.0), sorted by name.
-    pub user_arguments: BTreeMap<String, String>,
-    /// The manifest.
-    pub manifest: ManifestSpec,
-    /// The completion report; none: no report.
-    pub report: Option<ReportSpec>,
-    /// The job's priority (higher runs first).
-    pub priority: i32,
-    /// The description, if any.
-    pub description: Option<String>,
-    /// Whether the job waits in `Suspended` until confirmed.
-    pub confirmation_required: bool,
-    /// The job's tags, in order.
-    pub tags: Vec<(String, String)>,
-    /// The role S3 runs the job with.
-    pub role_arn: String,
+    /// The job (its `client_request_token`, when set, overrides [`token`](Self::token)).
+    pub spec: JobSpec,
 }
 
-/// The ARN of an object (`arn:aws:s3:::bucket/key`).
-fn object_arn(bucket: &str, key: &str) -> String {
-    format!("arn:aws:s3:::{bucket}/{key}")
-}
-
-/// The ARN of a bucket.
-fn bucket_arn(bucket: &str) -> String {
-    format!("arn:aws:s3:::{bucket}")
+fn scope(scope: Option<ReportScope>) -> JobReportScope {
+    match scope.unwrap_or_default() {
+        ReportScope::AllTasks => JobReportScope::AllTasks,
+        ReportScope::FailedTasksOnly => JobReportScope::FailedTasksOnly,
+    }
 }
 
 impl JobRequest {
-    /// Checks the user arguments against S3's limits ([`UserArguments`]): at most 10, names
-    /// of 1 to 64 characters, values of at most 1,024, and none with schema 1.0. (A map
-    /// cannot repeat a name: `cargo s3batch submit` refuses a repeated `--user-arg` before it
-    /// builds the request.)
-    pub fn check(&self) -> Result<(), UserArgumentsError> {
-        UserArguments::for_schema(&self.user_arguments, self.schema).map(drop)
+    /// Checks the request against S3's limits ([`JobSpec::validate`]; the user arguments
+    /// are [`UserArguments`](crate::model::UserArguments), which cannot repeat a name).
+    pub fn check(&self) -> Result<(), SpecError> {
+        self.spec.validate()
     }
 
     /// The `ClientRequestToken`: `s3batch-` and the MD5 of the request's canonical JSON (40
     /// characters; S3 allows 64). The same request always gives the same token, so a
     /// retried `submit` returns the job it created the first time; any difference gives
-    /// another one.
+    /// another one. A token set in the spec is used as it is.
     pub fn token(&self) -> String {
+        if let Some(t) = &self.spec.client_request_token {
+            return t.clone();
+        }
         use md5::Digest;
         let canonical = serde_json::to_vec(self).expect("a request serializes");
         let digest = md5::Md5::digest(&canonical);
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        format!("s3batch-{hex}")
+        format!("s3batch-{}", hex(&digest))
     }
 
     /// The `CreateJob` input that `submit` sends, with [`token`](Self::token) as its
     /// `ClientRequestToken` unless `token` overrides it.
     pub fn input(&self, token: Option<&str>) -> CreateJobInput {
+        let job = &self.spec;
+        let op = &job.operation;
         let mut lambda = LambdaInvokeOperation::builder()
-            .function_arn(&self.function_arn)
-            .invocation_schema_version(self.schema.as_str());
-        for (k, v) in &self.user_arguments {
+            .function_arn(op.function.to_string())
+            .invocation_schema_version(op.schema.as_str());
+        for (k, v) in &op.user_arguments {
             lambda = lambda.user_arguments(k, v);
+        }
+        let r = &job.report;
+        let mut report = JobReport::builder()
+            .enabled(r.enabled)
+            .set_bucket(r.bucket.as_ref().map(BucketArn::to_string))
+            .set_prefix(r.prefix.clone());
+        if r.format {
+            report = report.format(JobReportFormat::ReportCsv20180820);
+        }
+        if r.scope.is_some() {
+            report = report.report_scope(scope(r.scope));
         }
         let mut b = CreateJobInput::builder()
             .account_id(&self.account_id)
-            .confirmation_required(self.confirmation_required)
+            .confirmation_required(job.confirmation_required)
             .operation(
                 JobOperation::builder()
                     .lambda_invoke(lambda.build())
                     .build(),
             )
-            .report(match &self.report {
-                Some(r) => {
-                    let mut report = JobReport::builder()
-                        .enabled(true)
-                        .bucket(bucket_arn(&r.bucket))
-                        .format(JobReportFormat::ReportCsv20180820)
-                        .report_scope(if r.failed_only {
-                            JobReportScope::FailedTasksOnly
-                        } else {
-                            JobReportScope::AllTasks
-                        });
-                    if !r.prefix.is_empty() {
-                        report = report.prefix(&r.prefix);
-                    }
-                    report.build()
-                }
-                None => JobReport::builder().enabled(false).build(),
-            })
-            .priority(self.priority)
-            .role_arn(&self.role_arn)
+            .report(report.build())
+            .priority(job.priority)
+            .role_arn(&job.role_arn)
             .client_request_token(token.map_or_else(|| self.token(), str::to_owned))
-            .set_description(self.description.clone());
-        match &self.manifest {
-            ManifestSpec::Csv {
-                bucket,
-                key,
-                etag,
-                version_id,
-                with_version_ids,
-            } => {
-                let mut spec = JobManifestSpec::builder()
-                    .format(JobManifestFormat::S3BatchOperationsCsv20180820)
-                    .fields(JobManifestFieldName::Bucket)
-                    .fields(JobManifestFieldName::Key);
-                if *with_version_ids {
-                    spec = spec.fields(JobManifestFieldName::VersionId);
+            .set_description(job.description.clone());
+        match &job.manifest {
+            ManifestSpec::Csv { location, .. } | ManifestSpec::Inventory { location, .. } => {
+                let mut spec = JobManifestSpec::builder().format(JobManifestFormat::from(
+                    job.manifest.format().unwrap_or_default(),
+                ));
+                for f in job.manifest.fields() {
+                    spec = spec.fields(JobManifestFieldName::from(f.as_str()));
                 }
-                b = b.manifest(manifest(spec, bucket, key, etag, version_id));
-            }
-            ManifestSpec::Inventory {
-                bucket,
-                key,
-                etag,
-                version_id,
-            } => {
-                let spec = JobManifestSpec::builder()
-                    .format(JobManifestFormat::S3InventoryReportCsv20161130);
-                b = b.manifest(manifest(spec, bucket, key, etag, version_id));
+                b = b.manifest(manifest(spec, location));
             }
             ManifestSpec::Generated(g) => {
                 b = b
                     .manifest_generator(JobManifestGenerator::S3JobManifestGenerator(generator(g)));
             }
         }
-        for (k, v) in &self.tags {
+        for (k, v) in &job.tags {
             b = b.tags(
                 S3Tag::builder()
                     .key(k)
@@ -279,12 +292,13 @@ impl JobRequest {
     /// shell; `--operation`, `--manifest`/`--manifest-generator`, `--report` and `--tags`
     /// as JSON).
     pub fn aws_cli(&self, token: Option<&str>) -> String {
-        let lambda = if self.user_arguments.is_empty() {
-            json!({"FunctionArn": self.function_arn, "InvocationSchemaVersion": self.schema.as_str()})
-        } else {
-            json!({"FunctionArn": self.function_arn, "InvocationSchemaVersion": self.schema.as_str(),
-                   "UserArguments": self.user_arguments})
-        };
+        let job = &self.spec;
+        let op = &job.operation;
+        let mut lambda = json!({"FunctionArn": op.function.to_string(),
+            "InvocationSchemaVersion": op.schema.as_str()});
+        if !op.user_arguments.is_empty() {
+            lambda["UserArguments"] = json!(op.user_arguments);
+        }
         let mut args = vec![
             "aws s3control create-job".to_owned(),
             format!("--account-id {}", self.account_id),
@@ -293,45 +307,51 @@ impl JobRequest {
                 sh(&json!({ "LambdaInvoke": lambda }).to_string())
             ),
         ];
-        match &self.manifest {
+        match &job.manifest {
             ManifestSpec::Generated(g) => args.push(format!(
                 "--manifest-generator {}",
                 sh(&generator_json(g).to_string())
             )),
             m => args.push(format!("--manifest {}", sh(&manifest_json(m).to_string()))),
         }
-        let report = match &self.report {
-            Some(r) => {
-                let mut v = json!({"Bucket": bucket_arn(&r.bucket), "Format": "Report_CSV_20180820",
-                    "Enabled": true,
-                    "ReportScope": if r.failed_only { "FailedTasksOnly" } else { "AllTasks" }});
-                if !r.prefix.is_empty() {
-                    v["Prefix"] = json!(r.prefix);
-                }
-                v
-            }
-            None => json!({"Enabled": false}),
-        };
-        args.push(format!("--report {}", sh(&report.to_string())));
-        args.push(format!("--priority {}", self.priority));
-        args.push(format!("--role-arn {}", sh(&self.role_arn)));
+        let r = &job.report;
+        let mut report = serde_json::Map::new();
+        if let Some(b) = &r.bucket {
+            report.insert("Bucket".into(), json!(b.to_string()));
+        }
+        if r.format {
+            report.insert("Format".into(), json!(REPORT_FORMAT));
+        }
+        report.insert("Enabled".into(), json!(r.enabled));
+        if let Some(p) = &r.prefix {
+            report.insert("Prefix".into(), json!(p));
+        }
+        if let Some(s) = r.scope {
+            report.insert("ReportScope".into(), json!(report_scope_name(s)));
+        }
+        args.push(format!(
+            "--report {}",
+            sh(&Value::Object(report).to_string())
+        ));
+        args.push(format!("--priority {}", job.priority));
+        args.push(format!("--role-arn {}", sh(&job.role_arn)));
         args.push(format!(
             "--client-request-token {}",
             sh(&token.map_or_else(|| self.token(), str::to_owned))
         ));
         args.push(
-            if self.confirmation_required {
+            if job.confirmation_required {
                 "--confirmation-required"
             } else {
                 "--no-confirmation-required"
             }
             .to_owned(),
         );
-        if let Some(d) = &self.description {
+        if let Some(d) = &job.description {
             args.push(format!("--description {}", sh(d)));
         }
-        if !self.tags.is_empty() {
-            let tags: Vec<Value> = self
+        if !job.tags.is_empty() {
+            let tags: Vec<Value> = job
                 .tags
                 .iter()
                 .map(|(k, v)| json!({"Key": k, "Value": v}))
@@ -345,23 +365,25 @@ impl JobRequest {
     /// manifest (for an Inventory manifest, its folder's data files; for a generated one,
     /// list the source bucket and write the generated manifest), write the report prefix.
     pub fn role_policy(&self) -> Value {
+        let job = &self.spec;
         let mut statements = vec![json!({
             "Sid": "InvokeTheFunction",
             "Effect": "Allow",
             "Action": "lambda:InvokeFunction",
-            "Resource": self.function_arn,
+            "Resource": job.operation.function.to_string(),
         })];
-        match &self.manifest {
-            ManifestSpec::Csv { bucket, key, .. } => statements.push(json!({
+        match &job.manifest {
+            ManifestSpec::Csv { location, .. } => statements.push(json!({
                 "Sid": "ReadTheManifest",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-                "Resource": object_arn(bucket, key),
+                "Resource": location.object.to_string(),
             })),
-            ManifestSpec::Inventory { bucket, key, .. } => {
+            ManifestSpec::Inventory { location, .. } => {
                 // <destination prefix>/<source bucket>/<config>/<date>/manifest.json; the
                 // data files are in <...>/<config>/data/.
-                let parts: Vec<&str> = key.split('/').collect();
+                let object = &location.object;
+                let parts: Vec<&str> = object.key().split('/').collect();
                 let root = if parts.len() >= 3 {
                     parts[..parts.len() - 2].join("/") + "/*"
                 } else {
@@ -371,7 +393,8 @@ impl JobRequest {
                     "Sid": "ReadTheInventory",
                     "Effect": "Allow",
                     "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-                    "Resource": [object_arn(bucket, key), object_arn(bucket, &root)],
+                    "Resource": [object.to_string(),
+                        ObjectArn::new(object.bucket(), root).to_string()],
                 }));
             }
             ManifestSpec::Generated(g) => {
@@ -379,24 +402,24 @@ impl JobRequest {
                     "Sid": "ListTheSourceBucket",
                     "Effect": "Allow",
                     "Action": "s3:ListBucket",
-                    "Resource": bucket_arn(&g.source_bucket),
+                    "Resource": BucketArn::new(&g.source_bucket).to_string(),
                 }));
                 if let Some((bucket, prefix)) = &g.output {
                     statements.push(json!({
                         "Sid": "WriteTheGeneratedManifest",
                         "Effect": "Allow",
                         "Action": "s3:PutObject",
-                        "Resource": object_arn(bucket, &format!("{}*", slash(prefix))),
+                        "Resource": ObjectArn::new(bucket, format!("{}*", slash(prefix))).to_string(),
                     }));
                 }
             }
         }
-        if let Some(r) = &self.report {
+        if let Some((bucket, prefix, _)) = job.report.destination() {
             statements.push(json!({
                 "Sid": "WriteTheReport",
                 "Effect": "Allow",
                 "Action": "s3:PutObject",
-                "Resource": object_arn(&r.bucket, &format!("{}*", slash(&r.prefix))),
+                "Resource": bucket.object(format!("{}*", slash(prefix))).to_string(),
             }));
         }
         json!({"Version": "2012-10-17", "Statement": statements})
@@ -426,7 +449,7 @@ pub async fn ensure_role(
     iam: &aws_sdk_iam::Client,
     name: &str,
     request: &JobRequest,
-) -> Result<String, String> {
+) -> Result<String, SubmitError> {
     let created = iam
         .create_role()
         .role_name(name)
@@ -438,7 +461,11 @@ pub async fn ensure_role(
         Ok(out) => out
             .role
             .map(|r| r.arn)
-            .ok_or_else(|| format!("CreateRole returned no role for {name}"))?,
+            .ok_or_else(|| SubmitError::Missing {
+                operation: "CreateRole",
+                member: "role",
+                of: name.to_owned(),
+            })?,
         Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_entity_already_exists_exception()) =>
@@ -447,17 +474,23 @@ pub async fn ensure_role(
                 .role_name(name)
                 .send()
                 .await
-                .map_err(|e| explain(&e, &format!("reading role {name}"), "iam:GetRole"))?
+                .map_err(|e| {
+                    SubmitError::Aws(explain(&e, &format!("reading role {name}"), "iam:GetRole"))
+                })?
                 .role
                 .map(|r| r.arn)
-                .ok_or_else(|| format!("GetRole returned no role for {name}"))?
+                .ok_or_else(|| SubmitError::Missing {
+                    operation: "GetRole",
+                    member: "role",
+                    of: name.to_owned(),
+                })?
         }
         Err(e) => {
-            return Err(explain(
+            return Err(SubmitError::Aws(explain(
                 &e,
                 &format!("creating role {name}"),
                 "iam:CreateRole and iam:PutRolePolicy",
-            ))
+            )))
         }
     };
     iam.put_role_policy()
@@ -467,11 +500,11 @@ pub async fn ensure_role(
         .send()
         .await
         .map_err(|e| {
-            explain(
+            SubmitError::Aws(explain(
                 &e,
                 &format!("putting the job's policy on role {name}"),
                 "iam:PutRolePolicy",
-            )
+            ))
         })?;
     Ok(arn)
 }
@@ -490,18 +523,15 @@ pub fn trust_policy() -> Value {
 
 fn manifest(
     spec: aws_sdk_s3control::types::builders::JobManifestSpecBuilder,
-    bucket: &str,
-    key: &str,
-    etag: &str,
-    version_id: &Option<String>,
+    location: &ManifestLocation,
 ) -> JobManifest {
     JobManifest::builder()
         .spec(spec.build().expect("the format is set"))
         .location(
             JobManifestLocation::builder()
-                .object_arn(object_arn(bucket, key))
-                .e_tag(etag)
-                .set_object_version_id(version_id.clone())
+                .object_arn(location.object.to_string())
+                .e_tag(&location.etag)
+                .set_object_version_id(location.version_id.clone())
                 .build()
                 .expect("the ARN and ETag are set"),
         )
@@ -509,51 +539,16 @@ fn manifest(
 }
 
 fn manifest_json(m: &ManifestSpec) -> Value {
-    let (format, fields, bucket, key, etag, version_id) = match m {
-        ManifestSpec::Csv {
-            bucket,
-            key,
-            etag,
-            version_id,
-            with_version_ids,
-        } => {
-            let mut fields = vec!["Bucket", "Key"];
-            if *with_version_ids {
-                fields.push("VersionId");
-            }
-            (
-                "S3BatchOperations_CSV_20180820",
-                Some(fields),
-                bucket,
-                key,
-                etag,
-                version_id,
-            )
-        }
-        ManifestSpec::Inventory {
-            bucket,
-            key,
-            etag,
-            version_id,
-        } => (
-            "S3InventoryReport_CSV_20161130",
-            None,
-            bucket,
-            key,
-            etag,
-            version_id,
-        ),
-        ManifestSpec::Generated(_) => unreachable!("a generated manifest has no location"),
-    };
-    let mut spec = json!({ "Format": format });
-    if let Some(f) = fields {
-        spec["Fields"] = json!(f);
+    let location = m.location().expect("a generated manifest has no location");
+    let mut spec = json!({ "Format": m.format().unwrap_or_default() });
+    if !m.fields().is_empty() {
+        spec["Fields"] = json!(m.fields().iter().map(|f| f.as_str()).collect::<Vec<_>>());
     }
-    let mut location = json!({"ObjectArn": object_arn(bucket, key), "ETag": etag});
-    if let Some(v) = version_id {
-        location["ObjectVersionId"] = json!(v);
+    let mut loc = json!({"ObjectArn": location.object.to_string(), "ETag": location.etag});
+    if let Some(v) = &location.version_id {
+        loc["ObjectVersionId"] = json!(v);
     }
-    json!({"Spec": spec, "Location": location})
+    json!({"Spec": spec, "Location": loc})
 }
 
 fn date(s: &str) -> DateTime {
@@ -561,10 +556,13 @@ fn date(s: &str) -> DateTime {
 }
 
 /// Checks an RFC 3339 time for the generator's filters.
-pub fn parse_date(s: &str) -> Result<String, String> {
+pub fn parse_date(s: &str) -> Result<String, SubmitError> {
     DateTime::from_str(s, Format::DateTime)
         .map(|_| s.to_owned())
-        .map_err(|e| format!("{s:?} is not an RFC 3339 time (e.g. 2026-01-31T00:00:00Z): {e}"))
+        .map_err(|e| SubmitError::Date {
+            value: s.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 fn generator(g: &Generator) -> S3JobManifestGenerator {
@@ -587,12 +585,12 @@ fn generator(g: &Generator) -> S3JobManifestGenerator {
         filter = filter.match_any_storage_class(S3StorageClass::from(c.as_str()));
     }
     let mut b = S3JobManifestGenerator::builder()
-        .source_bucket(bucket_arn(&g.source_bucket))
+        .source_bucket(BucketArn::new(&g.source_bucket).to_string())
         .enable_manifest_output(g.output.is_some())
         .filter(filter.build());
     if let Some((bucket, prefix)) = &g.output {
         let mut out = S3ManifestOutputLocation::builder()
-            .bucket(bucket_arn(bucket))
+            .bucket(BucketArn::new(bucket).to_string())
             .manifest_format(GeneratedManifestFormat::S3InventoryReportCsv20211130);
         if !prefix.is_empty() {
             out = out.manifest_prefix(prefix);
@@ -633,12 +631,12 @@ fn generator_json(g: &Generator) -> Value {
         filter.insert("MatchAnyStorageClass".into(), json!(g.storage_classes));
     }
     let mut gen = json!({
-        "SourceBucket": bucket_arn(&g.source_bucket),
+        "SourceBucket": BucketArn::new(&g.source_bucket).to_string(),
         "EnableManifestOutput": g.output.is_some(),
         "Filter": Value::Object(filter),
     });
     if let Some((bucket, prefix)) = &g.output {
-        let mut out = json!({"Bucket": bucket_arn(bucket),
+        let mut out = json!({"Bucket": BucketArn::new(bucket).to_string(),
             "ManifestFormat": "S3InventoryReport_CSV_20211130"});
         if !prefix.is_empty() {
             out["ManifestPrefix"] = json!(prefix);
@@ -690,10 +688,10 @@ fn multipart_part_size(size: u64) -> u64 {
 
 /// The ETag S3 gives a multipart upload of the file at `path` in parts of `part_size`: the MD5
 /// of the parts' MD5s, `-` the number of parts. Read as a stream.
-fn multipart_etag(path: &std::path::Path, part_size: u64) -> Result<String, String> {
+fn multipart_etag(path: &std::path::Path, part_size: u64) -> Result<String, SubmitError> {
     use md5::Digest;
     use std::io::Read;
-    let reading = |e: std::io::Error| format!("reading {}: {e}", path.display());
+    let reading = |source| io(path, source);
     let mut file = std::fs::File::open(path).map_err(reading)?;
     let (mut all, mut parts) = (md5::Md5::new(), 0u64);
     let mut buf = vec![0; 1 << 16];
@@ -718,6 +716,14 @@ fn multipart_etag(path: &std::path::Path, part_size: u64) -> Result<String, Stri
     Ok(format!("{}-{parts}", hex(&all.finalize())))
 }
 
+/// A [`SubmitError::Io`] for `path`.
+fn io(path: &std::path::Path, source: std::io::Error) -> SubmitError {
+    SubmitError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -725,10 +731,12 @@ fn hex(bytes: &[u8]) -> String {
 /// Checks the CSV manifest at `path` as `run` does, streamed with the engine's strict reader
 /// (every bad row named by its line, a manifest with any rejected whole; `name` names it in
 /// the message): its number of rows, whether they carry version ids, and the MD5 of its bytes.
-fn check_csv(path: &std::path::Path, name: Option<String>) -> Result<CsvCheck, String> {
-    let source = ManifestSource::open_csv(path).map_err(|e| match &name {
-        Some(name) => e.of(name.clone()).to_string(),
-        None => e.to_string(),
+fn check_csv(path: &std::path::Path, name: Option<String>) -> Result<CsvCheck, SubmitError> {
+    let source = ManifestSource::open_csv(path).map_err(|e| {
+        SubmitError::Manifest(match &name {
+            Some(name) => e.of(name.clone()).to_string(),
+            None => e.to_string(),
+        })
     })?;
     Ok(CsvCheck {
         rows: source.len(),
@@ -758,46 +766,37 @@ pub async fn resolve_manifest(
     upload: Option<&Location>,
     s3: &aws_sdk_s3::Client,
     create: bool,
-) -> Result<CheckedManifest, String> {
+) -> Result<CheckedManifest, SubmitError> {
+    let aws = SubmitError::Aws;
     match location {
         Location::Local(path) => {
             let Some(Location::S3 { bucket, key }) = upload else {
-                return Err(format!(
-                    "{} is a local file: S3 reads the manifest from S3, so name where to \
-                     upload it with --manifest-upload s3://BUCKET/KEY (or upload it yourself \
-                     and pass --manifest s3://BUCKET/KEY)",
-                    path.display()
-                ));
+                return Err(SubmitError::LocalManifest(path.clone()));
             };
             if key.is_empty() || key.ends_with('/') {
-                return Err(format!(
-                    "--manifest-upload s3://{bucket}/{key} names no object key"
-                ));
+                return Err(SubmitError::UploadKey {
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                });
             }
             let mut head = Vec::new();
             {
                 use std::io::Read;
                 std::fs::File::open(path)
                     .and_then(|f| f.take(64).read_to_end(&mut head))
-                    .map_err(|e| format!("reading {}: {e}", path.display()))?;
+                    .map_err(|e| io(path, e))?;
             }
             if is_inventory(&path.to_string_lossy(), &head) {
-                return Err(format!(
-                    "{} is an S3 Inventory manifest.json: S3 reads it with its data files \
-                     from the inventory's bucket, so pass it as --manifest s3://BUCKET/KEY",
-                    path.display()
-                ));
+                return Err(SubmitError::LocalInventory(path.clone()));
             }
             let checked = check_csv(path, None)?;
-            let size = std::fs::metadata(path)
-                .map_err(|e| format!("reading {}: {e}", path.display()))?
-                .len();
+            let size = std::fs::metadata(path).map_err(|e| io(path, e))?.len();
             let doing = format!("uploading the manifest to s3://{bucket}/{key}");
             let etag = match (create, size <= MAX_PUT_SIZE) {
                 (true, true) => {
                     let body = aws_sdk_s3::primitives::ByteStream::from_path(path)
                         .await
-                        .map_err(|e| format!("reading {}: {e}", path.display()))?;
+                        .map_err(|e| io(path, std::io::Error::other(e)))?;
                     let out = s3
                         .put_object()
                         .bucket(bucket)
@@ -805,7 +804,7 @@ pub async fn resolve_manifest(
                         .body(body)
                         .send()
                         .await
-                        .map_err(|e| explain(&e, &doing, "s3:PutObject"))?;
+                        .map_err(|e| aws(explain(&e, &doing, "s3:PutObject")))?;
                     bare_etag(out.e_tag().unwrap_or_default())
                 }
                 (true, false) => {
@@ -817,7 +816,9 @@ pub async fn resolve_manifest(
                         .file(s3, path, bucket, key)
                         .await
                         .map_err(|e| {
-                            format!("{doing} ({size} bytes, in parts; needs s3:PutObject): {e}")
+                            aws(format!(
+                                "{doing} ({size} bytes, in parts; needs s3:PutObject): {e}"
+                            ))
                         })?;
                     let head = s3
                         .head_object()
@@ -825,7 +826,7 @@ pub async fn resolve_manifest(
                         .key(key)
                         .send()
                         .await
-                        .map_err(|e| explain(&e, &doing, "s3:GetObject"))?;
+                        .map_err(|e| aws(explain(&e, &doing, "s3:GetObject")))?;
                     bare_etag(head.e_tag().unwrap_or_default())
                 }
                 (false, true) => checked.md5.clone(),
@@ -833,21 +834,22 @@ pub async fn resolve_manifest(
             };
             Ok(CheckedManifest {
                 rows: checked.rows,
-                spec: ManifestSpec::Csv {
-                    bucket: bucket.clone(),
-                    key: key.clone(),
-                    etag,
-                    version_id: None,
-                    with_version_ids: checked.with_version_ids,
-                },
+                spec: ManifestSpec::csv(
+                    ManifestLocation {
+                        object: ObjectArn::new(bucket, key),
+                        version_id: None,
+                        etag,
+                    },
+                    checked.with_version_ids,
+                ),
             })
         }
         Location::S3 { bucket, key } => {
             if let Some(upload) = upload {
-                return Err(format!(
-                    "--manifest-upload {upload} is for a local manifest; s3://{bucket}/{key} \
-                     is in S3 already: leave --manifest-upload out"
-                ));
+                return Err(SubmitError::UploadNotNeeded {
+                    upload: upload.to_string(),
+                    manifest: format!("s3://{bucket}/{key}"),
+                });
             }
             let doing = format!("reading the manifest s3://{bucket}/{key}");
             let got = s3
@@ -856,58 +858,62 @@ pub async fn resolve_manifest(
                 .key(key)
                 .send()
                 .await
-                .map_err(|e| explain(&e, &doing, "s3:GetObject"))?;
+                .map_err(|e| aws(explain(&e, &doing, "s3:GetObject")))?;
             // The ETag of the bytes read, so the job runs over what was checked.
             let etag = bare_etag(got.e_tag().unwrap_or_default());
-            let staged =
-                Staged::create(std::env::temp_dir().join("s3batch-submit").join(format!(
+            let staged = Staged::create(std::env::temp_dir().join("s3batch-submit").join(format!(
                     "{}-{}",
                     std::process::id(),
                     std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .unwrap_or_default()
                         .as_nanos()
-                )))?;
+                )))
+            .map_err(|e| SubmitError::Manifest(e.to_string()))?;
             let path = staged.dir().join("manifest.csv");
             s3batch_job::storage::save_body(got.body, &path, &format!("s3://{bucket}/{key}"))
-                .await?;
+                .await
+                .map_err(|e| SubmitError::Manifest(e.to_string()))?;
             let mut head = Vec::new();
             {
                 use std::io::Read;
                 std::fs::File::open(&path)
                     .and_then(|f| f.take(64).read_to_end(&mut head))
-                    .map_err(|e| format!("reading {}: {e}", path.display()))?;
+                    .map_err(|e| io(&path, e))?;
             }
+            let object = ObjectArn::new(bucket, key);
             let (rows, spec) = if is_inventory(key, &head) {
                 // Its data files, from the inventory's bucket, saved and checked as `run`
                 // reads them.
-                let json =
-                    std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+                let json = std::fs::read(&path).map_err(|e| io(&path, e))?;
                 let source = s3batch_job::storage::fetch_inventory(&json, s3, staged.dir())
                     .await
-                    .map_err(|e| e.of(location.to_string()).to_string())?;
+                    .map_err(|e| SubmitError::Manifest(e.of(location.to_string()).to_string()))?;
                 let rows = source.len();
                 drop(source);
                 (
                     rows,
                     ManifestSpec::Inventory {
-                        bucket: bucket.clone(),
-                        key: key.clone(),
-                        etag,
-                        version_id: None,
+                        fields: Vec::new(),
+                        location: ManifestLocation {
+                            object,
+                            version_id: None,
+                            etag,
+                        },
                     },
                 )
             } else {
                 let checked = check_csv(&path, Some(location.to_string()))?;
                 (
                     checked.rows,
-                    ManifestSpec::Csv {
-                        bucket: bucket.clone(),
-                        key: key.clone(),
-                        etag,
-                        version_id: None,
-                        with_version_ids: checked.with_version_ids,
-                    },
+                    ManifestSpec::csv(
+                        ManifestLocation {
+                            object,
+                            version_id: None,
+                            etag,
+                        },
+                        checked.with_version_ids,
+                    ),
                 )
             };
             drop(staged);
@@ -917,7 +923,7 @@ pub async fn resolve_manifest(
 }
 
 /// Checks that the report bucket exists and can be reached (HeadBucket).
-pub async fn check_report_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<(), String> {
+pub async fn check_report_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<(), SubmitError> {
     s3.head_bucket()
         .bucket(bucket)
         .send()
@@ -926,31 +932,26 @@ pub async fn check_report_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Resul
         .map_err(|e| {
             use aws_sdk_s3::error::ProvideErrorMetadata;
             match e.code() {
-                Some("NotFound" | "NoSuchBucket") => format!(
-                    "the report bucket {bucket} does not exist (in this region): create it                      (aws s3 mb s3://{bucket}), or name another with --report s3://BUCKET/PREFIX"
-                ),
-                _ => explain(
+                Some("NotFound" | "NoSuchBucket") => SubmitError::NoReportBucket(bucket.to_owned()),
+                _ => SubmitError::Aws(explain(
                     &e,
                     &format!("checking the report bucket {bucket}"),
                     "s3:ListBucket on the report bucket",
-                ),
+                )),
             }
         })
 }
 
 /// The caller's account, from STS `GetCallerIdentity`.
-pub async fn resolve_account(sts: &aws_sdk_sts::Client) -> Result<String, String> {
+pub async fn resolve_account(sts: &aws_sdk_sts::Client) -> Result<String, SubmitError> {
     use aws_sdk_sts::error::SdkError;
-    let out = sts
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| match &e {
-            // STS is not the S3 Control endpoint: --endpoint-url does not change where it is, so
-            // the flag that helps is --account-id.
+    let out = sts.get_caller_identity().send().await.map_err(|e| {
+        SubmitError::Aws(match &e {
+            // STS is not the S3 Control endpoint: --endpoint-url does not change where it
+            // is, so the flag that helps is --account-id.
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => format!(
-                "finding your account with STS GetCallerIdentity: STS could not be reached ({}); \
-             pass --account-id ID",
+                "finding your account with STS GetCallerIdentity: STS could not be reached \
+                     ({}); pass --account-id ID",
                 chain(&e)
             ),
             _ => explain(
@@ -958,9 +959,13 @@ pub async fn resolve_account(sts: &aws_sdk_sts::Client) -> Result<String, String
                 "finding your account with STS GetCallerIdentity (or pass --account-id)",
                 "sts:GetCallerIdentity",
             ),
-        })?;
-    out.account
-        .ok_or_else(|| "STS GetCallerIdentity returned no account: pass --account-id".into())
+        })
+    })?;
+    out.account.ok_or_else(|| SubmitError::Missing {
+        operation: "STS GetCallerIdentity",
+        member: "account",
+        of: "the caller (pass --account-id)".into(),
+    })
 }
 
 /// The function resolved for a job: its ARN, and what to warn about.
@@ -972,31 +977,6 @@ pub struct ResolvedFunction {
     pub warnings: Vec<String>,
 }
 
-/// The account of a local S3 Control endpoint (`cargo s3batch serve`) when none is given:
-/// the one moto and the AWS documentation's examples use. A local endpoint answers no STS.
-pub const LOCAL_ACCOUNT_ID: &str = "123456789012";
-
-/// The ARN a job invokes `function` (a name, `name:qualifier` or an ARN) by, when the Lambda
-/// endpoint is local (`cargo lambda watch` has no `GetFunction`): an ARN is kept as it is, a
-/// name becomes `arn:aws:lambda:<region>:<account>:function:<name>`.
-///
-/// ```
-/// use s3batch_control::submit::local_function_arn;
-/// assert_eq!(
-///     local_function_arn("my-task", "us-east-1", "123456789012"),
-///     "arn:aws:lambda:us-east-1:123456789012:function:my-task"
-/// );
-/// let arn = "arn:aws:lambda:eu-west-1:111122223333:function:f:live";
-/// assert_eq!(local_function_arn(arn, "us-east-1", "123456789012"), arn);
-/// ```
-pub fn local_function_arn(function: &str, region: &str, account: &str) -> String {
-    if function.starts_with("arn:") {
-        function.to_owned()
-    } else {
-        format!("arn:aws:lambda:{region}:{account}:function:{function}")
-    }
-}
-
 /// Resolves `function` (a name, `name:qualifier` or ARN) with Lambda `GetFunction`: a
 /// function in another region than the job's is an error; an unqualified or `$LATEST`
 /// function, and a timeout not longer than twice `deadline_margin` (the time the task keeps
@@ -1006,14 +986,10 @@ pub async fn resolve_function(
     function: &str,
     job_region: &str,
     deadline_margin: std::time::Duration,
-) -> Result<ResolvedFunction, String> {
-    if let Some(region) = function
-        .strip_prefix("arn:")
-        .and_then(|r| r.split(':').nth(2))
-    {
-        if region != job_region {
-            return Err(other_region(function, region, job_region));
-        }
+) -> Result<ResolvedFunction, SubmitError> {
+    let given: FunctionArn = function.parse().map_err(SubmitError::Function)?;
+    if let Some(region) = given.region().filter(|r| *r != job_region) {
+        return Err(other_region(function, region, job_region));
     }
     let out = lambda
         .get_function()
@@ -1024,37 +1000,38 @@ pub async fn resolve_function(
             if e.as_service_error()
                 .is_some_and(|s| s.is_resource_not_found_exception())
             {
-                format!(
-                    "function {function} not found in region {job_region}: a job invokes \
-                     functions of its own region; deploy it there, or submit the job in the \
-                     function's region (--region)"
-                )
+                SubmitError::NoFunction {
+                    function: function.to_owned(),
+                    region: job_region.to_owned(),
+                }
             } else {
-                explain(
+                SubmitError::Aws(explain(
                     &e,
                     &format!("looking up function {function}"),
                     "lambda:GetFunction",
-                )
+                ))
             }
         })?;
-    let config = out
-        .configuration
-        .ok_or_else(|| format!("GetFunction returned no configuration for {function}"))?;
-    let mut arn = config
-        .function_arn
-        .ok_or_else(|| format!("GetFunction returned no ARN for {function}"))?;
-    let region = arn.split(':').nth(3).unwrap_or_default().to_owned();
+    let config = out.configuration.ok_or_else(|| SubmitError::Missing {
+        operation: "GetFunction",
+        member: "configuration",
+        of: function.to_owned(),
+    })?;
+    let found = config.function_arn.ok_or_else(|| SubmitError::Missing {
+        operation: "GetFunction",
+        member: "ARN",
+        of: function.to_owned(),
+    })?;
+    let found: FunctionArn = found.parse().map_err(SubmitError::Function)?;
+    let region = found.region().unwrap_or_default();
     if region != job_region {
-        return Err(other_region(&arn, &region, job_region));
+        return Err(other_region(&found.to_string(), region, job_region));
     }
+    let mut arn = found.to_string();
     let mut warnings = Vec::new();
-    // arn:aws:lambda:region:account:function:name[:qualifier]
-    let qualifier = arn.split(':').nth(7).map(str::to_owned);
-    let given = function.rsplit(':').next().unwrap_or_default();
-    let qualifier = qualifier.or_else(|| {
-        (function.contains(':') && !function.starts_with("arn:")).then(|| given.to_owned())
-    });
-    match qualifier.as_deref() {
+    // GetFunction names the qualifier of a qualified name in its ARN; if not, the name's.
+    let qualifier = found.qualifier().or(given.qualifier());
+    match qualifier {
         None => warnings.push(format!(
             "{arn} is unqualified: the job invokes $LATEST, and a deployment during the job \
              switches it to the new code; pin a version or an alias (NAME:VERSION)"
@@ -1063,7 +1040,7 @@ pub async fn resolve_function(
             "{arn} is $LATEST: a deployment during the job switches it to the new code; pin \
              a version or an alias"
         )),
-        Some(q) if !arn.ends_with(&format!(":{q}")) => arn = format!("{arn}:{q}"),
+        Some(q) if found.qualifier().is_none() => arn = format!("{arn}:{q}"),
         Some(_) => {}
     }
     if let Some(timeout) = config.timeout {
@@ -1080,12 +1057,12 @@ pub async fn resolve_function(
     Ok(ResolvedFunction { arn, warnings })
 }
 
-fn other_region(function: &str, region: &str, job_region: &str) -> String {
-    format!(
-        "function {function} is in region {region}, the job in {job_region}: a job invokes \
-         functions of its own region; submit in {region} (--region {region}) or deploy the \
-         function in {job_region}"
-    )
+fn other_region(function: &str, region: &str, job_region: &str) -> SubmitError {
+    SubmitError::OtherRegion {
+        function: function.to_owned(),
+        region: region.to_owned(),
+        job_region: job_region.to_owned(),
+    }
 }
 
 /// A message for an SDK error that names the fix: a missing permission names the `action`,
@@ -1206,29 +1183,44 @@ mod tests {
     use aws_sdk_s3control::operation::create_job::CreateJobOutput;
     use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
 
+    use crate::model::{LambdaInvoke, Schema, UserArguments};
+
+    fn location(bucket: &str, key: &str, etag: &str, version_id: Option<&str>) -> ManifestLocation {
+        ManifestLocation {
+            object: ObjectArn::new(bucket, key),
+            version_id: version_id.map(str::to_owned),
+            etag: etag.into(),
+        }
+    }
+
     fn request() -> JobRequest {
         JobRequest {
             account_id: "123456789012".into(),
-            function_arn: "arn:aws:lambda:us-east-1:123456789012:function:fn:3".into(),
-            schema: Schema::V2,
-            user_arguments: [("size".to_owned(), "256".to_owned())].into(),
-            manifest: ManifestSpec::Csv {
-                bucket: "man".into(),
-                key: "jobs/m.csv".into(),
-                etag: "60e460c9d1046e73f7dde5043ac3ae85".into(),
-                version_id: None,
-                with_version_ids: false,
+            spec: JobSpec {
+                operation: LambdaInvoke {
+                    function: "arn:aws:lambda:us-east-1:123456789012:function:fn:3"
+                        .parse()
+                        .unwrap(),
+                    schema: Schema::V2,
+                    user_arguments: UserArguments::new([("size", "256")]).unwrap(),
+                },
+                manifest: ManifestSpec::csv(
+                    location(
+                        "man",
+                        "jobs/m.csv",
+                        "60e460c9d1046e73f7dde5043ac3ae85",
+                        None,
+                    ),
+                    false,
+                ),
+                report: ReportSpec::to(BucketArn::new("rep"), "batch", ReportScope::AllTasks),
+                priority: 10,
+                description: Some("thumbnails".into()),
+                confirmation_required: false,
+                client_request_token: None,
+                tags: vec![("team".into(), "media".into())],
+                role_arn: "arn:aws:iam::123456789012:role/batch".into(),
             },
-            report: Some(ReportSpec {
-                bucket: "rep".into(),
-                prefix: "batch".into(),
-                failed_only: false,
-            }),
-            priority: 10,
-            description: Some("thumbnails".into()),
-            confirmation_required: false,
-            tags: vec![("team".into(), "media".into())],
-            role_arn: "arn:aws:iam::123456789012:role/batch".into(),
         }
     }
 
@@ -1295,13 +1287,7 @@ mod tests {
     #[test]
     fn version_ids_add_the_field_and_a_pinned_manifest_its_version() {
         let mut r = request();
-        r.manifest = ManifestSpec::Csv {
-            bucket: "man".into(),
-            key: "m.csv".into(),
-            etag: "e".into(),
-            version_id: Some("v1".into()),
-            with_version_ids: true,
-        };
+        r.spec.manifest = ManifestSpec::csv(location("man", "m.csv", "e", Some("v1")), true);
         let m = r.input(None).manifest.unwrap();
         let spec = m.spec.unwrap();
         assert_eq!(
@@ -1318,11 +1304,14 @@ mod tests {
     #[test]
     fn an_inventory_manifest_has_its_format_and_no_fields() {
         let mut r = request();
-        r.manifest = ManifestSpec::Inventory {
-            bucket: "inv".into(),
-            key: "dest/src/cfg/2026-01-01T00-00Z/manifest.json".into(),
-            etag: "abc".into(),
-            version_id: None,
+        r.spec.manifest = ManifestSpec::Inventory {
+            fields: Vec::new(),
+            location: location(
+                "inv",
+                "dest/src/cfg/2026-01-01T00-00Z/manifest.json",
+                "abc",
+                None,
+            ),
         };
         let input = r.input(None);
         let m = input.manifest.unwrap();
@@ -1347,7 +1336,7 @@ mod tests {
     #[test]
     fn a_generated_manifest_carries_the_filters() {
         let mut r = request();
-        r.manifest = ManifestSpec::Generated(Generator {
+        r.spec.manifest = ManifestSpec::Generated(Generator {
             source_bucket: "photos".into(),
             prefixes: vec!["2024/".into()],
             suffixes: vec![".jpg".into()],
@@ -1390,10 +1379,10 @@ mod tests {
     #[test]
     fn schema_one_without_arguments_and_no_report() {
         let mut r = request();
-        r.schema = Schema::V1;
-        r.user_arguments.clear();
-        r.report = None;
-        r.confirmation_required = true;
+        r.spec.operation.schema = Schema::V1;
+        r.spec.operation.user_arguments = UserArguments::default();
+        r.spec.report = ReportSpec::disabled();
+        r.spec.confirmation_required = true;
         let input = r.input(None);
         let lambda = input.operation.unwrap().lambda_invoke.unwrap();
         assert_eq!(lambda.invocation_schema_version.as_deref(), Some("1.0"));
@@ -1408,11 +1397,7 @@ mod tests {
     #[test]
     fn a_failed_only_report_without_prefix() {
         let mut r = request();
-        r.report = Some(ReportSpec {
-            bucket: "rep".into(),
-            prefix: String::new(),
-            failed_only: true,
-        });
+        r.spec.report = ReportSpec::to(BucketArn::new("rep"), "", ReportScope::FailedTasksOnly);
         let report = r.input(None).report.unwrap();
         assert_eq!(report.report_scope, Some(JobReportScope::FailedTasksOnly));
         assert_eq!(report.prefix, None);
@@ -1427,22 +1412,27 @@ mod tests {
         type Change = Box<dyn Fn(&mut JobRequest)>;
         let changes: Vec<Change> = vec![
             Box::new(|r| r.account_id = "210987654321".into()),
-            Box::new(|r| r.function_arn.push('0')),
-            Box::new(|r| r.schema = Schema::V1),
             Box::new(|r| {
-                r.user_arguments.insert("size".into(), "512".into());
+                r.spec.operation.function = "arn:aws:lambda:us-east-1:123456789012:function:fn:30"
+                    .parse()
+                    .unwrap()
+            }),
+            Box::new(|r| r.spec.operation.schema = Schema::V1),
+            Box::new(|r| {
+                r.spec.operation.user_arguments = UserArguments::new([("size", "512")]).unwrap();
             }),
             Box::new(|r| {
-                if let ManifestSpec::Csv { etag, .. } = &mut r.manifest {
-                    *etag = "another".into();
+                if let ManifestSpec::Csv { location, .. } = &mut r.spec.manifest {
+                    location.etag = "another".into();
                 }
             }),
-            Box::new(|r| r.report = None),
-            Box::new(|r| r.priority = 11),
-            Box::new(|r| r.description = None),
-            Box::new(|r| r.confirmation_required = true),
-            Box::new(|r| r.tags.clear()),
-            Box::new(|r| r.role_arn.push('2')),
+            Box::new(|r| r.spec.report = ReportSpec::disabled()),
+            Box::new(|r| r.spec.report.scope = Some(ReportScope::FailedTasksOnly)),
+            Box::new(|r| r.spec.priority = 11),
+            Box::new(|r| r.spec.description = None),
+            Box::new(|r| r.spec.confirmation_required = true),
+            Box::new(|r| r.spec.tags.clear()),
+            Box::new(|r| r.spec.role_arn.push('2')),
         ];
         let mut seen = std::collections::HashSet::from([r.token()]);
         for change in changes {
@@ -1548,43 +1538,57 @@ mod tests {
         let rule = mock!(aws_sdk_s3control::Client::create_job)
             .then_output(|| CreateJobOutput::builder().job_id("job-1").build());
         let client = control(&rule);
-        let with = |args: &[(String, String)], schema: Schema| JobRequest {
-            user_arguments: args.iter().cloned().collect(),
-            schema,
-            ..request()
-        };
         let eleven: Vec<(String, String)> =
             (0..11).map(|i| (format!("k{i}"), "v".to_owned())).collect();
+        // Over S3's limits, or a name twice: the arguments cannot be made.
         let cases = [
             (
-                with(&[("k".repeat(65), "v".into())], Schema::V2),
+                vec![("k".repeat(65), "v".to_owned())],
                 format!(
                     "user argument name \"{}\" has 65 characters; names are 1 to 64 characters",
                     "k".repeat(65)
                 ),
             ),
             (
-                with(&[("size".into(), "9".repeat(1025))], Schema::V2),
+                vec![("size".into(), "9".repeat(1025))],
                 "user argument \"size\" has a value of 1025 characters; values are at most 1024 characters"
                     .to_owned(),
             ),
+            (eleven.clone(), "11 user arguments; S3 allows at most 10".to_owned()),
             (
-                with(&eleven, Schema::V2),
-                "11 user arguments; S3 allows at most 10".to_owned(),
-            ),
-            (
-                with(&[("size".into(), "256".into())], Schema::V1),
-                "user arguments need invocation schema 2.0 (S3 rejects them with 1.0)".to_owned(),
+                vec![("size".into(), "1".into()), ("size".into(), "2".into())],
+                "user argument \"size\" is given more than once; give each name once".to_owned(),
             ),
         ];
-        for (request, expected) in cases {
+        for (args, expected) in cases {
+            assert_eq!(UserArguments::new(args).unwrap_err().to_string(), expected);
+        }
+        // With schema 1.0, and a negative priority: refused before anything is sent, naming
+        // the field and the limit.
+        let mut v1 = request();
+        v1.spec.operation.schema = Schema::V1;
+        let mut negative = request();
+        negative.spec.priority = -1;
+        for (request, expected) in [
+            (
+                v1,
+                "CreateJobRequest.Operation.LambdaInvoke.UserArguments: user arguments need \
+                 invocation schema 2.0 (S3 rejects them with 1.0)",
+            ),
+            (
+                negative,
+                "CreateJobRequest.Priority is \"-1\"; give 0 to 2147483647",
+            ),
+        ] {
             assert_eq!(request.check().unwrap_err().to_string(), expected);
             let err = create(&client, &request, None).await.unwrap_err();
-            assert_eq!(err, expected);
+            assert!(matches!(err, SubmitError::Spec(_)), "{err:?}");
+            assert_eq!(err.to_string(), expected);
         }
         assert_eq!(rule.num_calls(), 0);
         // At the limits it is sent.
-        let ten = with(&eleven[..10], Schema::V2);
+        let mut ten = request();
+        ten.spec.operation.user_arguments = UserArguments::new(eleven[..10].to_vec()).unwrap();
         ten.check().unwrap();
         assert_eq!(create(&client, &ten, None).await.unwrap(), "job-1");
         assert_eq!(rule.num_calls(), 1);
@@ -1600,7 +1604,10 @@ mod tests {
                     .build(),
             )
         });
-        let err = create(&control(&rule), &request(), None).await.unwrap_err();
+        let err = create(&control(&rule), &request(), None)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("access denied"), "{err}");
         assert!(
             err.contains("s3:CreateJob") && err.contains("iam:PassRole"),
@@ -1654,6 +1661,48 @@ mod tests {
         assert!(f.warnings.is_empty(), "{:?}", f.warnings);
     }
 
+    /// The name given and the ARN GetFunction returns are read as [`FunctionArn`]s: the
+    /// qualifier of `NAME:QUALIFIER` is kept when the ARN has none; a partial ARN
+    /// (`ACCOUNT:function:NAME`) is unqualified (its name is no qualifier); a name that is
+    /// none is refused naming the part, before GetFunction.
+    #[tokio::test]
+    async fn function_names_are_read_as_arns() {
+        let rule = function("arn:aws:lambda:us-east-1:123456789012:function:fn", 60);
+        let f = resolve_function(&lambda(&rule), "fn:live", "us-east-1", MARGIN)
+            .await
+            .unwrap();
+        assert_eq!(
+            f.arn,
+            "arn:aws:lambda:us-east-1:123456789012:function:fn:live"
+        );
+        assert!(f.warnings.is_empty(), "{:?}", f.warnings);
+        let f = resolve_function(
+            &lambda(&rule),
+            "123456789012:function:fn",
+            "us-east-1",
+            MARGIN,
+        )
+        .await
+        .unwrap();
+        assert_eq!(f.arn, "arn:aws:lambda:us-east-1:123456789012:function:fn");
+        assert!(f.warnings[0].contains("unqualified"), "{:?}", f.warnings);
+        let calls = rule.num_calls();
+        let err = resolve_function(&lambda(&rule), "fn:3:x", "us-east-1", MARGIN)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, SubmitError::Function(e) if e.problem == crate::model::ArnProblem::Trailing("x".into())),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "the function: \"fn:3:x\" is not a function ARN \
+             (arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]): it has \"x\" after the \
+             qualifier"
+        );
+        assert_eq!(rule.num_calls(), calls, "refused before GetFunction");
+    }
+
     #[tokio::test]
     async fn an_unqualified_function_with_a_short_timeout_is_warned_about() {
         let rule = function("arn:aws:lambda:us-east-1:123456789012:function:fn", 2);
@@ -1685,6 +1734,8 @@ mod tests {
         )
         .await
         .unwrap_err();
+        assert!(matches!(err, SubmitError::OtherRegion { .. }), "{err:?}");
+        let err = err.to_string();
         assert!(
             err.contains("eu-west-1") && err.contains("--region"),
             "{err}"
@@ -1700,6 +1751,8 @@ mod tests {
         let err = resolve_function(&lambda(&missing), "fn", "us-east-1", MARGIN)
             .await
             .unwrap_err();
+        assert!(matches!(err, SubmitError::NoFunction { .. }), "{err:?}");
+        let err = err.to_string();
         assert!(err.contains("not found in region us-east-1"), "{err}");
     }
 
@@ -1901,7 +1954,8 @@ mod tests {
         let local = Location::Local(bad.clone());
         let err = resolve_manifest(&local, Some(&upload), &s3, true)
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("\n  line 17345: "), "{err}");
         assert_eq!(err.matches("\n  line ").count(), 1, "{err}");
         assert!(uploaded("up/m.csv").await.is_none(), "uploaded");
@@ -1915,7 +1969,8 @@ mod tests {
         .unwrap();
         let err = resolve_manifest(&Location::Local(mixed), Some(&upload), &s3, true)
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains(
                 "line 19999: 3 columns but line 1 has 2: give a versionId on all rows or on none"
@@ -1935,20 +1990,16 @@ mod tests {
             .collect();
         let expect = |checked: &CheckedManifest, key: &str, versions: bool| {
             assert_eq!(checked.rows, rows);
-            match &checked.spec {
-                ManifestSpec::Csv {
-                    bucket,
-                    key: k,
-                    etag,
+            let want = ManifestSpec::csv(
+                ManifestLocation {
+                    object: ObjectArn::new("man", key),
                     version_id: None,
-                    with_version_ids,
-                } => {
-                    assert_eq!((bucket.as_str(), k.as_str()), ("man", key));
-                    assert_eq!(*with_version_ids, versions);
-                    etag.clone()
-                }
-                other => panic!("{other:?}"),
-            }
+                    etag: checked.spec.location().unwrap().etag.clone(),
+                },
+                versions,
+            );
+            assert_eq!(checked.spec, want);
+            want.location().unwrap().etag.clone()
         };
         let dry = resolve_manifest(&Location::Local(good.clone()), Some(&upload), &s3, false)
             .await
@@ -2003,14 +2054,16 @@ mod tests {
             .unwrap();
         let err = resolve_manifest(&at("bad.csv"), None, &s3, true)
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("s3://man/bad.csv") && err.contains("\n  line 17345: "),
             "{err}"
         );
         let err = resolve_manifest(&at("missing.csv"), None, &s3, true)
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no such object"), "{err}");
         // The downloaded copies are gone.
         let staged = std::env::temp_dir().join("s3batch-submit");

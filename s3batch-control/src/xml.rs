@@ -6,9 +6,13 @@
 //! `<member>`, maps as `<entry><key/><value/></entry>`), as botocore and `aws-sdk-s3control`
 //! send them. Responses carry the exact root names the SDKs expect.
 
+use crate::model::{
+    check_length, parse_report_scope, parse_schema, report_scope_name, ArnError, BucketArn,
+    JobSpec, LambdaInvoke, ManifestField, ManifestLocation, ManifestSpec, ReportSpec, Schema,
+    SpecError, UserArguments, CSV_MANIFEST, INVENTORY_MANIFEST, REPORT_FORMAT,
+};
 use aws_smithy_xml::encode::{ScopeWriter, XmlWriter};
 use roxmltree::Node;
-use s3batch_job::{Schema, UserArguments};
 
 /// The namespace of S3 Control documents.
 pub const NAMESPACE: &str = "http://awss3control.amazonaws.com/doc/2018-08-20/";
@@ -88,62 +92,10 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-/// `Manifest` of a CreateJob request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManifestSpec {
-    /// `S3BatchOperations_CSV_20180820` or `S3InventoryReport_CSV_20161130`.
-    pub format: String,
-    /// `Fields` (CSV column order), e.g. `["Bucket", "Key"]`; empty when not given.
-    pub fields: Vec<String>,
-    /// `Location/ObjectArn`: `arn:aws:s3:::bucket/key`.
-    pub object_arn: String,
-    /// `Location/ObjectVersionId`.
-    pub object_version_id: Option<String>,
-    /// `Location/ETag` as sent (quoted or not).
-    pub etag: String,
-}
-
-/// `Report` of a CreateJob request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportSpec {
-    /// `Enabled`.
-    pub enabled: bool,
-    /// `Bucket`: a bucket ARN.
-    pub bucket: Option<String>,
-    /// `Format`.
-    pub format: Option<String>,
-    /// `Prefix`.
-    pub prefix: Option<String>,
-    /// `ReportScope`: `AllTasks` or `FailedTasksOnly`.
-    pub scope: Option<String>,
-}
-
-/// A parsed `CreateJobRequest` (LambdaInvoke only).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CreateJob {
-    /// `ConfirmationRequired`; absent means `false` here (our clients always send it).
-    pub confirmation_required: bool,
-    /// `Operation/LambdaInvoke/FunctionArn`.
-    pub function_arn: String,
-    /// `Operation/LambdaInvoke/InvocationSchemaVersion` (1.0 when absent).
-    pub schema: Schema,
-    /// `Operation/LambdaInvoke/UserArguments`: S3's limits kept, no name repeated, none
-    /// with schema 1.0.
-    pub user_arguments: UserArguments,
-    /// `Report`.
-    pub report: ReportSpec,
-    /// `Manifest`.
-    pub manifest: ManifestSpec,
-    /// `Description`.
-    pub description: Option<String>,
-    /// `Priority`.
-    pub priority: i32,
-    /// `RoleArn`.
-    pub role_arn: String,
-    /// `Tags`.
-    pub tags: Vec<(String, String)>,
-    /// `ClientRequestToken`.
-    pub client_request_token: String,
+impl From<SpecError> for ApiError {
+    fn from(e: SpecError) -> ApiError {
+        ApiError::bad_request(e.to_string())
+    }
 }
 
 fn children<'a, 'i>(n: Node<'a, 'i>) -> impl Iterator<Item = Node<'a, 'i>> {
@@ -176,268 +128,177 @@ fn boolean(value: &str, path: &str) -> Result<bool, ApiError> {
     }
 }
 
-fn length(value: &str, path: &str, min: usize, max: usize) -> Result<(), ApiError> {
-    let n = value.chars().count();
-    if n < min || n > max {
-        return Err(ApiError::bad_request(format!(
-            "{path} must be {min} to {max} characters; it has {n}"
-        )));
-    }
-    Ok(())
+/// `text` read as `T` (an ARN), or a 400 naming `field` and what is wrong.
+fn arn<T: std::str::FromStr<Err = ArnError>>(
+    text: &str,
+    field: &'static str,
+) -> Result<T, ApiError> {
+    text.parse()
+        .map_err(|error| SpecError::Arn { field, error }.into())
 }
 
-impl CreateJob {
-    /// Parses a `CreateJobRequest` body; problems are `BadRequestException`s naming the field.
-    pub fn parse(body: &[u8]) -> Result<CreateJob, ApiError> {
-        let text = std::str::from_utf8(body)
-            .map_err(|e| ApiError::bad_request(format!("the request body is not UTF-8: {e}")))?;
-        let doc = roxmltree::Document::parse(text)
-            .map_err(|e| ApiError::bad_request(format!("the request body is not XML: {e}")))?;
-        let root = doc.root_element();
-        if root.tag_name().name() != "CreateJobRequest" {
+/// Reads a `CreateJobRequest` body into the typed job, checked as S3 checks it
+/// ([`JobSpec::validate`]); problems are `BadRequestException`s naming the field.
+pub fn parse_create_job(body: &[u8]) -> Result<JobSpec, ApiError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not UTF-8: {e}")))?;
+    let doc = roxmltree::Document::parse(text)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not XML: {e}")))?;
+    let root = doc.root_element();
+    if root.tag_name().name() != "CreateJobRequest" {
+        return Err(ApiError::bad_request(format!(
+            "the request body's root is <{}>, not <CreateJobRequest>",
+            root.tag_name().name()
+        )));
+    }
+    let r = "CreateJobRequest";
+    let confirmation_required = match opt(root, "ConfirmationRequired") {
+        Some(v) => boolean(&v, "CreateJobRequest.ConfirmationRequired")?,
+        None => false,
+    };
+    if child(root, "ManifestGenerator").is_some() {
+        return Err(ApiError::bad_request(
+            if child(root, "Manifest").is_some() {
+                "CreateJobRequest has both Manifest and ManifestGenerator; give one".to_owned()
+            } else {
+                "CreateJobRequest.ManifestGenerator (a manifest generated by S3) is not \
+                 supported by cargo s3batch serve; give a Manifest"
+                    .to_owned()
+            },
+        ));
+    }
+    let operation = child(root, "Operation")
+        .ok_or_else(|| ApiError::bad_request("CreateJobRequest.Operation is missing"))?;
+    let lambda = match child(operation, "LambdaInvoke") {
+        Some(l) => l,
+        None => {
+            let name = children(operation)
+                .next()
+                .map_or("nothing".to_owned(), |n| n.tag_name().name().to_owned());
             return Err(ApiError::bad_request(format!(
-                "the request body's root is <{}>, not <CreateJobRequest>",
-                root.tag_name().name()
+                "CreateJobRequest.Operation is {name}; cargo s3batch serve runs LambdaInvoke jobs only"
             )));
         }
-        let r = "CreateJobRequest";
-        let confirmation_required = match opt(root, "ConfirmationRequired") {
-            Some(v) => boolean(&v, "CreateJobRequest.ConfirmationRequired")?,
-            None => false,
-        };
-        if child(root, "ManifestGenerator").is_some() {
-            return Err(ApiError::bad_request(
-                if child(root, "Manifest").is_some() {
-                    "CreateJobRequest has both Manifest and ManifestGenerator; give one".to_owned()
-                } else {
-                    "CreateJobRequest.ManifestGenerator (a manifest generated by S3) is not \
-                 supported by cargo s3batch serve; give a Manifest"
-                        .to_owned()
-                },
+    };
+    let lp = "CreateJobRequest.Operation.LambdaInvoke";
+    let function_arn = req(lambda, lp, "FunctionArn")?;
+    check_length(&function_arn, "Operation.LambdaInvoke.FunctionArn", 1, 1024)?;
+    let function = arn(&function_arn, "Operation.LambdaInvoke.FunctionArn")?;
+    let schema = match opt(lambda, "InvocationSchemaVersion") {
+        None => Schema::V1,
+        Some(s) => parse_schema(&s)?,
+    };
+    let user_arguments = match child(lambda, "UserArguments") {
+        None => UserArguments::default(),
+        Some(args) => {
+            let mut entries = Vec::new();
+            for entry in children(args) {
+                let key = req(entry, &format!("{lp}.UserArguments.entry"), "key")?;
+                entries.push((key, opt(entry, "value").unwrap_or_default()));
+            }
+            if entries.is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "{lp}.UserArguments has no entries; give 1 to 10"
+                )));
+            }
+            UserArguments::for_schema(entries, schema).map_err(SpecError::UserArguments)?
+        }
+    };
+
+    let report = child(root, "Report")
+        .ok_or_else(|| ApiError::bad_request("CreateJobRequest.Report is missing"))?;
+    let rp = "CreateJobRequest.Report";
+    let enabled = boolean(
+        &req(report, rp, "Enabled")?,
+        "CreateJobRequest.Report.Enabled",
+    )?;
+    let bucket = match opt(report, "Bucket") {
+        Some(b) => Some(arn::<BucketArn>(&b, "Report.Bucket")?),
+        None => None,
+    };
+    let format = match opt(report, "Format") {
+        Some(f) if f == REPORT_FORMAT => true,
+        Some(f) => return Err(SpecError::ReportFormat(f).into()),
+        None => false,
+    };
+    let report = ReportSpec {
+        enabled,
+        bucket,
+        format,
+        prefix: opt(report, "Prefix"),
+        scope: opt(report, "ReportScope")
+            .map(|s| parse_report_scope(&s))
+            .transpose()?,
+    };
+
+    let manifest = child(root, "Manifest").ok_or_else(|| {
+        ApiError::bad_request("CreateJobRequest.Manifest is missing (give a Manifest)")
+    })?;
+    let spec = child(manifest, "Spec")
+        .ok_or_else(|| ApiError::bad_request("CreateJobRequest.Manifest.Spec is missing"))?;
+    let location = child(manifest, "Location")
+        .ok_or_else(|| ApiError::bad_request("CreateJobRequest.Manifest.Location is missing"))?;
+    let format = req(spec, "CreateJobRequest.Manifest.Spec", "Format")?;
+    if !matches!(format.as_str(), CSV_MANIFEST | INVENTORY_MANIFEST) {
+        return Err(SpecError::ManifestFormat(format).into());
+    }
+    let fields = child(spec, "Fields")
+        .map(|f| {
+            children(f)
+                .map(|f| text_of(f).parse::<ManifestField>())
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let lp = "CreateJobRequest.Manifest.Location";
+    let object_arn = req(location, lp, "ObjectArn")?;
+    let object_version_id = opt(location, "ObjectVersionId");
+    let etag = req(location, lp, "ETag")?;
+    let location = ManifestLocation {
+        object: arn(&object_arn, "Manifest.Location.ObjectArn")?,
+        version_id: object_version_id,
+        etag,
+    };
+    let manifest = if format == INVENTORY_MANIFEST {
+        ManifestSpec::Inventory { fields, location }
+    } else {
+        ManifestSpec::Csv { fields, location }
+    };
+
+    let description = opt(root, "Description");
+    let priority = req(root, r, "Priority")?;
+    let priority = priority
+        .trim()
+        .parse::<i32>()
+        .map_err(|_| SpecError::Priority(priority.clone()))?;
+    let role_arn = req(root, r, "RoleArn")?;
+    let mut tags = Vec::new();
+    if let Some(t) = child(root, "Tags") {
+        for tag in children(t) {
+            tags.push((
+                req(tag, "CreateJobRequest.Tags.member", "Key")?,
+                opt(tag, "Value").unwrap_or_default(),
             ));
         }
-        let operation = child(root, "Operation")
-            .ok_or_else(|| ApiError::bad_request("CreateJobRequest.Operation is missing"))?;
-        let lambda = match child(operation, "LambdaInvoke") {
-            Some(l) => l,
-            None => {
-                let name = children(operation)
-                    .next()
-                    .map_or("nothing".to_owned(), |n| n.tag_name().name().to_owned());
-                return Err(ApiError::bad_request(format!(
-                    "CreateJobRequest.Operation is {name}; cargo s3batch serve runs LambdaInvoke jobs only"
-                )));
-            }
-        };
-        let lp = "CreateJobRequest.Operation.LambdaInvoke";
-        let function_arn = req(lambda, lp, "FunctionArn")?;
-        length(&function_arn, &format!("{lp}.FunctionArn"), 1, 1024)?;
-        let schema = match opt(lambda, "InvocationSchemaVersion") {
-            None => Schema::V1,
-            Some(s) => s.parse::<Schema>().map_err(|_| {
-                ApiError::bad_request(format!(
-                    "{lp}.InvocationSchemaVersion is {s:?}; use 1.0 or 2.0"
-                ))
-            })?,
-        };
-        let user_arguments = match child(lambda, "UserArguments") {
-            None => UserArguments::default(),
-            Some(args) => {
-                let mut entries = Vec::new();
-                for entry in children(args) {
-                    let key = req(entry, &format!("{lp}.UserArguments.entry"), "key")?;
-                    entries.push((key, opt(entry, "value").unwrap_or_default()));
-                }
-                if entries.is_empty() {
-                    return Err(ApiError::bad_request(format!(
-                        "{lp}.UserArguments has no entries; give 1 to 10"
-                    )));
-                }
-                UserArguments::for_schema(entries, schema)
-                    .map_err(|e| ApiError::bad_request(format!("{lp}.UserArguments: {e}")))?
-            }
-        };
-
-        let report = child(root, "Report")
-            .ok_or_else(|| ApiError::bad_request("CreateJobRequest.Report is missing"))?;
-        let rp = "CreateJobRequest.Report";
-        let report = ReportSpec {
-            enabled: boolean(
-                &req(report, rp, "Enabled")?,
-                "CreateJobRequest.Report.Enabled",
-            )?,
-            bucket: opt(report, "Bucket"),
-            format: opt(report, "Format"),
-            prefix: opt(report, "Prefix"),
-            scope: opt(report, "ReportScope"),
-        };
-        if report.enabled {
-            if report.bucket.is_none() {
-                return Err(ApiError::bad_request(
-                    "CreateJobRequest.Report.Bucket is missing (the report is enabled)",
-                ));
-            }
-            if let Some(f) = report
-                .format
-                .as_deref()
-                .filter(|f| *f != "Report_CSV_20180820")
-            {
-                return Err(ApiError::bad_request(format!(
-                    "CreateJobRequest.Report.Format is {f:?}; use Report_CSV_20180820"
-                )));
-            }
-        }
-        if let Some(s) = report
-            .scope
-            .as_deref()
-            .filter(|s| !matches!(*s, "AllTasks" | "FailedTasksOnly"))
-        {
-            return Err(ApiError::bad_request(format!(
-                "CreateJobRequest.Report.ReportScope is {s:?}; use AllTasks or FailedTasksOnly"
-            )));
-        }
-        if let Some(p) = &report.prefix {
-            length(p, "CreateJobRequest.Report.Prefix", 1, 512)?;
-        }
-
-        let manifest = child(root, "Manifest").ok_or_else(|| {
-            ApiError::bad_request("CreateJobRequest.Manifest is missing (give a Manifest)")
-        })?;
-        let spec = child(manifest, "Spec")
-            .ok_or_else(|| ApiError::bad_request("CreateJobRequest.Manifest.Spec is missing"))?;
-        let location = child(manifest, "Location").ok_or_else(|| {
-            ApiError::bad_request("CreateJobRequest.Manifest.Location is missing")
-        })?;
-        let format = req(spec, "CreateJobRequest.Manifest.Spec", "Format")?;
-        if !matches!(
-            format.as_str(),
-            "S3BatchOperations_CSV_20180820" | "S3InventoryReport_CSV_20161130"
-        ) {
-            return Err(ApiError::bad_request(format!(
-                "CreateJobRequest.Manifest.Spec.Format is {format:?}; use \
-                 S3BatchOperations_CSV_20180820 or S3InventoryReport_CSV_20161130"
-            )));
-        }
-        let fields: Vec<String> = child(spec, "Fields")
-            .map(|f| children(f).map(text_of).collect())
-            .unwrap_or_default();
-        if let Some(bad) = fields
-            .iter()
-            .find(|f| !matches!(f.as_str(), "Ignore" | "Bucket" | "Key" | "VersionId"))
-        {
-            return Err(ApiError::bad_request(format!(
-                "CreateJobRequest.Manifest.Spec.Fields has {bad:?}; use Ignore, Bucket, Key or VersionId"
-            )));
-        }
-        let lp = "CreateJobRequest.Manifest.Location";
-        let manifest = ManifestSpec {
-            format,
-            fields,
-            object_arn: req(location, lp, "ObjectArn")?,
-            object_version_id: opt(location, "ObjectVersionId"),
-            etag: req(location, lp, "ETag")?,
-        };
-        length(&manifest.etag, &format!("{lp}.ETag"), 1, 1024)?;
-        manifest_object(&manifest.object_arn)?;
-
-        let description = opt(root, "Description");
-        if let Some(d) = &description {
-            length(d, "CreateJobRequest.Description", 1, 256)?;
-        }
-        let priority = req(root, r, "Priority")?;
-        let priority = priority
-            .trim()
-            .parse::<i32>()
-            .ok()
-            .filter(|p| *p >= 0)
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "CreateJobRequest.Priority is {priority:?}; give 0 to 2147483647"
-                ))
-            })?;
-        let role_arn = req(root, r, "RoleArn")?;
-        let mut tags = Vec::new();
-        if let Some(t) = child(root, "Tags") {
-            for tag in children(t) {
-                tags.push((
-                    req(tag, "CreateJobRequest.Tags.member", "Key")?,
-                    opt(tag, "Value").unwrap_or_default(),
-                ));
-            }
-        }
-        let client_request_token = req(root, r, "ClientRequestToken")?;
-        length(
-            &client_request_token,
-            "CreateJobRequest.ClientRequestToken",
-            1,
-            64,
-        )?;
-        Ok(CreateJob {
-            confirmation_required,
-            function_arn,
+    }
+    let client_request_token = req(root, r, "ClientRequestToken")?;
+    let job = JobSpec {
+        operation: LambdaInvoke {
+            function,
             schema,
             user_arguments,
-            report,
-            manifest,
-            description,
-            priority,
-            role_arn,
-            tags,
-            client_request_token,
-        })
-    }
-}
-
-/// The bucket and key of a manifest `ObjectArn` (`arn:<partition>:s3:::bucket/key`).
-pub fn manifest_object(arn: &str) -> Result<(String, String), ApiError> {
-    let bad = || {
-        ApiError::bad_request(format!(
-            "CreateJobRequest.Manifest.Location.ObjectArn {arn:?} is not an object ARN \
-             (arn:aws:s3:::bucket/key)"
-        ))
+        },
+        manifest,
+        report,
+        priority,
+        confirmation_required,
+        client_request_token: Some(client_request_token),
+        description,
+        role_arn,
+        tags,
     };
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    if parts.len() != 6 || parts[0] != "arn" || parts[2] != "s3" {
-        return Err(bad());
-    }
-    match parts[5].split_once('/') {
-        Some((b, k)) if !b.is_empty() && !k.is_empty() => Ok((b.to_owned(), k.to_owned())),
-        _ => Err(bad()),
-    }
-}
-
-/// The bucket name of a bucket ARN (`arn:aws:s3:::bucket`); a plain name is taken as is.
-pub fn bucket_name(arn: &str) -> Result<String, ApiError> {
-    let name = match arn.strip_prefix("arn:") {
-        Some(_) => {
-            let parts: Vec<&str> = arn.splitn(6, ':').collect();
-            if parts.len() != 6 || parts[2] != "s3" {
-                return Err(ApiError::bad_request(format!(
-                    "CreateJobRequest.Report.Bucket {arn:?} is not a bucket ARN (arn:aws:s3:::bucket)"
-                )));
-            }
-            parts[5]
-        }
-        None => arn,
-    };
-    if name.is_empty() || name.contains('/') {
-        return Err(ApiError::bad_request(format!(
-            "CreateJobRequest.Report.Bucket {arn:?} names no bucket (arn:aws:s3:::bucket)"
-        )));
-    }
-    Ok(name.to_owned())
-}
-
-/// The function name the Invoke API is called with, from a `FunctionArn` in any of its forms
-/// (`arn:aws:lambda:region:account:function:NAME[:QUALIFIER]`, `account:function:NAME`,
-/// `NAME[:QUALIFIER]`). The qualifier (version or alias) is dropped: a local Invoke endpoint
-/// such as `cargo lambda watch` serves one version of each function, by name.
-pub fn function_name(arn: &str) -> String {
-    let parts: Vec<&str> = arn.split(':').collect();
-    match parts.iter().position(|p| *p == "function") {
-        Some(i) if i + 1 < parts.len() => parts[i + 1].to_owned(),
-        _ => parts[0].to_owned(),
-    }
+    job.validate()?;
+    Ok(job)
 }
 
 /// An element of a response document: text, or child elements.
@@ -502,59 +363,70 @@ pub fn document(root: &El) -> String {
     out
 }
 
-impl CreateJob {
-    /// The request's `Operation`, `Manifest` and `Report`, echoed in `DescribeJob`.
-    pub fn echo(&self) -> Vec<El> {
-        let m = &self.manifest;
-        let mut spec = vec![El::text("Format", &m.format)];
-        if !m.fields.is_empty() {
+/// The request's `Operation`, `Manifest` and `Report`, echoed in `DescribeJob` as they were
+/// sent.
+pub fn echo(job: &JobSpec) -> Vec<El> {
+    let mut out = Vec::new();
+    if let Some(location) = job.manifest.location() {
+        let mut spec = vec![El::text(
+            "Format",
+            job.manifest.format().unwrap_or_default(),
+        )];
+        let fields = job.manifest.fields();
+        if !fields.is_empty() {
             spec.push(El::parent(
                 "Fields",
-                m.fields.iter().map(|f| El::text("member", f)).collect(),
-            ));
-        }
-        let mut location = vec![El::text("ObjectArn", &m.object_arn)];
-        if let Some(v) = &m.object_version_id {
-            location.push(El::text("ObjectVersionId", v));
-        }
-        location.push(El::text("ETag", &m.etag));
-        let manifest = El::parent(
-            "Manifest",
-            vec![El::parent("Spec", spec), El::parent("Location", location)],
-        );
-        let mut lambda = vec![
-            El::text("FunctionArn", &self.function_arn),
-            El::text("InvocationSchemaVersion", self.schema.as_str()),
-        ];
-        if !self.user_arguments.is_empty() {
-            lambda.push(El::parent(
-                "UserArguments",
-                self.user_arguments
+                fields
                     .iter()
-                    .map(|(k, v)| {
-                        El::parent("entry", vec![El::text("key", k), El::text("value", v)])
-                    })
+                    .map(|f| El::text("member", f.as_str()))
                     .collect(),
             ));
         }
-        let operation = El::parent("Operation", vec![El::parent("LambdaInvoke", lambda)]);
-        let r = &self.report;
-        let mut report = Vec::new();
-        if let Some(b) = &r.bucket {
-            report.push(El::text("Bucket", b));
+        let mut loc = vec![El::text("ObjectArn", location.object.to_string())];
+        if let Some(v) = &location.version_id {
+            loc.push(El::text("ObjectVersionId", v));
         }
-        if let Some(f) = &r.format {
-            report.push(El::text("Format", f));
-        }
-        report.push(El::text("Enabled", r.enabled.to_string()));
-        if let Some(p) = &r.prefix {
-            report.push(El::text("Prefix", p));
-        }
-        if let Some(s) = &r.scope {
-            report.push(El::text("ReportScope", s));
-        }
-        vec![manifest, operation, El::parent("Report", report)]
+        loc.push(El::text("ETag", &location.etag));
+        out.push(El::parent(
+            "Manifest",
+            vec![El::parent("Spec", spec), El::parent("Location", loc)],
+        ));
     }
+    let op = &job.operation;
+    let mut lambda = vec![
+        El::text("FunctionArn", op.function.to_string()),
+        El::text("InvocationSchemaVersion", op.schema.as_str()),
+    ];
+    if !op.user_arguments.is_empty() {
+        lambda.push(El::parent(
+            "UserArguments",
+            op.user_arguments
+                .iter()
+                .map(|(k, v)| El::parent("entry", vec![El::text("key", k), El::text("value", v)]))
+                .collect(),
+        ));
+    }
+    out.push(El::parent(
+        "Operation",
+        vec![El::parent("LambdaInvoke", lambda)],
+    ));
+    let r = &job.report;
+    let mut report = Vec::new();
+    if let Some(b) = &r.bucket {
+        report.push(El::text("Bucket", b.to_string()));
+    }
+    if r.format {
+        report.push(El::text("Format", REPORT_FORMAT));
+    }
+    report.push(El::text("Enabled", r.enabled.to_string()));
+    if let Some(p) = &r.prefix {
+        report.push(El::text("Prefix", p));
+    }
+    if let Some(s) = r.scope {
+        report.push(El::text("ReportScope", report_scope_name(s)));
+    }
+    out.push(El::parent("Report", report));
+    out
 }
 
 #[cfg(test)]
@@ -585,39 +457,44 @@ mod tests {
 
     #[test]
     fn botocore_create_job_is_read() {
-        let job = CreateJob::parse(BOTOCORE.as_bytes()).unwrap();
+        let job = parse_create_job(BOTOCORE.as_bytes()).unwrap();
         assert!(!job.confirmation_required);
         assert_eq!(
-            job.function_arn,
+            job.operation.function.to_string(),
             "arn:aws:lambda:us-east-1:123456789012:function:fn:live"
         );
-        assert_eq!(job.schema, Schema::V2);
-        assert_eq!(job.user_arguments.get("k1"), Some("v1"));
-        assert_eq!(job.user_arguments.len(), 1);
+        assert_eq!(job.operation.function.name(), "fn");
+        assert_eq!(job.operation.function.qualifier(), Some("live"));
+        assert_eq!(job.operation.schema, Schema::V2);
+        assert_eq!(job.operation.user_arguments.get("k1"), Some("v1"));
+        assert_eq!(job.operation.user_arguments.len(), 1);
         assert_eq!(
             job.report,
             ReportSpec {
                 enabled: true,
-                bucket: Some("arn:aws:s3:::rep".into()),
-                format: Some("Report_CSV_20180820".into()),
+                bucket: Some("arn:aws:s3:::rep".parse().unwrap()),
+                format: true,
                 prefix: Some("reports".into()),
-                scope: Some("AllTasks".into()),
+                scope: Some(s3batch_job::ReportScope::AllTasks),
             }
         );
-        assert_eq!(job.manifest.fields, ["Bucket", "Key"]);
-        assert_eq!(job.manifest.etag, "\"60e460c9d1046e73f7dde5043ac3ae85\"");
+        let ManifestSpec::Csv { fields, location } = &job.manifest else {
+            panic!("{:?}", job.manifest);
+        };
+        assert_eq!(fields, &[ManifestField::Bucket, ManifestField::Key]);
+        assert_eq!(location.etag, "\"60e460c9d1046e73f7dde5043ac3ae85\"");
         assert_eq!(
-            manifest_object(&job.manifest.object_arn).unwrap(),
-            ("man".to_owned(), "manifest.csv".to_owned())
+            (location.object.bucket(), location.object.key()),
+            ("man", "manifest.csv")
         );
+        assert_eq!(location.version_id, None);
         assert_eq!(job.description.as_deref(), Some("d"));
         assert_eq!(job.priority, 10);
         assert_eq!(job.tags, [("a".to_owned(), "b".to_owned())]);
         assert_eq!(
-            job.client_request_token,
-            "6e7a98a4-e68b-46dc-8364-1e9c745381fb"
+            job.client_request_token.as_deref(),
+            Some("6e7a98a4-e68b-46dc-8364-1e9c745381fb")
         );
-        assert_eq!(function_name(&job.function_arn), "fn");
     }
 
     /// The Rust SDK's order (members in model order, no whitespace, a prefixed namespace is
@@ -626,8 +503,8 @@ mod tests {
     fn element_order_and_namespace_prefix_are_free() {
         let rust_sdk = r#"<s:CreateJobRequest xmlns:s="http://awss3control.amazonaws.com/doc/2018-08-20/"><s:ClientRequestToken>6e7a98a4-e68b-46dc-8364-1e9c745381fb</s:ClientRequestToken><s:Tags><s:member><s:Value>b</s:Value><s:Key>a</s:Key></s:member></s:Tags><s:RoleArn>arn:aws:iam::123456789012:role/batch</s:RoleArn><s:Priority>10</s:Priority><s:Description>d</s:Description><s:Manifest><s:Location><s:ETag>"60e460c9d1046e73f7dde5043ac3ae85"</s:ETag><s:ObjectArn>arn:aws:s3:::man/manifest.csv</s:ObjectArn></s:Location><s:Spec><s:Fields><s:member>Bucket</s:member><s:member>Key</s:member></s:Fields><s:Format>S3BatchOperations_CSV_20180820</s:Format></s:Spec></s:Manifest><s:Report><s:ReportScope>AllTasks</s:ReportScope><s:Prefix>reports</s:Prefix><s:Enabled>true</s:Enabled><s:Format>Report_CSV_20180820</s:Format><s:Bucket>arn:aws:s3:::rep</s:Bucket></s:Report><s:Operation><s:LambdaInvoke><s:UserArguments><s:entry><s:key>k1</s:key><s:value>v1</s:value></s:entry></s:UserArguments><s:InvocationSchemaVersion>2.0</s:InvocationSchemaVersion><s:FunctionArn>arn:aws:lambda:us-east-1:123456789012:function:fn:live</s:FunctionArn></s:LambdaInvoke></s:Operation><s:ConfirmationRequired>false</s:ConfirmationRequired></s:CreateJobRequest>"#;
         assert_eq!(
-            CreateJob::parse(rust_sdk.as_bytes()).unwrap(),
-            CreateJob::parse(BOTOCORE.as_bytes()).unwrap()
+            parse_create_job(rust_sdk.as_bytes()).unwrap(),
+            parse_create_job(BOTOCORE.as_bytes()).unwrap()
         );
     }
 
@@ -751,8 +628,8 @@ mod tests {
         assert_eq!(out.job_id.as_deref(), Some("j1"));
         let body = captured.await.unwrap();
         assert_eq!(
-            CreateJob::parse(&body).unwrap(),
-            CreateJob::parse(BOTOCORE.as_bytes()).unwrap(),
+            parse_create_job(&body).unwrap(),
+            parse_create_job(BOTOCORE.as_bytes()).unwrap(),
             "{}",
             String::from_utf8_lossy(&body)
         );
@@ -801,14 +678,45 @@ mod tests {
                 "<InvocationSchemaVersion>3.0<",
                 "InvocationSchemaVersion is \"3.0\"",
             ),
+            // ARNs are parsed once, at CreateJob: the field, the ARN and the part named.
+            (
+                "<Bucket>arn:aws:s3:::rep</Bucket>",
+                "<Bucket>rep</Bucket>",
+                "CreateJobRequest.Report.Bucket \"rep\" is not a bucket ARN \
+                 (arn:aws:s3:::bucket): it does not start with \"arn:\"",
+            ),
+            (
+                "<Bucket>arn:aws:s3:::rep</Bucket>",
+                "<Bucket>arn:aws:s3:::rep/x</Bucket>",
+                "Report.Bucket \"arn:aws:s3:::rep/x\" is not a bucket ARN (arn:aws:s3:::bucket): \
+                 it names an object, not a bucket",
+            ),
+            (
+                "function:fn:live",
+                "layer:fn:live",
+                "CreateJobRequest.Operation.LambdaInvoke.FunctionArn \
+                 \"arn:aws:lambda:us-east-1:123456789012:layer:fn:live\" is not a function ARN \
+                 (arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]): its resource type \
+                 is \"layer\", not \"function\"",
+            ),
+            (
+                "<ReportScope>AllTasks<",
+                "<ReportScope>Failed<",
+                "CreateJobRequest.Report.ReportScope is \"Failed\"; use AllTasks or FailedTasksOnly",
+            ),
+            (
+                "<Format>Report_CSV_20180820<",
+                "<Format>Report_JSON<",
+                "CreateJobRequest.Report.Format is \"Report_JSON\"; use Report_CSV_20180820",
+            ),
         ];
         for (from, to, expected) in cases {
             assert!(BOTOCORE.contains(from), "{from}");
-            let err = CreateJob::parse(BOTOCORE.replace(from, to).as_bytes()).unwrap_err();
+            let err = parse_create_job(BOTOCORE.replace(from, to).as_bytes()).unwrap_err();
             assert_eq!(err.code, "BadRequestException");
             assert!(err.message.contains(expected), "{expected}: {err}");
         }
-        let err = CreateJob::parse(b"<CreateJobRequest><a></b></CreateJobRequest>").unwrap_err();
+        let err = parse_create_job(b"<CreateJobRequest><a></b></CreateJobRequest>").unwrap_err();
         assert!(err.message.contains("not XML"), "{err}");
     }
 
@@ -857,7 +765,7 @@ mod tests {
         ];
         assert!(BOTOCORE.contains(entry));
         for (to, expected) in cases {
-            let err = CreateJob::parse(BOTOCORE.replace(entry, &to).as_bytes()).unwrap_err();
+            let err = parse_create_job(BOTOCORE.replace(entry, &to).as_bytes()).unwrap_err();
             assert_eq!(err.code, "BadRequestException", "{err}");
             assert_eq!(err.status, 400, "{err}");
             assert!(
@@ -873,10 +781,11 @@ mod tests {
         let value = "é".repeat(1024);
         let mut ten = vec![(key.as_str(), value.as_str())];
         ten.extend(eleven[..9].iter().copied());
-        let job = CreateJob::parse(BOTOCORE.replace(entry, &entries(&ten)).as_bytes()).unwrap();
-        assert_eq!(job.user_arguments.len(), 10);
-        assert_eq!(job.user_arguments.get(&key), Some(value.as_str()));
-        assert_eq!(job.user_arguments.get("k8"), Some("v"));
+        let job = parse_create_job(BOTOCORE.replace(entry, &entries(&ten)).as_bytes()).unwrap();
+        let args = &job.operation.user_arguments;
+        assert_eq!(args.len(), 10);
+        assert_eq!(args.get(&key), Some(value.as_str()));
+        assert_eq!(args.get("k8"), Some("v"));
     }
 
     /// `InvocationSchemaVersion` is read into the typed schema: absent is 1.0, anything but
@@ -889,27 +798,32 @@ mod tests {
         let no_args = BOTOCORE.replace(args, "");
         let v1 = "<InvocationSchemaVersion>1.0</InvocationSchemaVersion>";
         assert_eq!(
-            CreateJob::parse(no_args.replace(v2, v1).as_bytes())
+            parse_create_job(no_args.replace(v2, v1).as_bytes())
                 .unwrap()
+                .operation
                 .schema,
             Schema::V1
         );
         assert_eq!(
-            CreateJob::parse(no_args.replace(v2, "").as_bytes())
+            parse_create_job(no_args.replace(v2, "").as_bytes())
                 .unwrap()
+                .operation
                 .schema,
             Schema::V1
         );
         assert_eq!(
-            CreateJob::parse(BOTOCORE.as_bytes()).unwrap().schema,
+            parse_create_job(BOTOCORE.as_bytes())
+                .unwrap()
+                .operation
+                .schema,
             Schema::V2
         );
-        for bad in ["2", " 2.0", "2.0.0", "v2", ""] {
+        for bad in ["3.0", "1.1", "2", " 2.0", "2.0.0", "v2", ""] {
             let body = BOTOCORE.replace(
                 v2,
                 &format!("<InvocationSchemaVersion>{bad}</InvocationSchemaVersion>"),
             );
-            let err = CreateJob::parse(body.as_bytes()).unwrap_err();
+            let err = parse_create_job(body.as_bytes()).unwrap_err();
             assert_eq!(err.code, "BadRequestException", "{err}");
             assert_eq!(
                 err.message,
@@ -919,7 +833,7 @@ mod tests {
             );
         }
         for schema in [v1, ""] {
-            let err = CreateJob::parse(BOTOCORE.replace(v2, schema).as_bytes()).unwrap_err();
+            let err = parse_create_job(BOTOCORE.replace(v2, schema).as_bytes()).unwrap_err();
             assert_eq!(err.code, "BadRequestException", "{err}");
             assert_eq!(
                 err.message,
@@ -928,8 +842,8 @@ mod tests {
             );
         }
         // The echo carries the schema as it is on the wire.
-        let job = CreateJob::parse(no_args.replace(v2, "").as_bytes()).unwrap();
-        let echo = document(&El::parent("X", job.echo()));
+        let job = parse_create_job(no_args.replace(v2, "").as_bytes()).unwrap();
+        let echo = document(&El::parent("X", echo(&job)));
         assert!(echo.contains(v1), "{echo}");
     }
 
@@ -965,9 +879,12 @@ mod tests {
 
     #[test]
     fn echo_round_trips() {
-        let job = CreateJob::parse(BOTOCORE.as_bytes()).unwrap();
+        let job = parse_create_job(BOTOCORE.as_bytes()).unwrap();
         let mut body = vec![
-            El::text("ClientRequestToken", &job.client_request_token),
+            El::text(
+                "ClientRequestToken",
+                job.client_request_token.clone().unwrap(),
+            ),
             El::text("Priority", "10"),
             El::text("RoleArn", &job.role_arn),
             El::text("Description", "d"),
@@ -977,24 +894,53 @@ mod tests {
                 vec![vec![El::text("Key", "a"), El::text("Value", "b")]],
             ),
         ];
-        body.extend(job.echo());
+        body.extend(echo(&job));
         let doc = document(&El::parent("CreateJobRequest", body));
-        assert_eq!(CreateJob::parse(doc.as_bytes()).unwrap(), job);
+        assert_eq!(parse_create_job(doc.as_bytes()).unwrap(), job);
     }
 
+    /// Every form the model reads is echoed as it was sent: an Inventory manifest with a
+    /// version and no `Fields`, a partial function ARN, a failed-only report without format
+    /// or prefix, an ARN with a region and account.
     #[test]
-    fn arns() {
+    fn echo_keeps_every_form() {
+        let body = BOTOCORE
+            .replace(
+                "S3BatchOperations_CSV_20180820</Format>\n      <Fields><member>Bucket</member><member>Key</member></Fields>",
+                "S3InventoryReport_CSV_20161130</Format>",
+            )
+            .replace(
+                "<ObjectArn>arn:aws:s3:::man/manifest.csv</ObjectArn>",
+                "<ObjectArn>arn:aws:s3:us-east-1:123456789012:man/inv/manifest.json</ObjectArn>\
+                 <ObjectVersionId>v7</ObjectVersionId>",
+            )
+            .replace(
+                "arn:aws:lambda:us-east-1:123456789012:function:fn:live",
+                "123456789012:function:fn",
+            )
+            .replace("<Format>Report_CSV_20180820</Format>", "")
+            .replace("<Prefix>reports</Prefix>", "")
+            .replace("AllTasks", "FailedTasksOnly");
+        let job = parse_create_job(body.as_bytes()).unwrap();
+        let location = job.manifest.location().unwrap();
+        assert!(matches!(job.manifest, ManifestSpec::Inventory { .. }));
+        assert_eq!(location.version_id.as_deref(), Some("v7"));
+        assert_eq!(location.object.key(), "inv/manifest.json");
+        assert_eq!(job.operation.function.name(), "fn");
         assert_eq!(
-            function_name("arn:aws:lambda:us-east-1:123456789012:function:hello"),
-            "hello"
+            job.report.destination().map(|(b, p, s)| (b.bucket(), p, s)),
+            Some(("rep", "", s3batch_job::ReportScope::FailedTasksOnly))
         );
-        assert_eq!(function_name("123456789012:function:hello:3"), "hello");
-        assert_eq!(function_name("hello:live"), "hello");
-        assert_eq!(bucket_name("arn:aws:s3:::reports").unwrap(), "reports");
-        assert!(bucket_name("arn:aws:s3:::").is_err());
-        assert_eq!(
-            manifest_object("arn:aws-cn:s3:::b/dir/m a.csv").unwrap(),
-            ("b".to_owned(), "dir/m a.csv".to_owned())
-        );
+        let echoed = document(&El::parent("X", echo(&job)));
+        for part in [
+            "<Spec><Format>S3InventoryReport_CSV_20161130</Format></Spec>",
+            "<ObjectArn>arn:aws:s3:us-east-1:123456789012:man/inv/manifest.json</ObjectArn>\
+             <ObjectVersionId>v7</ObjectVersionId>",
+            "<FunctionArn>123456789012:function:fn</FunctionArn>",
+            "<Report><Bucket>arn:aws:s3:::rep</Bucket><Enabled>true</Enabled>\
+             <ReportScope>FailedTasksOnly</ReportScope></Report>",
+        ] {
+            assert!(echoed.contains(part), "{part}\n{echoed}");
+        }
     }
 }

@@ -53,9 +53,11 @@ impl Filter {
 
     /// Only rows whose message matches this regular expression (searched anywhere in the
     /// message; a plain word is a substring match). An invalid pattern is an error naming it.
-    pub fn message(mut self, pattern: &str) -> Result<Self, String> {
-        let re = regex::Regex::new(pattern)
-            .map_err(|e| format!("--message {pattern:?} is not a regular expression: {e}"))?;
+    pub fn message(mut self, pattern: &str) -> Result<Self, AnalyzeError> {
+        let re = regex::Regex::new(pattern).map_err(|source| AnalyzeError::Pattern {
+            pattern: pattern.to_owned(),
+            source,
+        })?;
         self.message = Some(re);
         Ok(self)
     }
@@ -69,6 +71,138 @@ impl Filter {
                 .as_ref()
                 .is_none_or(|re| re.is_match(&row.message))
     }
+}
+
+/// Why a report could not be read, or its failed manifest written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnalyzeError {
+    /// The `--message` filter is not a regular expression.
+    #[error("--message {pattern:?} is not a regular expression: {source}")]
+    Pattern {
+        /// The pattern given.
+        pattern: String,
+        /// Why it is not one.
+        #[source]
+        source: regex::Error,
+    },
+    /// The failed rows mix objects with and without a version id, which no manifest can.
+    #[error(
+        "the failed rows mix objects with a VersionId ({with}) and without one ({without}); a \
+         manifest gives a versionId on every row or on none: narrow them with --code/--message"
+    )]
+    MixedVersions {
+        /// An object with a version id.
+        with: String,
+        /// An object without.
+        without: String,
+    },
+    /// Writing the failed manifest failed.
+    #[error("writing the manifest: {0}")]
+    WriteManifest(#[source] std::io::Error),
+    /// A results file is not one: its file and line are in the message (an unbalanced quote,
+    /// a status or result code that is not S3's, a wrong number of columns).
+    #[error("{message}")]
+    Results {
+        /// What is wrong, with the file and line.
+        message: String,
+    },
+    /// A `manifest.json` is not a completion report's.
+    #[error("{name}: {source}")]
+    Manifest {
+        /// The file or object.
+        name: String,
+        /// What is wrong with it.
+        #[source]
+        source: s3batch::wire::ReportManifestError,
+    },
+    /// A report's `manifest.json` lists a results file that is not there.
+    #[error(
+        "{} lists {key}, found neither at {} nor in {}",
+        manifest.display(),
+        at.display(),
+        folder.display()
+    )]
+    MissingResults {
+        /// The `manifest.json`.
+        manifest: PathBuf,
+        /// The key it lists.
+        key: String,
+        /// Where the file was looked for first.
+        at: PathBuf,
+        /// The `results` folder beside the manifest, looked in next.
+        folder: PathBuf,
+    },
+    /// The location holds no report.
+    #[error(
+        "{location} holds no manifest.json{}: give a report {}, its manifest.json or a results CSV",
+        if location.starts_with("s3://") { " and no .csv" } else { " nor job-*/manifest.json" },
+        if location.starts_with("s3://") { "prefix" } else { "folder" }
+    )]
+    NoReport {
+        /// The folder or prefix.
+        location: String,
+    },
+    /// The location holds the reports of several jobs.
+    #[error(
+        "{location} holds {}: give one of {}",
+        if location.starts_with("s3://") { format!("{} reports", reports.len()) } else { format!("the reports of {} jobs", reports.len()) },
+        reports.join(", ")
+    )]
+    ManyReports {
+        /// The folder or prefix.
+        location: String,
+        /// Each report in it.
+        reports: Vec<String>,
+    },
+    /// A failed manifest's destination names no file or object.
+    #[error(
+        "{location} names no {}",
+        if matches!(location, Location::S3 { .. }) { "object: give s3://bucket/key.csv" } else { "file" }
+    )]
+    NotAFile {
+        /// The destination given.
+        location: Location,
+    },
+    /// A local file or folder could not be read or written.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was done.
+        action: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An S3 request failed.
+    #[error("{what}: {message}")]
+    S3 {
+        /// What was done, naming the object or prefix.
+        what: String,
+        /// S3's answer.
+        message: String,
+    },
+    /// Uploading the failed manifest failed.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    /// The caller's `each` stopped the reading with its own error, passed on as it is.
+    #[error(transparent)]
+    Stopped(Box<dyn std::error::Error + Send + Sync>),
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> AnalyzeError {
+    let path = path.to_owned();
+    move |source| AnalyzeError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+fn s3_read(message: String) -> AnalyzeError {
+    // `get` names the object in its message already.
+    AnalyzeError::Results { message }
 }
 
 /// How many distinct messages [`Analysis`] counts by default: a message naming its key is new
@@ -259,7 +393,7 @@ impl<W: Write> FailedManifest<W> {
     }
 
     /// Adds the row's object.
-    pub fn push(&mut self, row: &ReportRow) -> Result<(), String> {
+    pub fn push(&mut self, row: &ReportRow) -> Result<(), AnalyzeError> {
         let has = row.version_id.is_some();
         let name = || format!("s3://{}/{}", row.bucket, row.key);
         match &self.versioned {
@@ -270,11 +404,7 @@ impl<W: Write> FailedManifest<W> {
                 } else {
                     (name(), first_name.clone())
                 };
-                return Err(format!(
-                    "the failed rows mix objects with a VersionId ({with}) and without one \
-                     ({without}); a manifest gives a versionId on every row or on none: \
-                     narrow them with --code/--message"
-                ));
+                return Err(AnalyzeError::MixedVersions { with, without });
             }
             Some(_) => {}
         }
@@ -283,7 +413,7 @@ impl<W: Write> FailedManifest<W> {
             Some(v) => self.out.write_record([row.bucket.as_str(), &key, v]),
             None => self.out.write_record([row.bucket.as_str(), &key]),
         };
-        result.map_err(|e| format!("writing the manifest: {e}"))?;
+        result.map_err(|e| AnalyzeError::WriteManifest(e.into()))?;
         self.rows += 1;
         Ok(())
     }
@@ -299,10 +429,10 @@ impl<W: Write> FailedManifest<W> {
     }
 
     /// Flushes the rows written and returns the writer.
-    pub fn finish(self) -> Result<W, String> {
+    pub fn finish(self) -> Result<W, AnalyzeError> {
         self.out
             .into_inner()
-            .map_err(|e| format!("writing the manifest: {}", e.error()))
+            .map_err(|e| AnalyzeError::WriteManifest(e.into_error()))
     }
 }
 
@@ -315,15 +445,34 @@ impl<W: Write> FailedManifest<W> {
 pub fn read_results_csv(
     bytes: impl Read,
     name: &str,
-    each: &mut dyn FnMut(ReportRow) -> Result<(), String>,
-) -> Result<(), String> {
-    crate::report::read_results(bytes, name, each)
+    each: &mut dyn FnMut(ReportRow) -> Result<(), AnalyzeError>,
+) -> Result<(), AnalyzeError> {
+    let mut stopped = None;
+    let read = crate::report::read_results(bytes, name, &mut |row| {
+        each(row).map_err(|e| {
+            let message = e.to_string();
+            stopped = Some(e);
+            message
+        })
+    });
+    match (read, stopped) {
+        (Ok(()), _) => Ok(()),
+        (Err(_), Some(e)) => Err(e),
+        (Err(message), None) => Err(AnalyzeError::Results { message }),
+    }
 }
 
 /// The result files a report's `manifest.json` lists, as `(bucket, key)` (`bucket` empty
 /// when the manifest gives none).
-pub fn listed_results(manifest_json: &[u8], name: &str) -> Result<Vec<(String, String)>, String> {
-    let manifest = ReportManifest::from_slice(manifest_json).map_err(|e| format!("{name}: {e}"))?;
+pub fn listed_results(
+    manifest_json: &[u8],
+    name: &str,
+) -> Result<Vec<(String, String)>, AnalyzeError> {
+    let manifest =
+        ReportManifest::from_slice(manifest_json).map_err(|source| AnalyzeError::Manifest {
+            name: name.to_owned(),
+            source,
+        })?;
     Ok(manifest
         .results
         .iter()
@@ -342,8 +491,8 @@ enum Files {
 pub async fn read_report_rows(
     source: &Location,
     s3: &aws_sdk_s3::Client,
-    each: &mut dyn FnMut(ReportRow) -> Result<(), String>,
-) -> Result<Vec<String>, String> {
+    each: &mut dyn FnMut(ReportRow) -> Result<(), AnalyzeError>,
+) -> Result<Vec<String>, AnalyzeError> {
     let files = match source {
         Location::Local(path) => Files::Local(local_files(path)?),
         Location::S3 { bucket, key } => Files::S3(s3_files(s3, bucket, key).await?),
@@ -352,8 +501,7 @@ pub async fn read_report_rows(
     match files {
         Files::Local(paths) => {
             for path in paths {
-                let file = std::fs::File::open(&path)
-                    .map_err(|e| format!("reading {}: {e}", path.display()))?;
+                let file = std::fs::File::open(&path).map_err(io("reading", &path))?;
                 let name = path.display().to_string();
                 read_results_csv(std::io::BufReader::new(file), &name, each)?;
                 read.push(name);
@@ -363,14 +511,26 @@ pub async fn read_report_rows(
             for (bucket, key) in objects {
                 let name = format!("s3://{bucket}/{key}");
                 let file = name.clone();
-                read_object(
+                let mut stopped = None;
+                let got = read_object(
                     s3,
                     &bucket,
                     &key,
-                    move |input, send| read_results_csv(input, &file, send),
-                    each,
+                    move |input, send| crate::report::read_results(input, &file, send),
+                    &mut |row| {
+                        each(row).map_err(|e| {
+                            let message = e.to_string();
+                            stopped = Some(e);
+                            message
+                        })
+                    },
                 )
-                .await?;
+                .await;
+                match (got, stopped) {
+                    (Ok(()), _) => {}
+                    (Err(_), Some(e)) => return Err(e),
+                    (Err(message), None) => return Err(AnalyzeError::Results { message }),
+                }
                 read.push(name);
             }
         }
@@ -378,14 +538,14 @@ pub async fn read_report_rows(
     Ok(read)
 }
 
-fn local_files(path: &Path) -> Result<Vec<PathBuf>, String> {
+fn local_files(path: &Path) -> Result<Vec<PathBuf>, AnalyzeError> {
     let manifest = if path.is_dir() {
         let direct = path.join("manifest.json");
         if direct.is_file() {
             direct
         } else {
             let mut jobs: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|e| format!("reading {}: {e}", path.display()))?
+                .map_err(io("reading", path))?
                 .filter_map(Result::ok)
                 .map(|e| e.path().join("manifest.json"))
                 .filter(|m| m.is_file())
@@ -394,22 +554,18 @@ fn local_files(path: &Path) -> Result<Vec<PathBuf>, String> {
             match jobs.len() {
                 1 => jobs.remove(0),
                 0 => {
-                    return Err(format!(
-                        "{} holds no manifest.json nor job-*/manifest.json: give a report \
-                         folder, its manifest.json or a results CSV",
-                        path.display()
-                    ))
+                    return Err(AnalyzeError::NoReport {
+                        location: path.display().to_string(),
+                    })
                 }
                 _ => {
-                    return Err(format!(
-                        "{} holds the reports of {} jobs: give one of {}",
-                        path.display(),
-                        jobs.len(),
-                        jobs.iter()
+                    return Err(AnalyzeError::ManyReports {
+                        location: path.display().to_string(),
+                        reports: jobs
+                            .iter()
                             .map(|j| j.parent().unwrap_or(j).display().to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
+                            .collect(),
+                    })
                 }
             }
         }
@@ -418,8 +574,7 @@ fn local_files(path: &Path) -> Result<Vec<PathBuf>, String> {
     } else {
         return Ok(vec![path.to_owned()]);
     };
-    let bytes =
-        std::fs::read(&manifest).map_err(|e| format!("reading {}: {e}", manifest.display()))?;
+    let bytes = std::fs::read(&manifest).map_err(io("reading", &manifest))?;
     let dir = manifest.parent().unwrap_or(Path::new("."));
     let root = dir.parent().unwrap_or(Path::new("."));
     listed_results(&bytes, &manifest.display().to_string())?
@@ -431,13 +586,11 @@ fn local_files(path: &Path) -> Result<Vec<PathBuf>, String> {
             [root.join(&key), dir.join("results").join(file)]
                 .into_iter()
                 .find(|p| p.is_file())
-                .ok_or_else(|| {
-                    format!(
-                        "{} lists {key}, found neither at {} nor in {}",
-                        manifest.display(),
-                        root.join(&key).display(),
-                        dir.join("results").display()
-                    )
+                .ok_or_else(|| AnalyzeError::MissingResults {
+                    manifest: manifest.clone(),
+                    key: key.clone(),
+                    at: root.join(&key),
+                    folder: dir.join("results"),
                 })
         })
         .collect()
@@ -447,15 +600,16 @@ async fn s3_files(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
-) -> Result<Vec<(String, String)>, String> {
-    let from_manifest = |bytes: Vec<u8>, key: &str| -> Result<Vec<(String, String)>, String> {
-        Ok(listed_results(&bytes, &format!("s3://{bucket}/{key}"))?
-            .into_iter()
-            .map(|(b, k)| (if b.is_empty() { bucket.to_owned() } else { b }, k))
-            .collect())
-    };
+) -> Result<Vec<(String, String)>, AnalyzeError> {
+    let from_manifest =
+        |bytes: Vec<u8>, key: &str| -> Result<Vec<(String, String)>, AnalyzeError> {
+            Ok(listed_results(&bytes, &format!("s3://{bucket}/{key}"))?
+                .into_iter()
+                .map(|(b, k)| (if b.is_empty() { bucket.to_owned() } else { b }, k))
+                .collect())
+        };
     if key.ends_with(".json") {
-        return from_manifest(get(s3, bucket, key).await?, key);
+        return from_manifest(get(s3, bucket, key).await.map_err(s3_read)?, key);
     }
     if key.ends_with(".csv") {
         return Ok(vec![(bucket.to_owned(), key.to_owned())]);
@@ -468,11 +622,9 @@ async fn s3_files(
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| {
-            format!(
-                "listing s3://{bucket}/{key}: {}",
-                aws_sdk_s3::error::DisplayErrorContext(e)
-            )
+        let page = page.map_err(|e| AnalyzeError::S3 {
+            what: format!("listing s3://{bucket}/{key}"),
+            message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
         })?;
         keys.extend(
             page.contents()
@@ -485,7 +637,7 @@ async fn s3_files(
         .filter(|k| k.rsplit('/').next() == Some("manifest.json"))
         .collect();
     match manifests.as_slice() {
-        [one] => from_manifest(get(s3, bucket, one).await?, one),
+        [one] => from_manifest(get(s3, bucket, one).await.map_err(s3_read)?, one),
         [] => {
             let csvs: Vec<(String, String)> = keys
                 .iter()
@@ -493,22 +645,17 @@ async fn s3_files(
                 .map(|k| (bucket.to_owned(), k.clone()))
                 .collect();
             if csvs.is_empty() {
-                Err(format!(
-                    "s3://{bucket}/{key} holds no manifest.json and no .csv: give a report \
-                     prefix, its manifest.json or a results CSV"
-                ))
+                Err(AnalyzeError::NoReport {
+                    location: format!("s3://{bucket}/{key}"),
+                })
             } else {
                 Ok(csvs)
             }
         }
-        many => Err(format!(
-            "s3://{bucket}/{key} holds {} reports: give one of {}",
-            many.len(),
-            many.iter()
-                .map(|k| format!("s3://{bucket}/{k}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
+        many => Err(AnalyzeError::ManyReports {
+            location: format!("s3://{bucket}/{key}"),
+            reports: many.iter().map(|k| format!("s3://{bucket}/{k}")).collect(),
+        }),
     }
 }
 
@@ -527,20 +674,20 @@ impl ManifestOut {
     /// Checks `location` names a file or object and opens the staging file.
     pub fn create(
         location: &Location,
-    ) -> Result<(Self, std::io::BufWriter<std::fs::File>), String> {
+    ) -> Result<(Self, std::io::BufWriter<std::fs::File>), AnalyzeError> {
         let staged = match location {
             Location::Local(path) => {
-                let name = path
-                    .file_name()
-                    .ok_or_else(|| format!("{} names no file", path.display()))?;
+                let name = path.file_name().ok_or_else(|| AnalyzeError::NotAFile {
+                    location: location.clone(),
+                })?;
                 let mut staged = name.to_owned();
                 staged.push(".partial");
                 path.with_file_name(staged)
             }
             Location::S3 { key, .. } if key.is_empty() || key.ends_with('/') => {
-                return Err(format!(
-                    "{location} names no object: give s3://bucket/key.csv"
-                ));
+                return Err(AnalyzeError::NotAFile {
+                    location: location.clone(),
+                });
             }
             Location::S3 { .. } => std::env::temp_dir().join(format!(
                 "s3batch-failed-manifest-{}-{}.csv",
@@ -548,8 +695,7 @@ impl ManifestOut {
                 crate::job::random_job_id()
             )),
         };
-        let file = std::fs::File::create(&staged)
-            .map_err(|e| format!("creating {}: {e}", staged.display()))?;
+        let file = std::fs::File::create(&staged).map_err(io("creating", &staged))?;
         Ok((
             Self {
                 location: location.clone(),
@@ -567,11 +713,16 @@ impl ManifestOut {
     }
 
     /// Moves the staged manifest (its writer flushed and dropped) to its place.
-    pub async fn publish(self, s3: &aws_sdk_s3::Client) -> Result<(), String> {
+    pub async fn publish(self, s3: &aws_sdk_s3::Client) -> Result<(), AnalyzeError> {
         let result = match &self.location {
-            Location::Local(path) => std::fs::rename(&self.staged, path)
-                .map_err(|e| format!("writing {}: {e}", path.display())),
-            Location::S3 { bucket, key } => self.upload.file(s3, &self.staged, bucket, key).await,
+            Location::Local(path) => {
+                std::fs::rename(&self.staged, path).map_err(io("writing", path))
+            }
+            Location::S3 { bucket, key } => self
+                .upload
+                .file(s3, &self.staged, bucket, key)
+                .await
+                .map_err(AnalyzeError::from),
         };
         let _ = std::fs::remove_file(&self.staged);
         result

@@ -49,10 +49,13 @@ pub fn is_loopback(endpoint: &str) -> bool {
     }
 }
 
-/// An S3 client; path-style addressing when an endpoint is set (local servers need it).
+/// An S3 client; path-style addressing when an endpoint is set, by the argument,
+/// `AWS_ENDPOINT_URL` or `AWS_ENDPOINT_URL_S3` (local servers need it), as the function's own
+/// client does (`s3batch::Client`).
 pub(crate) async fn s3(endpoint: Option<&str>) -> aws_sdk_s3::Client {
     let config = load(endpoint).await;
-    let path_style = config.endpoint_url().is_some();
+    let path_style = config.endpoint_url().is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty());
     aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(path_style)

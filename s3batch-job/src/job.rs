@@ -459,7 +459,7 @@ type Results = HashMap<String, (ResultCode, String)>;
 /// Reads a response as S3 does ([`ReceivedResponse`]): what S3 could not parse is an error.
 /// The first result of a task id counts.
 fn read_response(invocation_id: &str, body: &[u8]) -> Result<(ResultCode, Results), String> {
-    let response = ReceivedResponse::from_slice(body)?;
+    let response = ReceivedResponse::from_slice(body).map_err(|e| e.to_string())?;
     if let Some(id) = response.invocation_id {
         if id != invocation_id {
             return Err(format!(
@@ -510,10 +510,10 @@ impl Sink for Journal {
         Journal::is_done(self, i)
     }
     fn record(&mut self, i: usize, record: TaskRecord) -> Result<(), String> {
-        Journal::record(self, i, &record)
+        Journal::record(self, i, &record).map_err(|e| e.to_string())
     }
     fn flush(&mut self) -> Result<(), String> {
-        Journal::flush(self)
+        Journal::flush(self).map_err(|e| e.to_string())
     }
     fn prior(&self) -> Counts {
         self.counts()

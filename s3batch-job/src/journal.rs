@@ -117,6 +117,155 @@ impl JobLock {
     }
 }
 
+/// Why a journal could not be created, resumed, read, written, or reported.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JournalError {
+    /// The job id cannot name a journal (nor a report).
+    #[error("job id {id:?} is not valid: use 1 to 64 of A-Z a-z 0-9 - _ (S3's job ids are UUIDs)")]
+    InvalidJobId {
+        /// The id given.
+        id: String,
+    },
+    /// The job's folder is held by another process.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// A new journal was asked for where one already is.
+    #[error("{} already holds the journal of job {job_id}", dir.display())]
+    Exists {
+        /// The folder.
+        dir: PathBuf,
+        /// The job id given.
+        job_id: String,
+    },
+    /// A resume whose job definition differs from the one the job started with.
+    #[error(
+        "job {job_id} cannot be resumed with another definition ({}): resume it as it \
+         started, or start a new job",
+        differences.join("; ")
+    )]
+    Definition {
+        /// The job id.
+        job_id: String,
+        /// Each field that differs, as `name: was X, now Y` ([`JobDefinition::differences`]).
+        differences: Vec<String>,
+    },
+    /// A resume over another manifest than the one the job started with.
+    #[error(
+        "the manifest is not the one job {job_id} started with ({manifest}: {rows} rows, \
+         {digest}; now {now_rows} rows, {now_digest})"
+    )]
+    ManifestChanged {
+        /// The job id.
+        job_id: String,
+        /// The manifest's name when the job started.
+        manifest: String,
+        /// Its rows then.
+        rows: usize,
+        /// Its digest then.
+        digest: String,
+        /// The rows of the manifest given now.
+        now_rows: usize,
+        /// Its digest.
+        now_digest: String,
+    },
+    /// `job.json` is not JSON of a journal.
+    #[error("{}: {source}", path.display())]
+    Header {
+        /// The file.
+        path: PathBuf,
+        /// Why it does not parse.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `job.json` is of another version or names an invalid job id.
+    #[error("{}: not a journal this runner wrote", path.display())]
+    NotAJournal {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A line of `journal.jsonl` (not the torn last one) cannot be read.
+    #[error("{} line {line}: {message}", path.display())]
+    Line {
+        /// The file.
+        path: PathBuf,
+        /// The line, 1-based.
+        line: u64,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A file or folder could not be read, written, created or removed.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was done: `reading`, `writing`, `creating`, …
+        action: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The report's local destination has a file where a folder should be.
+    #[error(
+        "the report cannot be written under {}: {} is a file, not a folder",
+        dir.display(),
+        file.display()
+    )]
+    DestinationIsFile {
+        /// The destination.
+        dir: PathBuf,
+        /// The file in the way.
+        file: PathBuf,
+    },
+    /// The report's local destination cannot be written in.
+    #[error(
+        "the report cannot be written under {}: writing in {} failed: {source}",
+        dir.display(),
+        folder.display()
+    )]
+    DestinationNotWritable {
+        /// The destination.
+        dir: PathBuf,
+        /// The existing folder that was tried.
+        folder: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The report's S3 destination cannot be written (or the probe object not deleted).
+    #[error(
+        "the report cannot be written to s3://{bucket}/{prefix}: writing s3://{bucket}/{probe} \
+         failed: {message}"
+    )]
+    DestinationS3 {
+        /// The bucket.
+        bucket: String,
+        /// The prefix.
+        prefix: String,
+        /// The probe object's key.
+        probe: String,
+        /// S3's answer.
+        message: String,
+    },
+    /// An S3 request made while writing the report failed.
+    #[error("{what}: {message}")]
+    S3 {
+        /// What was done, with the object or prefix: `writing s3://bucket/key`.
+        what: String,
+        /// S3's answer (the SDK's error with its causes).
+        message: String,
+    },
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> JournalError {
+    let path = path.to_owned();
+    move |source| JournalError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
 /// What defines a job beyond its manifest: a job resumed with any of these changed would end
 /// split between two jobs, so [`Journal::resume_locked`] refuses a difference, naming it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,7 +363,10 @@ struct LineIn {
 
 impl LineIn {
     fn into_record(self) -> Result<(usize, TaskRecord), String> {
-        let status: TaskStatus = self.s.parse()?;
+        let status: TaskStatus = self
+            .s
+            .parse()
+            .map_err(|e: s3batch::wire::ParseTaskStatusError| e.to_string())?;
         let error_code = self
             .c
             .map(|c| c.parse::<ResultCode>().map_err(|e| format!("c: {e}")))
@@ -294,11 +446,11 @@ impl Journal {
         job_id: &str,
         manifest_name: &str,
         manifest: &ManifestSource,
-    ) -> Result<Journal, String> {
+    ) -> Result<Journal, JournalError> {
         if !valid_job_id(job_id) {
             return Err(invalid_id(job_id));
         }
-        let lock = JobLock::acquire(dir).map_err(|e| e.to_string())?;
+        let lock = JobLock::acquire(dir)?;
         Self::create_locked(lock, job_id, manifest_name, manifest, None)
     }
 
@@ -310,19 +462,19 @@ impl Journal {
         manifest_name: &str,
         manifest: &ManifestSource,
         definition: Option<JobDefinition>,
-    ) -> Result<Journal, String> {
+    ) -> Result<Journal, JournalError> {
         let dir = lock.dir().to_owned();
         let dir = dir.as_path();
         if !valid_job_id(job_id) {
             return Err(invalid_id(job_id));
         }
         if Self::exists(dir) {
-            return Err(format!(
-                "{} already holds the journal of job {job_id}",
-                dir.display()
-            ));
+            return Err(JournalError::Exists {
+                dir: dir.to_owned(),
+                job_id: job_id.to_owned(),
+            });
         }
-        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
         let header = Header {
             version: 1,
             job_id: job_id.to_owned(),
@@ -334,7 +486,7 @@ impl Journal {
             definition,
         };
         let path = dir.join(JOURNAL_FILE);
-        let file = File::create(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+        let file = File::create(&path).map_err(io("creating", &path))?;
         write_header(dir, &header)?;
         Ok(Journal {
             dir: dir.to_owned(),
@@ -350,8 +502,8 @@ impl Journal {
     /// Opens the journal in `dir` to continue its job over `manifest`, which must be the
     /// manifest the job started with (same digest and row count). A line cut short at the
     /// end is cut off. The folder is locked ([`JobLock`]) for as long as the journal is open.
-    pub fn resume(dir: &Path, manifest: &ManifestSource) -> Result<Journal, String> {
-        let lock = JobLock::acquire(dir).map_err(|e| e.to_string())?;
+    pub fn resume(dir: &Path, manifest: &ManifestSource) -> Result<Journal, JournalError> {
+        let lock = JobLock::acquire(dir)?;
         Self::resume_locked(lock, manifest, None)
     }
 
@@ -361,31 +513,28 @@ impl Journal {
         lock: JobLock,
         manifest: &ManifestSource,
         definition: Option<&JobDefinition>,
-    ) -> Result<Journal, String> {
+    ) -> Result<Journal, JournalError> {
         let dir = lock.dir().to_owned();
         let dir = dir.as_path();
         let header = read_header(dir)?;
         if let (Some(was), Some(now)) = (&header.definition, definition) {
             let differences = was.differences(now);
             if !differences.is_empty() {
-                return Err(format!(
-                    "job {} cannot be resumed with another definition ({}): resume it as it \
-                     started, or start a new job",
-                    header.job_id,
-                    differences.join("; ")
-                ));
+                return Err(JournalError::Definition {
+                    job_id: header.job_id,
+                    differences,
+                });
             }
         }
         if header.manifest_digest != manifest.digest() || header.rows != manifest.len() {
-            return Err(format!(
-                "the manifest is not the one job {} started with ({}: {} rows, {}; now {} rows, {})",
-                header.job_id,
-                header.manifest,
-                header.rows,
-                header.manifest_digest,
-                manifest.len(),
-                manifest.digest()
-            ));
+            return Err(JournalError::ManifestChanged {
+                job_id: header.job_id,
+                manifest: header.manifest,
+                rows: header.rows,
+                digest: header.manifest_digest,
+                now_rows: manifest.len(),
+                now_digest: manifest.digest().to_owned(),
+            });
         }
         let rows = header.rows;
         let mut done = vec![0u64; rows.div_ceil(64)];
@@ -405,10 +554,10 @@ impl Journal {
         let mut file = OpenOptions::new()
             .write(true)
             .open(&path)
-            .map_err(|e| format!("opening {}: {e}", path.display()))?;
+            .map_err(io("opening", &path))?;
         file.set_len(valid_len)
             .and_then(|()| file.seek(std::io::SeekFrom::End(0)).map(|_| ()))
-            .map_err(|e| format!("cutting the torn end of {}: {e}", path.display()))?;
+            .map_err(io("cutting the torn end of", &path))?;
         let mut journal = Journal {
             dir: dir.to_owned(),
             header,
@@ -460,7 +609,7 @@ impl Journal {
     }
 
     /// Appends a finished task (buffered: see [`Journal::flush`]).
-    pub(crate) fn record(&mut self, i: usize, r: &TaskRecord) -> Result<(), String> {
+    pub(crate) fn record(&mut self, i: usize, r: &TaskRecord) -> Result<(), JournalError> {
         if self.is_done(i) {
             return Ok(());
         }
@@ -490,18 +639,18 @@ impl Journal {
     }
 
     /// Hands the buffered lines to the OS.
-    pub fn flush(&mut self) -> Result<(), String> {
+    pub fn flush(&mut self) -> Result<(), JournalError> {
         self.out.flush().map_err(|e| self.error(e))
     }
 
     /// Flushes, syncs the journal to disk, and records how the run ended in `job.json`.
-    pub fn finish(&mut self, status: &JobStatus) -> Result<(), String> {
+    pub fn finish(&mut self, status: &JobStatus) -> Result<(), JournalError> {
         self.flush()?;
         self.out.get_ref().sync_all().map_err(|e| self.error(e))?;
         self.set_status(&Some(status.clone()))
     }
 
-    fn set_status(&mut self, status: &Option<JobStatus>) -> Result<(), String> {
+    fn set_status(&mut self, status: &Option<JobStatus>) -> Result<(), JournalError> {
         self.header.status = status
             .as_ref()
             .map_or("Running", JobStatus::as_str)
@@ -515,45 +664,43 @@ impl Journal {
 
     /// Closes the journal (flushing it) and keeps its folder locked, for what comes after the
     /// run: the report, then the journal's removal ([`crate::lifecycle::finish`]).
-    pub fn into_lock(mut self) -> Result<JobLock, String> {
+    pub fn into_lock(mut self) -> Result<JobLock, JournalError> {
         self.flush()?;
         Ok(self._lock)
     }
 
     /// Deletes the journal's folder (once its report is written).
-    pub fn remove(self) -> Result<(), String> {
+    pub fn remove(self) -> Result<(), JournalError> {
         drop(self.out);
-        std::fs::remove_dir_all(&self.dir)
-            .map_err(|e| format!("removing {}: {e}", self.dir.display()))
+        std::fs::remove_dir_all(&self.dir).map_err(io("removing", &self.dir))
     }
 
-    fn error(&self, e: std::io::Error) -> String {
-        format!("writing {}: {e}", self.dir.join(JOURNAL_FILE).display())
+    fn error(&self, e: std::io::Error) -> JournalError {
+        io("writing", &self.dir.join(JOURNAL_FILE))(e)
     }
 }
 
-fn invalid_id(id: &str) -> String {
-    format!("job id {id:?} is not valid: use 1 to 64 of A-Z a-z 0-9 - _ (S3's job ids are UUIDs)")
+fn invalid_id(id: &str) -> JournalError {
+    JournalError::InvalidJobId { id: id.to_owned() }
 }
 
-fn write_header(dir: &Path, header: &Header) -> Result<(), String> {
+fn write_header(dir: &Path, header: &Header) -> Result<(), JournalError> {
     let tmp = dir.join(format!("{JOB_FILE}.tmp"));
     let bytes = serde_json::to_vec_pretty(header).expect("JSON serializes");
     std::fs::write(&tmp, bytes)
         .and_then(|()| std::fs::rename(&tmp, dir.join(JOB_FILE)))
-        .map_err(|e| format!("writing {}: {e}", dir.join(JOB_FILE).display()))
+        .map_err(io("writing", &dir.join(JOB_FILE)))
 }
 
-fn read_header(dir: &Path) -> Result<Header, String> {
+fn read_header(dir: &Path) -> Result<Header, JournalError> {
     let path = dir.join(JOB_FILE);
-    let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let header: Header =
-        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
+    let header: Header = serde_json::from_slice(&bytes).map_err(|source| JournalError::Header {
+        path: path.clone(),
+        source,
+    })?;
     if header.version != 1 || !valid_job_id(&header.job_id) {
-        return Err(format!(
-            "{}: not a journal this runner wrote",
-            path.display()
-        ));
+        return Err(JournalError::NotAJournal { path });
     }
     Ok(header)
 }
@@ -577,7 +724,7 @@ pub struct JournalInfo {
 }
 
 /// Reads `job.json` of the journal in `dir`.
-pub fn info(dir: &Path) -> Result<JournalInfo, String> {
+pub fn info(dir: &Path) -> Result<JournalInfo, JournalError> {
     let h = read_header(dir)?;
     let status = match h.status.as_str() {
         "Complete" => Some(JobStatus::Complete),
@@ -602,9 +749,9 @@ pub fn info(dir: &Path) -> Result<JournalInfo, String> {
 fn scan(
     dir: &Path,
     mut each: impl FnMut(usize, TaskRecord) -> Result<(), String>,
-) -> Result<u64, String> {
+) -> Result<u64, JournalError> {
     let path = dir.join(JOURNAL_FILE);
-    let file = File::open(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let file = File::open(&path).map_err(io("reading", &path))?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
     let mut buf = Vec::new();
     let mut valid = 0u64;
@@ -613,17 +760,22 @@ fn scan(
         buf.clear();
         let n = reader
             .read_until(b'\n', &mut buf)
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            .map_err(io("reading", &path))?;
         if n == 0 || buf.last() != Some(&b'\n') {
             // The end, or a line a kill cut short: ignored.
             return Ok(valid);
         }
         line_no += 1;
+        let line = |message| JournalError::Line {
+            path: path.clone(),
+            line: line_no,
+            message,
+        };
         let (i, record) = serde_json::from_slice::<LineIn>(&buf)
             .map_err(|e| e.to_string())
             .and_then(LineIn::into_record)
-            .map_err(|e| format!("{} line {line_no}: {e}", path.display()))?;
-        each(i, record).map_err(|e| format!("{} line {line_no}: {e}", path.display()))?;
+            .map_err(line)?;
+        each(i, record).map_err(line)?;
         valid += n as u64;
     }
 }
@@ -641,14 +793,13 @@ pub async fn write_report(
     location: &Location,
     scope: ReportScope,
     s3: &aws_sdk_s3::Client,
-) -> Result<Location, String> {
+) -> Result<Location, JournalError> {
     let header = read_header(dir)?;
     let id = path_safe_id(&header.job_id);
     let work = dir.join("report");
     let _ = std::fs::remove_dir_all(&work);
     let results_dir = work.join(format!("job-{id}")).join("results");
-    std::fs::create_dir_all(&results_dir)
-        .map_err(|e| format!("creating {}: {e}", results_dir.display()))?;
+    std::fs::create_dir_all(&results_dir).map_err(io("creating", &results_dir))?;
     let files = write_results(dir, &results_dir, scope)?;
     let bucket = match location {
         Location::Local(_) => "",
@@ -674,22 +825,19 @@ pub async fn write_report(
         Location::Local(root) => {
             let job_dir = work.join(format!("job-{id}"));
             let manifest_path = job_dir.join("manifest.json");
-            std::fs::write(&manifest_path, manifest)
-                .map_err(|e| format!("writing {}: {e}", manifest_path.display()))?;
-            std::fs::create_dir_all(root)
-                .map_err(|e| format!("creating {}: {e}", root.display()))?;
+            std::fs::write(&manifest_path, manifest).map_err(io("writing", &manifest_path))?;
+            std::fs::create_dir_all(root).map_err(io("creating", root))?;
             let target = root.join(format!("job-{id}"));
             let old = root.join(format!(".job-{id}.old-{}", std::process::id()));
             let had_old = target.exists();
             if had_old {
-                std::fs::rename(&target, &old)
-                    .map_err(|e| format!("moving the earlier {} aside: {e}", target.display()))?;
+                std::fs::rename(&target, &old).map_err(io("moving aside the earlier", &target))?;
             }
             if let Err(e) = move_dir(&job_dir, &target) {
                 if had_old {
                     let _ = std::fs::rename(&old, &target);
                 }
-                return Err(format!("writing {}: {e}", target.display()));
+                return Err(io("writing", &target)(e));
             }
             if had_old {
                 let _ = std::fs::remove_dir_all(&old);
@@ -698,7 +846,10 @@ pub async fn write_report(
             Ok(Location::Local(target.join("manifest.json")))
         }
         Location::S3 { bucket, .. } => {
-            let put_err = |key: &str, e: String| format!("writing s3://{bucket}/{key}: {e}");
+            let put_err = |key: &str, message: String| JournalError::S3 {
+                what: format!("writing s3://{bucket}/{key}"),
+                message,
+            };
             let mut keep = std::collections::HashSet::new();
             for (_, name, _) in &files {
                 let key = format!("{base}/results/{name}");
@@ -730,11 +881,9 @@ pub async fn write_report(
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| {
-                    format!(
-                        "listing s3://{bucket}/{base}/results/ for stale files: {}",
-                        sdk_error(e)
-                    )
+                let page = page.map_err(|e| JournalError::S3 {
+                    what: format!("listing s3://{bucket}/{base}/results/ for stale files"),
+                    message: sdk_error(e),
                 })?;
                 for object in page.contents() {
                     let Some(stale) = object.key().filter(|k| !keep.contains(*k)) else {
@@ -745,7 +894,10 @@ pub async fn write_report(
                         .key(stale)
                         .send()
                         .await
-                        .map_err(|e| format!("deleting s3://{bucket}/{stale}: {}", sdk_error(e)))?;
+                        .map_err(|e| JournalError::S3 {
+                            what: format!("deleting s3://{bucket}/{stale}"),
+                            message: sdk_error(e),
+                        })?;
                 }
             }
             let _ = std::fs::remove_dir_all(&work);
@@ -802,10 +954,10 @@ fn write_results(
     dir: &Path,
     out: &Path,
     scope: ReportScope,
-) -> Result<Vec<(TaskStatus, String, String)>, String> {
-    let open = |name: &str| -> Result<csv::Writer<Hashing<BufWriter<File>>>, String> {
+) -> Result<Vec<(TaskStatus, String, String)>, JournalError> {
+    let open = |name: &str| -> Result<csv::Writer<Hashing<BufWriter<File>>>, JournalError> {
         let path = out.join(name);
-        let file = File::create(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+        let file = File::create(&path).map_err(io("creating", &path))?;
         Ok(results_writer(Hashing {
             inner: BufWriter::with_capacity(1 << 16, file),
             md5: Md5::new(),
@@ -838,21 +990,20 @@ fn write_results(
         let partial = out.join(format!("{}.partial", status.as_str()));
         let hashing = writer
             .into_inner()
-            .map_err(|e| format!("writing {}: {}", partial.display(), e.error()))?;
+            .map_err(|e| io("writing", &partial)(e.into_error()))?;
         let md5 = hex(&hashing.md5.finalize());
         hashing
             .inner
             .into_inner()
-            .map_err(|e| format!("writing {}: {}", partial.display(), e.error()))?
+            .map_err(|e| io("writing", &partial)(e.into_error()))?
             .sync_all()
-            .map_err(|e| format!("writing {}: {e}", partial.display()))?;
+            .map_err(io("writing", &partial))?;
         if rows == 0 {
-            std::fs::remove_file(&partial).map_err(|e| e.to_string())?;
+            std::fs::remove_file(&partial).map_err(io("removing", &partial))?;
             continue;
         }
         let name = format!("{md5}.csv");
-        std::fs::rename(&partial, out.join(&name))
-            .map_err(|e| format!("writing {}: {e}", out.join(&name).display()))?;
+        std::fs::rename(&partial, out.join(&name)).map_err(io("writing", &out.join(&name)))?;
         files.push((status, name, md5));
     }
     Ok(files)
@@ -866,7 +1017,7 @@ pub async fn check_destination(
     location: &Location,
     job_id: &str,
     s3: &aws_sdk_s3::Client,
-) -> Result<(), String> {
+) -> Result<(), JournalError> {
     if !valid_job_id(job_id) {
         return Err(invalid_id(job_id));
     }
@@ -877,11 +1028,10 @@ pub async fn check_destination(
                 match std::fs::metadata(existing) {
                     Ok(m) if m.is_dir() => break,
                     Ok(_) => {
-                        return Err(format!(
-                            "the report cannot be written under {}: {} is a file, not a folder",
-                            dir.display(),
-                            existing.display()
-                        ))
+                        return Err(JournalError::DestinationIsFile {
+                            dir: dir.clone(),
+                            file: existing.to_owned(),
+                        })
                     }
                     Err(_) => match existing.parent() {
                         Some(p) if !p.as_os_str().is_empty() => existing = p,
@@ -895,12 +1045,10 @@ pub async fn check_destination(
             let probe = existing.join(format!(".s3batch-write-check-{job_id}"));
             std::fs::write(&probe, b"")
                 .and_then(|()| std::fs::remove_file(&probe))
-                .map_err(|e| {
-                    format!(
-                        "the report cannot be written under {}: writing in {} failed: {e}",
-                        dir.display(),
-                        existing.display()
-                    )
+                .map_err(|source| JournalError::DestinationNotWritable {
+                    dir: dir.clone(),
+                    folder: existing.to_owned(),
+                    source,
                 })
         }
         Location::S3 { bucket, key } => {
@@ -910,8 +1058,11 @@ pub async fn check_destination(
                 format!("{key}/")
             };
             let probe = format!("{prefix}.s3batch-write-check-{job_id}");
-            let fail = |e: String| {
-                format!("the report cannot be written to s3://{bucket}/{prefix}: writing s3://{bucket}/{probe} failed: {e}")
+            let fail = |message: String| JournalError::DestinationS3 {
+                bucket: bucket.clone(),
+                prefix: prefix.clone(),
+                probe: probe.clone(),
+                message,
             };
             s3.put_object()
                 .bucket(bucket)
@@ -1077,7 +1228,15 @@ mod tests {
         std::fs::write(dir.join("other.csv"), "bucket-one,x\n").unwrap();
         let other = ManifestSource::open(&dir.join("other.csv")).unwrap();
         let err = Journal::resume(&state, &other).unwrap_err();
-        assert!(err.contains("is not the one job j1 started with"), "{err}");
+        assert!(
+            matches!(&err, JournalError::ManifestChanged { job_id, now_rows: 1, .. } if job_id == "j1"),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("is not the one job j1 started with"),
+            "{err}"
+        );
 
         let second = Counting {
             seen: Default::default(),
@@ -1215,8 +1374,12 @@ mod tests {
         let Err(err) = Journal::create(&state, "j2", "m", &source) else {
             panic!("a second journal was created over the first");
         };
+        assert!(
+            matches!(&err, JournalError::Exists { dir, job_id } if dir == &state && job_id == "j2"),
+            "{err:?}"
+        );
         assert_eq!(
-            err,
+            err.to_string(),
             format!("{} already holds the journal of job j2", state.display())
         );
         assert_eq!(files(), before, "an existing journal is kept");
@@ -1225,7 +1388,11 @@ mod tests {
         text.insert_str(0, "garbage\n");
         std::fs::write(&path, text).unwrap();
         let err = Journal::resume(&state, &source).unwrap_err();
-        assert!(err.contains("journal.jsonl line 1:"), "{err}");
+        assert!(
+            matches!(&err, JournalError::Line { path: p, line: 1, .. } if p == &path),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("journal.jsonl line 1:"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

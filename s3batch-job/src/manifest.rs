@@ -238,7 +238,7 @@ impl Manifest {
         if is_inventory(&path.to_string_lossy(), &bytes) {
             let root = inventory_root(path).map_err(ManifestError::whole)?;
             Self::from_inventory(&bytes, |_, key| {
-                let found = inventory_data_path(&root, key)?;
+                let found = inventory_data_path(&root, key).map_err(|e| e.to_string())?;
                 std::fs::read(&found).map_err(|e| format!("reading {}: {e}", found.display()))
             })
         } else {
@@ -346,6 +346,67 @@ impl InventoryData {
     }
 }
 
+/// The folder of a [`Staged`] could not be created.
+#[derive(Debug, thiserror::Error)]
+#[error("creating {}: {source}", dir.display())]
+pub struct StagedError {
+    /// The folder.
+    pub dir: PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Why a key of a local S3 Inventory copy does not lead to a data file
+/// ([`inventory_data_path`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InventoryPathError {
+    /// The key has a `.` or `..` part.
+    #[error("a data file key with a `.` or `..` part is not read")]
+    DotPart {
+        /// The key.
+        key: String,
+    },
+    /// The key does not end in `data/<name>`.
+    #[error(
+        "not an S3 Inventory data file key (expected <prefix>/<source-bucket>/<config-id>/data/<name>)"
+    )]
+    NotADataKey {
+        /// The key.
+        key: String,
+    },
+    /// No file where the key leads.
+    #[error(
+        "data file not found at {} ({source}); a local inventory's data files must be in the \
+         data/ folder next to manifest.json's folder",
+        path.display()
+    )]
+    NotFound {
+        /// Where it was looked for.
+        path: PathBuf,
+        /// Why it could not be resolved.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The path leads outside the inventory's folder (a symlink).
+    #[error("{} leads outside {} (to {}); not read", path.display(), root.display(), real.display())]
+    Outside {
+        /// The path.
+        path: PathBuf,
+        /// The inventory's folder.
+        root: PathBuf,
+        /// Where it leads.
+        real: PathBuf,
+    },
+    /// The path is not a file.
+    #[error("{} is not a file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+}
+
 /// A folder of files downloaded for one [`ManifestSource`] (see [`ManifestSource::staged`]):
 /// removed when the source's last clone is dropped, with its parent folder if that is then
 /// empty.
@@ -354,9 +415,11 @@ pub struct Staged(PathBuf);
 
 impl Staged {
     /// Takes charge of `dir`, which it creates.
-    pub fn create(dir: PathBuf) -> Result<Self, String> {
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        Ok(Self(dir))
+    pub fn create(dir: PathBuf) -> Result<Self, StagedError> {
+        match std::fs::create_dir_all(&dir) {
+            Ok(()) => Ok(Self(dir)),
+            Err(source) => Err(StagedError { dir, source }),
+        }
     }
 
     /// The folder.
@@ -482,7 +545,7 @@ impl ManifestSource {
             .files
             .iter()
             .map(|f| {
-                let found = inventory_data_path(&root, &f.key)?;
+                let found = inventory_data_path(&root, &f.key).map_err(|e| e.to_string())?;
                 if let Some(expected) = &f.md5 {
                     let got = std::fs::File::open(&found)
                         .and_then(md5_of)
@@ -728,38 +791,35 @@ fn inventory_root(manifest: &Path) -> Result<PathBuf, String> {
 /// - a path that leaves `root` once symlinks are resolved (canonicalized and checked).
 ///
 /// `root` must be canonical (as [`std::fs::canonicalize`] returns it).
-pub fn inventory_data_path(root: &Path, key: &str) -> Result<PathBuf, String> {
+pub fn inventory_data_path(root: &Path, key: &str) -> Result<PathBuf, InventoryPathError> {
     let parts: Vec<&str> = key.split('/').collect();
     if parts.iter().any(|p| matches!(*p, "." | "..")) {
-        return Err("a data file key with a `.` or `..` part is not read".into());
+        return Err(InventoryPathError::DotPart {
+            key: key.to_owned(),
+        });
     }
     let name = match parts.as_slice() {
         [.., "data", name] if !name.is_empty() => *name,
         _ => {
-            return Err(
-                "not an S3 Inventory data file key (expected <prefix>/<source-bucket>/<config-id>/data/<name>)"
-                    .into(),
-            )
+            return Err(InventoryPathError::NotADataKey {
+                key: key.to_owned(),
+            })
         }
     };
     let path = root.join("data").join(name);
-    let real = std::fs::canonicalize(&path).map_err(|e| {
-        format!(
-            "data file not found at {} ({e}); a local inventory's data files must be in the \
-             data/ folder next to manifest.json's folder",
-            path.display()
-        )
-    })?;
+    let real = match std::fs::canonicalize(&path) {
+        Ok(real) => real,
+        Err(source) => return Err(InventoryPathError::NotFound { path, source }),
+    };
     if !real.starts_with(root) {
-        return Err(format!(
-            "{} leads outside {} (to {}); not read",
-            path.display(),
-            root.display(),
-            real.display()
-        ));
+        return Err(InventoryPathError::Outside {
+            path,
+            root: root.to_owned(),
+            real,
+        });
     }
     if !real.is_file() {
-        return Err(format!("{} is not a file", path.display()));
+        return Err(InventoryPathError::NotAFile { path });
     }
     Ok(real)
 }
@@ -1038,7 +1098,7 @@ pub fn reorder_columns<W: std::io::Write>(
     input: impl std::io::Read,
     fields: &[String],
     out: W,
-) -> Result<Option<W>, String> {
+) -> Result<Option<W>, ReorderError> {
     let standard = |f: &[&str]| fields.iter().map(String::as_str).eq(f.iter().copied());
     if fields.is_empty()
         || standard(&["Bucket", "Key"])
@@ -1048,9 +1108,9 @@ pub fn reorder_columns<W: std::io::Write>(
     }
     let find = |n: &str| fields.iter().position(|f| f == n);
     let (Some(b), Some(k)) = (find("Bucket"), find("Key")) else {
-        return Err(format!(
-            "Manifest.Spec.Fields {fields:?} names no Bucket or no Key column"
-        ));
+        return Err(ReorderError::NoBucketOrKey {
+            fields: fields.to_vec(),
+        });
     };
     let v = find("VersionId");
     let mut reader = CsvReader::new(input, "");
@@ -1061,15 +1121,16 @@ pub fn reorder_columns<W: std::io::Write>(
     let mut out = builder.from_writer(out);
     let mut line = 1;
     while let Some(record) = reader.next_record() {
-        let record = record.map_err(|e| format!("manifest {e}"))?;
+        let record = record.map_err(|e| ReorderError::Csv {
+            message: e.to_string(),
+        })?;
         let columns = record.fields;
         if columns.len() != fields.len() {
-            return Err(format!(
-                "manifest line {} has {} columns; Manifest.Spec.Fields names {}",
-                record.line,
-                columns.len(),
-                fields.len()
-            ));
+            return Err(ReorderError::Columns {
+                line: record.line,
+                found: columns.len(),
+                expected: fields.len(),
+            });
         }
         let mut row = vec![&columns[b], &columns[k]];
         if let Some(v) = v {
@@ -1077,20 +1138,57 @@ pub fn reorder_columns<W: std::io::Write>(
         }
         if line < record.line {
             // Rare (empty lines, an ignored column over lines): a new writer after the gap.
-            let mut bytes = out.into_inner().map_err(|e| e.to_string())?;
+            let mut bytes = out
+                .into_inner()
+                .map_err(|e| ReorderError::Write(e.into_error()))?;
             for _ in line..record.line {
-                bytes.write_all(b"\n").map_err(|e| e.to_string())?;
+                bytes.write_all(b"\n").map_err(ReorderError::Write)?;
             }
             out = builder.from_writer(bytes);
             line = record.line;
         }
-        out.write_record(&row).map_err(|e| e.to_string())?;
+        out.write_record(&row)
+            .map_err(|e| ReorderError::Write(e.into()))?;
         line += 1 + row
             .iter()
             .map(|f| f.iter().filter(|&&c| c == b'\n').count() as u64)
             .sum::<u64>();
     }
-    out.into_inner().map(Some).map_err(|e| e.to_string())
+    out.into_inner()
+        .map(Some)
+        .map_err(|e| ReorderError::Write(e.into_error()))
+}
+
+/// Why a CSV manifest could not be rewritten in `Bucket, Key[, VersionId]` order
+/// ([`reorder_columns`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReorderError {
+    /// `Spec.Fields` has no `Bucket` or no `Key`.
+    #[error("Manifest.Spec.Fields {fields:?} names no Bucket or no Key column")]
+    NoBucketOrKey {
+        /// The fields given.
+        fields: Vec<String>,
+    },
+    /// The CSV is not valid (an unbalanced quote, …): the message names the line.
+    #[error("manifest {message}")]
+    Csv {
+        /// What is wrong, with its line.
+        message: String,
+    },
+    /// A row has another number of columns than `Spec.Fields` names.
+    #[error("manifest line {line} has {found} columns; Manifest.Spec.Fields names {expected}")]
+    Columns {
+        /// The line, 1-based.
+        line: u64,
+        /// Its columns.
+        found: usize,
+        /// The fields named.
+        expected: usize,
+    },
+    /// Writing the rewritten manifest failed.
+    #[error("{0}")]
+    Write(#[source] std::io::Error),
 }
 
 #[cfg(test)]
@@ -1535,7 +1633,9 @@ mod column_order_tests {
 
     /// [`reorder_columns`] in memory: the bytes rewritten, or as they are.
     fn reorder(bytes: &[u8], fields: &[String]) -> Result<Vec<u8>, String> {
-        Ok(reorder_columns(bytes, fields, Vec::new())?.unwrap_or_else(|| bytes.to_vec()))
+        Ok(reorder_columns(bytes, fields, Vec::new())
+            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|| bytes.to_vec()))
     }
 
     #[test]
@@ -1552,6 +1652,18 @@ mod column_order_tests {
             .unwrap(),
             b"b1,k1,v1\nb2,\"k,2\",v2\n"
         );
+        assert!(matches!(
+            reorder_columns(&b"k1,b1\nk2\n"[..], &f(&["Key", "Bucket"]), Vec::new()),
+            Err(ReorderError::Columns {
+                line: 2,
+                found: 1,
+                expected: 2
+            })
+        ));
+        assert!(matches!(
+            reorder_columns(&csv[..], &f(&["Key", "Ignore"]), Vec::new()),
+            Err(ReorderError::NoBucketOrKey { .. })
+        ));
         let err = reorder(b"k1,b1\nk2\n", &f(&["Key", "Bucket"])).unwrap_err();
         assert!(err.contains("line 2 has 1 columns"), "{err}");
         assert!(reorder(csv, &f(&["Key", "Ignore"]))

@@ -35,21 +35,76 @@ pub enum Location {
     },
 }
 
+/// Why a file or object could not be read or written, or a location not understood.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// An `s3://` location without a bucket.
+    #[error("{given:?} names no bucket: expected s3://bucket/key")]
+    NoBucket {
+        /// The location given.
+        given: String,
+    },
+    /// An empty location.
+    #[error("an empty path")]
+    EmptyPath,
+    /// A local file or folder could not be read, written or created.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was done: `reading`, `writing`, `creating`.
+        action: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An S3 request failed.
+    #[error("{what}: {message}")]
+    S3 {
+        /// What was done, naming the object: `reading s3://bucket/key`.
+        what: String,
+        /// S3's answer (the SDK's error with its causes).
+        message: String,
+    },
+    /// The manifest fetched is not one ([`ManifestSource::fetch`]).
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StorageError {
+    let path = path.to_owned();
+    move |source| StorageError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+fn s3_error(what: String, e: impl std::error::Error + 'static) -> StorageError {
+    StorageError::S3 {
+        what,
+        message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+    }
+}
+
 impl FromStr for Location {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = StorageError;
+    fn from_str(s: &str) -> Result<Self, StorageError> {
         match s.strip_prefix("s3://") {
             Some(rest) => {
                 let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
                 if bucket.is_empty() {
-                    return Err(format!("{s:?} names no bucket: expected s3://bucket/key"));
+                    return Err(StorageError::NoBucket {
+                        given: s.to_owned(),
+                    });
                 }
                 Ok(Location::S3 {
                     bucket: bucket.into(),
                     key: key.into(),
                 })
             }
-            None if s.is_empty() => Err("an empty path".into()),
+            None if s.is_empty() => Err(StorageError::EmptyPath),
             None => Ok(Location::Local(s.into())),
         }
     }
@@ -101,31 +156,28 @@ fn get_error(
     bucket: &str,
     key: &str,
     e: aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::get_object::GetObjectError>,
-) -> String {
-    format!(
-        "reading s3://{bucket}/{key}: {}",
-        aws_sdk_s3::error::DisplayErrorContext(e)
-    )
+) -> StorageError {
+    s3_error(format!("reading s3://{bucket}/{key}"), e)
 }
 
 /// Saves `body` (a GetObject body, of the object `name` names) to `path` as it arrives;
 /// returns the MD5 of its bytes, in hex.
-pub async fn save_body(mut body: ByteStream, path: &Path, name: &str) -> Result<String, String> {
-    let file =
-        std::fs::File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+pub async fn save_body(
+    mut body: ByteStream,
+    path: &Path,
+    name: &str,
+) -> Result<String, StorageError> {
+    let file = std::fs::File::create(path).map_err(io("creating", path))?;
     let mut file = std::io::BufWriter::with_capacity(1 << 16, file);
     let mut md5 = Md5::new();
-    while let Some(chunk) = body
-        .try_next()
-        .await
-        .map_err(|e| format!("reading {name}: {e}"))?
-    {
+    while let Some(chunk) = body.try_next().await.map_err(|e| StorageError::S3 {
+        what: format!("reading {name}"),
+        message: e.to_string(),
+    })? {
         md5.update(&chunk);
-        file.write_all(&chunk)
-            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        file.write_all(&chunk).map_err(io("writing", path))?;
     }
-    file.flush()
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    file.flush().map_err(io("writing", path))?;
     Ok(hex(&md5.finalize()))
 }
 
@@ -135,7 +187,7 @@ pub(crate) async fn save_object(
     bucket: &str,
     key: &str,
     path: &Path,
-) -> Result<String, String> {
+) -> Result<String, StorageError> {
     let out = s3
         .get_object()
         .bucket(bucket)
@@ -175,7 +227,7 @@ pub(crate) async fn read_object<T: Send + 'static>(
         .key(key)
         .send()
         .await
-        .map_err(|e| get_error(bucket, key, e))?;
+        .map_err(|e| get_error(bucket, key, e).to_string())?;
     let name = format!("s3://{bucket}/{key}");
     let (chunks, chunks_rx) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
     let (batches_tx, mut batches) = tokio::sync::mpsc::channel::<Vec<T>>(BATCHES_IN_FLIGHT);
@@ -342,15 +394,16 @@ impl Upload {
         path: &Path,
         bucket: &str,
         key: &str,
-    ) -> Result<(), String> {
-        let fail = |e: String| format!("writing s3://{bucket}/{key}: {e}");
-        let size = std::fs::metadata(path)
-            .map_err(|e| format!("reading {}: {e}", path.display()))?
-            .len();
+    ) -> Result<(), StorageError> {
+        let fail = |message: String| StorageError::S3 {
+            what: format!("writing s3://{bucket}/{key}"),
+            message,
+        };
+        let size = std::fs::metadata(path).map_err(io("reading", path))?.len();
         if size <= self.threshold {
             let body = ByteStream::from_path(path)
                 .await
-                .map_err(|e| format!("reading {}: {e}", path.display()))?;
+                .map_err(|e| fail(format!("reading {}: {e}", path.display())))?;
             return s3
                 .put_object()
                 .bucket(bucket)
@@ -464,27 +517,26 @@ impl ManifestSource {
         location: &Location,
         s3: &aws_sdk_s3::Client,
         dir: &Path,
-    ) -> Result<ManifestSource, String> {
+    ) -> Result<ManifestSource, StorageError> {
         let (bucket, key) = match location {
-            Location::Local(path) => return ManifestSource::open(path).map_err(|e| e.to_string()),
+            Location::Local(path) => return Ok(ManifestSource::open(path)?),
             Location::S3 { bucket, key } => (bucket, key),
         };
-        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
         let path = dir.join("manifest.csv");
         save_object(s3, bucket, key, &path).await?;
         let mut head = Vec::new();
         std::fs::File::open(&path)
             .and_then(|f| f.take(64).read_to_end(&mut head))
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            .map_err(io("reading", &path))?;
         let source = if is_inventory(key, &head) {
-            let json =
-                std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+            let json = std::fs::read(&path).map_err(io("reading", &path))?;
             let _ = std::fs::remove_file(&path);
             fetch_inventory(&json, s3, dir).await
         } else {
             ManifestSource::open_csv(&path)
         };
-        source.map_err(|e| e.of(location.to_string()).to_string())
+        Ok(source.map_err(|e| e.of(location.to_string()))?)
     }
 }
 
@@ -513,6 +565,7 @@ pub async fn fetch_inventory(
             ));
             let got = save_object(s3, &inventory.destination, &f.key, &path)
                 .await
+                .map_err(|e| e.to_string())
                 .and_then(|md5| match &f.md5 {
                     Some(expected) => check_md5(&md5, expected),
                     None => Ok(()),
@@ -573,7 +626,7 @@ impl JobReport {
         location: &Location,
         scope: ReportScope,
         s3: &aws_sdk_s3::Client,
-    ) -> Result<Location, String> {
+    ) -> Result<Location, StorageError> {
         match location {
             Location::Local(dir) => {
                 let files = self.render(scope, "", "");
@@ -581,11 +634,9 @@ impl JobReport {
                 for (key, bytes) in files {
                     let path = dir.join(&key);
                     if let Some(parent) = path.parent() {
-                        std::fs::create_dir_all(parent)
-                            .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+                        std::fs::create_dir_all(parent).map_err(io("creating", parent))?;
                     }
-                    std::fs::write(&path, bytes)
-                        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+                    std::fs::write(&path, bytes).map_err(io("writing", &path))?;
                     manifest = path;
                 }
                 Ok(Location::Local(manifest))
@@ -604,12 +655,7 @@ impl JobReport {
                         .body(bytes.into())
                         .send()
                         .await
-                        .map_err(|e| {
-                            format!(
-                                "writing s3://{bucket}/{key}: {}",
-                                aws_sdk_s3::error::DisplayErrorContext(e)
-                            )
-                        })?;
+                        .map_err(|e| s3_error(format!("writing s3://{bucket}/{key}"), e))?;
                     last = key;
                 }
                 Ok(Location::S3 {
@@ -679,6 +725,11 @@ mod tests {
         let upload = Upload::new().threshold(1).part_size(MIN_PART_SIZE);
         let err = upload.file(&s3, &path, "out", "big.csv").await.unwrap_err();
         std::fs::remove_file(&path).unwrap();
+        assert!(
+            matches!(&err, StorageError::S3 { what, .. } if what == "writing s3://out/big.csv"),
+            "{err:?}"
+        );
+        let err = err.to_string();
         assert!(
             err.starts_with("writing s3://out/big.csv: part 1: ")
                 && err.contains("AccessDenied")

@@ -2,7 +2,7 @@
 //! replaced whole by a rerun of the same job id.
 
 use s3batch::{Handler, Object, Options, TaskError};
-use s3batch_job::journal::{check_destination, write_report, Journal};
+use s3batch_job::journal::{check_destination, write_report, Journal, JournalError};
 use s3batch_job::{
     parse_report_csv, InProcess, LocalJob, Location, Manifest, ManifestSource, ReportScope,
 };
@@ -59,7 +59,12 @@ async fn an_s3_report_is_checked_first_and_replaced_whole_by_a_rerun() {
     };
     let err = check_destination(&missing, "s3job", &s3).await.unwrap_err();
     assert!(
-        err.contains("the report cannot be written to s3://no-such-bucket/x/"),
+        matches!(&err, JournalError::DestinationS3 { bucket, prefix, .. } if bucket == "no-such-bucket" && prefix == "x/"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("the report cannot be written to s3://no-such-bucket/x/"),
         "{err}"
     );
 

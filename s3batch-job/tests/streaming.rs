@@ -5,8 +5,8 @@
 
 use md5::{Digest, Md5};
 use s3batch::{Object, TaskError};
-use s3batch_job::analyze::{read_report_rows, FailedManifest, ManifestOut};
-use s3batch_job::storage::{Upload, MIN_PART_SIZE};
+use s3batch_job::analyze::{read_report_rows, AnalyzeError, FailedManifest, ManifestOut};
+use s3batch_job::storage::{StorageError, Upload, MIN_PART_SIZE};
 use s3batch_job::{LocalJob, Location, Manifest, ManifestSource, ReportRow, TaskStatus};
 use s3batch_testkit::Moto;
 use std::io::Write;
@@ -236,7 +236,7 @@ async fn a_results_file_read_from_s3_gives_the_rows_a_local_read_gives() {
     assert_eq!(from_s3[29_999].message, "NoSuchKey 29999");
 
     let (from_s3, result) = read("s3://reports/r/bad.csv".into()).await;
-    let err = result.unwrap_err();
+    let err = result.unwrap_err().to_string();
     assert!(
         err.starts_with(
             "s3://reports/r/bad.csv: line 3002: a quote opened on this line is never closed"
@@ -244,7 +244,10 @@ async fn a_results_file_read_from_s3_gives_the_rows_a_local_read_gives() {
         "{err}"
     );
     let (local, local_err) = read(dir.join("bad.csv").display().to_string()).await;
-    assert!(local_err.unwrap_err().contains("line 3002: a quote opened"));
+    assert!(local_err
+        .unwrap_err()
+        .to_string()
+        .contains("line 3002: a quote opened"));
     assert_eq!(from_s3.len(), 3_000);
     assert!(from_s3 == local);
 
@@ -255,7 +258,7 @@ async fn a_results_file_read_from_s3_gives_the_rows_a_local_read_gives() {
         &mut |_| {
             seen += 1;
             if seen == 2_500 {
-                Err("enough".to_owned())
+                Err(AnalyzeError::Stopped("enough".into()))
             } else {
                 Ok(())
             }
@@ -263,7 +266,8 @@ async fn a_results_file_read_from_s3_gives_the_rows_a_local_read_gives() {
     )
     .await
     .unwrap_err();
-    assert_eq!((err.as_str(), seen), ("enough", 2_500));
+    assert!(matches!(err, AnalyzeError::Stopped(_)), "{err:?}");
+    assert_eq!((err.to_string().as_str(), seen), ("enough", 2_500));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -313,7 +317,7 @@ async fn rows_of_an_s3_results_file_are_read_as_its_body_arrives() {
     let mut each = |row: ReportRow| {
         keys.push(row.key);
         if keys.len() == 1_000 {
-            Err("the first 1,000 rows are in".to_owned())
+            Err(AnalyzeError::Stopped("the first 1,000 rows are in".into()))
         } else {
             Ok(())
         }
@@ -324,7 +328,7 @@ async fn rows_of_an_s3_results_file_are_read_as_its_body_arrives() {
     let read = tokio::time::timeout(Duration::from_secs(300), read)
         .await
         .expect("no row arrived: the body is read whole before any row is passed on");
-    assert_eq!(read.unwrap_err(), "the first 1,000 rows are in");
+    assert_eq!(read.unwrap_err().to_string(), "the first 1,000 rows are in");
     let expected: Vec<String> = (0..1_000).map(decoded_key).collect();
     assert!(keys == expected, "{:?}", &keys[..3]);
 }
@@ -440,6 +444,8 @@ async fn an_s3_inventory_is_streamed_from_downloaded_data_files() {
     let err = ManifestSource::fetch(&at, &s3, &dir.join("job-md5"))
         .await
         .unwrap_err();
+    assert!(matches!(err, StorageError::Manifest(_)), "{err:?}");
+    let err = err.to_string();
     assert!(
         err.contains(&format!(
             "{kb}: MD5 {mb} does not match the manifest's {ma}"

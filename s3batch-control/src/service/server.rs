@@ -1,7 +1,8 @@
 //! The HTTP server of `cargo s3batch serve` and the runner of its jobs.
 
 use super::state::{Created, Jobs, SharedJob, Signal, Status};
-use crate::xml::{bucket_name, document, function_name, manifest_object, ApiError, CreateJob, El};
+use crate::model::{JobSpec, ManifestSpec};
+use crate::xml::{document, ApiError, El};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
@@ -571,14 +572,51 @@ struct Prepared {
 
 type Failure = (&'static str, String);
 
-/// Reads the manifest (checking its ETag) and checks the report destination.
-async fn prepare(shared: &Shared, request: &CreateJob, id: &str) -> Result<Prepared, Failure> {
+/// Prepares the job with the engine's lifecycle, as `cargo s3batch run` does: its folder
+/// held and its journal checked against the job ([`lifecycle::claim`]), the manifest read
+/// (checking its ETag), then the report destination checked ([`lifecycle::Claimed::prepare`]).
+async fn prepare(
+    shared: &Shared,
+    request: &JobSpec,
+    id: &str,
+    start: lifecycle::Start,
+) -> Result<lifecycle::PreparedJob, Failure> {
     let s3 = &shared.s3;
-    let spec = &request.manifest;
-    let (bucket, key) =
-        manifest_object(&spec.object_arn).map_err(|e| (INVALID_MANIFEST_CONTENT, e.message))?;
-    let mut get = s3.get_object().bucket(&bucket).key(&key);
-    if let Some(v) = &spec.object_version_id {
+    let report = request.report.destination().map(|(bucket, prefix, scope)| {
+        let location = Location::S3 {
+            bucket: bucket.bucket().to_owned(),
+            key: prefix.to_owned(),
+        };
+        (location, scope)
+    });
+    let claimed = lifecycle::claim(lifecycle::JobPlan {
+        dir: job_dir(shared, id),
+        job_id: id.to_owned(),
+        manifest_name: request
+            .manifest
+            .location()
+            .map(|l| l.object.to_string())
+            .unwrap_or_default(),
+        definition: journal::JobDefinition {
+            function: format!("function {}", request.operation.function),
+            schema: request.operation.schema.to_string(),
+            user_arguments: request.operation.user_arguments.as_map().clone(),
+            tasks_per_invocation: 1,
+            report: report.as_ref().map(|(l, s)| format!("{l} ({s:?})")),
+        },
+        report,
+        start,
+    })
+    .map_err(|e| (JOB_ERROR, e.to_string()))?;
+    let Some(spec) = request.manifest.location() else {
+        return Err((
+            INVALID_MANIFEST_CONTENT,
+            "a generated manifest (ManifestGenerator) is not supported".to_owned(),
+        ));
+    };
+    let (bucket, key) = (spec.object.bucket(), spec.object.key());
+    let mut get = s3.get_object().bucket(bucket).key(key);
+    if let Some(v) = &spec.version_id {
         get = get.version_id(v);
     }
     let out = get.send().await.map_err(|e| {
@@ -605,9 +643,9 @@ async fn prepare(shared: &Shared, request: &CreateJob, id: &str) -> Result<Prepa
     // goes, so memory does not grow with its rows. The folder goes with the job's journal, or
     // with the source when the job never runs.
     let name = format!("s3://{bucket}/{key}");
-    let staged = Staged::create(shared.config.state_dir.join(format!("job-{id}/manifest")))
-        .map_err(|e| (JOB_ERROR, e))?;
-    let inventory = spec.format == "S3InventoryReport_CSV_20161130";
+    let staged =
+        Staged::create(claimed.dir().join("manifest")).map_err(|e| (JOB_ERROR, e.to_string()))?;
+    let inventory = matches!(request.manifest, ManifestSpec::Inventory { .. });
     let saved = staged.dir().join(if inventory {
         "manifest.json"
     } else {
@@ -633,7 +671,15 @@ async fn prepare(shared: &Shared, request: &CreateJob, id: &str) -> Result<Prepa
             let out = std::fs::File::create(&csv)
                 .map_err(|e| format!("creating {}: {e}", csv.display()))?;
             let input = std::io::BufReader::with_capacity(1 << 16, input);
-            match reorder_columns(input, &spec.fields, std::io::BufWriter::new(out))? {
+            let fields: Vec<String> = request
+                .manifest
+                .fields()
+                .iter()
+                .map(|f| f.as_str().to_owned())
+                .collect();
+            match reorder_columns(input, &fields, std::io::BufWriter::new(out))
+                .map_err(|e| e.to_string())?
+            {
                 Some(mut out) => std::io::Write::flush(&mut out)
                     .map(|()| true)
                     .map_err(|e| format!("writing {}: {e}", csv.display())),
@@ -654,27 +700,17 @@ async fn prepare(shared: &Shared, request: &CreateJob, id: &str) -> Result<Prepa
         )
     })?
     .staged(staged);
-    let report = match &request.report {
-        r if r.enabled => {
-            let bucket = bucket_name(r.bucket.as_deref().unwrap_or_default())
-                .map_err(|e| (REPORT_NOT_WRITABLE, e.message))?;
-            let location = Location::S3 {
-                bucket,
-                key: r.prefix.clone().unwrap_or_default(),
-            };
-            journal::check_destination(&location, id, s3)
-                .await
-                .map_err(|e| (REPORT_NOT_WRITABLE, e))?;
-            let scope = if r.scope.as_deref() == Some("FailedTasksOnly") {
-                ReportScope::FailedTasksOnly
-            } else {
-                ReportScope::AllTasks
-            };
-            Some((location, scope))
-        }
-        _ => None,
-    };
-    Ok(Prepared { manifest, report })
+    claimed.prepare(manifest, s3).await.map_err(|e| match e {
+        lifecycle::PrepareError::Destination(e) => (REPORT_NOT_WRITABLE, e.to_string()),
+        e => (JOB_ERROR, e.to_string()),
+    })
+}
+
+/// Creates or resumes the prepared job's journal.
+fn start(job: lifecycle::PreparedJob) -> Result<(Journal, Prepared), Failure> {
+    let report = job.plan().report.clone();
+    let (journal, manifest) = job.start().map_err(|e| (JOB_ERROR, e.to_string()))?;
+    Ok((journal, Prepared { manifest, report }))
 }
 
 fn sdk_message<E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static>(
@@ -742,7 +778,7 @@ async fn run_fresh(shared: &Arc<Shared>, job: &SharedJob) {
     if dir.exists() {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    let prepared = prepare(shared, &request, &id).await;
+    let prepared = prepare(shared, &request, &id, lifecycle::Start::New).await;
     let (prepared, suspended) = {
         let mut j = job.lock().expect("job");
         if j.status == Status::Cancelling {
@@ -760,7 +796,7 @@ async fn run_fresh(shared: &Arc<Shared>, job: &SharedJob) {
                 return;
             }
             Ok(p) => {
-                j.total = p.manifest.len() as u64;
+                j.total = p.manifest().len() as u64;
                 if j.status == Status::Preparing {
                     j.set_status(if request.confirmation_required {
                         Status::Suspended
@@ -788,11 +824,9 @@ async fn run_fresh(shared: &Arc<Shared>, job: &SharedJob) {
         }
     }
     shared.wake.notify_waiters();
-    let dir = job_dir(shared, &id);
-    let journal = match Journal::create(&dir, &id, &request.manifest.object_arn, &prepared.manifest)
-    {
-        Ok(journal) => journal,
-        Err(e) => return fail(job, (JOB_ERROR, e)),
+    let (journal, prepared) = match start(prepared) {
+        Ok(started) => started,
+        Err(failure) => return fail(job, failure),
     };
     if let Err(failure) = execute(shared, job, &request, &id, prepared, signals, journal).await {
         fail(job, failure);
@@ -842,16 +876,16 @@ async fn resume(shared: &Arc<Shared>, job: &SharedJob) {
             ),
         )
     };
-    let prepared = match prepare(shared, &request, &id).await {
+    let prepared = match prepare(shared, &request, &id, lifecycle::Start::Resume).await {
         Ok(p) => p,
         Err(failure) => {
             job.lock().expect("job").fail_reason(failure.0, &failure.1);
             return fail(job, kept());
         }
     };
-    let journal = match Journal::resume(&dir, &prepared.manifest) {
-        Ok(journal) => journal,
-        Err(e) => {
+    let (journal, prepared) = match start(prepared) {
+        Ok(started) => started,
+        Err((_, e)) => {
             return fail(
                 job,
                 (
@@ -924,7 +958,7 @@ fn activate(shared: &Shared, job: &SharedJob) -> Option<bool> {
 async fn execute(
     shared: &Shared,
     job: &SharedJob,
-    request: &CreateJob,
+    request: &JobSpec,
     id: &str,
     prepared: Prepared,
     mut signals: tokio::sync::watch::Receiver<Signal>,
@@ -934,7 +968,7 @@ async fn execute(
     let progress_job = Arc::clone(job);
     let mut local = LocalJob::new(prepared.manifest)
         .job_id(id)
-        .schema(request.schema)
+        .schema(request.operation.schema)
         .concurrency(config.concurrency)
         .grace_period(config.grace)
         .redrive(config.redrive)
@@ -945,10 +979,10 @@ async fn execute(
             j.failed = p.failed as u64;
             j.save_progress();
         });
-    for (k, v) in &request.user_arguments {
+    for (k, v) in &request.operation.user_arguments {
         local = local.user_argument(k, v);
     }
-    let invoker = LambdaInvoker::new(shared.lambda.clone(), function_name(&request.function_arn));
+    let invoker = LambdaInvoker::new(shared.lambda.clone(), request.operation.function.name());
     let stop = async move {
         while next_signal(&mut signals).await != Signal::Cancel {
             if signals.changed().await.is_err() {
@@ -1012,7 +1046,7 @@ async fn conclude(
     let lock = journal
         .finish(&ended)
         .and_then(|()| journal.into_lock())
-        .map_err(|e| (JOB_ERROR, e))?;
+        .map_err(|e| (JOB_ERROR, e.to_string()))?;
     let report = match (report, finished > 0) {
         (Some((location, scope)), true) => Some((location, *scope)),
         _ => None,

@@ -12,7 +12,8 @@
 //! needs to list and describe it and to take it up again. Ended jobs are kept
 //! [`RETENTION`] (90 days, as S3 keeps them) after they end.
 
-use crate::xml::{ApiError, CreateJob, El};
+use crate::model::JobSpec;
+use crate::xml::{echo, parse_create_job, ApiError, El};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -158,7 +159,7 @@ pub struct Job {
     /// The region in the job ARN.
     pub region: String,
     /// The request.
-    pub request: CreateJob,
+    pub request: JobSpec,
     /// The request's body as it came (what the record keeps: parsed again on load).
     body: String,
     /// Where it is.
@@ -196,7 +197,7 @@ impl Job {
         id: String,
         account: String,
         region: String,
-        request: CreateJob,
+        request: JobSpec,
         body: String,
         seq: u64,
     ) -> Job {
@@ -380,7 +381,7 @@ impl Job {
         }
         out.push(El::text("JobArn", self.arn()));
         out.push(El::text("Status", self.status.as_str()));
-        out.extend(self.request.echo());
+        out.extend(echo(&self.request));
         out.push(El::text("Priority", self.priority.to_string()));
         out.push(self.progress());
         if let Some(r) = &self.status_update_reason {
@@ -429,11 +430,78 @@ pub fn timestamp(t: SystemTime) -> String {
 }
 
 /// A [`timestamp`] read back.
-fn parse_timestamp(s: &str) -> Result<SystemTime, String> {
+fn parse_timestamp(s: &str, path: &Path) -> Result<SystemTime, RecordError> {
     aws_smithy_types::DateTime::from_str(s, aws_smithy_types::date_time::Format::DateTime)
         .ok()
         .and_then(|t| SystemTime::try_from(t).ok())
-        .ok_or_else(|| format!("{s:?} is not an RFC 3339 time"))
+        .ok_or_else(|| RecordError::Timestamp {
+            path: path.to_owned(),
+            value: s.to_owned(),
+        })
+}
+
+/// A records folder that cannot be used, or a job record that cannot be read; each names
+/// the file.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// Reading, writing or deleting a file or folder failed.
+    #[error("{doing} {}: {source}", path.display())]
+    Io {
+        /// `reading`, `creating`, `deleting`.
+        doing: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A record that is not JSON of the record's shape.
+    #[error("{}: {source}", path.display())]
+    Json {
+        /// The record.
+        path: PathBuf,
+        /// The error.
+        source: serde_json::Error,
+    },
+    /// A record of another version.
+    #[error("{}: record version {version} is not 1", path.display())]
+    Version {
+        /// The record.
+        path: PathBuf,
+        /// Its version.
+        version: u32,
+    },
+    /// A record whose `CreateJobRequest` is not one (any more).
+    #[error("{}: its request: {}", path.display(), .source.message)]
+    Request {
+        /// The record.
+        path: PathBuf,
+        /// Why the request is refused.
+        source: ApiError,
+    },
+    /// A record with an unknown status.
+    #[error("{}: status {status:?} is no job status", path.display())]
+    Status {
+        /// The record.
+        path: PathBuf,
+        /// The status it has.
+        status: String,
+    },
+    /// A record with a time that is not RFC 3339.
+    #[error("{}: {value:?} is not an RFC 3339 time", path.display())]
+    Timestamp {
+        /// The record.
+        path: PathBuf,
+        /// The text it has.
+        value: String,
+    },
+}
+
+fn io<'a>(doing: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> RecordError + 'a {
+    move |source| RecordError::Io {
+        doing,
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// A job's record file, `<id>.json`. The client request token (idempotency) is the
@@ -474,19 +542,28 @@ struct FailureRecord {
 
 impl Record {
     /// The job the record describes (its status as saved: the caller takes it up).
-    fn into_job(self, path: PathBuf) -> Result<Job, String> {
+    fn into_job(self, path: PathBuf) -> Result<Job, RecordError> {
         if self.version != 1 {
-            return Err(format!("record version {} is not 1", self.version));
+            return Err(RecordError::Version {
+                path,
+                version: self.version,
+            });
         }
-        let request = CreateJob::parse(self.request.as_bytes())
-            .map_err(|e| format!("its request: {}", e.message))?;
-        let status = Status::parse(&self.status)
-            .ok_or_else(|| format!("status {:?} is no job status", self.status))?;
-        let created = parse_timestamp(&self.created)?;
+        let request = match parse_create_job(self.request.as_bytes()) {
+            Ok(request) => request,
+            Err(source) => return Err(RecordError::Request { path, source }),
+        };
+        let Some(status) = Status::parse(&self.status) else {
+            return Err(RecordError::Status {
+                path,
+                status: self.status,
+            });
+        };
+        let created = parse_timestamp(&self.created, &path)?;
         let terminated = self
             .terminated
             .as_deref()
-            .map(parse_timestamp)
+            .map(|t| parse_timestamp(t, &path))
             .transpose()?;
         let mut job = Job::new(
             self.id,
@@ -535,7 +612,7 @@ pub struct Opened {
     /// [`RETENTION`] ago.
     pub expired: Vec<String>,
     /// Record files that could not be read, and why (left where they are).
-    pub unreadable: Vec<String>,
+    pub unreadable: Vec<RecordError>,
 }
 
 /// What [`Jobs::create`] did.
@@ -553,20 +630,17 @@ impl Jobs {
     /// [`RETENTION`] before `now` are deleted; the other jobs are listed and described as
     /// they were saved (those not ended are for the caller to take up: [`Jobs::unfinished`]).
     /// New jobs come after them in ListJobs.
-    pub fn open(dir: &Path, now: SystemTime) -> Result<(Jobs, Opened), String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    pub fn open(dir: &Path, now: SystemTime) -> Result<(Jobs, Opened), RecordError> {
+        std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
         let mut jobs = Jobs {
             dir: Some(dir.to_owned()),
             ..Jobs::default()
         };
         let mut opened = Opened::default();
-        let entries =
-            std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+        let entries = std::fs::read_dir(dir).map_err(io("reading", dir))?;
         let mut paths = Vec::new();
         for entry in entries {
-            let path = entry
-                .map_err(|e| format!("reading {}: {e}", dir.display()))?
-                .path();
+            let path = entry.map_err(io("reading", dir))?.path();
             match path.extension().and_then(|e| e.to_str()) {
                 Some("json") => paths.push(path),
                 // A record whose save was cut short: the record beside it is whole.
@@ -579,8 +653,13 @@ impl Jobs {
         let mut loaded = Vec::new();
         for path in paths {
             let job = std::fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<Record>(&b).map_err(|e| e.to_string()))
+                .map_err(io("reading", &path))
+                .and_then(|b| {
+                    serde_json::from_slice::<Record>(&b).map_err(|source| RecordError::Json {
+                        path: path.clone(),
+                        source,
+                    })
+                })
                 .and_then(|r| r.into_job(path.clone()));
             match job {
                 Ok(job) => {
@@ -588,14 +667,13 @@ impl Jobs {
                         .terminated
                         .is_some_and(|t| now.duration_since(t).is_ok_and(|age| age > RETENTION));
                     if expired {
-                        std::fs::remove_file(&path)
-                            .map_err(|e| format!("deleting {}: {e}", path.display()))?;
+                        std::fs::remove_file(&path).map_err(io("deleting", &path))?;
                         opened.expired.push(job.id);
                     } else {
                         loaded.push(job);
                     }
                 }
-                Err(e) => opened.unreadable.push(format!("{}: {e}", path.display())),
+                Err(e) => opened.unreadable.push(e),
             }
         }
         loaded.sort_by_key(|j| j.seq);
@@ -605,7 +683,7 @@ impl Jobs {
             jobs.tokens
                 .entry((
                     job.account.clone(),
-                    job.request.client_request_token.clone(),
+                    job.request.client_request_token.clone().unwrap_or_default(),
                 ))
                 .or_insert_with(|| job.id.clone());
             jobs.jobs.insert(key, Arc::new(Mutex::new(job)));
@@ -637,9 +715,13 @@ impl Jobs {
         body: &[u8],
         new_id: String,
     ) -> Result<Created, ApiError> {
-        let request = CreateJob::parse(body)?;
-        let body = String::from_utf8(body.to_vec()).expect("CreateJob::parse takes UTF-8 only");
-        let token = (account.to_owned(), request.client_request_token.clone());
+        let request = parse_create_job(body)?;
+        let body = String::from_utf8(body.to_vec()).expect("parse_create_job takes UTF-8 only");
+        // `parse_create_job` requires the token.
+        let token = (
+            account.to_owned(),
+            request.client_request_token.clone().unwrap_or_default(),
+        );
         if let Some(id) = self.tokens.get(&token) {
             let job = &self.jobs[&(account.to_owned(), id.clone())];
             if job.lock().expect("job lock").request == request {
@@ -648,7 +730,7 @@ impl Jobs {
             return Err(ApiError::idempotency(format!(
                 "ClientRequestToken {:?} was used by job {id} with a different request; use a \
                  new token for a new job",
-                request.client_request_token
+                token.1
             )));
         }
         self.seq += 1;
@@ -843,8 +925,8 @@ mod tests {
             .into_bytes()
     }
 
-    fn request(token: &str) -> CreateJob {
-        CreateJob::parse(&body(token)).unwrap()
+    fn request(token: &str) -> JobSpec {
+        parse_create_job(&body(token)).unwrap()
     }
 
     /// An empty folder of its own, under the system's temporary folder.
@@ -989,7 +1071,12 @@ mod tests {
         std::fs::write(dir.join("broken.json"), b"{").unwrap();
         let (jobs, opened) = Jobs::open(&dir, now).unwrap();
         assert_eq!(opened.unreadable.len(), 1, "{:?}", opened.unreadable);
-        assert!(opened.unreadable[0].contains("broken.json"));
+        let unreadable = opened.unreadable[0].to_string();
+        assert!(
+            matches!(&opened.unreadable[0], RecordError::Json { path, .. } if path == &dir.join("broken.json")),
+            "{unreadable}"
+        );
+        assert!(unreadable.contains("broken.json"), "{unreadable}");
         assert!(dir.join("broken.json").exists());
         assert_eq!(jobs.list(a, &[], 10, None).unwrap().0.len(), 3);
         std::fs::remove_dir_all(&dir).unwrap();

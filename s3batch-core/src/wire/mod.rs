@@ -30,10 +30,14 @@ pub(crate) mod request;
 mod response;
 
 pub use report::{
-    ReportManifest, ReportManifestError, ReportRow, ResultsFile, TaskStatus, REPORT_COLUMNS,
+    ParseTaskStatusError, ReportManifest, ReportManifestError, ReportRow, ReportRowError,
+    ResultsFile, TaskStatus, REPORT_COLUMNS,
 };
 pub use request::{Request, RequestJob, RequestTask, TaskBucket};
-pub use response::{ReceivedResponse, ReceivedResult, Response, ResultCode, TaskResult};
+pub use response::{
+    ParseResultCodeError, ReceivedResponse, ReceivedResult, Response, ResponseError, ResultCode,
+    TaskResult,
+};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;

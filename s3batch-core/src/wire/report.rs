@@ -42,15 +42,43 @@ impl fmt::Display for TaskStatus {
     }
 }
 
+/// A string that is not a report's `TaskStatus`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("status {value:?} is not succeeded or failed")]
+pub struct ParseTaskStatusError {
+    /// The string given.
+    pub value: String,
+}
+
 impl FromStr for TaskStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ParseTaskStatusError;
+    fn from_str(s: &str) -> Result<Self, ParseTaskStatusError> {
         match s {
             "succeeded" => Ok(TaskStatus::Succeeded),
             "failed" => Ok(TaskStatus::Failed),
-            other => Err(format!("status {other:?} is not succeeded or failed")),
+            other => Err(ParseTaskStatusError {
+                value: other.to_owned(),
+            }),
         }
     }
+}
+
+/// Why fields are not a report row ([`ReportRow::from_fields`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportRowError {
+    /// Not 7 fields.
+    #[error("{found} columns, expected 7")]
+    Columns {
+        /// How many there are.
+        found: usize,
+    },
+    /// `TaskStatus` is not `succeeded` or `failed`.
+    #[error("TaskStatus: {0}")]
+    TaskStatus(#[source] ParseTaskStatusError),
+    /// `ErrorCode` is not empty nor one of S3's result codes.
+    #[error("ErrorCode {0}")]
+    ErrorCode(#[source] super::ParseResultCodeError),
 }
 
 /// One row of a completion report's results file:
@@ -123,9 +151,11 @@ impl ReportRow {
     /// Reads the 7 fields of a row, in [`REPORT_COLUMNS`] order or in the order of AWS's
     /// example rows (the HTTP status before the error code). A key that does not decode is
     /// kept as it is; a status or result code that is not S3's is an error naming it.
-    pub fn from_fields<S: AsRef<str>>(fields: &[S]) -> Result<Self, String> {
+    pub fn from_fields<S: AsRef<str>>(fields: &[S]) -> Result<Self, ReportRowError> {
         let [bucket, key, version, status, code, http, message] = fields else {
-            return Err(format!("{} columns, expected 7", fields.len()));
+            return Err(ReportRowError::Columns {
+                found: fields.len(),
+            });
         };
         let (bucket, key, version, status, message) = (
             bucket.as_ref(),
@@ -144,14 +174,14 @@ impl ReportRow {
             "" => None,
             code => Some(
                 code.parse::<ResultCode>()
-                    .map_err(|e| format!("ErrorCode {e}"))?,
+                    .map_err(ReportRowError::ErrorCode)?,
             ),
         };
         Ok(Self {
             bucket: bucket.to_owned(),
             key: crate::key::decode_key(key).unwrap_or_else(|_| key.to_owned()),
             version_id: Some(version.to_owned()).filter(|v| !v.is_empty()),
-            task_status: status.parse().map_err(|e| format!("TaskStatus: {e}"))?,
+            task_status: status.parse().map_err(ReportRowError::TaskStatus)?,
             error_code,
             http_status: http.parse().ok(),
             message: message.to_owned(),
@@ -233,16 +263,23 @@ impl ResultsFile {
 }
 
 /// A `manifest.json` that is not a completion report's.
-#[derive(Debug)]
-pub struct ReportManifestError(String);
-
-impl fmt::Display for ReportManifestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportManifestError {
+    /// Not JSON, or a field missing or of the wrong type.
+    #[error("{0}")]
+    Json(#[source] serde_json::Error),
+    /// `Format` is missing or not [`ReportManifest::FORMAT`].
+    #[error(
+        "Format is {}, not {}",
+        found.as_ref().map_or("missing".to_owned(), |f| format!("{f:?}")),
+        ReportManifest::FORMAT
+    )]
+    Format {
+        /// The `Format` found, if any.
+        found: Option<String>,
+    },
 }
-
-impl std::error::Error for ReportManifestError {}
 
 impl ReportManifest {
     /// The only `Format` there is.
@@ -273,15 +310,10 @@ impl ReportManifest {
             #[serde(rename = "Format")]
             format: Option<String>,
         }
-        let error = |e: serde_json::Error| ReportManifestError(e.to_string());
-        let Format { format } = serde_json::from_slice(bytes).map_err(error)?;
+        let Format { format } = serde_json::from_slice(bytes).map_err(ReportManifestError::Json)?;
         if format.as_deref() != Some(Self::FORMAT) {
-            return Err(ReportManifestError(format!(
-                "Format is {}, not {}",
-                format.map_or("missing".to_owned(), |f| format!("{f:?}")),
-                Self::FORMAT
-            )));
+            return Err(ReportManifestError::Format { found: format });
         }
-        serde_json::from_slice(bytes).map_err(error)
+        serde_json::from_slice(bytes).map_err(ReportManifestError::Json)
     }
 }

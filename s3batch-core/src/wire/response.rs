@@ -31,18 +31,42 @@ impl std::fmt::Display for ResultCode {
     }
 }
 
+/// A string that is not one of S3's three result codes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not a result code: expected Succeeded, TemporaryFailure or PermanentFailure")]
+pub struct ParseResultCodeError {
+    /// The string given.
+    pub value: String,
+}
+
 impl std::str::FromStr for ResultCode {
-    type Err = String;
+    type Err = ParseResultCodeError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "Succeeded" => Ok(ResultCode::Succeeded),
             "TemporaryFailure" => Ok(ResultCode::TemporaryFailure),
             "PermanentFailure" => Ok(ResultCode::PermanentFailure),
-            other => Err(format!(
-                "{other:?} is not a result code: expected Succeeded, TemporaryFailure or PermanentFailure"
-            )),
+            other => Err(ParseResultCodeError {
+                value: other.to_owned(),
+            }),
         }
     }
+}
+
+/// Why S3 could not read a function's response ([`ReceivedResponse::from_slice`]); S3 then
+/// fails every task of the invocation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResponseError {
+    /// The body is not JSON.
+    #[error("not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// The body is JSON but not an object.
+    #[error("not a JSON object")]
+    NotObject,
+    /// The object is not a response: a field is missing, of the wrong type, or not S3's.
+    #[error("{0}")]
+    Invalid(#[source] serde_json::Error),
 }
 
 impl From<ErrorKind> for ResultCode {
@@ -149,13 +173,13 @@ impl ReceivedResponse {
     /// assert_eq!(r.results[0].result_code, ResultCode::Succeeded);
     /// assert!(ReceivedResponse::from_slice(br#"{"results":[{"taskId":"t","resultCode":"Failed"}]}"#).is_err());
     /// ```
-    pub fn from_slice(body: &[u8]) -> Result<Self, String> {
+    pub fn from_slice(body: &[u8]) -> Result<Self, ResponseError> {
         // Through a `Value`: duplicate keys then keep the last, as a JSON object map does.
         let value: serde_json::Value =
-            serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+            serde_json::from_slice(body).map_err(ResponseError::NotJson)?;
         if !value.is_object() {
-            return Err("not a JSON object".into());
+            return Err(ResponseError::NotObject);
         }
-        Self::deserialize(value).map_err(|e| e.to_string())
+        Self::deserialize(value).map_err(ResponseError::Invalid)
     }
 }

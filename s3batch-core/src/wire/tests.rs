@@ -178,6 +178,25 @@ fn responses_round_trip_and_are_read_as_s3_reads_them() {
             String::from_utf8_lossy(bad)
         );
     }
+    // Told apart by variant.
+    assert!(matches!(
+        ReceivedResponse::from_slice(b"nope"),
+        Err(ResponseError::NotJson(_))
+    ));
+    assert!(matches!(
+        ReceivedResponse::from_slice(b"[]"),
+        Err(ResponseError::NotObject)
+    ));
+    assert!(matches!(
+        ReceivedResponse::from_slice(b"{}"),
+        Err(ResponseError::Invalid(_))
+    ));
+    match ReportManifest::from_slice(br#"{"Format":"CSV","Results":[]}"#) {
+        Err(e @ ReportManifestError::Format { .. }) => {
+            assert_eq!(e.to_string(), r#"Format is "CSV", not Report_CSV_20180820"#)
+        }
+        other => panic!("not a Format error: {other:?}"),
+    }
 }
 
 #[test]
@@ -213,19 +232,30 @@ fn report_rows_carry_the_enums_and_read_either_column_order() {
     assert_eq!(ok.to_fields()[4..6], [Cow::Borrowed(""), Cow::Borrowed("")]);
     assert_eq!(ReportRow::from_fields(&ok.to_fields()).unwrap(), ok);
     // What is not S3's is named.
-    for (fields, expect) in [
+    for (fields, variant, expect) in [
         (
             vec!["b", "k", "", "done", "", "", ""],
+            ReportRowError::TaskStatus(ParseTaskStatusError {
+                value: "done".into(),
+            }),
             r#"TaskStatus: status "done" is not succeeded or failed"#,
         ),
         (
             vec!["b", "k", "", "failed", "Oops", "200", ""],
+            ReportRowError::ErrorCode(ParseResultCodeError {
+                value: "Oops".into(),
+            }),
             r#"ErrorCode "Oops" is not a result code"#,
         ),
-        (vec!["b", "k"], "2 columns, expected 7"),
+        (
+            vec!["b", "k"],
+            ReportRowError::Columns { found: 2 },
+            "2 columns, expected 7",
+        ),
     ] {
         let err = ReportRow::from_fields(&fields).unwrap_err();
-        assert!(err.contains(expect), "{err}");
+        assert_eq!(err, variant);
+        assert!(err.to_string().contains(expect), "{err}");
     }
     assert_eq!(
         REPORT_COLUMNS.join(", "),

@@ -124,6 +124,11 @@ fn filters_by_code_and_message() {
     );
     let err = Filter::new().message("(unclosed").unwrap_err();
     assert!(
+        matches!(&err, AnalyzeError::Pattern { pattern, .. } if pattern == "(unclosed"),
+        "{err:?}"
+    );
+    let err = err.to_string();
+    assert!(
         err.starts_with("--message \"(unclosed\" is not a regular expression"),
         "{err}"
     );
@@ -158,6 +163,17 @@ awsexamplebucket1,image_14819,,succeeded,200,,"{u'message': u'Successfully proce
         )]
     );
     let err = listed_results(br#"{"Format":"Other"}"#, "m.json").unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            AnalyzeError::Manifest {
+                source: s3batch::wire::ReportManifestError::Format { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(err.contains("not Report_CSV_20180820"), "{err}");
 }
 
@@ -182,6 +198,11 @@ fn versions_are_kept_and_never_mixed() {
         rows(b"bkt,k1,v1,failed,TemporaryFailure,200,x\nbkt,k2,,failed,TemporaryFailure,200,x\n");
     m.push(&mixed[0]).unwrap();
     let err = m.push(&mixed[1]).unwrap_err();
+    assert!(
+        matches!(&err, AnalyzeError::MixedVersions { with, without } if with == "s3://bkt/k1" && without == "s3://bkt/k2"),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(
         err.contains("(s3://bkt/k1) and without one (s3://bkt/k2)"),
         "{err}"
@@ -394,7 +415,7 @@ async fn reads_each_local_form() {
                 Ok(())
             })
             .await?;
-            Ok::<_, String>((files.len(), keys))
+            Ok::<_, AnalyzeError>((files.len(), keys))
         }
     };
     let job = root.join("pre/job-j1");
@@ -416,11 +437,27 @@ async fn reads_each_local_form() {
     // Two jobs under one folder: name them, read neither.
     write(&copy, "j2", "");
     let err = keys(copy.clone()).await.unwrap_err();
+    match &err {
+        AnalyzeError::ManyReports { reports, .. } => assert_eq!(
+            reports,
+            &[
+                copy.join("job-j1").display().to_string(),
+                copy.join("job-j2").display().to_string()
+            ]
+        ),
+        other => panic!("not refused for its two reports: {other:?}"),
+    }
+    let err = err.to_string();
     assert!(err.contains("holds the reports of 2 jobs"), "{err}");
     assert!(err.contains("job-j1") && err.contains("job-j2"), "{err}");
     // A manifest.json listing a file that is nowhere names it.
     std::fs::remove_dir_all(copy.join("job-j2/results")).unwrap();
     let err = keys(copy.join("job-j2")).await.unwrap_err();
+    assert!(
+        matches!(&err, AnalyzeError::MissingResults { key, .. } if key.starts_with("job-j2/results/")),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(err.contains("lists job-j2/results/"), "{err}");
     std::fs::remove_dir_all(&root).unwrap();
 }
@@ -487,8 +524,9 @@ async fn a_local_failed_manifest_is_replaced_whole() {
     std::fs::remove_dir_all(&dir).unwrap();
 
     let err = ManifestOut::create(&"s3://bkt/dir/".parse().unwrap()).unwrap_err();
+    assert!(matches!(err, AnalyzeError::NotAFile { .. }), "{err:?}");
     assert_eq!(
-        err,
+        err.to_string(),
         "s3://bkt/dir/ names no object: give s3://bucket/key.csv"
     );
 }
@@ -510,7 +548,7 @@ fn unbalanced_quotes_in_a_results_file_are_refused() {
     let unclosed =
         b"b,k1,,failed,PermanentFailure,200,\"oops\nb,k2,,failed,PermanentFailure,200,x\n";
     let (result, _) = read(unclosed, "s3://reports/job-1/results/a.csv");
-    let err = result.unwrap_err();
+    let err = result.unwrap_err().to_string();
     assert!(
         err.starts_with(
             "s3://reports/job-1/results/a.csv: line 1: a quote opened on this line is never \
@@ -522,7 +560,7 @@ fn unbalanced_quotes_in_a_results_file_are_refused() {
         b"b,k1,,failed,PermanentFailure,200,x\nb,ke\"y,,failed,PermanentFailure,200,x\n",
         "r.csv",
     );
-    let err = result.unwrap_err();
+    let err = result.unwrap_err().to_string();
     assert!(
         err.starts_with("r.csv: line 2: a `\"` inside a field that does not start with one"),
         "{err}"
@@ -532,7 +570,7 @@ fn unbalanced_quotes_in_a_results_file_are_refused() {
         b"b,k1,,failed,PermanentFailure,200,\"a\nb,k2,,failed,PermanentFailure,200,\"x\n",
         "r.csv",
     );
-    let err = result.unwrap_err();
+    let err = result.unwrap_err().to_string();
     assert!(
         err.starts_with("r.csv: line 1: the quoted field opened on this line runs over 2"),
         "{err}"
@@ -543,7 +581,7 @@ fn unbalanced_quotes_in_a_results_file_are_refused() {
         "r.csv",
     );
     assert_eq!(
-        result.unwrap_err(),
+        result.unwrap_err().to_string(),
         "r.csv: line 2: column 2 is not valid UTF-8"
     );
     // Balanced quotes, a BOM, CRLF and a header are read as ever.
@@ -578,7 +616,7 @@ async fn no_failed_manifest_from_a_results_file_with_an_unclosed_quote() {
         manifest.push(&row)
     })
     .await;
-    let err = read.unwrap_err();
+    let err = read.unwrap_err().to_string();
     assert!(
         err.starts_with(&format!(
             "{}: line 1: a quote opened on this line is never closed",
