@@ -54,6 +54,11 @@
 //! | `deadline_margin_ms = N` | 1000 | unfinished tasks are given up this long before the Lambda deadline |
 //! | `max_result_len = N` | 1024 | longest `resultString` in bytes; longer ones are cut with a marker |
 //! | `treat_missing_keys_as = "…"` | `"PermanentFailure"` | the response's `treatMissingKeysAs` |
+//! | `map_key_encoding = "raw"` / `"url"` | `"raw"` | Step Functions Distributed Map items: how keys are read unless `BatchInput` says (see [`map`]) |
+//! | `map_failure = "fail_batch"` / `"report"` | `"fail_batch"` | Distributed Map: a failed item fails its child (`S3Batch.TemporaryFailure`/`PermanentFailure`), or every result is returned and nothing fails |
+//! | `metrics_namespace = "…"` | none (env `S3BATCH_METRICS_NAMESPACE`, `POWERTOOLS_METRICS_NAMESPACE`) | turns on CloudWatch metrics, one EMF document per invocation (see [`metrics`]) |
+//! | `metrics_service = "…"` | env `POWERTOOLS_SERVICE_NAME` | the metrics' `Service` dimension |
+//! | `metrics_job_dimension = true` | `false` | `JobId` as a metrics dimension too, not only a property |
 //! | `main = false` | `true` | generate no `main`; call [`run`] yourself |
 //! | `crate = "path"` | `"::s3batch"` | where the generated code finds this crate (renamed dependency) |
 //!
@@ -102,8 +107,15 @@ pub use s3batch_core::error;
 // `CopySource` values (`copy_source`, `encode_key`).
 pub use s3batch_core::key;
 
+// Step Functions Distributed Map: the shapes the handler accepts besides S3 Batch's, its
+// answer and errors, and the options' `KeyEncoding` and `MapFailure`.
+pub use s3batch_core::map;
+
 // Running a task in-process on built events, for unit tests.
 pub use s3batch_core::testing;
+
+// CloudWatch metrics (EMF): the `Metrics` extractor for a task's own, and their settings.
+pub use s3batch_core::metrics;
 
 // The S3 Batch Operations wire format, typed: the schema version, the event, the response and
 // a completion-report row (what `testing` and `s3batch-job` build and read).

@@ -21,6 +21,21 @@ pub async fn s3batch<T: TaskFn<A>, A>(handler: &Handler<T, A>, event: &[u8]) -> 
     serde_json::to_vec(&response).expect("a response serializes")
 }
 
+/// [`s3batch`] with CloudWatch metrics on, as `run` serves it: the invocation collected and
+/// its EMF document written to stdout in one write before the response is serialized.
+pub async fn s3batch_metrics<T: TaskFn<A>, A>(
+    handler: &Handler<T, A>,
+    metrics: &s3batch::metrics::MetricsConfig,
+    event: &[u8],
+) -> Vec<u8> {
+    let (response, collected) = metrics
+        .collect(handler.handle_bytes(black_box(event), &CONTEXT))
+        .await;
+    let response = response.expect("the benchmark event is valid");
+    metrics.write(collected, Some(&CONTEXT.request_id));
+    serde_json::to_vec(&response).expect("a response serializes")
+}
+
 /// The hand-written baseline on `aws_lambda_events` types.
 pub fn handwritten(event: &[u8]) -> Vec<u8> {
     let parsed: S3BatchJobEvent =

@@ -78,6 +78,9 @@ pub struct Job {
     /// are kept as their JSON text.
     pub user_arguments: BTreeMap<String, String>,
     pub(crate) user_arguments_error: Option<String>,
+    /// Where [`user_arguments`](Self::user_arguments) came from, for messages: `None` for
+    /// S3 Batch's `userArguments`; `Some("BatchInput")` (or the item) for a Distributed Map.
+    pub(crate) arguments_from: Option<&'static str>,
 }
 
 impl Job {
@@ -156,7 +159,7 @@ impl Field {
 }
 
 /// The message for a field whose string is not valid Unicode.
-fn unreadable(name: &str, lossy: &str) -> String {
+pub(crate) fn unreadable(name: &str, lossy: &str) -> String {
     format!(
         "`{name}` is not valid Unicode (invalid UTF-8 or an unpaired surrogate escape; \
          read as {lossy:?}, U+FFFD marking what could not be read)"
@@ -172,7 +175,7 @@ const STAND_INS: [&str; 2] = [
     "\u{0}s3batch:out-of-range-number",
 ];
 /// The key of the stand-in for a string that is not valid Unicode.
-const UNREADABLE: &str = STAND_INS[0];
+pub(crate) const UNREADABLE: &str = STAND_INS[0];
 /// What each of [`STAND_INS`] stands in for, for messages.
 const STOOD_IN: [&str; 2] = ["a string that is not valid Unicode", "a number"];
 
@@ -674,6 +677,16 @@ pub struct Invocation {
 }
 
 impl Event {
+    /// Whether the event is S3 Batch Operations' own: it has at least one of S3 Batch's
+    /// top-level fields (`invocationSchemaVersion`, `invocationId`, `job`, `tasks`). Checked
+    /// before any other shape: a cheap look at fields already read.
+    pub(crate) fn is_s3_batch(&self) -> bool {
+        !matches!(self.schema, Field::Absent)
+            || !matches!(self.invocation_id, Field::Absent)
+            || self.job.is_some()
+            || self.tasks.is_some()
+    }
+
     /// Parses JSON bytes. Only bytes that are not JSON at all fail here.
     ///
     /// A string that is not valid Unicode (invalid UTF-8, or an unpaired surrogate escape
@@ -865,7 +878,7 @@ fn resolve_task(raw: RawTask) -> Result<Object, BadTask> {
 ///
 /// Outside strings, valid JSON has no `"` and no `\\`, so a string is found by its quotes
 /// alone; invalid JSON stays invalid and is reported as such.
-fn mark_unreadable(bytes: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn mark_unreadable(bytes: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let mut copied = 0;
     let mut i = 0;

@@ -146,6 +146,12 @@ impl FromTask for lambda_runtime::Context {
 
 /// The job's `userArguments` (schema 2.0) as your own type.
 ///
+/// Under a Step Functions Distributed Map (see [`crate::map`]) the arguments are a batch's
+/// `BatchInput` less the keys s3batch reserves (`Bucket`, `bucket`, `KeyEncoding`), or, for a
+/// child given one item, that item's fields other than the object's own (`Key`, `Bucket`,
+/// `VersionId`, `Etag`, …); a mismatch names `BatchInput` (or `item`) instead of
+/// `userArguments`.
+///
 /// Values arrive as strings; fields of type `bool`, integers, floats and `Option` are parsed
 /// from them. A missing or unparsable argument fails every task permanently, with a message
 /// naming the argument. Schema 1.0 events carry no user arguments: there a `T` that needs one
@@ -181,15 +187,20 @@ impl<T: DeserializeOwned + Send + 'static> FromTask for UserArgs<T> {
 
 /// Builds `T` from the job's user arguments (what [`UserArgs`] does).
 pub fn parse_user_arguments<T: DeserializeOwned>(job: &Job) -> Result<T, TaskError> {
+    // A Distributed Map's arguments come from `BatchInput` (or the item's own fields).
+    let from = job.arguments_from.unwrap_or("userArguments");
     if let Some(e) = &job.user_arguments_error {
-        return Err(TaskError::permanent(format!("userArguments: {e}")));
+        return Err(TaskError::permanent(format!("{from}: {e}")));
     }
     let map = job
         .user_arguments
         .iter()
         .map(|(k, v)| (k.as_str(), ArgValue { name: k, value: v }));
     T::deserialize(de::value::MapDeserializer::<_, de::value::Error>::new(map)).map_err(|e| {
-        if job.schema_version == "1.0" && job.user_arguments.is_empty() {
+        if job.arguments_from.is_none()
+            && job.schema_version == "1.0"
+            && job.user_arguments.is_empty()
+        {
             // Schema 1.0 has no `userArguments` at all: the field the type missed cannot come.
             TaskError::permanent(format!(
                 "userArguments: user arguments need invocation schema 2.0, and this job uses \
@@ -197,7 +208,7 @@ pub fn parse_user_arguments<T: DeserializeOwned>(job: &Job) -> Result<T, TaskErr
                  `UserArguments`); reading them gave: {e}"
             ))
         } else {
-            TaskError::permanent(format!("userArguments: {e}"))
+            TaskError::permanent(format!("{from}: {e}"))
         }
     })
 }

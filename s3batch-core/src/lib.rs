@@ -15,6 +15,8 @@ pub mod error;
 pub mod extract;
 pub mod key;
 mod logging;
+pub mod map;
+pub mod metrics;
 pub mod response;
 pub mod runtime;
 pub mod task;
@@ -49,6 +51,7 @@ pub mod __private {
     //! it is. The assertions run inside the const argument of [`Checked`]: when one fails,
     //! that const is an error, and rustc stays silent about the `main` call that depends on
     //! it instead of adding a second "is not a task function" error.
+    pub use crate::map::{KeyEncoding, MapFailure};
     pub use crate::{BoxError, Options, ResultCode};
     use crate::{FromTask, Object, TaskFn, TaskReturn};
     use std::future::Future;

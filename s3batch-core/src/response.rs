@@ -60,7 +60,7 @@ pub fn serialized_len<T: Serialize + ?Sized>(value: &T) -> usize {
 
 /// The bytes serde_json writes for `c` inside a string: control characters become `\n`-style
 /// or `\u00XX` escapes, `"` and `\` are escaped, everything else is its UTF-8.
-fn escaped_len(c: char) -> usize {
+pub(crate) fn escaped_len(c: char) -> usize {
     match c {
         '"' | '\\' | '\u{8}' | '\u{c}' | '\n' | '\r' | '\t' => 2,
         c if (c as u32) < 0x20 => 6,
@@ -152,7 +152,7 @@ pub fn fit_to_budget(response: &mut Response, budget: usize) {
 /// The largest `cap` with `Σ min(size, cap) ≤ allowed`, given `Σ size > allowed`: found by
 /// bisection, as `Σ min(size, cap)` grows with `cap` (no sort, no copy of `sizes`: a sort's
 /// code is ~3 KB of every binary, see bench/analysis.md).
-fn water_level(sizes: &[usize], allowed: usize) -> usize {
+pub(crate) fn water_level(sizes: &[usize], allowed: usize) -> usize {
     let filled = |cap: usize| sizes.iter().map(|&size| size.min(cap)).sum::<usize>();
     let (mut lo, mut hi) = (0, sizes.iter().copied().max().unwrap_or(0));
     // `filled(lo) <= allowed` throughout (`filled(0)` is 0); the answer is in `lo..=hi`.
@@ -170,7 +170,13 @@ fn water_level(sizes: &[usize], allowed: usize) -> usize {
 /// Cuts `s` on a char boundary so that it serializes (without its quotes) to at most `max`
 /// bytes, ending with `…[truncated N bytes]` (N: the bytes cut); empty when `max` has no
 /// room for the marker.
-fn truncate_serialized(s: &mut String, max: usize) {
+pub(crate) fn truncate_serialized(s: &mut String, max: usize) {
+    truncate_measured(s, max, escaped_len)
+}
+
+/// As [`truncate_serialized`], with each character taking `len(c)` bytes (escaped twice, say,
+/// for a string inside JSON inside a JSON string).
+pub(crate) fn truncate_measured(s: &mut String, max: usize, len: fn(char) -> usize) {
     let original = s.len();
     let marker_len = format!("…[truncated {original} bytes]").len();
     let Some(room) = max.checked_sub(marker_len) else {
@@ -180,7 +186,7 @@ fn truncate_serialized(s: &mut String, max: usize) {
     let mut used = 0;
     let mut keep = 0;
     for (i, c) in s.char_indices() {
-        used += escaped_len(c);
+        used += len(c);
         if used > room {
             break;
         }
@@ -222,6 +228,7 @@ mod tests {
         assert!("Failed"
             .parse::<ResultCode>()
             .unwrap_err()
+            .to_string()
             .contains("\"Failed\""));
     }
 

@@ -65,6 +65,21 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
     if let Some(n) = &options.max_result_len {
         calls.push(quote!(.max_result_len(#n)));
     }
+    if let Some(e) = &options.map_key_encoding {
+        calls.push(quote!(.map_key_encoding(#krate::__private::KeyEncoding::#e)));
+    }
+    if let Some(p) = &options.map_failure {
+        calls.push(quote!(.map_failure(#krate::__private::MapFailure::#p)));
+    }
+    if let Some(ns) = &options.metrics_namespace {
+        calls.push(quote!(.metrics_namespace(#ns)));
+    }
+    if let Some(s) = &options.metrics_service {
+        calls.push(quote!(.metrics_service(#s)));
+    }
+    if let Some(on) = &options.metrics_job_dimension {
+        calls.push(quote!(.metrics_job_dimension(#on)));
+    }
     // The checks are the const argument of `Checked`, so a failed one silences the `TaskFn`
     // bound here instead of repeating itself as "is not a task function". When they pass and
     // the bound still fails, that one error is at the function's name.

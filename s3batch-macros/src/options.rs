@@ -13,16 +13,29 @@ pub struct Options {
     pub concurrency: Option<Expr>,
     pub deadline_margin_ms: Option<Expr>,
     pub max_result_len: Option<Expr>,
+    /// `map_key_encoding = "raw" | "url"`: the variant of `KeyEncoding`.
+    pub map_key_encoding: Option<Ident>,
+    /// `map_failure = "report" | "fail_batch"`: the variant of `MapFailure`.
+    pub map_failure: Option<Ident>,
+    /// `metrics_namespace = "…"`, `metrics_service = "…"`, `metrics_job_dimension = bool`.
+    pub metrics_namespace: Option<LitStr>,
+    pub metrics_service: Option<LitStr>,
+    pub metrics_job_dimension: Option<bool>,
     /// `Some(false)` when the user opted out of the generated `main`, with its span.
     pub main: Option<(bool, Span)>,
     pub krate: Option<Path>,
 }
 
-const KNOWN: [&str; 6] = [
+const KNOWN: [&str; 11] = [
     "treat_missing_keys_as",
     "concurrency",
     "deadline_margin_ms",
     "max_result_len",
+    "map_key_encoding",
+    "map_failure",
+    "metrics_namespace",
+    "metrics_service",
+    "metrics_job_dimension",
     "main",
     "crate",
 ];
@@ -76,6 +89,29 @@ impl Options {
                 "concurrency" => set(&mut out.concurrency, Ok(value), dup),
                 "deadline_margin_ms" => set(&mut out.deadline_margin_ms, Ok(value), dup),
                 "max_result_len" => set(&mut out.max_result_len, Ok(value), dup),
+                "map_key_encoding" => set(
+                    &mut out.map_key_encoding,
+                    variant(&value, &[("raw", "Raw"), ("url", "Url")]),
+                    dup,
+                ),
+                "map_failure" => set(
+                    &mut out.map_failure,
+                    variant(&value, &[("report", "Report"), ("fail_batch", "FailBatch")]),
+                    dup,
+                ),
+                "metrics_namespace" => set(
+                    &mut out.metrics_namespace,
+                    lit_str(&value).and_then(namespace),
+                    dup,
+                ),
+                "metrics_service" => set(
+                    &mut out.metrics_service,
+                    lit_str(&value).and_then(service),
+                    dup,
+                ),
+                "metrics_job_dimension" => {
+                    set(&mut out.metrics_job_dimension, bool_lit(&value), dup)
+                }
                 "main" => set(
                     &mut out.main,
                     bool_lit(&value).map(|b| (b, name.span())),
@@ -93,6 +129,11 @@ impl Options {
                 || out.concurrency.is_some()
                 || out.deadline_margin_ms.is_some()
                 || out.max_result_len.is_some()
+                || out.map_key_encoding.is_some()
+                || out.map_failure.is_some()
+                || out.metrics_namespace.is_some()
+                || out.metrics_service.is_some()
+                || out.metrics_job_dimension.is_some()
             {
                 push(syn::Error::new(
                     span,
@@ -173,6 +214,50 @@ fn result_code(value: &Expr) -> syn::Result<Ident> {
     }
 }
 
+/// A CloudWatch namespace (CloudWatch's rules, checked again by `MetricsConfig::new`).
+fn namespace(s: LitStr) -> syn::Result<LitStr> {
+    let v = s.value();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c);
+    if v.trim().is_empty() || v.len() > 255 || !v.chars().all(allowed) || v.starts_with("AWS/") {
+        return Err(syn::Error::new_spanned(
+            &s,
+            "a CloudWatch namespace is 1 to 255 characters of A-Z a-z 0-9 . - _ / # : and space, not only spaces, and does not start with `AWS/`",
+        ));
+    }
+    Ok(s)
+}
+
+/// A dimension value: 1 to 1,024 bytes.
+fn service(s: LitStr) -> syn::Result<LitStr> {
+    let v = s.value();
+    if v.is_empty() || v.len() > 1024 {
+        return Err(syn::Error::new_spanned(
+            &s,
+            "a metrics service name is 1 to 1024 bytes long",
+        ));
+    }
+    Ok(s)
+}
+
+/// A string literal naming one of `choices` (its text, then its enum variant): the variant.
+fn variant(value: &Expr, choices: &[(&str, &str)]) -> syn::Result<Ident> {
+    let s = lit_str(value)?;
+    match choices.iter().find(|(text, _)| *text == s.value()) {
+        Some((_, v)) => Ok(Ident::new(v, s.span())),
+        None => Err(syn::Error::new_spanned(
+            &s,
+            format!(
+                "expected {}",
+                choices
+                    .iter()
+                    .map(|(t, _)| format!("{t:?}"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,11 +282,30 @@ mod tests {
         );
     }
 
+    /// The Distributed Map options take their listed strings only, and are runtime options
+    /// (refused beside `main = false`).
+    #[test]
+    fn map_options_take_their_names() {
+        let (o, e) = Options::parse(quote!(map_failure = "report", map_key_encoding = "url"));
+        assert!(e.is_none());
+        assert_eq!(o.map_failure.unwrap().to_string(), "Report");
+        assert_eq!(o.map_key_encoding.unwrap().to_string(), "Url");
+        let (o, _) = Options::parse(quote!(map_failure = "fail_batch", map_key_encoding = "raw"));
+        assert_eq!(o.map_failure.unwrap().to_string(), "FailBatch");
+        assert_eq!(o.map_key_encoding.unwrap().to_string(), "Raw");
+        assert_eq!(
+            error(quote!(map_failure = "Report")),
+            "expected \"report\" or \"fail_batch\""
+        );
+        assert!(error(quote!(main = false, map_key_encoding = "url"))
+            .starts_with("with `main = false` no `main` is generated"));
+    }
+
     #[test]
     fn an_unrelated_option_gets_the_list() {
         assert_eq!(
             error(quote!(timeout = 8)),
-            "unknown option `timeout`; expected one of `treat_missing_keys_as`, `concurrency`, `deadline_margin_ms`, `max_result_len`, `main`, `crate`"
+            "unknown option `timeout`; expected one of `treat_missing_keys_as`, `concurrency`, `deadline_margin_ms`, `max_result_len`, `map_key_encoding`, `map_failure`, `metrics_namespace`, `metrics_service`, `metrics_job_dimension`, `main`, `crate`"
         );
     }
 }

@@ -3,8 +3,11 @@
 //! the difference, so start-up is not counted).
 //!
 //! ```text
-//! envelope_once s3batch|handwritten|serde_floor TASKS ITERATIONS
+//! envelope_once s3batch|s3batch+metrics|handwritten|serde_floor TASKS ITERATIONS
 //! ```
+//!
+//! `s3batch+metrics` is `s3batch` with CloudWatch metrics on (namespace `S3Batch/Bench`): each
+//! invocation also writes its EMF document to stdout.
 
 use s3batch::{Handler, Options};
 use s3batch_bench::warm::{self, FloorResponse};
@@ -12,7 +15,10 @@ use s3batch_bench::warm::{self, FloorResponse};
 fn main() -> Result<(), s3batch::BoxError> {
     let args: Vec<String> = std::env::args().collect();
     let [_, variant, tasks, iterations] = args.as_slice() else {
-        return Err("usage: envelope_once s3batch|handwritten|serde_floor TASKS ITERATIONS".into());
+        return Err(
+            "usage: envelope_once s3batch|s3batch+metrics|handwritten|serde_floor TASKS ITERATIONS"
+                .into(),
+        );
     };
     // With `BENCH_TRACING=1`, the subscriber each Lambda installs (INFO level), to count what
     // the per-task span costs when it is recorded: the generated `main`'s for s3batch,
@@ -31,7 +37,17 @@ fn main() -> Result<(), s3batch::BoxError> {
     // Each variant sets up only what it runs, so that what one allocates cannot change the
     // heap the other runs on (glibc's malloc costs depend on it; see bench/analysis.md).
     let handler = match variant.as_str() {
-        "s3batch" => Some(rt.block_on(Handler::new(s3batch_bench::hello, Options::new()))?),
+        "s3batch" | "s3batch+metrics" => {
+            Some(rt.block_on(Handler::new(s3batch_bench::hello, Options::new()))?)
+        }
+        _ => None,
+    };
+    let metrics = match variant.as_str() {
+        "s3batch+metrics" => Some(s3batch::metrics::MetricsConfig::new(
+            "S3Batch/Bench",
+            Some("s3batch-bench"),
+            None,
+        )?),
         _ => None,
     };
     let finished: Option<FloorResponse> = match variant.as_str() {
@@ -40,6 +56,11 @@ fn main() -> Result<(), s3batch::BoxError> {
     };
     let run = || match (variant.as_str(), &handler, &finished) {
         ("s3batch", Some(handler), _) => Ok(rt.block_on(warm::s3batch(handler, &event))),
+        ("s3batch+metrics", Some(handler), _) => Ok(rt.block_on(warm::s3batch_metrics(
+            handler,
+            metrics.as_ref().expect("built for this variant"),
+            &event,
+        ))),
         // The same `block_on` around the others, as criterion's `to_async` does.
         ("handwritten", _, _) => Ok(rt.block_on(async { warm::handwritten(&event) })),
         ("serde_floor", _, Some(finished)) => {

@@ -7,6 +7,7 @@ use super::options::Options;
 use super::task_run::{Stage, TaskRun};
 use crate::envelope::{BadTask, Event, Invocation, InvocationError, Job, Object};
 use crate::logging::{DeferredSpan, Escaped, TaskSpans, TARGET};
+use crate::map::{Answer, FunctionError, MapEvent};
 use crate::response::{
     check_minimum_size, fit_to_budget, truncate_result, Response, ResultCode, TaskResult,
     RESPONSE_BUDGET,
@@ -88,6 +89,69 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
         }
     }
 
+    /// Handles raw event bytes of any shape the handler accepts (what the generated `main`
+    /// serves): an S3 Batch Operations event, answered as [`Handler::handle_bytes`] does,
+    /// or a Step Functions Distributed Map batch or item (see [`crate::map`] for the rule and
+    /// the answer); anything else is a [`FunctionError`] `S3Batch.UnrecognizedEvent`. The
+    /// bytes are read before this returns.
+    ///
+    /// ```
+    /// use s3batch_core::map::Answer;
+    /// use s3batch_core::{Handler, Object, Options, TaskError};
+    ///
+    /// async fn name(obj: Object) -> Result<String, TaskError> {
+    ///     Ok(obj.key)
+    /// }
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let handler = Handler::new(name, Options::new()).await.unwrap();
+    /// let item = br#"{"Bucket":"b","Key":"a+b.txt"}"#;
+    /// match handler.serve_bytes(item, &Default::default()).await.unwrap() {
+    ///     Answer::Map(m) => assert_eq!(m.results[0].result_string, "a+b.txt"),
+    ///     Answer::S3Batch(_) => unreachable!(),
+    /// }
+    /// let err = handler.serve_bytes(br#"{"hello":1}"#, &Default::default()).await.unwrap_err();
+    /// assert_eq!(err.error_type(), "S3Batch.UnrecognizedEvent");
+    /// # });
+    /// ```
+    pub fn serve_bytes<'a>(
+        &'a self,
+        event: &[u8],
+        context: &'a lambda_runtime::Context,
+    ) -> impl Future<Output = Result<Answer, FunctionError>> + Send + 'a {
+        // S3 Batch first, by a look at the fields already read: its hot path pays a branch.
+        // The Distributed Map path is boxed so that it does not grow the S3 Batch future.
+        match Event::from_slice(event) {
+            Ok(e) if e.is_s3_batch() => Either::Left(Either::Left(
+                self.handle(e, context)
+                    .map(|r| r.map(Answer::S3Batch).map_err(FunctionError::from)),
+            )),
+            Err(err) => Either::Left(Either::Right(std::future::ready(Err(err.into())))),
+            Ok(_) => match crate::map::read(event, self.options.map_key_encoding) {
+                Ok(map) => Either::Right(Box::pin(self.handle_map(map, context))
+                    as Pin<Box<dyn Future<Output = _> + Send + 'a>>),
+                Err(err) => Either::Left(Either::Right(std::future::ready(Err(err)))),
+            },
+        }
+    }
+
+    /// Runs a Distributed Map child's items as the tasks of one invocation (concurrency,
+    /// deadline, panics and spans as for S3 Batch) and answers per [`crate::map::MapFailure`].
+    async fn handle_map(
+        &self,
+        map: MapEvent,
+        context: &lambda_runtime::Context,
+    ) -> Result<Answer, FunctionError> {
+        let MapEvent {
+            mut job,
+            tasks,
+            items,
+        } = map;
+        job.invocation_id = context.request_id.clone();
+        let response = self.run(job, tasks, context).await;
+        crate::map::answer(items, response.results, self.options.map_failure).map(Answer::Map)
+    }
+
     /// Handles one event: exactly one result per task, in the order of `tasks`. An event that
     /// cannot be answered fails without running any task.
     pub async fn handle(
@@ -147,6 +211,8 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
             results,
         };
         fit_to_budget(&mut response, RESPONSE_BUDGET);
+        // Metrics (when on): the job and every task's result code, whatever the event's shape.
+        crate::metrics::answered(&job.id, &response);
         response
     }
 

@@ -57,6 +57,13 @@ pub async fn run<T: TaskFn<Args>, Args>(task: T, mut options: Options) -> Result
              panic = \"unwind\"` to Cargo.toml so a panic is that task's PermanentFailure"
         );
     }
+    // CloudWatch metrics, when a namespace is given: read once; a bad one stops the start.
+    let metrics = crate::metrics::MetricsConfig::from_env(
+        options.metrics_namespace(),
+        options.metrics_service(),
+        options.metrics_job_dimension(),
+    )?
+    .map(Arc::new);
     let handler = Arc::new(Handler::new(task, options).await?);
     let bodies = Bodies::default();
     let taken = Arc::clone(&bodies);
@@ -70,7 +77,17 @@ pub async fn run<T: TaskFn<Args>, Args>(task: T, mut options: Options) -> Result
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(&event.context.request_id)
                 .unwrap_or_default();
-            async move { handler.handle_bytes(&body, &event.context).await }
+            let metrics = metrics.clone();
+            async move {
+                let Some(metrics) = metrics else {
+                    return handler.serve_bytes(&body, &event.context).await;
+                };
+                // One EMF document per invocation, written once its answer is built.
+                let serve = handler.serve_bytes(&body, &event.context);
+                let (answer, collected) = metrics.collect(serve).await;
+                metrics.write(collected, Some(&event.context.request_id));
+                answer
+            }
         },
     );
     // As `lambda_runtime::run`, with `RawBody` inside the tracing layer.

@@ -31,6 +31,13 @@ pub struct Options {
     pub(super) deadline_margin: Duration,
     pub(super) max_result_len: usize,
     pub(super) fallback_timeout: Option<Duration>,
+    // Distributed Map children only (see `crate::map`).
+    pub(crate) map_key_encoding: crate::map::KeyEncoding,
+    pub(crate) map_failure: crate::map::MapFailure,
+    // Metrics (see `crate::metrics`); read once by `run`.
+    pub(super) metrics_namespace: Option<String>,
+    pub(super) metrics_service: Option<String>,
+    pub(super) metrics_job_dimension: bool,
 }
 
 impl Default for Options {
@@ -41,6 +48,11 @@ impl Default for Options {
             deadline_margin: Self::DEFAULT_DEADLINE_MARGIN,
             max_result_len: Self::DEFAULT_MAX_RESULT_LEN,
             fallback_timeout: None,
+            map_key_encoding: crate::map::KeyEncoding::Raw,
+            map_failure: crate::map::MapFailure::FailBatch,
+            metrics_namespace: None,
+            metrics_service: None,
+            metrics_job_dimension: false,
         }
     }
 }
@@ -85,6 +97,34 @@ impl Options {
     /// The longest `resultString` in bytes; see [`OptionsBuilder::max_result_len`].
     pub fn max_result_len(&self) -> usize {
         self.max_result_len
+    }
+
+    /// How a Distributed Map item's key is read unless its batch says; see
+    /// [`OptionsBuilder::map_key_encoding`].
+    pub fn map_key_encoding(&self) -> crate::map::KeyEncoding {
+        self.map_key_encoding
+    }
+
+    /// What a failed item does to a Distributed Map child; see
+    /// [`OptionsBuilder::map_failure`].
+    pub fn map_failure(&self) -> crate::map::MapFailure {
+        self.map_failure
+    }
+
+    /// The CloudWatch metrics namespace given here (metrics may still be on through the
+    /// environment); see [`OptionsBuilder::metrics_namespace`].
+    pub fn metrics_namespace(&self) -> Option<&str> {
+        self.metrics_namespace.as_deref()
+    }
+
+    /// The metrics' `Service` dimension given here; see [`OptionsBuilder::metrics_service`].
+    pub fn metrics_service(&self) -> Option<&str> {
+        self.metrics_service.as_deref()
+    }
+
+    /// Whether `JobId` is a metrics dimension; see [`OptionsBuilder::metrics_job_dimension`].
+    pub fn metrics_job_dimension(&self) -> bool {
+        self.metrics_job_dimension
     }
 
     /// The function timeout used when the runtime gives no usable deadline; see
@@ -141,6 +181,43 @@ impl OptionsBuilder {
     /// variable the AWS Lambda Runtime Interface Emulator reads) unless set here.
     pub fn fallback_timeout(mut self, timeout: Duration) -> Self {
         self.0.fallback_timeout = Some(timeout);
+        self
+    }
+
+    /// How the key of a Step Functions Distributed Map item is read when neither the item
+    /// nor its batch's `BatchInput` says (`"KeyEncoding": "raw"` or `"url"`): raw (as
+    /// stored, the default: a prefix listing's or a JSON item's keys) or URL-encoded (an S3
+    /// Batch CSV manifest read as CSV). See [`crate::map`].
+    pub fn map_key_encoding(mut self, encoding: crate::map::KeyEncoding) -> Self {
+        self.0.map_key_encoding = encoding;
+        self
+    }
+
+    /// What a failed item does to a Step Functions Distributed Map child (default
+    /// [`MapFailure::FailBatch`](crate::map::MapFailure::FailBatch)). See [`crate::map`].
+    pub fn map_failure(mut self, policy: crate::map::MapFailure) -> Self {
+        self.0.map_failure = policy;
+        self
+    }
+
+    /// Turns on CloudWatch metrics (one EMF document per invocation in the log) in this
+    /// namespace; without it they are on only when `S3BATCH_METRICS_NAMESPACE` or
+    /// `POWERTOOLS_METRICS_NAMESPACE` is set. See [`crate::metrics`].
+    pub fn metrics_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.0.metrics_namespace = Some(namespace.into());
+        self
+    }
+
+    /// The metrics' `Service` dimension (otherwise `POWERTOOLS_SERVICE_NAME`, or none).
+    pub fn metrics_service(mut self, service: impl Into<String>) -> Self {
+        self.0.metrics_service = Some(service.into());
+        self
+    }
+
+    /// Makes `JobId` a metrics dimension, not only a property: each job then has metrics of
+    /// its own (and CloudWatch bills each as a new metric).
+    pub fn metrics_job_dimension(mut self, on: bool) -> Self {
+        self.0.metrics_job_dimension = on;
         self
     }
 

@@ -4,6 +4,7 @@
 
 use crate::error::TaskError;
 use crate::logging::{in_task, DeferredSpan, Escaped, TARGET};
+use crate::metrics::{self, RunEnd};
 use crate::response::ResultCode;
 use futures_util::future::CatchUnwind;
 use futures_util::FutureExt;
@@ -12,6 +13,7 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::Poll;
+use std::time::Instant;
 
 pin_project_lite::pin_project! {
     /// A task's future inside its span (entered for each poll, like `future.instrument(span)`),
@@ -64,9 +66,10 @@ pin_project_lite::pin_project! {
     pub(super) enum Stage<C, F> {
         /// Not polled yet: builds the parameters and calls the task.
         Start { start: Option<C> },
-        Running { #[pin] call: CatchUnwind<AssertUnwindSafe<F>> },
+        // `started`: when the task started, if metrics are being collected.
+        Running { #[pin] call: CatchUnwind<AssertUnwindSafe<F>>, started: Option<Instant> },
         /// Building the parameters panicked.
-        Panicked { panic: Option<Box<dyn Any + Send>> },
+        Panicked { panic: Option<Box<dyn Any + Send>>, started: Option<Instant> },
         Done,
     }
 }
@@ -84,24 +87,32 @@ where
         in_task(this.deferred, || {
             if let StageProj::Start { start } = stage.as_mut().project() {
                 let start = start.take().expect("a task starts once");
+                let started = metrics::task_started();
                 stage.set(match catch_unwind(AssertUnwindSafe(start)) {
                     Ok(call) => Stage::Running {
                         call: AssertUnwindSafe(call).catch_unwind(),
+                        started,
                     },
-                    Err(panic) => Stage::Panicked { panic: Some(panic) },
+                    Err(panic) => Stage::Panicked {
+                        panic: Some(panic),
+                        started,
+                    },
                 });
             }
-            let outcome = match stage.as_mut().project() {
-                StageProj::Running { call } => std::task::ready!(call.poll(cx)),
-                StageProj::Panicked { panic } => {
-                    Err(panic.take().expect("a panic is reported once"))
+            let (outcome, started) = match stage.as_mut().project() {
+                StageProj::Running { call, started } => {
+                    (std::task::ready!(call.poll(cx)), *started)
                 }
+                StageProj::Panicked { panic, started } => (
+                    Err(panic.take().expect("a panic is reported once")),
+                    *started,
+                ),
                 StageProj::Start { .. } | StageProj::Done => {
                     panic!("a TaskRun is not polled after it finished")
                 }
             };
             stage.set(Stage::Done);
-            Poll::Ready(outcome_of(outcome, blank_key.take()))
+            Poll::Ready(outcome_of(outcome, blank_key.take(), started))
         })
     }
 }
@@ -110,9 +121,11 @@ where
 fn outcome_of(
     outcome: Result<Result<String, TaskError>, Box<dyn Any + Send>>,
     blank_key: Option<String>,
+    started: Option<Instant>,
 ) -> (ResultCode, String) {
     match outcome {
         Ok(Ok(text)) => {
+            metrics::task_finished(started, RunEnd::Succeeded);
             tracing::debug!(target: TARGET, "succeeded");
             (ResultCode::Succeeded, text)
         }
@@ -121,7 +134,9 @@ fn outcome_of(
                 err = explain_blank_key(err, &key);
             }
             tracing::warn!(target: TARGET, kind = ?err.kind(), "{}", Escaped::text(err.message()));
-            (err.kind().into(), err.message().to_owned())
+            let code = err.kind().into();
+            metrics::task_finished(started, RunEnd::Failed(code, err.message()));
+            (code, err.message().to_owned())
         }
         Err(panic) => {
             let message = match panic_message(&*panic) {
@@ -130,6 +145,7 @@ fn outcome_of(
             };
             // The payload is the task's value: its destructor may panic too.
             drop_quietly(panic);
+            metrics::task_finished(started, RunEnd::Panicked);
             tracing::error!(target: TARGET, "{}", Escaped::text(&message));
             (ResultCode::PermanentFailure, message)
         }

@@ -1,0 +1,838 @@
+//! Step Functions Distributed Map: the same task function serving a Map child.
+//!
+//! The handler the attribute generates ([`Handler::serve_bytes`](crate::Handler::serve_bytes))
+//! tells the event's shape by rule, in this order, never by guessing:
+//!
+//! 1. **S3 Batch Operations**: an object with any of S3 Batch's top-level fields
+//!    (`invocationSchemaVersion`, `invocationId`, `job`, `tasks`). Answered exactly as
+//!    before, with S3 Batch's [`Response`].
+//! 2. **A Distributed Map batch** (`ItemBatcher`): an object with `Items`, which must be an
+//!    array (else a function error `S3Batch.InvalidEvent`), and an optional `BatchInput`
+//!    (an object; `{}` and `null` read as empty).
+//! 3. **One Distributed Map item** (after `ItemSelector`): an object with `Key`, `key` or
+//!    `s3Key`.
+//! 4. Anything else is a function error `S3Batch.UnrecognizedEvent` whose message lists the
+//!    accepted shapes.
+//!
+//! Each item becomes an [`Object`]:
+//!
+//! | field | read from |
+//! |---|---|
+//! | `bucket` | the item's `Bucket`/`bucket`, else `BatchInput`'s `Bucket`/`bucket` (a prefix listing's items carry none) |
+//! | `key` | `Key`/`key`/`s3Key`, raw unless the [`KeyEncoding`] is [`Url`](KeyEncoding::Url) |
+//! | `version_id` | `VersionId`/`versionId`; `""` and `null` are none |
+//! | `task_id` | `TaskId`/`taskId`, else `Index` (e.g. `"Index.$": "$$.Map.Item.Index"` in the `ItemSelector`), else the item's position in `Items` (`"0"` for a single item) |
+//!
+//! `Etag` (with its quotes), `LastModified` (a number or a string), `Size` and
+//! `StorageClass` are accepted and ignored. An item with a missing bucket or a field of the
+//! wrong type gets its own `PermanentFailure` naming the field; its neighbours still run.
+//!
+//! The key encoding is the one thing the shape cannot tell: `"KeyEncoding": "url"` in the
+//! item or the batch's `BatchInput` (or `map_key_encoding = "url"` on the attribute, see
+//! [`OptionsBuilder::map_key_encoding`](crate::OptionsBuilder::map_key_encoding)) decodes
+//! keys as S3 Batch manifests encode them; the default is raw. A failed task whose text
+//! says the key was not found gets a note naming the encoding applied.
+//!
+//! A child answers `{"results": [...]}` ([`MapResponse`]), one [`ItemResult`] per item in
+//! input order; what a failed item does to the child is the [`MapFailure`] policy.
+//!
+//! ```
+//! use s3batch_core::map::Answer;
+//! use s3batch_core::{Handler, Object, Options, TaskError};
+//!
+//! async fn size(obj: Object) -> Result<String, TaskError> {
+//!     Ok(format!("{}/{}", obj.bucket, obj.key))
+//! }
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let handler = Handler::new(size, Options::new()).await.unwrap();
+//! let event = br#"{"Items":[{"Etag":"\"d41d\"","Key":"a b.txt","LastModified":1671425036,
+//!   "Size":3,"StorageClass":"STANDARD"}],"BatchInput":{"Bucket":"photos"}}"#;
+//! let Answer::Map(answer) = handler.serve_bytes(event, &Default::default()).await.unwrap()
+//! else { unreachable!() };
+//! assert_eq!(
+//!     serde_json::to_string(&answer).unwrap(),
+//!     r#"{"results":[{"bucket":"photos","key":"a b.txt","versionId":null,"resultCode":"Succeeded","resultString":"photos/a b.txt"}]}"#
+//! );
+//! # });
+//! ```
+
+use crate::envelope::{mark_unreadable, unreadable, BadTask, InvocationError, Job, Object};
+use crate::key::decode_key;
+use crate::response::{
+    escaped_len, serialized_len, truncate_measured, water_level, Response, ResultCode, TaskResult,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::fmt;
+
+/// `errorType` of an event of no accepted shape.
+pub const UNRECOGNIZED_EVENT: &str = "S3Batch.UnrecognizedEvent";
+/// `errorType` of a Distributed Map event whose shape is wrong (`Items` not an array,
+/// `BatchInput` not an object, not JSON that can be read).
+pub const INVALID_EVENT: &str = "S3Batch.InvalidEvent";
+/// `errorType` of a batch whose answer cannot fit [`MAP_RESPONSE_BUDGET`] even with every
+/// `resultString` empty; no item was run.
+pub const BATCH_TOO_LARGE: &str = "S3Batch.BatchTooLarge";
+/// `errorType` of a child failed under [`MapFailure::FailBatch`] when an item failed
+/// temporarily (a state machine's `Retry` should match it).
+pub const TEMPORARY_FAILURE: &str = "S3Batch.TemporaryFailure";
+/// `errorType` of a child failed under [`MapFailure::FailBatch`] when items failed, none of
+/// them temporarily.
+pub const PERMANENT_FAILURE: &str = "S3Batch.PermanentFailure";
+
+/// Step Functions' limit on a state's input or output: 256 KiB (262,144 bytes).
+pub const STATE_LIMIT: usize = 256 * 1024;
+/// The most a serialized [`MapResponse`] may take: [`STATE_LIMIT`] less 16 KiB for the
+/// `lambda:invoke` wrapper (`ExecutedVersion`, `SdkHttpMetadata`, …) around it. Longer
+/// `resultString`s are cut first, as for S3 Batch (see
+/// [`fit_to_budget`](crate::response::fit_to_budget)).
+pub const MAP_RESPONSE_BUDGET: usize = STATE_LIMIT - 16 * 1024;
+/// Step Functions' limit on a failure's `cause` (32,768 characters), where a Lambda
+/// function error's document lands.
+pub const CAUSE_LIMIT: usize = 32_768;
+/// The most the `errorMessage` of a failed batch may take, serialized as the JSON string
+/// inside the error document: [`CAUSE_LIMIT`] less 1 KiB for the rest of that document.
+pub const CAUSE_BUDGET: usize = CAUSE_LIMIT - 1024;
+
+/// The keys of `BatchInput` that s3batch reads itself; the rest are the
+/// [`UserArgs`](crate::UserArgs).
+pub const RESERVED_KEYS: [&str; 3] = ["Bucket", "bucket", "KeyEncoding"];
+
+/// The fields of an item that describe the object (read, or accepted and ignored); a single
+/// item's other fields are its [`UserArgs`](crate::UserArgs).
+const ITEM_FIELDS: [&str; 17] = [
+    "Key",
+    "key",
+    "s3Key",
+    "Bucket",
+    "bucket",
+    "VersionId",
+    "versionId",
+    "TaskId",
+    "taskId",
+    "Index",
+    "KeyEncoding",
+    "Etag",
+    "ETag",
+    "LastModified",
+    "Size",
+    "StorageClass",
+    "LastModifiedDate",
+];
+
+/// How a Distributed Map item's key is read.
+///
+/// ```
+/// use s3batch_core::map::KeyEncoding;
+/// assert_eq!("url".parse::<KeyEncoding>().unwrap(), KeyEncoding::Url);
+/// assert!("base64".parse::<KeyEncoding>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum KeyEncoding {
+    /// As stored: a prefix listing's keys, JSON and JSONL items (the default).
+    #[default]
+    Raw,
+    /// URL-encoded as in an S3 Batch CSV manifest (`+` is a space, `%XX` a byte of UTF-8).
+    Url,
+}
+
+impl KeyEncoding {
+    /// `"raw"` or `"url"`: the name `KeyEncoding` takes in `BatchInput`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyEncoding::Raw => "raw",
+            KeyEncoding::Url => "url",
+        }
+    }
+}
+
+/// A `KeyEncoding` that is neither `raw` nor `url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownKeyEncoding(pub String);
+
+impl fmt::Display for UnknownKeyEncoding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`KeyEncoding` {:?} is not one s3batch knows: expected \"raw\" or \"url\"",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownKeyEncoding {}
+
+impl std::str::FromStr for KeyEncoding {
+    type Err = UnknownKeyEncoding;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("raw") {
+            Ok(KeyEncoding::Raw)
+        } else if s.eq_ignore_ascii_case("url") {
+            Ok(KeyEncoding::Url)
+        } else {
+            Err(UnknownKeyEncoding(s.to_owned()))
+        }
+    }
+}
+
+/// What a failed item does to a Distributed Map child (a batch, or a single item).
+///
+/// Either way every item's result is kept: in the child's output, or in the function
+/// error's `errorMessage` (see [`CAUSE_BUDGET`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum MapFailure {
+    /// The child always succeeds with every item's result. Step Functions counts no failed
+    /// item: `ToleratedFailureCount`/`Percentage`, `Retry` and redrive see nothing, and the
+    /// failures are only in the results (the `ResultWriter` output). Nothing is run twice.
+    Report,
+    /// The default: when any item failed, the child fails with `errorType`
+    /// `S3Batch.TemporaryFailure` (an item failed temporarily, or did not finish before the
+    /// deadline) or `S3Batch.PermanentFailure`, and its `errorMessage` is the JSON of every
+    /// item's result. Step Functions then counts every item of the batch as failed, its
+    /// `Retry` reruns the batch and redrive reruns it: the batch's **succeeded items run
+    /// again**, so tasks must be idempotent (as S3 Batch's retries already require).
+    #[default]
+    FailBatch,
+}
+
+/// One item's result in a Distributed Map child's output: S3 Batch's vocabulary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ItemResult {
+    /// The bucket; `null` when the item named none.
+    pub bucket: Option<String>,
+    /// The key as it arrived in the item (before any URL decoding, so the result can be fed
+    /// back as an item with the same `KeyEncoding`); `null` when the item had none.
+    pub key: Option<String>,
+    /// The version id; `null` when none.
+    pub version_id: Option<String>,
+    /// The outcome.
+    pub result_code: ResultCode,
+    /// The task's text, cut to fit as S3 Batch's `resultString` is.
+    pub result_string: String,
+}
+
+/// What a Distributed Map child returns when it succeeds: `{"results": [...]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct MapResponse {
+    /// One per item, in input order.
+    pub results: Vec<ItemResult>,
+}
+
+/// The `errorMessage` of a batch failed under [`MapFailure::FailBatch`], as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct FailedBatch {
+    /// A sentence for people.
+    pub message: String,
+    /// How many items failed.
+    pub failed: usize,
+    /// How many of them failed temporarily.
+    pub temporary: usize,
+    /// Results left out to fit [`CAUSE_BUDGET`] (succeeded ones first, then failed ones from
+    /// the end); every result is also in the function's log then.
+    pub omitted: usize,
+    /// The items' results, in input order (less `omitted`).
+    pub results: Vec<ItemResult>,
+}
+
+/// What the handler answers: S3 Batch's response, or a Distributed Map child's output.
+/// Serialized as the one it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// The answer to an S3 Batch Operations event.
+    S3Batch(Response),
+    /// The answer to a Distributed Map batch or item.
+    Map(MapResponse),
+}
+
+/// A function error with a named `errorType`: what a state machine's `Retry` and `Catch`
+/// match.
+///
+/// ```
+/// use s3batch_core::map::{FunctionError, UNRECOGNIZED_EVENT};
+/// let e = FunctionError::new(UNRECOGNIZED_EVENT, "no");
+/// let d = s3batch_core::lambda_runtime::Diagnostic::from(e);
+/// assert_eq!(d.error_type, "S3Batch.UnrecognizedEvent");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionError {
+    error_type: Cow<'static, str>,
+    message: String,
+}
+
+impl FunctionError {
+    /// An error of type `error_type`.
+    pub fn new(error_type: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            error_type: Cow::Borrowed(error_type),
+            message: message.into(),
+        }
+    }
+
+    /// The `errorType`.
+    pub fn error_type(&self) -> &str {
+        &self.error_type
+    }
+
+    /// The `errorMessage`.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for FunctionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.error_type, self.message)
+    }
+}
+
+impl std::error::Error for FunctionError {}
+
+impl From<InvocationError> for FunctionError {
+    /// An S3 Batch event that cannot be answered keeps its `errorType`, `S3BatchInvalidEvent`.
+    fn from(e: InvocationError) -> Self {
+        let d = lambda_runtime::Diagnostic::from(e);
+        Self {
+            error_type: Cow::Owned(d.error_type),
+            message: d.error_message,
+        }
+    }
+}
+
+impl From<FunctionError> for lambda_runtime::Diagnostic {
+    fn from(e: FunctionError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.error_type.into_owned(),
+            error_message: e.message,
+        }
+    }
+}
+
+/// A Distributed Map event, read: the job (its arguments), one task per item, and what each
+/// result echoes.
+pub(crate) struct MapEvent {
+    pub(crate) job: Job,
+    pub(crate) tasks: Vec<Result<Object, BadTask>>,
+    pub(crate) items: Vec<ItemId>,
+}
+
+/// What an item's result echoes, and the key encoding applied to it.
+pub(crate) struct ItemId {
+    bucket: Option<String>,
+    key: Option<String>,
+    version_id: Option<String>,
+    encoding: KeyEncoding,
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(m) if stand_in(m).is_some() => "a string that is not valid Unicode",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The lossy text of a string that was not valid Unicode (see `Event::from_slice`).
+fn stand_in(m: &Map<String, Value>) -> Option<&str> {
+    match (m.len(), m.get(crate::envelope::UNREADABLE)) {
+        (1, Some(Value::String(s))) => Some(s),
+        _ => None,
+    }
+}
+
+fn unrecognized(what: &str) -> FunctionError {
+    FunctionError::new(
+        UNRECOGNIZED_EVENT,
+        format!(
+            "event is {what}, which is no shape s3batch accepts: expected an S3 Batch \
+             Operations event (`invocationSchemaVersion`, `invocationId`, `job`, `tasks`), a \
+             Step Functions Distributed Map batch (`{{\"Items\": [...], \"BatchInput\": \
+             {{...}}}}`), or one Distributed Map item (an object with a string `Key`, `key` \
+             or `s3Key`, and `Bucket` unless the batch's `BatchInput` has it)"
+        ),
+    )
+}
+
+/// Reads a Distributed Map event (the bytes of an event that is not S3 Batch's).
+pub(crate) fn read(bytes: &[u8], default: KeyEncoding) -> Result<MapEvent, FunctionError> {
+    let value: Value = serde_json::from_slice(bytes).or_else(|e| {
+        mark_unreadable(bytes)
+            .and_then(|marked| serde_json::from_slice(&marked).ok())
+            .ok_or_else(|| {
+                FunctionError::new(INVALID_EVENT, format!("event could not be read: {e}"))
+            })
+    })?;
+    let mut top = match value {
+        Value::Object(m) if stand_in(&m).is_none() => m,
+        other => return Err(unrecognized(type_name(&other))),
+    };
+    let (items, batch_input, batch) = if let Some(items) = top.remove("Items") {
+        let Value::Array(items) = items else {
+            return Err(FunctionError::new(
+                INVALID_EVENT,
+                format!(
+                    "`Items` is {}, expected an array of items (a Distributed Map batch is \
+                     `{{\"Items\": [...], \"BatchInput\": {{...}}}}`)",
+                    type_name(&items)
+                ),
+            ));
+        };
+        let batch_input = match top.remove("BatchInput") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) if stand_in(&m).is_none() => m,
+            Some(other) => {
+                return Err(FunctionError::new(
+                    INVALID_EVENT,
+                    format!("`BatchInput` is {}, expected an object", type_name(&other)),
+                ))
+            }
+        };
+        (items, batch_input, true)
+    } else if ["Key", "key", "s3Key"].iter().any(|k| top.contains_key(*k)) {
+        (vec![Value::Object(top)], Map::new(), false)
+    } else {
+        // Sorted, whether or not serde_json keeps the order of the keys.
+        let mut keys: Vec<&str> = top.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        if keys.len() > 5 {
+            keys.truncate(5);
+            keys.push("…");
+        }
+        let what = if keys.is_empty() {
+            "an empty object".to_owned()
+        } else {
+            format!("an object with {}", keys.join(", "))
+        };
+        return Err(unrecognized(&what));
+    };
+    let mut job = Job::default();
+    let arguments = if batch {
+        job.arguments_from = Some("BatchInput");
+        arguments(&batch_input, &RESERVED_KEYS)
+    } else {
+        job.arguments_from = Some("item");
+        match &items[0] {
+            Value::Object(item) => arguments(item, &ITEM_FIELDS),
+            _ => Ok(Default::default()),
+        }
+    };
+    match arguments {
+        Ok(a) => job.user_arguments = a,
+        Err(e) => job.user_arguments_error = Some(e),
+    }
+    let mut tasks = Vec::with_capacity(items.len());
+    let mut ids = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let (id, task) = resolve_item(item, i, &batch_input, default);
+        ids.push(id);
+        tasks.push(task);
+    }
+    check_size(&ids)?;
+    Ok(MapEvent {
+        job,
+        tasks,
+        items: ids,
+    })
+}
+
+/// The user arguments in `map` (every key but `skip`): strings as they are, other values as
+/// their JSON text; `Err` naming a string that is not valid Unicode.
+fn arguments(
+    map: &Map<String, Value>,
+    skip: &[&str],
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for (k, v) in map {
+        if skip.contains(&k.as_str()) {
+            continue;
+        }
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Object(m) if stand_in(m).is_some() => {
+                return Err(unreadable(k, stand_in(m).unwrap_or_default()))
+            }
+            other => serde_json::to_string(other).unwrap_or_default(),
+        };
+        out.insert(k.clone(), text);
+    }
+    Ok(out)
+}
+
+/// The first of `names` that `map` has, with its value.
+fn field<'a>(
+    map: &'a Map<String, Value>,
+    names: &[&'static str],
+) -> Option<(&'static str, &'a Value)> {
+    names.iter().find_map(|&n| map.get(n).map(|v| (n, v)))
+}
+
+/// A string field: `Ok(None)` when absent or `null`, `Err` naming it when of another type.
+fn text(field: Option<(&'static str, &Value)>) -> Result<Option<String>, String> {
+    match field {
+        None | Some((_, Value::Null)) => Ok(None),
+        Some((_, Value::String(s))) => Ok(Some(s.clone())),
+        Some((name, Value::Object(m))) if stand_in(m).is_some() => {
+            Err(unreadable(name, stand_in(m).unwrap_or_default()))
+        }
+        Some((name, other)) => Err(format!(
+            "`{name}` is {}, expected a string",
+            type_name(other)
+        )),
+    }
+}
+
+fn resolve_item(
+    item: Value,
+    index: usize,
+    batch_input: &Map<String, Value>,
+    default: KeyEncoding,
+) -> (ItemId, Result<Object, BadTask>) {
+    let Value::Object(item) = item else {
+        let id = ItemId {
+            bucket: None,
+            key: None,
+            version_id: None,
+            encoding: default,
+        };
+        let message = format!(
+            "invalid item: item {index} is {}, expected an object",
+            type_name(&item)
+        );
+        return (
+            id,
+            Err(BadTask {
+                task_id: index.to_string(),
+                message,
+            }),
+        );
+    };
+    let mut problems = Vec::new();
+    let task_id = match field(&item, &["TaskId", "taskId", "Index"]) {
+        None | Some((_, Value::Null)) => index.to_string(),
+        Some((_, Value::String(s))) => s.clone(),
+        Some((_, Value::Number(n))) => n.to_string(),
+        Some((name, other)) => {
+            problems.push(format!(
+                "`{name}` is {}, expected a string or a number",
+                type_name(other)
+            ));
+            index.to_string()
+        }
+    };
+    let encoding = match text(field(&item, &["KeyEncoding"])).and_then(|e| match e {
+        Some(e) => Ok(Some(e)),
+        None => text(field(batch_input, &["KeyEncoding"])).map_err(|m| format!("BatchInput {m}")),
+    }) {
+        Ok(None) => default,
+        Ok(Some(e)) => e.parse().unwrap_or_else(|e: UnknownKeyEncoding| {
+            problems.push(e.to_string());
+            default
+        }),
+        Err(m) => {
+            problems.push(m);
+            default
+        }
+    };
+    let raw_key = match text(field(&item, &["Key", "key", "s3Key"])) {
+        Ok(Some(k)) if k.is_empty() => {
+            problems.push("`Key` is empty".into());
+            Some(k)
+        }
+        Ok(Some(k)) => Some(k),
+        Ok(None) => {
+            problems.push("missing `Key` (or `key`, `s3Key`)".into());
+            None
+        }
+        Err(m) => {
+            problems.push(m);
+            None
+        }
+    };
+    let key = match (&raw_key, encoding) {
+        (Some(k), KeyEncoding::Url) if !k.is_empty() => match decode_key(k) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                problems.push(format!("{e} (KeyEncoding url)"));
+                None
+            }
+        },
+        (k, _) => k.clone(),
+    };
+    let bucket = match text(field(&item, &["Bucket", "bucket"])) {
+        Ok(Some(b)) if !b.is_empty() => Some(b),
+        Ok(Some(_)) => {
+            problems.push("`Bucket` is empty".into());
+            None
+        }
+        Err(m) => {
+            problems.push(m);
+            None
+        }
+        Ok(None) => match text(field(batch_input, &["Bucket", "bucket"])) {
+            Ok(Some(b)) if !b.is_empty() => Some(b),
+            Ok(Some(_)) => {
+                problems.push("`BatchInput.Bucket` is empty".into());
+                None
+            }
+            Ok(None) => {
+                problems.push(
+                    "missing `Bucket`: the item has none and neither has `BatchInput` (a \
+                     prefix listing's items carry no bucket: set `BatchInput.Bucket` in the \
+                     ItemBatcher, or `Bucket` in the ItemSelector)"
+                        .into(),
+                );
+                None
+            }
+            Err(m) => {
+                problems.push(format!("BatchInput {m}"));
+                None
+            }
+        },
+    };
+    let version_id = match text(field(&item, &["VersionId", "versionId"])) {
+        Ok(v) => v.filter(|v| !v.is_empty()),
+        Err(m) => {
+            problems.push(m);
+            None
+        }
+    };
+    let id = ItemId {
+        bucket: bucket.clone(),
+        key: raw_key.clone(),
+        version_id: version_id.clone(),
+        encoding,
+    };
+    let task = match (bucket, key, raw_key) {
+        (Some(bucket), Some(key), Some(raw_key)) if problems.is_empty() => Ok(Object {
+            bucket,
+            key,
+            raw_key,
+            version_id,
+            task_id,
+        }),
+        _ => Err(BadTask {
+            task_id,
+            message: format!("invalid item: {}", problems.join("; ")),
+        }),
+    };
+    (id, task)
+}
+
+/// Refuses, before any item runs, a batch whose answer cannot fit [`MAP_RESPONSE_BUDGET`]
+/// even with every `resultString` empty.
+fn check_size(items: &[ItemId]) -> Result<(), FunctionError> {
+    let empty = |id: &ItemId| ItemResult {
+        bucket: id.bucket.clone(),
+        key: id.key.clone(),
+        version_id: id.version_id.clone(),
+        result_code: ResultCode::PermanentFailure,
+        result_string: String::new(),
+    };
+    // `{"results":[` … `]}` and a comma between results.
+    let least = items
+        .iter()
+        .map(|id| serialized_len(&empty(id)) + 1)
+        .sum::<usize>()
+        + 14;
+    if least <= MAP_RESPONSE_BUDGET {
+        return Ok(());
+    }
+    let fit = items.len() * MAP_RESPONSE_BUDGET / least;
+    Err(FunctionError::new(
+        BATCH_TOO_LARGE,
+        format!(
+            "a batch of {} items needs at least {least} bytes to answer (one result per item, \
+             every resultString empty), over Step Functions' limit of {STATE_LIMIT} bytes per \
+             state less 16 KiB for the lambda:invoke wrapper ({MAP_RESPONSE_BUDGET} bytes); \
+             no item was run: lower the ItemBatcher's MaxItemsPerBatch (about {fit} items \
+             like these fit)",
+            items.len()
+        ),
+    ))
+}
+
+/// The note added to a failed item's text that says its key was not found.
+fn encoding_note(text: &str, encoding: KeyEncoding) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    let missing = ["nosuchkey", "no such key", "notfound", "not found", "404"]
+        .iter()
+        .any(|m| lower.contains(m));
+    missing.then(|| match encoding {
+        KeyEncoding::Raw => " [key read with KeyEncoding raw (as is); if the keys are \
+                             URL-encoded, as in an S3 Batch CSV manifest, set \"KeyEncoding\": \
+                             \"url\" in BatchInput]"
+            .to_owned(),
+        KeyEncoding::Url => " [key read with KeyEncoding url (URL-decoded); if the keys are \
+                             stored as written, set \"KeyEncoding\": \"raw\" in BatchInput]"
+            .to_owned(),
+    })
+}
+
+/// The child's answer from the items' results (in input order): its output, or the function
+/// error the policy asks for.
+pub(crate) fn answer(
+    items: Vec<ItemId>,
+    results: Vec<TaskResult>,
+    policy: MapFailure,
+) -> Result<MapResponse, FunctionError> {
+    let mut failed = 0;
+    let mut temporary = 0;
+    let results: Vec<ItemResult> = items
+        .into_iter()
+        .zip(results)
+        .map(|(id, r)| {
+            let mut result_string = r.result_string;
+            if r.result_code != ResultCode::Succeeded {
+                failed += 1;
+                if r.result_code == ResultCode::TemporaryFailure {
+                    temporary += 1;
+                }
+                if let Some(note) = encoding_note(&result_string, id.encoding) {
+                    result_string.push_str(&note);
+                }
+            }
+            ItemResult {
+                bucket: id.bucket,
+                key: id.key,
+                version_id: id.version_id,
+                result_code: r.result_code,
+                result_string,
+            }
+        })
+        .collect();
+    if failed > 0 && policy == MapFailure::FailBatch {
+        return Err(fail_batch(results, failed, temporary));
+    }
+    let mut response = MapResponse { results };
+    fit_map_response(&mut response, MAP_RESPONSE_BUDGET);
+    Ok(response)
+}
+
+/// Shortens `resultString`s until `response` serializes to at most `budget` bytes, longest
+/// first (as [`fit_to_budget`](crate::response::fit_to_budget) does for S3 Batch).
+///
+/// ```
+/// use s3batch_core::map::{fit_map_response, ItemResult, MapResponse};
+/// let mut r: MapResponse = serde_json::from_str(&format!(
+///     r#"{{"results":[{{"bucket":"b","key":"k","versionId":null,"resultCode":"Succeeded","resultString":"{}"}}]}}"#,
+///     "x".repeat(1000)
+/// )).unwrap();
+/// fit_map_response(&mut r, 300);
+/// assert!(serde_json::to_string(&r).unwrap().len() <= 300);
+/// assert!(r.results[0].result_string.ends_with("bytes]"));
+/// ```
+pub fn fit_map_response(response: &mut MapResponse, budget: usize) {
+    let total = serialized_len(&*response);
+    fit(&mut response.results, total, budget, escaped_len);
+}
+
+/// Cuts the longest `resultString`s of `results` so that a document of `total` bytes, in
+/// which each character of a `resultString` takes `len(c)` bytes, takes at most `budget`.
+fn fit(results: &mut [ItemResult], total: usize, budget: usize, len: fn(char) -> usize) {
+    if total <= budget {
+        return;
+    }
+    let sizes: Vec<usize> = results
+        .iter()
+        .map(|r| r.result_string.chars().map(len).sum())
+        .collect();
+    let texts: usize = sizes.iter().sum();
+    let allowed = budget.saturating_sub(total - texts);
+    let cap = water_level(&sizes, allowed);
+    for (r, size) in results.iter_mut().zip(sizes) {
+        if size > cap {
+            truncate_measured(&mut r.result_string, cap, len);
+        }
+    }
+}
+
+/// Bytes a character takes once escaped twice: in the JSON of the `errorMessage`, which is
+/// itself a JSON string in the error document.
+fn twice_escaped_len(c: char) -> usize {
+    match c {
+        '"' | '\\' => 4,
+        '\u{8}' | '\u{c}' | '\n' | '\r' | '\t' => 3,
+        c if (c as u32) < 0x20 => 7,
+        c => c.len_utf8(),
+    }
+}
+
+/// The function error of a batch under [`MapFailure::FailBatch`]: every item's result in the
+/// `errorMessage`, fitted to [`CAUSE_BUDGET`].
+fn fail_batch(results: Vec<ItemResult>, failed: usize, temporary: usize) -> FunctionError {
+    let error_type = if temporary > 0 {
+        TEMPORARY_FAILURE
+    } else {
+        PERMANENT_FAILURE
+    };
+    let count = results.len();
+    let mut doc = FailedBatch {
+        message: format!(
+            "{failed} of {count} items failed ({temporary} temporarily); every item's result \
+             is in `results`"
+        ),
+        failed,
+        temporary,
+        omitted: 0,
+        results,
+    };
+    let message_len =
+        |doc: &FailedBatch| serialized_len(&*serde_json::to_string(doc).unwrap_or_default());
+    let total = message_len(&doc);
+    fit(&mut doc.results, total, CAUSE_BUDGET, twice_escaped_len);
+    let mut total = message_len(&doc);
+    if total > CAUSE_BUDGET {
+        // Even empty texts are too many: every result goes to the log, and the error keeps
+        // the failed items first, dropping results from the end.
+        tracing::error!(
+            target: crate::logging::TARGET,
+            results = %serde_json::to_string(&doc.results).unwrap_or_default(),
+            "the failed batch's results do not fit Step Functions' error cause; all of them here"
+        );
+        let order: Vec<usize> = (0..count)
+            .filter(|&i| doc.results[i].result_code != ResultCode::Succeeded)
+            .chain((0..count).filter(|&i| doc.results[i].result_code == ResultCode::Succeeded))
+            .collect();
+        let sizes: Vec<usize> = doc
+            .results
+            .iter()
+            .map(|r| serialized_len(&*serde_json::to_string(r).unwrap_or_default()) - 2 + 1)
+            .collect();
+        let mut keep = vec![true; count];
+        let mut omitted = 0;
+        // The digits of `omitted` grow a little; leave room for them.
+        for &i in order.iter().rev() {
+            if total + 24 <= CAUSE_BUDGET {
+                break;
+            }
+            keep[i] = false;
+            total -= sizes[i];
+            omitted += 1;
+        }
+        let mut i = 0;
+        doc.results.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        doc.omitted = omitted;
+        doc.message = format!(
+            "{failed} of {count} items failed ({temporary} temporarily); {omitted} results \
+             (succeeded ones first) are left out to fit Step Functions' {CAUSE_LIMIT}-character \
+             cause and are in the function's log"
+        );
+    }
+    FunctionError::new(error_type, serde_json::to_string(&doc).unwrap_or_default())
+}

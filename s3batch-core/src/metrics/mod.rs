@@ -1,0 +1,380 @@
+//! CloudWatch metrics in the embedded metric format (EMF): one document per invocation,
+//! written to stdout (the function's log) in one write after the response is built.
+//!
+//! Off unless a namespace is given (custom metrics cost money, so, as with Powertools, you
+//! opt in): in the attribute, `#[s3batch::task(metrics_namespace = "MyJobs")]` (or
+//! [`OptionsBuilder::metrics_namespace`](crate::OptionsBuilder::metrics_namespace)), or in the
+//! environment, `S3BATCH_METRICS_NAMESPACE` or Powertools' `POWERTOOLS_METRICS_NAMESPACE` (the
+//! attribute wins, then the variables in that order). Off, each task and each response pays
+//! one relaxed atomic load and a branch.
+//!
+//! Each invocation's document has, in its namespace:
+//!
+//! | metric | unit | value |
+//! |---|---|---|
+//! | `Tasks` | Count | the invocation's tasks |
+//! | `TasksSucceeded`, `TasksTemporaryFailure`, `TasksPermanentFailure` | Count | tasks by result code |
+//! | `TasksAtDeadline` | Count | tasks answered `TemporaryFailure` because the deadline came first |
+//! | `TaskPanics` | Count | tasks that panicked |
+//! | `ErrorsThrottling`, `ErrorsAccessDenied`, `ErrorsMissingKey`, `ErrorsOther` | Count | failed tasks (not panics) by the S3 error code in their message: `SlowDown`, `ServiceUnavailable`, … / `AccessDenied`, `Forbidden`, … / `NoSuchKey`, `NotFound`, `NoSuchVersion` / anything else |
+//! | `TaskDuration` | Milliseconds | each task's run, every value of the invocation |
+//! | `ColdStart` | Count | 1, in the first document of a process only |
+//!
+//! and the task's own metrics ([`Metrics`]). Its dimensions are `FunctionName`
+//! (`AWS_LAMBDA_FUNCTION_NAME`) and, when set, `Service` (the attribute's `metrics_service`
+//! or `POWERTOOLS_SERVICE_NAME`). `JobId`, `InvocationId` and `RequestId` are plain members
+//! of the document, for CloudWatch Logs Insights, not dimensions: each job would make new
+//! metrics (`metrics_job_dimension = true` makes `JobId` one all the same). Object keys are
+//! never written.
+//!
+//! EMF's limits are kept by splitting: past 100 metrics, or 100 values of one metric, the
+//! invocation's metrics go on in further documents (each with the same dimensions and
+//! properties), written in the same single write, one per line. A document over 1 MB (only
+//! possible with ids of hundreds of kilobytes) is not written and the error is logged.
+//!
+//! See `docs/metrics.md` for an alarm on the permanent-failure rate and a Logs Insights query.
+//!
+//! ```
+//! use s3batch_core::metrics::MetricsConfig;
+//! use s3batch_core::{Handler, Options, Object, ResultCode, TaskError};
+//!
+//! async fn size(obj: Object) -> Result<usize, TaskError> {
+//!     Ok(obj.key.len())
+//! }
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let config = MetricsConfig::new("MyJobs", Some("copy-fn"), None).unwrap();
+//! let handler = Handler::new(size, Options::new()).await.unwrap();
+//! let event = br#"{"invocationSchemaVersion":"1.0","invocationId":"i","job":{"id":"j"},
+//!   "tasks":[{"taskId":"t","s3Key":"a","s3VersionId":null,"s3BucketArn":"arn:aws:s3:::b"}]}"#;
+//! let context = Default::default();
+//! let (response, metrics) = config.collect(handler.handle_bytes(event, &context)).await;
+//! assert_eq!(response.unwrap().results.len(), 1);
+//! let documents = metrics.documents(&config, Some("req-1"), 1_700_000_000_000).unwrap();
+//! let doc: serde_json::Value = serde_json::from_str(documents.lines().next().unwrap()).unwrap();
+//! assert_eq!(doc["TasksSucceeded"], 1);
+//! assert_eq!(doc["FunctionName"], "copy-fn");
+//! assert_eq!(doc["JobId"], "j");
+//! assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "MyJobs");
+//! # });
+//! ```
+
+mod collect;
+mod document;
+mod user;
+
+pub(crate) use collect::{answered, task_finished, task_started, RunEnd};
+pub use document::{
+    MAX_DIMENSIONS, MAX_DOCUMENT_BYTES, MAX_METRICS_PER_DOCUMENT, MAX_VALUES_PER_METRIC,
+};
+pub use user::{Metrics, Unit};
+
+use collect::{Collected, CURRENT};
+use document::Fixed;
+use std::cell::RefCell;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What went wrong with a metric or a document.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetricsError {
+    /// A metric name that is empty or longer than 255 bytes.
+    #[error("metric name {name:?} must be 1 to 255 bytes long")]
+    InvalidName {
+        /// The name.
+        name: String,
+    },
+    /// A metric name that s3batch's document uses itself.
+    #[error(
+        "metric name {name:?} is one of s3batch's own (its metrics, dimensions and properties)"
+    )]
+    ReservedName {
+        /// The name.
+        name: String,
+    },
+    /// A value that is NaN or infinite.
+    #[error("metric {name:?}: value {value} is not a finite number")]
+    NotFinite {
+        /// The metric.
+        name: String,
+        /// The value.
+        value: f64,
+    },
+    /// A metric given a second unit in one invocation.
+    #[error("metric {name:?} was given unit {first:?} first and now {now:?}")]
+    UnitMismatch {
+        /// The metric.
+        name: String,
+        /// Its first unit.
+        first: Unit,
+        /// The unit given now.
+        now: Unit,
+    },
+    /// A value added outside the invocation's own Tokio task (from a spawned task).
+    #[error(
+        "metric {name:?}: added outside the invocation's task (from a spawned task?); add \
+         metrics from the task function itself"
+    )]
+    OutsideInvocation {
+        /// The metric.
+        name: String,
+    },
+    /// A namespace with characters CloudWatch does not allow, only spaces, or starting with
+    /// `AWS/`.
+    #[error(
+        "metrics namespace {namespace:?}: CloudWatch allows A-Z a-z 0-9 . - _ / # : and space, \
+         not only spaces, and no `AWS/` at the start"
+    )]
+    InvalidNamespace {
+        /// The namespace.
+        namespace: String,
+    },
+    /// A namespace that is empty or longer than 255 bytes, or a dimension value (function or
+    /// service name) that is empty or longer than 1,024 bytes.
+    #[error("metrics {what} {value:?} must be 1 to {max} bytes long")]
+    InvalidConfig {
+        /// What the value is (`namespace`, `service`, `function name`).
+        what: &'static str,
+        /// The value.
+        value: String,
+        /// Its longest length.
+        max: usize,
+    },
+    /// A document over 1 MB, CloudWatch Logs' limit per event.
+    #[error(
+        "an EMF document would be {bytes} bytes, over CloudWatch Logs' limit of 1,048,576; \
+         the invocation's metrics were not written"
+    )]
+    DocumentTooLarge {
+        /// Its size.
+        bytes: usize,
+    },
+}
+
+/// Where and how an invocation's metrics go: the namespace and dimensions, read once per
+/// process.
+#[derive(Debug)]
+pub struct MetricsConfig {
+    fixed: Fixed,
+    job_dimension: bool,
+    /// The output buffer, kept between invocations.
+    buffer: Mutex<Vec<u8>>,
+    /// The last invocation's collection, emptied, for the next (its room is reused).
+    spare: Mutex<Option<Box<Collected>>>,
+}
+
+/// Whether no document has been written by this process yet.
+static COLD: AtomicBool = AtomicBool::new(true);
+
+/// The first non-empty value among the variables `get` reads.
+fn first(get: &impl Fn(&str) -> Option<String>, names: &[&str]) -> Option<String> {
+    names.iter().find_map(|n| get(n).filter(|v| !v.is_empty()))
+}
+
+fn check(what: &'static str, value: &str, max: usize) -> Result<(), MetricsError> {
+    if value.is_empty() || value.len() > max {
+        return Err(MetricsError::InvalidConfig {
+            what,
+            value: value.to_owned(),
+            max,
+        });
+    }
+    Ok(())
+}
+
+impl MetricsConfig {
+    /// A configuration: the namespace, and the values of the `FunctionName` and `Service`
+    /// dimensions (each left out when `None`).
+    pub fn new(
+        namespace: &str,
+        function_name: Option<&str>,
+        service: Option<&str>,
+    ) -> Result<Self, MetricsError> {
+        check("namespace", namespace, 255)?;
+        let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c);
+        if namespace.trim().is_empty()
+            || !namespace.chars().all(allowed)
+            || namespace.starts_with("AWS/")
+        {
+            return Err(MetricsError::InvalidNamespace {
+                namespace: namespace.to_owned(),
+            });
+        }
+        let mut dimensions = Vec::new();
+        if let Some(f) = function_name {
+            check("function name", f, 1024)?;
+            dimensions.push((document::FUNCTION_NAME, f));
+        }
+        if let Some(s) = service {
+            check("service", s, 1024)?;
+            dimensions.push((document::SERVICE, s));
+        }
+        debug_assert!(dimensions.len() < MAX_DIMENSIONS);
+        Ok(Self {
+            fixed: Fixed::new(namespace, &dimensions),
+            job_dimension: false,
+            buffer: Mutex::new(Vec::new()),
+            spare: Mutex::new(None),
+        })
+    }
+
+    /// Makes `JobId` a dimension too (each job then has metrics of its own).
+    pub fn with_job_dimension(mut self, on: bool) -> Self {
+        self.job_dimension = on;
+        self
+    }
+
+    /// The configuration for `run`: the namespace from `namespace` or the environment
+    /// (`S3BATCH_METRICS_NAMESPACE`, then `POWERTOOLS_METRICS_NAMESPACE`), the service from
+    /// `service` or `POWERTOOLS_SERVICE_NAME`, the function name from
+    /// `AWS_LAMBDA_FUNCTION_NAME`. `None` when there is no namespace: metrics are off.
+    pub fn from_env(
+        namespace: Option<&str>,
+        service: Option<&str>,
+        job_dimension: bool,
+    ) -> Result<Option<Self>, MetricsError> {
+        Self::from_lookup(namespace, service, job_dimension, |name| {
+            std::env::var(name).ok()
+        })
+    }
+
+    /// [`MetricsConfig::from_env`] with the variables read by `get`.
+    fn from_lookup(
+        namespace: Option<&str>,
+        service: Option<&str>,
+        job_dimension: bool,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, MetricsError> {
+        let namespace = match namespace {
+            Some(n) => n.to_owned(),
+            None => match first(
+                &get,
+                &["S3BATCH_METRICS_NAMESPACE", "POWERTOOLS_METRICS_NAMESPACE"],
+            ) {
+                Some(n) => n,
+                None => return Ok(None),
+            },
+        };
+        let service = service
+            .map(str::to_owned)
+            .or_else(|| first(&get, &["POWERTOOLS_SERVICE_NAME"]));
+        let function = first(&get, &["AWS_LAMBDA_FUNCTION_NAME"]);
+        Ok(Some(
+            Self::new(&namespace, function.as_deref(), service.as_deref())?
+                .with_job_dimension(job_dimension),
+        ))
+    }
+
+    /// Runs one invocation's future (a [`Handler`](crate::Handler)'s), collecting what it
+    /// reports: its output, and the invocation's metrics. Each task run reports itself as it
+    /// finishes, and the handler reports every task's result code with its response.
+    pub async fn collect<F: Future>(&self, fut: F) -> (F::Output, InvocationMetrics) {
+        collect::ON.store(true, Ordering::Relaxed);
+        let spare = self
+            .spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let mut scoped =
+            std::pin::pin!(CURRENT.scope(RefCell::new(spare.unwrap_or_default()), fut));
+        let output = scoped.as_mut().await;
+        let collected = scoped
+            .as_mut()
+            .take_value()
+            .map(RefCell::into_inner)
+            .unwrap_or_default();
+        (output, InvocationMetrics { collected })
+    }
+
+    /// Writes an invocation's documents to stdout in one write; an error (a document over
+    /// 1 MB, stdout closed) is logged.
+    pub fn write(&self, metrics: InvocationMetrics, request_id: Option<&str>) {
+        let mut buffer = self.buffer.lock().unwrap_or_else(PoisonError::into_inner);
+        buffer.clear();
+        let written = metrics
+            .write_to(&mut buffer, self, request_id, now_ms())
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                use std::io::Write;
+                std::io::stdout()
+                    .lock()
+                    .write_all(&buffer)
+                    .map_err(|e| format!("writing the EMF document to stdout failed: {e}"))
+            });
+        if let Err(e) = written {
+            tracing::error!(target: crate::logging::TARGET, "metrics: {e}");
+        }
+        // A buffer grown by one very large invocation is not kept.
+        if buffer.capacity() > 64 * 1024 {
+            *buffer = Vec::new();
+        }
+        drop(buffer);
+        let mut collected = metrics.collected;
+        if collected.durations.rest.capacity() <= 4096 && collected.user.capacity() <= 256 {
+            collected.reset();
+            *self.spare.lock().unwrap_or_else(PoisonError::into_inner) = Some(collected);
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// What one invocation collected, until it is written.
+#[derive(Debug)]
+pub struct InvocationMetrics {
+    collected: Box<Collected>,
+}
+
+impl InvocationMetrics {
+    /// The documents, one per line, as [`MetricsConfig::write`] would write them (but without
+    /// touching the process's cold start).
+    pub fn documents(
+        &self,
+        config: &MetricsConfig,
+        request_id: Option<&str>,
+        timestamp_ms: u64,
+    ) -> Result<String, MetricsError> {
+        let mut out = Vec::new();
+        self.write_with(&mut out, config, request_id, timestamp_ms, false)?;
+        Ok(String::from_utf8(out).expect("documents are UTF-8"))
+    }
+
+    fn write_to(
+        &self,
+        out: &mut Vec<u8>,
+        config: &MetricsConfig,
+        request_id: Option<&str>,
+        timestamp_ms: u64,
+    ) -> Result<(), MetricsError> {
+        let cold = COLD.swap(false, Ordering::Relaxed);
+        self.write_with(out, config, request_id, timestamp_ms, cold)
+    }
+
+    fn write_with(
+        &self,
+        out: &mut Vec<u8>,
+        config: &MetricsConfig,
+        request_id: Option<&str>,
+        timestamp_ms: u64,
+        cold_start: bool,
+    ) -> Result<(), MetricsError> {
+        let ctx = document::Context {
+            fixed: &config.fixed,
+            job_dimension: config.job_dimension,
+            request_id: request_id.filter(|r| !r.is_empty()),
+            cold_start,
+            timestamp_ms,
+        };
+        document::write(out, &ctx, &self.collected)
+    }
+}
+
+#[cfg(test)]
+mod tests;
