@@ -11,8 +11,8 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use s3batch_job::journal::{self, JobDefinition, JobLock, Journal};
-use s3batch_job::lifecycle::{self, Cancelled, FinishError};
+use s3batch_job::journal::{self, JobDefinition, JobLock};
+use s3batch_job::lifecycle::{self, Cancelled, FinishError, JobPlan, Start};
 use s3batch_job::report::valid_job_id;
 use s3batch_job::{
     storage::s3_client, FailureThreshold, HostConfig, JobStatus, LambdaInvoker, LocalJob, Location,
@@ -59,6 +59,10 @@ enum Command {
     /// UpdateJobStatus, UpdateJobPriority) on http://127.0.0.1:PORT, running LambdaInvoke jobs
     /// with the engine of `run`.
     Serve(ServeArgs),
+    /// The local stack in one command: S3 (moto), the function under `cargo lambda watch`
+    /// and the S3 Control job endpoint, started together; prints the endpoints and the
+    /// environment to export; Ctrl-C stops all three.
+    Stack(stack::StackArgs),
     /// Create a real S3 Batch Operations LambdaInvoke job (S3 Control CreateJob).
     #[command(after_help = jobs::SUBMIT_HELP)]
     Submit(Box<jobs::SubmitArgs>),
@@ -73,9 +77,16 @@ enum Command {
     Confirm(jobs::UpdateArgs),
     /// Change a job's priority (UpdateJobPriority).
     Priority(jobs::PriorityArgs),
+    /// Run the Distributed Map state of a Step Functions definition (ASL, JSONPath mode) on
+    /// this machine: its ItemReader, ItemSelector, ItemBatcher, Lambda task with Retry and
+    /// Catch, tolerated failures and ResultWriter.
+    #[command(after_help = map::MAP_HELP)]
+    Map(Box<map::MapArgs>),
 }
 
 mod jobs;
+mod map;
+mod stack;
 
 #[derive(Args, Debug)]
 struct ServeArgs {
@@ -450,12 +461,16 @@ fn main() -> ExitCode {
         Command::Run(args) => runtime.block_on(run(*args)),
         Command::Report(args) => runtime.block_on(report(args)),
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Stack(args) => {
+            runtime.block_on(async { stack::stack(args, stop_signals()?).await })
+        }
         Command::Submit(args) => runtime.block_on(jobs::submit(*args)),
         Command::Status(args) => runtime.block_on(jobs::status(args)),
         Command::List(args) => runtime.block_on(jobs::list(args)),
         Command::Cancel(args) => runtime.block_on(jobs::cancel(args)),
         Command::Confirm(args) => runtime.block_on(jobs::confirm(args)),
         Command::Priority(args) => runtime.block_on(jobs::priority(args)),
+        Command::Map(args) => runtime.block_on(map::map(*args)),
     };
     // Invocations abandoned after the grace period must not hold the exit up.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -514,7 +529,9 @@ async fn load_manifest(
     s3: &aws_sdk_s3::Client,
     dir: &Path,
 ) -> Result<ManifestSource, String> {
-    ManifestSource::fetch(location, s3, dir).await
+    ManifestSource::fetch(location, s3, dir)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Where job journals live: `--state-dir`, for both `run` and `report`.
@@ -540,15 +557,17 @@ async fn analyze(
     args: &AnalyzeArgs,
     s3: &aws_sdk_s3::Client,
 ) -> Result<ExitCode, String> {
-    use s3batch_job::analyze::{read_report_rows, Analysis, FailedManifest, Filter, ManifestOut};
+    use s3batch_job::analyze::{
+        read_report_rows, Analysis, AnalyzeError, FailedManifest, Filter, ManifestOut,
+    };
     let mut filter = Filter::new().codes(args.code.iter().copied());
     if let Some(pattern) = &args.message {
-        filter = filter.message(pattern)?;
+        filter = filter.message(pattern).map_err(|e| e.to_string())?;
     }
     let mut analysis = Analysis::default();
     let mut out = match &args.failed_manifest {
         Some(location) => {
-            let (out, file) = ManifestOut::create(location)?;
+            let (out, file) = ManifestOut::create(location).map_err(|e| e.to_string())?;
             Some((out, FailedManifest::to_writer(file)))
         }
         None => None,
@@ -568,7 +587,7 @@ async fn analyze(
             if let Some((staged, _)) = out {
                 staged.discard();
             }
-            return Err(e);
+            return Err(e.to_string());
         }
     };
     println!("report: {source} ({} results file(s))", files.len());
@@ -577,17 +596,17 @@ async fn analyze(
         let rows = manifest.len();
         let flushed = manifest.finish().and_then(|w| {
             w.into_inner()
-                .map_err(|e| format!("writing the manifest: {e}"))
+                .map_err(|e| AnalyzeError::WriteManifest(e.into_error()))
         });
         match flushed {
             Ok(file) => drop(file),
             Err(e) => {
                 staged.discard();
-                return Err(e);
+                return Err(e.to_string());
             }
         }
         let location = args.failed_manifest.as_ref().expect("set with out");
-        staged.publish(s3).await?;
+        staged.publish(s3).await.map_err(|e| e.to_string())?;
         println!(
             "failed manifest: {rows} row(s) -> {location}{}",
             if rows == 0 {
@@ -603,6 +622,11 @@ async fn analyze(
 async fn report(args: ReportArgs) -> Result<ExitCode, String> {
     let s3 = s3_client(args.s3_endpoint_url.as_deref()).await;
     if let Some(source) = &args.source {
+        // A Distributed Map ResultWriter manifest.json (`cargo s3batch map`, or AWS's).
+        let failed = args.analyze.failed_manifest.as_ref();
+        if let Some(code) = map::report(source, failed, &s3).await? {
+            return Ok(code);
+        }
         return analyze(source, &args.analyze, &s3).await;
     }
     let (Some(job_id), Some(destination)) = (&args.job_id, &args.report) else {
@@ -677,32 +701,6 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         .clone()
         .unwrap_or_else(s3batch_job::job::random_job_id);
     let dir = journal_dir(&args.state, &job_id);
-    let had_dir = dir.exists();
-    // The job's folder is this process's until it exits: a second `run` or a `--resume` of a
-    // job still running is refused here, before anything is read or invoked.
-    let lock = JobLock::acquire(&dir).map_err(|e| e.to_string())?;
-    // Everything that can stop the job is checked before the first invocation.
-    let existing = Journal::exists(&dir);
-    if args.resume && !existing {
-        if !had_dir {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        return Err(format!(
-            "nothing to resume: no journal of job {job_id} in {}",
-            dir.display()
-        ));
-    }
-    if !args.resume && existing {
-        let info = journal::info(&dir)?;
-        return Err(format!(
-            "job {job_id} already has a journal in {} (its last run: {}): continue it with \
-             --resume, or delete that folder to start it over",
-            dir.display(),
-            info.status
-                .map_or("did not end (a crash or kill)".to_owned(), |s| s
-                    .to_string())
-        ));
-    }
     let definition = JobDefinition {
         function: match (&args.function, &args.bootstrap) {
             (Some(name), _) => format!("function {name}"),
@@ -717,29 +715,31 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
             .as_ref()
             .map(|l| format!("{l} ({:?})", scope(args.report_scope))),
     };
-    if args.resume {
-        let info = journal::info(&dir)?;
-        if let Some(was) = &info.definition {
-            let differences = was.differences(&definition);
-            if !differences.is_empty() {
-                return Err(format!(
-                    "job {job_id} cannot be resumed with another definition ({}): resume it \
-                     with the options it started with, or start a new job",
-                    differences.join("; ")
-                ));
-            }
-        }
-    }
-    let manifest = match load_manifest(&args.manifest, &s3, &dir).await {
-        Ok(m) => m,
-        Err(e) => {
-            if !had_dir {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-            return Err(e);
-        }
-    };
-    let mut job = LocalJob::new(manifest)
+    // The engine's one way to prepare a job (as `serve`'s): the job's folder is this
+    // process's until it exits (a second `run` or a `--resume` of a job still running is
+    // refused before anything is read or invoked), the journal there agrees with the job, the
+    // manifest is the one a resumed job started with, and the report destination is
+    // writable. Everything that can stop the job is checked before the first invocation; a
+    // job refused here leaves no folder it created behind.
+    let claimed = lifecycle::claim(JobPlan {
+        dir: dir.clone(),
+        job_id: job_id.clone(),
+        manifest_name: args.manifest.to_string(),
+        definition,
+        report: args.report.clone().map(|l| (l, scope(args.report_scope))),
+        start: if args.resume {
+            Start::Resume
+        } else {
+            Start::New
+        },
+    })
+    .map_err(|e| e.to_string())?;
+    let manifest = load_manifest(&args.manifest, &s3, claimed.dir()).await?;
+    let prepared = claimed
+        .prepare(manifest, &s3)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut job = LocalJob::new(prepared.manifest().clone())
         .job_id(&job_id)
         .schema(args.invocation.schema())
         .tasks_per_invocation(args.tasks_per_invocation)
@@ -756,37 +756,13 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         job = job.user_argument(k, v);
     }
     let total = job.manifest().len();
-    let cleanup = |dir: &Path| {
-        if !had_dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    };
     let function = match (&args.function, &args.bootstrap) {
         (Some(name), _) => format!("function {name}"),
         (None, Some(path)) => format!("{} (Runtime API)", path.display()),
         (None, None) => unreachable!("clap requires one"),
     };
-    if let Err(e) = job.check() {
-        cleanup(&dir);
-        return Err(e.to_string());
-    }
-    if let Some(location) = &args.report {
-        if let Err(e) = journal::check_destination(location, &job_id, &s3).await {
-            cleanup(&dir);
-            return Err(e);
-        }
-    }
+    job.check().map_err(|e| e.to_string())?;
     if args.dry_run {
-        cleanup(&dir);
-        if args.resume {
-            let info = journal::info(&dir)?;
-            if info.manifest_digest != job.manifest().digest() || info.rows != total {
-                return Err(format!(
-                    "the manifest is not the one job {job_id} started with ({}: {} rows)",
-                    info.manifest, info.rows
-                ));
-            }
-        }
         eprintln!(
             "job {job_id}: {total} tasks from {} -> {function} (schema {}, {} at once); \
              dry run: the manifest{} can be used",
@@ -825,30 +801,13 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
                     .log_file(&log),
                 |config, (k, v)| config.env(k, v),
             );
-            match RuntimeHost::start(config) {
-                Ok(host) => {
-                    eprintln!("function output: {}", log.display());
-                    Some(host)
-                }
-                Err(e) => {
-                    cleanup(&dir);
-                    return Err(e.to_string());
-                }
-            }
+            let host = RuntimeHost::start(config).map_err(|e| e.to_string())?;
+            eprintln!("function output: {}", log.display());
+            Some(host)
         }
         None => None,
     };
-    let mut journal = if args.resume {
-        Journal::resume_locked(lock, job.manifest(), Some(&definition))?
-    } else {
-        Journal::create_locked(
-            lock,
-            &job_id,
-            &args.manifest.to_string(),
-            job.manifest(),
-            Some(definition),
-        )?
-    };
+    let (mut journal, _) = prepared.start().map_err(|e| e.to_string())?;
     eprintln!(
         "job {job_id}: {total} tasks from {} -> {function} (schema {}, {} at once); journal in {}{}",
         args.manifest,
@@ -907,8 +866,8 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
             return Err(format!("{e}\n{kept}"));
         }
     };
-    journal.finish(&outcome.status)?;
-    let lock = journal.into_lock()?;
+    journal.finish(&outcome.status).map_err(|e| e.to_string())?;
+    let lock = journal.into_lock().map_err(|e| e.to_string())?;
 
     let s = &outcome.summary;
     println!("job {job_id}: {}", outcome.status);
