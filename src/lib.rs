@@ -15,67 +15,70 @@
 //! }
 //! ```
 //!
-//! ## What a task can return
-//! `Ok(value)` is `Succeeded` with `value` as the `resultString` (a string as it is, `()` as
-//! an empty string, anything else `Serialize` as JSON). `Err(e)` is `TemporaryFailure` or
-//! `PermanentFailure` by the error's [`ErrorKind`]; `?` classifies aws-sdk-s3 errors (see
-//! [`error`]). `E` may also be `Box<dyn Error + Send + Sync>`, `aws_sdk_s3::Error` or
-//! `anyhow::Error` (feature `anyhow`, on by default): the SDK error in its chain is classified
-//! the same way. A panic is that task's `PermanentFailure`; a task still running near the Lambda
-//! deadline is a `TemporaryFailure`. Every task gets exactly one result.
+//! ## Writing a task
 //!
-//! ## Parameters after the `Object`
-//! Any [`FromTask`] type, in any order: [`aws_sdk_s3::Client`] (built once per cold start;
-//! feature `s3`), [`Job`], [`UserArgs<T>`], [`Context`], or your own.
+//! A task is `async fn name(obj: Object, …) -> Result<T, E>`. The [`Object`] comes first:
+//! `bucket`, `key` (decoded), `raw_key` (as S3 sent it), `version_id` and `task_id`.
 //!
-//! The attribute checks the signature by its types, not their spelling: `use s3batch::Object
-//! as Obj` and `type Res<T> = Result<T, TaskError>` work, and each mistake (a parameter that is
-//! not an extractor, a return type that is not a `Result`, a future that is not `Send`) is one
-//! compile error at the token that causes it.
+//! `Ok(value)` is `Succeeded`; `Err(e)` is `TemporaryFailure` (S3 redrives the task) or
+//! `PermanentFailure` by the error's [`ErrorKind`]. `E` is [`TaskError`] or any error `?`
+//! converts into one, `anyhow::Error` included. Every task gets exactly one result, a panic
+//! and the Lambda deadline included: [`guide::errors`] has each outcome and what it writes in
+//! the report.
+//!
+//! Any [`FromTask`] type may follow the `Object`, in any order: [`aws_sdk_s3::Client`]
+//! (feature `s3`), [`Job`], [`UserArgs<T>`], [`Context`], [`metrics::Metrics`], or your own
+//! ([`guide::extractors`]). The attribute checks the signature by its types, not their
+//! spelling: `use s3batch::Object as Obj` and `type Res<T> = Result<T, TaskError>` work, and
+//! each mistake (a parameter that is not an extractor, a return type that is not a `Result`, a
+//! future that is not `Send`) is one compile error at the token that causes it.
+//!
+//! A task that calls S3 takes the `Client` and uses `?` on the SDK's errors:
 //!
 //! ```no_run
-//! use s3batch::{aws_sdk_s3::Client, Job, Object, TaskError, UserArgs};
+//! use s3batch::aws_sdk_s3::Client;
+//! use s3batch::{Object, TaskError};
 //!
-//! #[derive(serde::Deserialize)]
-//! #[serde(rename_all = "camelCase")]
-//! struct Args { tag_value: String }
-//!
-//! #[s3batch::task(concurrency = 16, deadline_margin_ms = 2000)]
-//! async fn tag(obj: Object, s3: Client, UserArgs(args): UserArgs<Args>, job: Job) -> Result<String, TaskError> {
-//!     let _ = (s3, job);
-//!     Ok(args.tag_value)
+//! #[s3batch::task]
+//! async fn size(obj: Object, s3: Client) -> Result<String, TaskError> {
+//!     let head = s3
+//!         .head_object()
+//!         .bucket(&obj.bucket)
+//!         .key(&obj.key)
+//!         .set_version_id(obj.version_id.clone())
+//!         .send()
+//!         .await?; // classified: SlowDown → temporary, NoSuchKey → permanent
+//!     Ok(format!("{} bytes", head.content_length().unwrap_or(0)))
 //! }
 //! ```
 //!
-//! ## Options
-//! | option | default | meaning |
-//! |---|---|---|
-//! | `concurrency = N` | 64 | tasks of one invocation run at once |
-//! | `deadline_margin_ms = N` | 1000 | unfinished tasks are given up this long before the Lambda deadline |
-//! | `max_result_len = N` | 1024 | longest `resultString` in bytes; longer ones are cut with a marker |
-//! | `treat_missing_keys_as = "…"` | `"PermanentFailure"` | the response's `treatMissingKeysAs` |
-//! | `map_key_encoding = "raw"` / `"url"` | `"raw"` | Step Functions Distributed Map items: how keys are read unless `BatchInput` says (see [`map`]) |
-//! | `map_failure = "fail_batch"` / `"report"` | `"fail_batch"` | Distributed Map: a failed item fails its child (`S3Batch.TemporaryFailure`/`PermanentFailure`), or every result is returned and nothing fails |
-//! | `metrics_namespace = "…"` | none (env `S3BATCH_METRICS_NAMESPACE`, `POWERTOOLS_METRICS_NAMESPACE`) | turns on CloudWatch metrics, one EMF document per invocation (see [`metrics`]) |
-//! | `metrics_service = "…"` | env `POWERTOOLS_SERVICE_NAME` | the metrics' `Service` dimension |
-//! | `metrics_job_dimension = true` | `false` | `JobId` as a metrics dimension too, not only a property |
-//! | `main = false` | `true` | generate no `main`; call [`run`] yourself |
-//! | `crate = "path"` | `"::s3batch"` | where the generated code finds this crate (renamed dependency) |
+//! A task that copies objects passes the key through [`key::copy_source`], never as it is:
+//! `CopySource` is percent-encoded (a space as `%20`), unlike the event's keys.
 //!
-//! ## Cargo features
-//! | feature | default | what it brings |
-//! |---|---|---|
-//! | `s3` | on | aws-sdk-s3: the `Client` extractor, `?` on the SDK's errors ([`error`]), the `aws_sdk_s3` re-export, `testing::invoke_with_client`, `with_client` and `client_config` |
-//! | `anyhow` | on | `anyhow::Error` as a task's error type |
+//! ## The guide
 //!
-//! A task without a `Client` can leave the AWS SDK and its HTTP and TLS stack out of its
-//! binary with `s3batch = { version = "0.1", default-features = false }` (and `features =
-//! ["anyhow"]` if it returns `anyhow::Error`). An SDK error in an error chain is then only
-//! text, and permanent.
+//! | page | what is in it |
+//! |---|---|
+//! | [`guide::errors`] | each outcome's result code and `resultString`; temporary or permanent for your own errors; `anyhow` with `.context` |
+//! | [`guide::extractors`] | the parameters after the `Object`; user arguments as a struct; your own extractor |
+//! | [`guide::options`] | every `#[s3batch::task(…)]` option (Distributed Map and metrics included); your own `main` with [`run`] |
+//! | [`guide::features`] | the `s3` and `anyhow` features; a task crate's `Cargo.toml`; a task without the AWS SDK |
+//! | [`guide::logging`] | what the generated `main` logs and how; the task span; escaping |
+//! | [`guide::testing`] | tests in-process, with a mocked S3 client (and the versions it needs), under `cargo lambda watch` |
+//!
+//! The modules with items: [`error`] (how each error type is classified), [`key`] (decoding
+//! keys, building a `CopySource`), [`testing`] (running a task in-process), [`map`] (the same
+//! task behind a Step Functions Distributed Map), [`metrics`] (CloudWatch metrics) and
+//! [`wire`] (S3 Batch Operations' wire format, typed).
+//!
+//! Running jobs (the `cargo s3batch` tool), deploying with IAM, manifests and key encoding,
+//! limits and troubleshooting are in the repository's `README.md` and `docs/`.
 //!
 //! [S3 Batch Operations]: https://docs.aws.amazon.com/AmazonS3/latest/userguide/batch-ops-invoke-lambda.html
 
 #![deny(missing_docs)]
+
+pub mod guide;
 
 // The public face is this list, not everything `s3batch-core` has: the envelope's parsing
 // (`Event`, `Invocation`), the response's budget helpers and `runtime::main` are the core's
@@ -134,5 +137,5 @@ pub use s3batch_core::lambda_runtime;
 pub use s3batch_core::__private;
 
 /// Makes an `async fn(obj: Object, …) -> Result<T, E>` an S3 Batch Operations Lambda; see the
-/// [crate documentation](crate) for the options.
+/// [crate documentation](crate) for the signature and [`guide::options`] for the options.
 pub use s3batch_macros::task;
