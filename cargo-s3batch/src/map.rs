@@ -19,6 +19,13 @@ Examples:
   cargo s3batch map --definition machine.asl.json --input input.json \\
       --bootstrap target/debug/my_fn --local-s3 ./s3
 
+Journal and resume: every finished child execution is appended to
+<state-dir>/map/<run id>/journal.jsonl as it finishes. After Ctrl-C (the results so far are
+written, PENDING for the children not started), a crash or kill -9, continue with the same
+command plus `--run-id <id> --resume`: the items are read again, and the children that
+finished are not run again (their results are kept). The journal is removed once a run that
+ended has written its results.
+
 Exit status: 0 the Map Run succeeded, 2 it failed (tolerated failure threshold, reader),
 130 it was stopped (Ctrl-C: no child starts after it, those in flight finish, the results
 are written), 1 it could not run. A JSON summary goes to stdout.";
@@ -74,6 +81,11 @@ pub(crate) struct MapArgs {
     /// The Map Run id (default: a random UUID); the ResultWriter folder's name.
     #[arg(long, value_name = "ID")]
     run_id: Option<String>,
+    /// Continue the Map Run --run-id from its journal (after Ctrl-C, a crash or kill -9):
+    /// its finished children are not run again. The Map state and its input must be the
+    /// same.
+    #[arg(long, requires = "run_id")]
+    resume: bool,
 }
 
 /// The function name of `function` as written in a definition: the name in a Lambda ARN
@@ -131,7 +143,7 @@ pub(crate) async fn map(args: MapArgs) -> Result<ExitCode, String> {
             )
             .map_err(|e| e.to_string())?;
             eprintln!("function output: {}", log.display());
-            go(def, host, store, work, machine, args.run_id, input).await
+            go(def, host, store, work, machine, &args, input).await
         }
         None => {
             if args.lambda_endpoint_url.is_none() {
@@ -146,8 +158,8 @@ pub(crate) async fn map(args: MapArgs) -> Result<ExitCode, String> {
                 .unwrap_or_else(|| function_name(&def.task.function));
             let client = LambdaInvoker::client(args.lambda_endpoint_url.as_deref(), timeout).await;
             let invoker = LambdaInvoker::new(client, name);
-            invoker.check().await?;
-            go(def, invoker, store, work, machine, args.run_id, input).await
+            invoker.check().await.map_err(|e| e.to_string())?;
+            go(def, invoker, store, work, machine, &args, input).await
         }
     }
 }
@@ -158,13 +170,20 @@ async fn go<I: Invoke>(
     store: Store,
     work: PathBuf,
     machine: String,
-    run_id: Option<String>,
+    args: &MapArgs,
     input: serde_json::Value,
 ) -> Result<ExitCode, String> {
-    let mut run = MapRun::new(def, invoker, store, work).machine_name(machine);
-    if let Some(id) = run_id {
+    let mut run = MapRun::new(def, invoker, store, work)
+        .machine_name(machine)
+        .resume(args.resume);
+    if let Some(id) = &args.run_id {
         run = run.run_id(id);
     }
+    eprintln!(
+        "Map Run {}: journal in {}",
+        run.id(),
+        run.journal_dir().display()
+    );
     // Ctrl-C: no child starts after it, those in flight finish, the results are written.
     let stop = async {
         if tokio::signal::ctrl_c().await.is_err() {
@@ -186,7 +205,15 @@ async fn go<I: Invoke>(
             eprintln!("the Map Run failed: {error}: {cause}");
             ExitCode::from(2)
         }
-        MapStatus::Aborted => ExitCode::from(130),
+        MapStatus::Aborted => {
+            eprintln!(
+                "stopped: the journal is kept in {}; continue with the same command plus \
+                 --run-id {} --resume",
+                run.journal_dir().display(),
+                run.id()
+            );
+            ExitCode::from(130)
+        }
     })
 }
 

@@ -321,3 +321,219 @@ fn a_map_over_the_input_through_a_bootstrap() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The complete lines of a map run's journal (a line cut short at the end is not one).
+fn journal_lines(path: &Path) -> Vec<Value> {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let complete = &bytes[..bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)];
+    complete
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect()
+}
+
+/// How many times `examples/chaos` was called for each key: it records every call of a
+/// `sleep-<N>ms` key as an object `.chaos/calls/<key>/<pid>-<time>` in the object's bucket.
+async fn chaos_calls(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> std::collections::BTreeMap<String, usize> {
+    let mut calls = std::collections::BTreeMap::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(".chaos/calls/")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for o in page.unwrap().contents() {
+            let key = o.key().unwrap().strip_prefix(".chaos/calls/").unwrap();
+            let key = &key[..key.rfind('/').unwrap()];
+            *calls.entry(key.to_owned()).or_insert(0) += 1;
+        }
+    }
+    calls
+}
+
+/// `kill -9` in the middle of a Map Run (a prefix listing over moto, batches of two, the
+/// `chaos` function under `--bootstrap`), the journal's last line torn as a kill in the
+/// middle of a write would leave it; then `--resume`: the children that finished are not run
+/// again (chaos counts every call), the others are, and the result files hold every item
+/// once, the finished children's records among them.
+#[test]
+fn kill_9_in_the_middle_of_a_map_run_then_resume() {
+    s3batch_testkit::build_package("chaos");
+    let bootstrap = s3batch_testkit::target_dir().join("debug/chaos");
+    let moto = s3batch_testkit::Moto::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s3 = rt.block_on(moto.client());
+    let keys: Vec<String> = (0..24).map(|i| format!("in/sleep-300ms-{i:02}")).collect();
+    rt.block_on(async {
+        s3.create_bucket().bucket("data").send().await.unwrap();
+        for key in &keys {
+            s3.put_object()
+                .bucket("data")
+                .key(key)
+                .body(b"x".to_vec().into())
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    let dir = temp("kill9");
+    let def = dir.join("machine.asl.json");
+    std::fs::write(
+        &def,
+        json!({"StartAt": "Each", "States": {"Each": {
+            "Type": "Map", "End": true, "MaxConcurrency": 1,
+            "ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2",
+                           "Parameters": {"Bucket": "data", "Prefix": "in/"}},
+            "ItemBatcher": {"MaxItemsPerBatch": 2, "BatchInput": {"Bucket": "data"}},
+            "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject",
+                             "Parameters": {"Bucket": "data", "Prefix": "results"}},
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "Chaos",
+                "States": {"Chaos": {"Type": "Task", "End": true,
+                    "Resource": "arn:aws:states:::lambda:invoke",
+                    "Parameters": {"FunctionName": "chaos", "Payload.$": "$"}}}}
+        }}})
+        .to_string(),
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let cli = |extra: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-s3batch"));
+        cmd.args(["s3batch", "map", "--definition"])
+            .arg(&def)
+            .args(["--endpoint-url", &moto.endpoint(), "--bootstrap"])
+            .arg(&bootstrap)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["--run-id", "k9"])
+            .args(extra)
+            .envs(moto.env())
+            .env_remove("S3BATCH_STATE_DIR");
+        cmd
+    };
+    let journal = state.join("map/k9/journal.jsonl");
+    let mut child = cli(&[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while journal_lines(&journal).len() < 4 {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run exited ({status}) before its journal had 4 lines");
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(300),
+            "no 4 journal lines"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // Tear the last line.
+    let bytes = std::fs::read(&journal).unwrap();
+    let last_start = bytes[..bytes.len() - 1]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    std::fs::write(
+        &journal,
+        &bytes[..last_start + (bytes.len() - last_start) / 2],
+    )
+    .unwrap();
+    let finished = journal_lines(&journal);
+    assert!(
+        finished.len() >= 3 && finished.len() < 12,
+        "{} of 12 children finished before the kill",
+        finished.len()
+    );
+    let mut finished_keys: Vec<String> = Vec::new();
+    for line in &finished {
+        assert_eq!(line["s"], "SUCCEEDED", "{line}");
+        let input: Value = serde_json::from_str(line["r"]["Input"].as_str().unwrap()).unwrap();
+        for item in input["Items"].as_array().unwrap() {
+            finished_keys.push(item["Key"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(
+        rt.block_on(
+            s3.head_object()
+                .bucket("data")
+                .key("results/k9/manifest.json")
+                .send()
+        )
+        .is_err(),
+        "a killed run wrote no results"
+    );
+
+    // Without --resume, the run id is refused (its journal is kept).
+    let out = cli(&[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("continue it with --resume"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(journal_lines(&journal).len(), finished.len());
+
+    let out = cli(&["--resume"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        summary["status"],
+        json!({"Status": "SUCCEEDED"}),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(summary["itemCounts"]["succeeded"], 24, "{}", text(&out));
+    assert_eq!(
+        summary["executionCounts"]["succeeded"],
+        12,
+        "{}",
+        text(&out)
+    );
+
+    // The finished children were not run again; every other item was run (once, or twice
+    // for the child in flight at the kill and the torn line's).
+    let calls = rt.block_on(chaos_calls(&s3, "data"));
+    for key in &keys {
+        let n = calls.get(key).copied().unwrap_or(0);
+        if finished_keys.contains(key) {
+            assert_eq!(n, 1, "{key} was in a finished child: {calls:?}");
+        } else {
+            assert!((1..=2).contains(&n), "{key}: {n} calls: {calls:?}");
+        }
+    }
+    // The results hold every item once, with the function's answer.
+    let records: Value = rt.block_on(async {
+        let out = s3
+            .get_object()
+            .bucket("data")
+            .key("results/k9/SUCCEEDED_0.json")
+            .send()
+            .await
+            .unwrap();
+        serde_json::from_slice(&out.body.collect().await.unwrap().into_bytes()).unwrap()
+    });
+    let mut answered: Vec<String> = Vec::new();
+    for r in records.as_array().unwrap() {
+        let output: Value = serde_json::from_str(r["Output"].as_str().unwrap()).unwrap();
+        for result in output["Payload"]["results"].as_array().unwrap() {
+            assert_eq!(result["resultCode"], "Succeeded", "{result}");
+            assert_eq!(result["resultString"], "ok 1 bytes", "{result}");
+            answered.push(result["key"].as_str().unwrap().to_owned());
+        }
+    }
+    answered.sort();
+    assert_eq!(answered, keys);
+    assert_eq!(records.as_array().unwrap().len(), 12);
+    assert!(
+        !journal.exists(),
+        "the journal is removed once the results are written"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -100,8 +100,11 @@ pub enum AnalyzeError {
     /// Writing the failed manifest failed.
     #[error("writing the manifest: {0}")]
     WriteManifest(#[source] std::io::Error),
-    /// A results file is not one: its file and line are in the message (an unbalanced quote,
-    /// a status or result code that is not S3's, a wrong number of columns).
+    /// A results file is not one: an unbalanced quote, a status or result code that is not
+    /// S3's, a wrong number of columns, each with its file and line.
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
+    /// A results object in S3 could not be read (the message names it).
     #[error("{message}")]
     Results {
         /// What is wrong, with the file and line.
@@ -447,18 +450,19 @@ pub fn read_results_csv(
     name: &str,
     each: &mut dyn FnMut(ReportRow) -> Result<(), AnalyzeError>,
 ) -> Result<(), AnalyzeError> {
-    let mut stopped = None;
-    let read = crate::report::read_results(bytes, name, &mut |row| {
-        each(row).map_err(|e| {
-            let message = e.to_string();
-            stopped = Some(e);
-            message
-        })
-    });
-    match (read, stopped) {
-        (Ok(()), _) => Ok(()),
-        (Err(_), Some(e)) => Err(e),
-        (Err(message), None) => Err(AnalyzeError::Results { message }),
+    crate::report::read_results(bytes, name, each)
+}
+
+/// What stopped [`crate::report::read_results`] on [`read_object`]'s parser thread: the
+/// results file, or the receiving side.
+enum Relay {
+    Report(crate::report::ReportError),
+    Stopped(String),
+}
+
+impl From<crate::report::ReportError> for Relay {
+    fn from(e: crate::report::ReportError) -> Self {
+        Relay::Report(e)
     }
 }
 
@@ -512,11 +516,26 @@ pub async fn read_report_rows(
                 let name = format!("s3://{bucket}/{key}");
                 let file = name.clone();
                 let mut stopped = None;
+                // The results file's own error, typed, from the parser thread.
+                let bad_file = std::sync::Arc::new(std::sync::Mutex::new(None));
+                let found = std::sync::Arc::clone(&bad_file);
                 let got = read_object(
                     s3,
                     &bucket,
                     &key,
-                    move |input, send| crate::report::read_results(input, &file, send),
+                    move |input, send| {
+                        crate::report::read_results(input, &file, &mut |row| {
+                            send(row).map_err(Relay::Stopped)
+                        })
+                        .map_err(|e| match e {
+                            Relay::Report(e) => {
+                                let message = e.to_string();
+                                *found.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                                message
+                            }
+                            Relay::Stopped(message) => message,
+                        })
+                    },
                     &mut |row| {
                         each(row).map_err(|e| {
                             let message = e.to_string();
@@ -526,10 +545,12 @@ pub async fn read_report_rows(
                     },
                 )
                 .await;
-                match (got, stopped) {
-                    (Ok(()), _) => {}
-                    (Err(_), Some(e)) => return Err(e),
-                    (Err(message), None) => return Err(AnalyzeError::Results { message }),
+                let bad_file = bad_file.lock().unwrap_or_else(|p| p.into_inner()).take();
+                match (got, stopped, bad_file) {
+                    (Ok(()), _, _) => {}
+                    (Err(_), Some(e), _) => return Err(e),
+                    (Err(_), None, Some(e)) => return Err(e.into()),
+                    (Err(message), None, None) => return Err(AnalyzeError::Results { message }),
                 }
                 read.push(name);
             }

@@ -39,9 +39,68 @@ pub trait Invoke: Send + Sync + 'static {
     fn invoke(&self, payload: Vec<u8>) -> impl Future<Output = Invoked> + Send;
 
     /// Checks once, before the first task, that the function can be invoked at all. An
-    /// error stops the job before it starts; it should say what to fix. The default accepts.
-    fn check(&self) -> impl Future<Output = Result<(), String>> + Send {
+    /// error stops the job before it starts; it should say what to fix (an implementor of
+    /// its own returns [`CheckError::other`]). The default accepts.
+    fn check(&self) -> impl Future<Output = Result<(), CheckError>> + Send {
         async { Ok(()) }
+    }
+}
+
+/// Why [`Invoke::check`] found that the function cannot be invoked: the job stops before
+/// its first task.
+///
+/// ```
+/// use s3batch_job::invoke::CheckError;
+/// let err = CheckError::other("the function's bootstrap is missing");
+/// assert_eq!(err.to_string(), "the function's bootstrap is missing");
+/// assert!(matches!(err, CheckError::Other(_)));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckError {
+    /// The function did not answer an empty batch within its timeout (under `cargo lambda
+    /// watch`, what a function that fails to start looks like).
+    #[error(
+        "the function {function:?} did not answer an empty batch within {:.0} s (the \
+         function timeout); it may have failed to start: `cargo lambda watch` then waits for \
+         it forever, so see its output for the error",
+        timeout.as_secs_f64()
+    )]
+    Timeout {
+        /// The function, as the invoker names it.
+        function: String,
+        /// The function timeout waited.
+        timeout: Duration,
+    },
+    /// The Lambda Invoke API did not answer at all (connection refused, say).
+    #[error(
+        "cannot reach the Lambda Invoke API: {message}. Is `cargo lambda watch` running, and \
+         does --endpoint-url give its address?"
+    )]
+    Unreachable {
+        /// What the SDK said.
+        message: String,
+    },
+    /// The Invoke API refused the call with an error a repeat would get again (404: no such
+    /// function; 403: access denied; …, see [`api_error_code`]).
+    #[error("the function cannot be invoked: {message}")]
+    NotInvocable {
+        /// The function, as the invoker names it.
+        function: String,
+        /// The HTTP status.
+        status: u16,
+        /// What the Invoke API said.
+        message: String,
+    },
+    /// The check of another [`Invoke`] implementation failed.
+    #[error(transparent)]
+    Other(s3batch::BoxError),
+}
+
+impl CheckError {
+    /// The error of an [`Invoke::check`] of your own: its message is `error`'s.
+    pub fn other(error: impl Into<s3batch::BoxError>) -> Self {
+        Self::Other(error.into())
     }
 }
 
@@ -321,31 +380,30 @@ impl Invoke for LambdaInvoker {
     /// timeout (under `cargo lambda watch`, what a function that fails to start looks like).
     /// A throttled or failing service is only logged, and a function error means the
     /// function exists.
-    async fn check(&self) -> Result<(), String> {
+    async fn check(&self) -> Result<(), CheckError> {
         let invoked = self
             .call(probe(), InvocationType::DryRun)
             .await
-            .map_err(|timeout| {
-                format!(
-                    "the function {:?} did not answer an empty batch within {:.0} s (the \
-                     function timeout); it may have failed to start: `cargo lambda watch` then \
-                     waits for it forever, so see its output for the error",
-                    self.function,
-                    timeout.as_secs_f64()
-                )
+            .map_err(|timeout| CheckError::Timeout {
+                function: self.function.clone(),
+                timeout,
             })?;
         match invoked {
             Invoked::Response(_) | Invoked::FunctionError(_) => Ok(()),
             Invoked::ApiError {
                 message,
                 status: None,
-            } => Err(format!(
-                "cannot reach the Lambda Invoke API: {message}. Is `cargo lambda watch` \
-                 running, and does --endpoint-url give its address?"
-            )),
-            Invoked::ApiError { message, status } => {
-                if api_error_code(status) == ResultCode::PermanentFailure {
-                    Err(format!("the function cannot be invoked: {message}"))
+            } => Err(CheckError::Unreachable { message }),
+            Invoked::ApiError {
+                message,
+                status: Some(status),
+            } => {
+                if api_error_code(Some(status)) == ResultCode::PermanentFailure {
+                    Err(CheckError::NotInvocable {
+                        function: self.function.clone(),
+                        status,
+                        message,
+                    })
                 } else {
                     tracing::warn!("checking the function: {message}; starting the job anyway");
                     Ok(())
@@ -361,7 +419,10 @@ fn is_error_document(body: &[u8]) -> bool {
 }
 
 /// Runs invocations in this process through an [`s3batch::Handler`]: the same envelope,
-/// decoding and safety net as the deployed function, without Lambda.
+/// decoding and safety net as the deployed function, without Lambda. Like the deployed
+/// function it serves every shape [`s3batch::Handler::serve_bytes`] accepts: S3 Batch events
+/// and Step Functions Distributed Map batches and items; a function error keeps its
+/// `errorType` (`S3BatchInvalidEvent`, `S3Batch.TemporaryFailure`, ...).
 pub struct InProcess<T: TaskFn<Args>, Args> {
     handler: Handler<T, Args>,
     timeout: Option<Duration>,
@@ -393,11 +454,14 @@ impl<T: TaskFn<Args>, Args: 'static> Invoke for InProcess<T, Args> {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64);
         }
-        match self.handler.handle_bytes(&payload, &context).await {
-            Ok(response) => {
-                Invoked::Response(serde_json::to_vec(&response).expect("a Response serializes"))
+        // `serve_bytes` answers an S3 Batch event exactly as `handle_bytes` does (the same
+        // response, the same `S3BatchInvalidEvent` error) and a Distributed Map batch or item
+        // as the deployed function does.
+        match self.handler.serve_bytes(&payload, &context).await {
+            Ok(answer) => {
+                Invoked::Response(serde_json::to_vec(&answer).expect("an answer serializes"))
             }
-            Err(e) => Invoked::FunctionError(error_doc("S3BatchInvalidEvent", e.message())),
+            Err(e) => Invoked::FunctionError(error_doc(e.error_type(), e.message())),
         }
     }
 }
@@ -466,6 +530,90 @@ mod tests {
         ] {
             assert_eq!(api_error_code(status), code, "{status:?}");
         }
+    }
+
+    async fn key_len(obj: s3batch::Object) -> Result<usize, s3batch::TaskError> {
+        if obj.key == "fail" {
+            return Err(s3batch::TaskError::permanent("told to fail"));
+        }
+        Ok(obj.key.len())
+    }
+
+    /// S3 Batch events are answered byte for byte as `handle_bytes` answers them (the
+    /// engine's vectors, and an event that cannot be answered keeps `S3BatchInvalidEvent`);
+    /// Distributed Map items and batches are served as the deployed function serves them.
+    #[tokio::test]
+    async fn in_process_serves_s3_batch_as_before_and_distributed_map_items() {
+        let handler = Handler::new(key_len, s3batch::Options::new())
+            .await
+            .unwrap();
+        let before = |event: Vec<u8>| {
+            let handler = &handler;
+            async move {
+                match handler.handle_bytes(&event, &Default::default()).await {
+                    Ok(r) => Invoked::Response(serde_json::to_vec(&r).unwrap()),
+                    Err(e) => Invoked::FunctionError(error_doc("S3BatchInvalidEvent", e.message())),
+                }
+            }
+        };
+        let vectors =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/vectors");
+        let mut events: Vec<Vec<u8>> = [
+            "event-v1.json",
+            "event-v2.json",
+            "event-v1-regional-arn.json",
+        ]
+        .iter()
+        .map(|name| std::fs::read(vectors.join(name)).unwrap())
+        .collect();
+        events.push(b"not json".to_vec());
+        events.push(br#"{"invocationSchemaVersion":"1.0","tasks":[]}"#.to_vec());
+        let expected = Handler::new(key_len, s3batch::Options::new())
+            .await
+            .unwrap();
+        let in_process = InProcess::new(expected);
+        for event in events {
+            let was = before(event.clone()).await;
+            assert_eq!(
+                in_process.invoke(event.clone()).await,
+                was,
+                "{}",
+                String::from_utf8_lossy(&event)
+            );
+        }
+
+        let item = in_process
+            .invoke(br#"{"Bucket":"b","Key":"a+b.txt"}"#.to_vec())
+            .await;
+        let Invoked::Response(body) = item else {
+            panic!("{item:?}")
+        };
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body["results"],
+            serde_json::json!([{"bucket": "b", "key": "a+b.txt", "versionId": null,
+                "resultCode": "Succeeded", "resultString": "7"}])
+        );
+
+        // A batch with a failed item: the default policy fails the batch with a named
+        // errorType, which the invoker keeps.
+        let batch = in_process
+            .invoke(
+                br#"{"Items":[{"Key":"ok"},{"Key":"fail"}],"BatchInput":{"Bucket":"b"}}"#.to_vec(),
+            )
+            .await;
+        let Invoked::FunctionError(doc) = batch else {
+            panic!("{batch:?}")
+        };
+        let doc: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+        assert_eq!(doc["errorType"], "S3Batch.PermanentFailure", "{doc}");
+
+        let other = in_process.invoke(br#"{"hello":1}"#.to_vec()).await;
+        let Invoked::FunctionError(doc) = other else {
+            panic!("{other:?}")
+        };
+        let doc: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+        assert_eq!(doc["errorType"], "S3Batch.UnrecognizedEvent", "{doc}");
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! Running a job: invocations built as S3 builds them, redrives, the failure threshold.
 
-use crate::invoke::{InProcess, Invoke, Invoked};
-use crate::journal::{Counts, Journal};
+use crate::invoke::{CheckError, InProcess, Invoke, Invoked};
+use crate::journal::{Counts, Journal, JournalError};
 use crate::manifest::{ManifestEntry, ManifestSource};
 use crate::report::{
     cap_message, valid_job_id, JobOutcome, JobReport, JobStatus, Summary, TaskRecord, TaskStatus,
 };
-use crate::user_args::UserArguments;
+use crate::user_args::{UserArguments, UserArgumentsError};
 use futures_util::FutureExt;
 use s3batch::wire::{ReceivedResponse, Request, RequestJob, RequestTask};
 use s3batch::{BoxError, Handler, Options, ResultCode, TaskFn};
@@ -15,6 +15,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -112,17 +113,66 @@ pub struct Progress {
     pub redriven: usize,
 }
 
-/// A job that cannot start: its settings break S3's rules.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobError(String);
-
-impl fmt::Display for JobError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// Why a job could not start (its settings break S3's rules, the function cannot be
+/// invoked, the journal is another job's), or stopped before it finished (the manifest
+/// cannot be read on, the journal cannot be written).
+///
+/// ```
+/// use s3batch_job::{JobError, LocalJob, Manifest};
+/// let err = LocalJob::new(Manifest::default()).job_id("../x").check().unwrap_err();
+/// assert!(matches!(&err, JobError::InvalidJobId { id } if id == "../x"));
+/// assert!(err.to_string().starts_with("job id \"../x\" is not valid"), "{err}");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    /// The job id cannot name the job's folders ([`valid_job_id`]).
+    #[error("job id {id:?} is not valid: use 1 to 64 of A-Z a-z 0-9 - _ (S3's job ids are UUIDs)")]
+    InvalidJobId {
+        /// The id given.
+        id: String,
+    },
+    /// The user arguments break S3's rules.
+    #[error(transparent)]
+    UserArguments(#[from] UserArgumentsError),
+    /// [`Invoke::check`] failed: the function cannot be invoked.
+    #[error(transparent)]
+    Check(#[from] CheckError),
+    /// The journal was made for another manifest (another digest or number of rows).
+    #[error("the journal in {} is for another manifest", dir.display())]
+    OtherManifest {
+        /// The journal's folder.
+        dir: PathBuf,
+    },
+    /// The journal is another job's.
+    #[error("the journal in {} is job {journal_job}'s, not {job}'s", dir.display())]
+    OtherJob {
+        /// The journal's folder.
+        dir: PathBuf,
+        /// The job id the journal is for.
+        journal_job: String,
+        /// This job's id.
+        job: String,
+    },
+    /// The manifest could not be read while the job ran (a file that cannot be opened again,
+    /// a row that no longer reads); the message names the file and line when it has them.
+    #[error("{message}")]
+    Manifest {
+        /// What went wrong.
+        message: String,
+    },
+    /// The manifest has another number of rows than when it was checked.
+    #[error("the manifest has {now} rows now, {checked} when it was checked")]
+    ManifestChanged {
+        /// Rows read while the job ran.
+        now: usize,
+        /// Rows when the job's manifest was checked.
+        checked: usize,
+    },
+    /// A finished task could not be written to the journal.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
-
-impl std::error::Error for JobError {}
 
 type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 
@@ -284,7 +334,7 @@ impl LocalJob {
     /// when it fails, so does the job, before any task.
     pub async fn run<I: Invoke>(&self, invoker: I) -> Result<JobReport, JobError> {
         self.validate()?;
-        invoker.check().await.map_err(JobError)?;
+        invoker.check().await?;
         let mut sink = Memory(vec![None; self.manifest.len()]);
         let outcome = Run::new(self, Arc::new(invoker), &mut sink)
             .go(std::future::pending())
@@ -319,20 +369,18 @@ impl LocalJob {
         if journal.manifest_digest() != self.manifest.digest()
             || journal.rows() != self.manifest.len()
         {
-            return Err(JobError(format!(
-                "the journal in {} is for another manifest",
-                journal.dir().display()
-            )));
+            return Err(JobError::OtherManifest {
+                dir: journal.dir().to_owned(),
+            });
         }
         if journal.job_id() != self.job_id {
-            return Err(JobError(format!(
-                "the journal in {} is job {}'s, not {}'s",
-                journal.dir().display(),
-                journal.job_id(),
-                self.job_id
-            )));
+            return Err(JobError::OtherJob {
+                dir: journal.dir().to_owned(),
+                journal_job: journal.job_id().to_owned(),
+                job: self.job_id.clone(),
+            });
         }
-        invoker.check().await.map_err(JobError)?;
+        invoker.check().await?;
         Run::new(self, Arc::new(invoker), journal).go(stop).await
     }
 
@@ -344,13 +392,11 @@ impl LocalJob {
 
     fn validate(&self) -> Result<(), JobError> {
         if !valid_job_id(&self.job_id) {
-            return Err(JobError(format!(
-                "job id {:?} is not valid: use 1 to 64 of A-Z a-z 0-9 - _ (S3's job ids are UUIDs)",
-                self.job_id
-            )));
+            return Err(JobError::InvalidJobId {
+                id: self.job_id.clone(),
+            });
         }
-        UserArguments::for_schema(self.user_arguments.iter().cloned(), self.schema)
-            .map_err(|e| JobError(e.to_string()))?;
+        UserArguments::for_schema(self.user_arguments.iter().cloned(), self.schema)?;
         Ok(())
     }
 
@@ -456,15 +502,27 @@ pub(crate) fn interpret(
 
 type Results = HashMap<String, (ResultCode, String)>;
 
+/// Why S3 would record [`INVALID_RESPONSE`] for a response (logged, not recorded).
+#[derive(Debug, thiserror::Error)]
+enum BadResponse {
+    /// Not a response S3 can read.
+    #[error(transparent)]
+    Unreadable(#[from] s3batch::wire::ResponseError),
+    /// The answer to another invocation.
+    #[error("invocationId {got:?} is not the request's {sent:?}")]
+    OtherInvocation { got: String, sent: String },
+}
+
 /// Reads a response as S3 does ([`ReceivedResponse`]): what S3 could not parse is an error.
 /// The first result of a task id counts.
-fn read_response(invocation_id: &str, body: &[u8]) -> Result<(ResultCode, Results), String> {
-    let response = ReceivedResponse::from_slice(body).map_err(|e| e.to_string())?;
+fn read_response(invocation_id: &str, body: &[u8]) -> Result<(ResultCode, Results), BadResponse> {
+    let response = ReceivedResponse::from_slice(body)?;
     if let Some(id) = response.invocation_id {
         if id != invocation_id {
-            return Err(format!(
-                "invocationId {id:?} is not the request's {invocation_id:?}"
-            ));
+            return Err(BadResponse::OtherInvocation {
+                got: id,
+                sent: invocation_id.to_owned(),
+            });
         }
     }
     let mut out = HashMap::new();
@@ -481,8 +539,8 @@ fn read_response(invocation_id: &str, body: &[u8]) -> Result<(ResultCode, Result
 /// Where finished tasks go.
 pub(crate) trait Sink {
     fn is_done(&self, i: usize) -> bool;
-    fn record(&mut self, i: usize, record: TaskRecord) -> Result<(), String>;
-    fn flush(&mut self) -> Result<(), String>;
+    fn record(&mut self, i: usize, record: TaskRecord) -> Result<(), JournalError>;
+    fn flush(&mut self) -> Result<(), JournalError>;
     fn prior(&self) -> Counts;
 }
 
@@ -493,11 +551,11 @@ impl Sink for Memory {
     fn is_done(&self, i: usize) -> bool {
         self.0.get(i).is_some_and(Option::is_some)
     }
-    fn record(&mut self, i: usize, record: TaskRecord) -> Result<(), String> {
+    fn record(&mut self, i: usize, record: TaskRecord) -> Result<(), JournalError> {
         self.0[i] = Some(record);
         Ok(())
     }
-    fn flush(&mut self) -> Result<(), String> {
+    fn flush(&mut self) -> Result<(), JournalError> {
         Ok(())
     }
     fn prior(&self) -> Counts {
@@ -509,11 +567,11 @@ impl Sink for Journal {
     fn is_done(&self, i: usize) -> bool {
         Journal::is_done(self, i)
     }
-    fn record(&mut self, i: usize, record: TaskRecord) -> Result<(), String> {
-        Journal::record(self, i, &record).map_err(|e| e.to_string())
+    fn record(&mut self, i: usize, record: TaskRecord) -> Result<(), JournalError> {
+        Journal::record(self, i, &record)
     }
-    fn flush(&mut self) -> Result<(), String> {
-        Journal::flush(self).map_err(|e| e.to_string())
+    fn flush(&mut self) -> Result<(), JournalError> {
+        Journal::flush(self)
     }
     fn prior(&self) -> Counts {
         self.counts()
@@ -563,7 +621,11 @@ impl<'a, I: Invoke, S: Sink> Run<'a, I, S> {
         let start = Instant::now();
         let n = self.job.manifest.len();
         let per = self.job.tasks_per_invocation;
-        let mut rows = self.job.manifest.rows().map_err(JobError)?;
+        let mut rows = self
+            .job
+            .manifest
+            .rows()
+            .map_err(|message| JobError::Manifest { message })?;
         let mut next = 0usize;
         let mut rows_left = true;
         let mut ready: VecDeque<usize> = VecDeque::new();
@@ -612,7 +674,8 @@ impl<'a, I: Invoke, S: Sink> Run<'a, I, S> {
                             Some(row) => {
                                 let i = next;
                                 next += 1;
-                                let entry = row.map_err(JobError)?;
+                                let entry =
+                                    row.map_err(|message| JobError::Manifest { message })?;
                                 if self.sink.is_done(i) {
                                     continue;
                                 }
@@ -658,15 +721,16 @@ impl<'a, I: Invoke, S: Sink> Run<'a, I, S> {
                 });
             }
             if !rows_left && next != n {
-                return Err(JobError(format!(
-                    "the manifest has {next} rows now, {n} when it was checked"
-                )));
+                return Err(JobError::ManifestChanged {
+                    now: next,
+                    checked: n,
+                });
             }
             if inflight.is_empty() && ready.is_empty() && waiting.is_empty() {
                 break;
             }
             // Everything finished so far reaches the journal before the runner waits.
-            self.sink.flush().map_err(JobError)?;
+            self.sink.flush()?;
             let wake = waiting.peek().map(|Reverse((at, _))| *at);
             tokio::select! {
                 Some(joined) = inflight.join_next(), if !inflight.is_empty() => {
@@ -695,7 +759,7 @@ impl<'a, I: Invoke, S: Sink> Run<'a, I, S> {
                 }
             }
         }
-        self.sink.flush().map_err(JobError)?;
+        self.sink.flush()?;
         let c = self.counts;
         Ok(JobOutcome {
             job_id: self.job.job_id.clone(),
@@ -773,7 +837,7 @@ impl<'a, I: Invoke, S: Sink> Run<'a, I, S> {
             attempts: task.attempts,
         };
         self.counts.add(&record);
-        self.sink.record(i, record).map_err(JobError)?;
+        self.sink.record(i, record)?;
         if let Some(t) = self.job.threshold {
             let (ok, failed) = (self.counts.succeeded, self.counts.failed);
             if self.stopped.is_none() && t.exceeded(ok, failed) {
@@ -1339,6 +1403,142 @@ mod user_argument_tests {
         assert_eq!(
             event["job"]["userArguments"],
             serde_json::json!({"a": "é".repeat(1024), "b": "2"})
+        );
+    }
+}
+
+#[cfg(test)]
+mod job_error_tests {
+    use super::*;
+    use crate::Manifest;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts its invocations; its check fails when told to.
+    struct Checked {
+        refuse: bool,
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl Invoke for Checked {
+        async fn invoke(&self, _: Vec<u8>) -> Invoked {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Invoked::Response(br#"{"results":[]}"#.to_vec())
+        }
+
+        async fn check(&self) -> Result<(), CheckError> {
+            if self.refuse {
+                return Err(CheckError::other("the bootstrap is missing"));
+            }
+            Ok(())
+        }
+    }
+
+    fn manifest() -> ManifestSource {
+        Manifest::from_csv(b"bucket-one,k\n").unwrap().into()
+    }
+
+    /// Each reason a job does not start is its own variant, carrying what it is about, and
+    /// its message is the one the command line shows; nothing is invoked.
+    #[tokio::test]
+    async fn job_errors_are_told_apart_before_anything_is_invoked() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let invoker = |refuse| Checked {
+            refuse,
+            calls: Arc::clone(&calls),
+        };
+
+        let err = LocalJob::new(manifest())
+            .job_id("a/b")
+            .run(invoker(false))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, JobError::InvalidJobId { id } if id == "a/b"),
+            "{err:?}"
+        );
+
+        let err = LocalJob::new(manifest())
+            .schema(Schema::V2)
+            .user_argument("k", "1")
+            .user_argument("k", "2")
+            .run(invoker(false))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, JobError::UserArguments(UserArgumentsError::Repeated { name }) if name == "k"),
+            "{err:?}"
+        );
+
+        let err = LocalJob::new(manifest())
+            .run(invoker(true))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, JobError::Check(CheckError::Other(_))),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "the bootstrap is missing");
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+
+        let state = std::env::temp_dir().join(format!("s3batch-job-errors-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state);
+        let source = manifest();
+        let mut journal = Journal::create(&state, "j1", "m.csv", &source).unwrap();
+        let err = LocalJob::new(source.clone())
+            .job_id("j2")
+            .run_journaled(invoker(false), &mut journal, std::future::pending())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, JobError::OtherJob { dir, journal_job, job }
+                if *dir == state && journal_job == "j1" && job == "j2"),
+            "{err:?}"
+        );
+        let other: ManifestSource = Manifest::from_csv(b"bucket-one,k\nbucket-one,k2\n")
+            .unwrap()
+            .into();
+        let err = LocalJob::new(other)
+            .job_id("j1")
+            .run_journaled(invoker(false), &mut journal, std::future::pending())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, JobError::OtherManifest { dir } if *dir == state),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("the journal in {} is for another manifest", state.display())
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        drop(journal);
+        std::fs::remove_dir_all(&state).unwrap();
+    }
+
+    /// A Lambda endpoint that does not answer stops the job as [`CheckError::Unreachable`],
+    /// with the message that tells what to fix.
+    #[tokio::test]
+    async fn an_unreachable_lambda_endpoint_is_a_check_error() {
+        // A loopback port nothing listens on any more: the connection is refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let client = crate::LambdaInvoker::client(Some(&endpoint), Duration::from_secs(120)).await;
+        let err = LocalJob::new(manifest())
+            .run(crate::LambdaInvoker::new(client, "f"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, JobError::Check(CheckError::Unreachable { .. })),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("cannot reach the Lambda Invoke API: "),
+            "{err}"
         );
     }
 }

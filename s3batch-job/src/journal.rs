@@ -541,7 +541,9 @@ impl Journal {
         let mut counts = Counts::default();
         let valid_len = scan(dir, |i, record| {
             if i >= rows {
-                return Err(format!("row {i} is beyond the manifest's {rows} rows"));
+                return Err(Scanned::Line(format!(
+                    "row {i} is beyond the manifest's {rows} rows"
+                )));
             }
             let (word, bit) = (i / 64, 1u64 << (i % 64));
             if done[word] & bit == 0 {
@@ -744,11 +746,24 @@ pub fn info(dir: &Path) -> Result<JournalInfo, JournalError> {
     })
 }
 
+/// Why [`scan`]'s `each` stopped: something wrong with the line read (reported as
+/// [`JournalError::Line`], with the file and line), or an error of its own.
+enum Scanned {
+    Line(String),
+    Failed(JournalError),
+}
+
+impl From<JournalError> for Scanned {
+    fn from(e: JournalError) -> Self {
+        Scanned::Failed(e)
+    }
+}
+
 /// Reads every complete line of the journal in `dir`, in order, and returns the length of
 /// the part that was read (a torn last line is left out).
 fn scan(
     dir: &Path,
-    mut each: impl FnMut(usize, TaskRecord) -> Result<(), String>,
+    mut each: impl FnMut(usize, TaskRecord) -> Result<(), Scanned>,
 ) -> Result<u64, JournalError> {
     let path = dir.join(JOURNAL_FILE);
     let file = File::open(&path).map_err(io("reading", &path))?;
@@ -775,7 +790,10 @@ fn scan(
             .map_err(|e| e.to_string())
             .and_then(LineIn::into_record)
             .map_err(line)?;
-        each(i, record).map_err(line)?;
+        each(i, record).map_err(|e| match e {
+            Scanned::Line(message) => line(message),
+            Scanned::Failed(e) => e,
+        })?;
         valid += n as u64;
     }
 }
@@ -981,9 +999,15 @@ fn write_results(
         if scope == ReportScope::FailedTasksOnly && record.status == TaskStatus::Succeeded {
             return Ok(());
         }
-        let w = &mut writers[usize::from(record.status == TaskStatus::Failed)];
+        let failed = record.status == TaskStatus::Failed;
+        let w = &mut writers[usize::from(failed)];
         w.2 += 1;
-        write_row(&mut w.1, &record).map_err(|e| format!("writing a results file: {e}"))
+        write_row(&mut w.1, &record).map_err(|e| {
+            let name = if failed { "failed" } else { "succeeded" };
+            Scanned::Failed(io("writing", &out.join(format!("{name}.partial")))(
+                e.into(),
+            ))
+        })
     })?;
     let mut files = Vec::new();
     for (status, writer, rows) in writers {
@@ -1393,6 +1417,16 @@ mod tests {
             "{err:?}"
         );
         assert!(err.to_string().contains("journal.jsonl line 1:"), "{err}");
+        // A row the manifest does not have (2 rows: 0 and 1) names its line too.
+        assert!(before[1].contains("\"i\":0,"), "{}", before[1]);
+        let beyond = before[1].replace("\"i\":0,", "\"i\":7,");
+        std::fs::write(&path, format!("{}{beyond}", before[1])).unwrap();
+        let err = Journal::resume(&state, &source).unwrap_err();
+        assert!(
+            matches!(&err, JournalError::Line { path: p, line: 2, message }
+                if p == &path && message == "row 7 is beyond the manifest's 2 rows"),
+            "{err:?}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

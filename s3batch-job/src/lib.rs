@@ -97,13 +97,13 @@ pub mod storage;
 pub mod user_args;
 
 pub use host::{HostConfig, RuntimeHost};
-pub use invoke::{InProcess, Invoke, Invoked, LambdaInvoker};
+pub use invoke::{CheckError, InProcess, Invoke, Invoked, LambdaInvoker};
 pub use job::{FailureThreshold, JobError, LocalJob, Progress, Redrive, Schema};
 pub use journal::Journal;
 pub use manifest::{Manifest, ManifestEntry, ManifestError, ManifestSource};
 pub use report::{
-    parse_report_csv, read_report, JobOutcome, JobReport, JobStatus, ReportRow, ReportScope,
-    Summary, TaskRecord, TaskStatus,
+    parse_report_csv, read_report, JobOutcome, JobReport, JobStatus, ReportError, ReportRow,
+    ReportScope, Summary, TaskRecord, TaskStatus,
 };
 pub use storage::Location;
 pub use user_args::{UserArguments, UserArgumentsError};

@@ -652,6 +652,42 @@ impl ManifestSource {
         }
     }
 
+    /// The entries, streamed from the start as the job reads them (one row in memory at a
+    /// time): a CSV manifest's rows, or an S3 Inventory's rows from each of its data files in
+    /// the manifest's order, gzipped ones decompressed as they are read. Keys are decoded as
+    /// everywhere in this module (form-style: `%XX` and `+`). The files were checked when the
+    /// source was opened; one changed since then is an error, before the first entry or as
+    /// the entry where the change shows.
+    ///
+    /// ```
+    /// use s3batch_job::ManifestSource;
+    /// // A local copy of an S3 Inventory: <config-id>/<date>/manifest.json and <config-id>/data/.
+    /// let dir = std::env::temp_dir().join(format!("s3batch-doc-entries-{}", std::process::id()));
+    /// std::fs::create_dir_all(dir.join("cfg/2026-01-01T00-00Z")).unwrap();
+    /// std::fs::create_dir_all(dir.join("cfg/data")).unwrap();
+    /// std::fs::write(dir.join("cfg/data/a.csv"), "\"src\",\"a%20b%2Bc.txt\",\"v1\"\n\"src\",\"d.txt\",\"\"\n").unwrap();
+    /// let manifest = dir.join("cfg/2026-01-01T00-00Z/manifest.json");
+    /// std::fs::write(&manifest, r#"{"destinationBucket": "arn:aws:s3:::inv", "fileFormat": "CSV",
+    ///     "fileSchema": "Bucket, Key, VersionId", "files": [{"key": "src/cfg/data/a.csv"}]}"#).unwrap();
+    /// let source = ManifestSource::open(&manifest).unwrap();
+    /// let entries: Vec<_> = source.entries().unwrap().map(Result::unwrap).collect();
+    /// assert_eq!(entries[0].key, "a b+c.txt");
+    /// assert_eq!(entries[0].version_id.as_deref(), Some("v1"));
+    /// assert_eq!((entries[1].key.as_str(), entries[1].version_id.as_deref()), ("d.txt", None));
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn entries(
+        &self,
+    ) -> Result<
+        impl Iterator<Item = Result<ManifestEntry, ManifestError>> + Send + 'static,
+        ManifestError,
+    > {
+        Ok(self
+            .rows()
+            .map_err(ManifestError::whole)?
+            .map(|row| row.map_err(ManifestError::whole)))
+    }
+
     /// The rows, read again from the start. A file changed since it was checked is an error.
     pub(crate) fn rows(&self) -> Result<Rows, String> {
         match &self.kind {

@@ -24,11 +24,11 @@ use crate::csv_strict::CsvReader;
 use crate::digest::hex;
 use crate::manifest::ManifestEntry;
 use md5::{Digest, Md5};
-use s3batch::wire::{ReportManifest, ResultsFile};
+use s3batch::wire::{ReportManifest, ReportManifestError, ReportRowError, ResultsFile};
 pub use s3batch::wire::{ReportRow, TaskStatus};
 use s3batch::ResultCode;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 /// The final result of one manifest row.
@@ -302,33 +302,123 @@ fn report_csv(rows: &[&TaskRecord]) -> Vec<u8> {
 /// assert_eq!((rows[0].error_code, rows[0].http_status), (Some(ResultCode::PermanentFailure), Some(200)));
 /// assert_eq!((rows[1].error_code, rows[1].http_status), (Some(ResultCode::TemporaryFailure), Some(200)));
 /// ```
-pub fn parse_report_csv(bytes: &[u8]) -> Result<Vec<ReportRow>, String> {
+pub fn parse_report_csv(bytes: &[u8]) -> Result<Vec<ReportRow>, ReportError> {
     let mut rows = Vec::new();
     read_results(bytes, "", &mut |row| {
         rows.push(row);
-        Ok(())
+        Ok::<_, ReportError>(())
     })?;
     Ok(rows)
+}
+
+/// Why a completion report, or one of its results files, cannot be read. Each names the
+/// file (empty for bytes with no name, whose message starts with `line N:`) and, for a
+/// problem in a results file, the line.
+///
+/// ```
+/// use s3batch_job::report::ReportError;
+/// let err = s3batch_job::parse_report_csv(b"b,k,,succeeded,,,\nb,k,,done,,,\n").unwrap_err();
+/// assert!(matches!(err, ReportError::Row { line: 2, .. }), "{err:?}");
+/// assert!(err.to_string().starts_with(r#"line 2: TaskStatus: status "done""#), "{err}");
+/// let err = s3batch_job::parse_report_csv(b"b,k,,failed,,200,\"oops\n").unwrap_err();
+/// assert!(matches!(err, ReportError::Csv { line: 1, .. }), "{err:?}");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// A results file is not CSV as strict as a manifest: an unbalanced quote (which would
+    /// swallow the rows after it), a field that is not UTF-8, or reading it failed.
+    #[error("{}line {line}: {source}", FilePrefix(file))]
+    Csv {
+        /// The file, as its reader named it (a path, an `s3://` URL; empty for bytes).
+        file: String,
+        /// The line (for a field over several lines, where it starts).
+        line: u64,
+        /// What is wrong.
+        #[source]
+        source: CsvProblem,
+    },
+    /// A row is not a results row: not 7 columns, or a `TaskStatus` or `ErrorCode` that is
+    /// not S3's.
+    #[error("{}line {line}: {source}", FilePrefix(file))]
+    Row {
+        /// The file, as its reader named it (empty for bytes).
+        file: String,
+        /// The line the row starts on.
+        line: u64,
+        /// What is wrong with it.
+        #[source]
+        source: ReportRowError,
+    },
+    /// A file of the report could not be read.
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The report's `manifest.json` is not a completion report's.
+    #[error("{}: {source}", path.display())]
+    Manifest {
+        /// The `manifest.json`.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: ReportManifestError,
+    },
+}
+
+/// What is wrong at a line of a results file read as CSV ([`ReportError::Csv`]): an
+/// unbalanced quote, a field that is not UTF-8, an input that failed.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct CsvProblem(crate::csv_strict::Problem);
+
+impl From<crate::csv_strict::CsvError> for ReportError {
+    fn from(e: crate::csv_strict::CsvError) -> Self {
+        ReportError::Csv {
+            file: e.file,
+            line: e.line,
+            source: CsvProblem(e.problem),
+        }
+    }
+}
+
+/// `file: `, or nothing for a file with no name.
+struct FilePrefix<'a>(&'a str);
+
+impl std::fmt::Display for FilePrefix<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            "" => Ok(()),
+            file => write!(f, "{file}: "),
+        }
+    }
 }
 
 /// Reads the rows of one results CSV, streamed, strictly ([`crate::csv_strict`]), either
 /// column order, skipping a header row; calls `each` per row and passes its error on.
 /// Problems name `file` (empty: no name, `line N: …`) and the line.
-pub(crate) fn read_results(
+pub(crate) fn read_results<E: From<ReportError>>(
     input: impl std::io::Read,
     file: &str,
-    each: &mut dyn FnMut(ReportRow) -> Result<(), String>,
-) -> Result<(), String> {
+    each: &mut dyn FnMut(ReportRow) -> Result<(), E>,
+) -> Result<(), E> {
     let mut reader = CsvReader::new(input, file);
     let mut first = true;
     while let Some(record) = reader.next_record() {
-        let record = record.map_err(|e| e.to_string())?;
-        let fields = record.text().map_err(|e| e.to_string())?;
+        let record = record.map_err(ReportError::from)?;
+        let fields = record.text().map_err(ReportError::from)?;
         if std::mem::take(&mut first) && fields.starts_with(&["Bucket", "Key"]) {
             continue;
         }
-        let row =
-            ReportRow::from_fields(&fields).map_err(|e| record.error(e.to_string()).to_string())?;
+        let row = ReportRow::from_fields(&fields).map_err(|source| ReportError::Row {
+            file: file.to_owned(),
+            line: record.line,
+            source,
+        })?;
         each(row)?;
     }
     Ok(())
@@ -336,11 +426,16 @@ pub(crate) fn read_results(
 
 /// Reads a report written to a local folder: `dir` is the `job-<id>` folder (the one
 /// holding `manifest.json`). Rows of every results file, succeeded first.
-pub fn read_report(dir: &Path) -> Result<Vec<ReportRow>, String> {
-    let manifest = std::fs::read(dir.join("manifest.json"))
-        .map_err(|e| format!("reading {}/manifest.json: {e}", dir.display()))?;
-    let manifest =
-        ReportManifest::from_slice(&manifest).map_err(|e| format!("manifest.json: {e}"))?;
+pub fn read_report(dir: &Path) -> Result<Vec<ReportRow>, ReportError> {
+    let path = dir.join("manifest.json");
+    let manifest = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(source) => return Err(ReportError::Read { path, source }),
+    };
+    let manifest = match ReportManifest::from_slice(&manifest) {
+        Ok(manifest) => manifest,
+        Err(source) => return Err(ReportError::Manifest { path, source }),
+    };
     let root = dir.parent().unwrap_or(Path::new("."));
     let mut rows = Vec::new();
     for result in &manifest.results {
@@ -351,14 +446,16 @@ pub fn read_report(dir: &Path) -> Result<Vec<ReportRow>, String> {
         let path = Some(root.join(key))
             .filter(|p| p.is_file())
             .unwrap_or_else(|| dir.join("results").join(file));
-        let file =
-            std::fs::File::open(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(source) => return Err(ReportError::Read { path, source }),
+        };
         read_results(
             std::io::BufReader::new(file),
             &path.display().to_string(),
             &mut |row| {
                 rows.push(row);
-                Ok(())
+                Ok::<_, ReportError>(())
             },
         )?;
     }
@@ -412,19 +509,25 @@ mod tests {
                 (TaskStatus::Failed, Some(ResultCode::TemporaryFailure), None)
             ]
         );
-        for (csv, expect) in [
+        for (csv, at, expect) in [
             (
                 &b"b,k,,succeeded,,,\nb,k,,done,,,\n"[..],
+                2,
                 r#"line 2: TaskStatus: status "done" is not succeeded or failed"#,
             ),
             (
                 b"b,k,,failed,Failed,200,x\n",
+                1,
                 r#"line 1: ErrorCode "Failed" is not a result code"#,
             ),
-            (b"b,k,,failed\n", "line 1: 4 columns, expected 7"),
+            (b"b,k,,failed\n", 1, "line 1: 4 columns, expected 7"),
         ] {
             let err = parse_report_csv(csv).unwrap_err();
-            assert!(err.starts_with(expect), "{err}");
+            assert!(
+                matches!(&err, ReportError::Row { file, line, .. } if file.is_empty() && *line == at),
+                "{err:?}"
+            );
+            assert!(err.to_string().starts_with(expect), "{err}");
         }
     }
 
@@ -437,14 +540,18 @@ mod tests {
             b"b,k1,,failed,PermanentFailure,200,\"oops\nb,k2,,failed,PermanentFailure,200,x\n",
         )
         .unwrap_err();
+        assert!(matches!(err, ReportError::Csv { line: 1, .. }), "{err:?}");
         assert!(
-            err.starts_with("line 1: a quote opened on this line is never closed"),
+            err.to_string()
+                .starts_with("line 1: a quote opened on this line is never closed"),
             "{err}"
         );
         let err =
             parse_report_csv(b"b,k1,,succeeded,,200,\nb,k2,,succeeded,,200,o\"k\n").unwrap_err();
+        assert!(matches!(err, ReportError::Csv { line: 2, .. }), "{err:?}");
         assert!(
-            err.starts_with("line 2: a `\"` inside a field that does not start with one"),
+            err.to_string()
+                .starts_with("line 2: a `\"` inside a field that does not start with one"),
             "{err}"
         );
         let dir = std::env::temp_dir().join(format!("s3batch-report-quote-{}", std::process::id()));
@@ -462,12 +569,58 @@ mod tests {
         )
         .unwrap();
         let err = read_report(&dir.join("job-j1")).unwrap_err();
+        let name = file.display().to_string();
         assert!(
-            err.starts_with(&format!(
+            matches!(&err, ReportError::Csv { file, line: 2, .. } if *file == name),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().starts_with(&format!(
                 "{}: line 2: a quote opened on this line is never closed",
                 file.display()
             )),
             "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A report that cannot be read says which file and why, as a variant a caller can
+    /// tell apart: no `manifest.json`, a `manifest.json` that is not a report's, a results
+    /// file it lists that is not there.
+    #[test]
+    fn unreadable_reports_name_the_file() {
+        let dir = std::env::temp_dir().join(format!("s3batch-report-files-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let job = dir.join("job-j1");
+        std::fs::create_dir_all(&job).unwrap();
+        let manifest = job.join("manifest.json");
+        let err = read_report(&job).unwrap_err();
+        assert!(
+            matches!(&err, ReportError::Read { path, source }
+                if *path == manifest && source.kind() == std::io::ErrorKind::NotFound),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with(&format!("reading {}: ", manifest.display())),
+            "{err}"
+        );
+        std::fs::write(&manifest, "{not json").unwrap();
+        let err = read_report(&job).unwrap_err();
+        assert!(
+            matches!(&err, ReportError::Manifest { path, .. } if *path == manifest),
+            "{err:?}"
+        );
+        std::fs::write(
+            &manifest,
+            r#"{"Format":"Report_CSV_20180820","Results":[{"TaskExecutionStatus":"failed","Key":"job-j1/results/gone.csv"}]}"#,
+        )
+        .unwrap();
+        let err = read_report(&job).unwrap_err();
+        let missing = job.join("results/gone.csv");
+        assert!(
+            matches!(&err, ReportError::Read { path, .. } if *path == missing),
+            "{err:?}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

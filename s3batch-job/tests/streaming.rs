@@ -7,7 +7,9 @@ use md5::{Digest, Md5};
 use s3batch::{Object, TaskError};
 use s3batch_job::analyze::{read_report_rows, AnalyzeError, FailedManifest, ManifestOut};
 use s3batch_job::storage::{StorageError, Upload, MIN_PART_SIZE};
-use s3batch_job::{LocalJob, Location, Manifest, ManifestSource, ReportRow, TaskStatus};
+use s3batch_job::{
+    LocalJob, Location, Manifest, ManifestSource, ReportError, ReportRow, TaskStatus,
+};
 use s3batch_testkit::Moto;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -236,7 +238,14 @@ async fn a_results_file_read_from_s3_gives_the_rows_a_local_read_gives() {
     assert_eq!(from_s3[29_999].message, "NoSuchKey 29999");
 
     let (from_s3, result) = read("s3://reports/r/bad.csv".into()).await;
-    let err = result.unwrap_err().to_string();
+    // The same typed error from S3 as from a local file: the file, the line.
+    let err = result.unwrap_err();
+    assert!(
+        matches!(&err, AnalyzeError::Report(ReportError::Csv { file, line: 3002, .. })
+            if file == "s3://reports/r/bad.csv"),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(
         err.starts_with(
             "s3://reports/r/bad.csv: line 3002: a quote opened on this line is never closed"
@@ -244,10 +253,14 @@ async fn a_results_file_read_from_s3_gives_the_rows_a_local_read_gives() {
         "{err}"
     );
     let (local, local_err) = read(dir.join("bad.csv").display().to_string()).await;
-    assert!(local_err
-        .unwrap_err()
-        .to_string()
-        .contains("line 3002: a quote opened"));
+    let local_err = local_err.unwrap_err();
+    let bad = dir.join("bad.csv").display().to_string();
+    assert!(
+        matches!(&local_err, AnalyzeError::Report(ReportError::Csv { file, line: 3002, .. })
+            if *file == bad),
+        "{local_err:?}"
+    );
+    assert!(local_err.to_string().contains("line 3002: a quote opened"));
     assert_eq!(from_s3.len(), 3_000);
     assert!(from_s3 == local);
 

@@ -235,6 +235,9 @@ pub enum InputType {
     Json,
     /// One item per line.
     Jsonl,
+    /// `MANIFEST`: the object is an S3 Inventory `manifest.json` (CSV inventories); one
+    /// item `{"Bucket", "Key"[, "VersionId"]}` per row of its data files, the key decoded.
+    Manifest,
 }
 
 /// Where the items come from.
@@ -667,22 +670,28 @@ fn item_reader(value: &Value, at: &str) -> Result<(ItemSource, Option<u64>), Def
                     InputType::Jsonl
                 }
             }
-            Some(other @ ("MANIFEST" | "PARQUET")) => {
+            Some("MANIFEST") => {
+                csv_only("CSVHeaderLocation", config.csv_header_location.is_some())?;
+                csv_only("CSVHeaders", config.csv_headers.is_some())?;
+                csv_only("CSVDelimiter", config.csv_delimiter.is_some())?;
+                InputType::Manifest
+            }
+            Some("PARQUET") => {
                 return Err(unsupported(
                     format!("{config_at}.InputType"),
-                    format!("{other} is not emulated yet; use CSV, JSON or JSONL"),
+                    "PARQUET is not emulated yet; use CSV, JSON, JSONL or MANIFEST",
                 ))
             }
             Some(other) => {
                 return Err(unsupported(
                     format!("{config_at}.InputType"),
-                    format!("{other:?}: use CSV, JSON or JSONL"),
+                    format!("{other:?}: use CSV, JSON, JSONL or MANIFEST"),
                 ))
             }
             None => {
                 return Err(unsupported(
                     format!("{config_at}.InputType"),
-                    "s3:getObject needs ReaderConfig.InputType (CSV, JSON or JSONL)",
+                    "s3:getObject needs ReaderConfig.InputType (CSV, JSON, JSONL or MANIFEST)",
                 ))
             }
         };

@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod asl;
+pub mod journal;
 pub mod path;
 pub mod reader;
 pub mod results;
@@ -32,6 +33,7 @@ pub mod run;
 pub mod writer;
 
 pub use asl::{DefinitionError, MapDefinition};
+pub use journal::JournalError;
 pub use reader::{ReadError, Store};
 pub use results::{MapResults, ResultsSource};
 pub use run::{Counts, MapError, MapRun, MapRunOutcome, MapStatus};

@@ -1,5 +1,5 @@
 //! The `ItemReader`s: items streamed from an S3 prefix listing, or from a CSV, JSON or JSONL
-//! object, on an S3 endpoint or in a local folder ([`Store`]). Items go through a bounded
+//! object or an S3 Inventory (`MANIFEST`), on an S3 endpoint or in a local folder ([`Store`]). Items go through a bounded
 //! channel, so a reader never holds more than a few hundred of them.
 
 use crate::asl::{CsvHeader, InputType};
@@ -233,6 +233,14 @@ pub fn get_object(
     work_dir: PathBuf,
 ) -> mpsc::Receiver<Result<Value, ReadError>> {
     let (tx, rx) = mpsc::channel(BUFFER);
+    if input_type == InputType::Manifest {
+        tokio::spawn(async move {
+            if let Err(e) = read_inventory(store, bucket, key, max, work_dir, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        return rx;
+    }
     tokio::spawn(async move {
         let name = format!("s3://{bucket}/{key}");
         let path = match &store {
@@ -265,6 +273,7 @@ pub fn get_object(
                 }
                 InputType::Json => read_json(file, &name, &mut sink),
                 InputType::Jsonl => read_jsonl(file, &name, &mut sink),
+                InputType::Manifest => unreachable!("read by read_inventory"),
             }
         })
         .await
@@ -277,6 +286,91 @@ pub fn get_object(
         }
     });
     rx
+}
+
+/// `InputType: MANIFEST`: the S3 Inventory whose `manifest.json` is `s3://bucket/key`, read
+/// with the engine's inventory reader (the one `cargo s3batch run` uses, see
+/// [`s3batch_job::ManifestSource::entries`]): every row of every data file is checked first
+/// (a bad row, a missing data file or an MD5 mismatch fails the reader, naming it), then
+/// the rows are streamed, one item `{"Bucket", "Key"[, "VersionId"]}` each.
+///
+/// From S3, the data files are downloaded from the inventory's `destinationBucket` into
+/// `work_dir` (removed afterwards). From a local folder, the data files are read where `cargo
+/// s3batch run` reads a local inventory copy: `data/<name>` in the folder two levels above
+/// `manifest.json` (`<config-id>/<date>/manifest.json` beside `<config-id>/data/`).
+///
+/// Keys are **decoded** (S3 Inventory CSVs URL-encode them; the engine decodes `%XX` and `+`),
+/// so an item's `Key` is the object's key as stored, as in a prefix listing's items, and a
+/// function with the default raw key encoding reads the right object.
+async fn read_inventory(
+    store: Store,
+    bucket: String,
+    key: String,
+    max: Option<u64>,
+    work_dir: PathBuf,
+    tx: &mpsc::Sender<Result<Value, ReadError>>,
+) -> Result<(), ReadError> {
+    let name = format!("s3://{bucket}/{key}");
+    let failed = {
+        let name = name.clone();
+        move |e: s3batch_job::ManifestError| {
+            let problems = e.problems().join("; ");
+            ReadError(format!("{name}: not a readable S3 Inventory: {problems}"))
+        }
+    };
+    // Its own folder under `inventory/`: a `Staged` removes its parent when that is empty.
+    let staged = work_dir
+        .join("inventory")
+        .join(uuid::Uuid::new_v4().to_string());
+    let source = match &store {
+        Store::Local(root) => {
+            let path = Store::local_path(root, &bucket, &key)?;
+            let head = std::fs::read(&path)
+                .map_err(|e| ReadError(format!("{name} ({}): {e}", path.display())))?;
+            if !s3batch_job::manifest::is_inventory(&key, &head) {
+                return Err(ReadError(format!(
+                    "{name}: InputType MANIFEST needs an S3 Inventory manifest.json (a JSON \
+                     object), not this file"
+                )));
+            }
+            s3batch_job::ManifestSource::open(&path).map_err(failed.clone())?
+        }
+        Store::S3(s3) => {
+            let staged_dir = s3batch_job::manifest::Staged::create(staged.clone())
+                .map_err(|e| ReadError(e.to_string()))?;
+            let json_path = download(s3, &bucket, &key, &staged).await?;
+            let json = std::fs::read(&json_path)
+                .map_err(|e| ReadError(format!("{name} ({}): {e}", json_path.display())))?;
+            s3batch_job::storage::fetch_inventory(&json, s3, &staged)
+                .await
+                .map_err(failed.clone())?
+                .staged(staged_dir)
+        }
+    };
+    let tx = tx.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut sink = Sink {
+            tx: &tx,
+            max,
+            sent: 0,
+        };
+        let entries = source.entries().map_err(failed.clone())?;
+        for entry in entries {
+            let entry = entry.map_err(failed.clone())?;
+            let mut item = Map::new();
+            item.insert("Bucket".into(), Value::from(entry.bucket));
+            item.insert("Key".into(), Value::from(entry.key));
+            if let Some(v) = entry.version_id {
+                item.insert("VersionId".into(), Value::from(v));
+            }
+            if !sink.push(Value::Object(item)) {
+                break;
+            }
+        }
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| Err(ReadError(format!("the reader stopped: {e}"))))
 }
 
 async fn download(
@@ -684,5 +778,62 @@ mod tests {
         );
         assert!(Store::local_path(root, "b", "../x").is_err());
         assert!(Store::local_path(root, "..", "x").is_err());
+    }
+
+    /// `MANIFEST` from a local folder: the data files are read from `data/` beside the
+    /// manifest's date folder (as `cargo s3batch run` reads a local inventory copy), gzipped
+    /// or not, keys decoded; a file that is not an inventory manifest is refused, naming it.
+    #[tokio::test]
+    async fn a_local_inventory_is_read_from_its_data_folder() {
+        use std::io::Write;
+        let root =
+            std::env::temp_dir().join(format!("s3batch-map-local-inv-{}", uuid::Uuid::new_v4()));
+        let cfg = root.join("inv/src/cfg");
+        std::fs::create_dir_all(cfg.join("2026-01-01T00-00Z")).unwrap();
+        std::fs::create_dir_all(cfg.join("data")).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(b"\"src\",\"a%20b+c%2B.txt\"\n\"src\",\"%C3%BC.txt\"\n")
+            .unwrap();
+        std::fs::write(cfg.join("data/one.csv.gz"), gz.finish().unwrap()).unwrap();
+        std::fs::write(
+            cfg.join("2026-01-01T00-00Z/manifest.json"),
+            r#"{"destinationBucket": "arn:aws:s3:::inv", "fileFormat": "CSV",
+                "fileSchema": "Bucket, Key", "files": [{"key": "src/cfg/data/one.csv.gz"}]}"#,
+        )
+        .unwrap();
+        std::fs::write(root.join("inv/list.csv"), "src,a\n").unwrap();
+        let read = |key: &str| {
+            let mut rx = get_object(
+                Store::Local(root.clone()),
+                "inv".into(),
+                key.into(),
+                InputType::Manifest,
+                None,
+                root.join("work"),
+            );
+            async move {
+                let mut got = Vec::new();
+                while let Some(item) = rx.recv().await {
+                    got.push(item);
+                }
+                got
+            }
+        };
+        assert_eq!(
+            read("src/cfg/2026-01-01T00-00Z/manifest.json").await,
+            [
+                Ok(json!({"Bucket": "src", "Key": "a b c+.txt"})),
+                Ok(json!({"Bucket": "src", "Key": "ü.txt"})),
+            ]
+        );
+        assert_eq!(
+            read("list.csv").await,
+            [Err(ReadError(
+                "s3://inv/list.csv: InputType MANIFEST needs an S3 Inventory manifest.json (a \
+                 JSON object), not this file"
+                    .into()
+            ))]
+        );
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

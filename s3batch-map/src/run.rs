@@ -5,9 +5,10 @@
 use crate::asl::{
     Batcher, CatchTarget, ItemSource, MapDefinition, Retrier, TaskKind, PAYLOAD_LIMIT,
 };
+use crate::journal::{input_md5, JournalError, RunJournal, Seen};
 use crate::path::{Scope, Template};
 use crate::reader::{self, ReadError, Store};
-use crate::writer::{self, Staging, Status, WriteError};
+use crate::writer::{self, Status, WriteError};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use s3batch_job::{Invoke, Invoked};
 use serde::Serialize;
@@ -30,6 +31,11 @@ pub enum MapError {
     /// The staging folder, or `ResultWriter` (`States.ResultWriterFailed`).
     #[error("States.ResultWriterFailed: {0}")]
     ResultWriter(#[from] WriteError),
+    /// The run's journal: another process holds the run, a new run has the id of one that
+    /// can be resumed, a resume has nothing to resume or does not match, or the journal
+    /// could not be read or written.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
 
 /// How the Map Run ended.
@@ -125,10 +131,15 @@ pub struct MapRun<I> {
     work_dir: PathBuf,
     run_id: String,
     machine: String,
+    resume: bool,
 }
 
 /// One child execution's input, before it runs.
 struct Child {
+    /// Its number, in the order the children are formed (from 0).
+    number: u64,
+    /// The MD5 of its input, which the journal records.
+    md5: String,
     name: String,
     input: Value,
     items: u64,
@@ -202,7 +213,28 @@ impl<I: Invoke> MapRun<I> {
             work_dir,
             run_id: uuid::Uuid::new_v4().to_string(),
             machine: "local".into(),
+            resume: false,
         }
+    }
+
+    /// Continues the run [`MapRun::run_id`] names from its journal (see [`crate::journal`]):
+    /// its items are read again and its children formed again, and those that finished
+    /// before it stopped (Ctrl-C, a crash, `kill -9`) are not run again; their results are
+    /// kept. The Map state and its input must be the ones the run started with. Without
+    /// `resume`, a run id that has a journal is refused.
+    pub fn resume(mut self, resume: bool) -> Self {
+        self.resume = resume;
+        self
+    }
+
+    /// The Map Run id.
+    pub fn id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The run's staging folder, which holds its journal: `work_dir/<run id>/`.
+    pub fn journal_dir(&self) -> PathBuf {
+        self.work_dir.join(&self.run_id)
     }
 
     /// Sets the Map Run id (default: a random UUID).
@@ -329,7 +361,13 @@ impl<I: Invoke> MapRun<I> {
             ),
             None => None,
         };
-        let mut staging = Staging::create(&self.work_dir.join(&self.run_id))?;
+        let (mut journal, mut staging, replayed) = RunJournal::open(
+            &self.journal_dir(),
+            &self.run_id,
+            &def.state_name,
+            &input,
+            self.resume,
+        )?;
         let mut rx = self.items(&input)?;
         let max = match def.max_concurrency {
             0 => DEFAULT_CONCURRENCY,
@@ -339,9 +377,28 @@ impl<I: Invoke> MapRun<I> {
         let mut ready: VecDeque<Child> = VecDeque::new();
         let mut inflight = FuturesUnordered::new();
         let (mut items, mut children) = (Counts::default(), Counts::default());
+        items.succeeded = replayed.items_succeeded;
+        items.failed = replayed.items_failed;
+        children.succeeded = replayed.children_succeeded;
+        children.failed = replayed.children_failed;
         let mut index = 0u64;
         let mut reading = true;
         let mut failure: Option<(String, String)> = None;
+        if items.failed > 0 {
+            failure = self.exceeded(items.failed, None);
+        }
+        // A child the journal holds as finished is not run again.
+        let admit = |ready: &mut VecDeque<Child>,
+                     formed: &mut dyn Iterator<Item = Child>,
+                     journal: &RunJournal|
+         -> Result<(), JournalError> {
+            for child in formed {
+                if let Seen::New = journal.seen(child.number, &child.md5)? {
+                    ready.push_back(child);
+                }
+            }
+            Ok(())
+        };
         loop {
             while failure.is_none() && inflight.len() < max {
                 match ready.pop_front() {
@@ -371,7 +428,9 @@ impl<I: Invoke> MapRun<I> {
                             children.failed += 1;
                         }
                     }
-                    staging.append(done.status, &self.record(&done))?;
+                    let record = self.record(&done);
+                    journal.append(done.child.number, &done.child.md5, done.status, n, &record)?;
+                    staging.append(done.status, &record)?;
                     if failure.is_none() && done.status == Status::Failed {
                         failure = self.exceeded(items.failed, (!reading).then_some(index));
                     }
@@ -384,7 +443,7 @@ impl<I: Invoke> MapRun<I> {
                         };
                         index += 1;
                         match selected {
-                            Ok(v) => ready.extend(batching.push(v)),
+                            Ok(v) => admit(&mut ready, &mut batching.push(v).into_iter(), &journal)?,
                             Err(e) => failure = Some((
                                 "States.Runtime".into(),
                                 format!("ItemSelector, item {}: {e}", index - 1),
@@ -396,7 +455,7 @@ impl<I: Invoke> MapRun<I> {
                     }
                     None => {
                         reading = false;
-                        ready.extend(batching.flush());
+                        admit(&mut ready, &mut batching.flush().into_iter(), &journal)?;
                         if failure.is_none() {
                             failure = self.exceeded(items.failed, Some(index));
                         }
@@ -405,7 +464,7 @@ impl<I: Invoke> MapRun<I> {
             }
         }
         // What never started: the batches formed, and the items of the one being formed.
-        ready.extend(batching.flush());
+        admit(&mut ready, &mut batching.flush().into_iter(), &journal)?;
         for child in ready {
             items.pending += child.items;
             children.pending += 1;
@@ -438,6 +497,11 @@ impl<I: Invoke> MapRun<I> {
             ),
             None => None,
         };
+        // A run that ended has its results written: its journal goes. A stopped one keeps it,
+        // to be resumed.
+        if !aborted {
+            journal.remove()?;
+        }
         Ok(MapRunOutcome {
             run_id: self.run_id.clone(),
             status: match failure {
@@ -672,6 +736,8 @@ struct Batching {
     base: u64,
     items: Vec<Value>,
     bytes: u64,
+    /// Children formed so far.
+    formed: u64,
 }
 
 impl Batching {
@@ -686,11 +752,16 @@ impl Batching {
             base,
             items: Vec::new(),
             bytes: 0,
+            formed: 0,
         }
     }
 
-    fn child(&self, input: Value, items: u64) -> Child {
+    fn child(&mut self, input: Value, items: u64) -> Child {
+        let number = self.formed;
+        self.formed += 1;
         Child {
+            number,
+            md5: input_md5(&input),
             name: uuid::Uuid::new_v4().to_string(),
             input,
             items,

@@ -1,34 +1,15 @@
 //! A real `#[s3batch::task]`-style fn serving the children of a local Distributed Map run over
 //! moto: a prefix listing's items (AWS's shape, no bucket) batched with the bucket in
-//! `BatchInput`, answered by the core handler's Distributed Map path (`Handler::serve_bytes`).
-//! How a batch with a failed item is answered is the handler's policy, tested in core; here
-//! every item succeeds. (The engine's `InProcess` invoker serves S3 Batch events only, so this
-//! test wraps the handler in an `Invoke` of its own.)
+//! `BatchInput`, answered by the core handler's Distributed Map path through the engine's
+//! `InProcess` invoker (`Handler::serve_bytes`). How a batch with a failed item is answered
+//! is the handler's policy, tested in core; here every item succeeds.
 
 use aws_sdk_s3::primitives::ByteStream;
-use s3batch::map::Answer;
-use s3batch::{Handler, Object, Options, TaskError, TaskFn};
-use s3batch_job::{Invoke, Invoked};
+use s3batch::{Handler, Object, Options, TaskError};
+use s3batch_job::InProcess;
 use s3batch_map::{MapDefinition, MapRun, MapStatus, Store};
 use s3batch_testkit::Moto;
 use serde_json::{json, Value};
-
-struct Served<T: TaskFn<Args>, Args>(Handler<T, Args>);
-
-impl<T: TaskFn<Args>, Args: 'static> Invoke for Served<T, Args> {
-    async fn invoke(&self, payload: Vec<u8>) -> Invoked {
-        match self.0.serve_bytes(&payload, &Default::default()).await {
-            Ok(Answer::Map(m)) => Invoked::Response(serde_json::to_vec(&m).unwrap()),
-            Ok(Answer::S3Batch(r)) => Invoked::Response(serde_json::to_vec(&r).unwrap()),
-            Err(e) => Invoked::FunctionError(
-                serde_json::to_vec(
-                    &json!({"errorMessage": e.message(), "errorType": e.error_type()}),
-                )
-                .unwrap(),
-            ),
-        }
-    }
-}
 
 async fn touch(obj: Object) -> Result<String, TaskError> {
     Ok(format!("done s3://{}/{}", obj.bucket, obj.key))
@@ -63,7 +44,7 @@ async fn a_listing_batched_into_a_real_handler() {
     let def = MapDefinition::parse(&asl.to_string(), None).unwrap();
     let handler = Handler::new(touch, Options::new()).await.unwrap();
     let work = std::env::temp_dir().join(format!("s3batch-map-inproc-{}", std::process::id()));
-    let out = MapRun::new(def, Served(handler), Store::S3(s3.clone()), work)
+    let out = MapRun::new(def, InProcess::new(handler), Store::S3(s3.clone()), work)
         .run_id("r1")
         .run(json!({"bucket": "photos"}))
         .await

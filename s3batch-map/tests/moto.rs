@@ -318,14 +318,23 @@ async fn every_reader_batching_retry_threshold_and_writer_against_moto() {
     .read()
     .await
     .unwrap();
+    // `l3` may have been read (and formed into a child) before `perm-fail` finished, or
+    // not: which of the two is ready first is a race the runner does not order. Formed, it is
+    // PENDING and among the items to run again; unread, it is in no file.
+    let pending = out.execution_counts.pending;
+    assert!(pending <= 1, "{out:?}");
     assert_eq!(
         results.executions.into_iter().collect::<Vec<_>>(),
         [
             ("FAILED".to_owned(), 1),
-            ("PENDING".to_owned(), 0),
+            ("PENDING".to_owned(), pending),
             ("SUCCEEDED".to_owned(), 1)
         ]
     );
     assert_eq!(results.errors, [("S3Batch.PermanentFailure".to_owned(), 1)]);
-    assert_eq!(results.items_to_rerun, [json!({"Key": "perm-fail"})]);
+    let mut rerun = vec![json!({"Key": "perm-fail"})];
+    if pending == 1 {
+        rerun.push(json!({"Key": "l3"}));
+    }
+    assert_eq!(results.items_to_rerun, rerun);
 }

@@ -200,7 +200,14 @@ fn readers_are_checked() {
     m["ItemReader"]["ReaderConfig"] = json!({"InputType": "JSON", "CSVDelimiter": "PIPE"});
     assert!(err(m.clone()).contains("CSVDelimiter: is only for InputType CSV"));
     m["ItemReader"]["ReaderConfig"] = json!({"InputType": "MANIFEST"});
-    assert!(err(m.clone()).contains("MANIFEST is not emulated yet"));
+    assert!(matches!(
+        parse(m.clone()).unwrap().source,
+        ItemSource::GetObject(_, InputType::Manifest)
+    ));
+    m["ItemReader"]["ReaderConfig"] = json!({"InputType": "MANIFEST", "CSVDelimiter": "PIPE"});
+    assert!(err(m.clone()).contains("CSVDelimiter: is only for InputType CSV"));
+    m["ItemReader"]["ReaderConfig"] = json!({"InputType": "PARQUET"});
+    assert!(err(m.clone()).contains("PARQUET is not emulated yet"));
     m["ItemReader"]["ReaderConfig"] = json!({"InputType": "JSONL"});
     assert!(matches!(
         parse(m.clone()).unwrap().source,

@@ -656,3 +656,198 @@ async fn a_stop_lets_children_in_flight_finish_and_starts_no_more() {
     assert!(out.unread_items);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The journal: a stopped run keeps it and refuses a new run of its id; `resume` skips the
+/// children that finished (they are not sent again) and writes their records with the new
+/// ones; a torn last line is cut off and its child run again; failed children in the journal
+/// count towards the threshold and are not run again; items that changed since the run
+/// started stop the resume; the journal goes once the run has ended.
+#[tokio::test]
+async fn a_stopped_run_resumes_without_running_finished_children_again() {
+    let items: Vec<Value> = (0..10).map(Value::from).collect();
+    let input = json!({"items": items});
+    let def = || {
+        definition(
+            json!({"MaxConcurrency": 2, "ItemBatcher": {"MaxItemsPerBatch": 2},
+                   "ToleratedFailureCount": 2,
+                   "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject",
+                                    "Parameters": {"Bucket": "out", "Prefix": "p"}}}),
+            json!({}),
+        )
+    };
+    // Item 3 fails (its batch [2, 3] fails: two items, within the tolerated count).
+    let answer = |e: &Value, _: usize| {
+        if e["Items"].as_array().unwrap().contains(&json!(3)) {
+            function_error("S3Batch.PermanentFailure")
+        } else {
+            ok(json!({"n": e["Items"]}))
+        }
+    };
+    let dir = tmp("resume");
+    let first = Fake::new(Duration::from_millis(100), answer);
+    let out = MapRun::new(def(), first.clone(), Store::Local(dir.clone()), dir.clone())
+        .run_id("r")
+        .run_until(
+            input.clone(),
+            tokio::time::sleep(Duration::from_millis(150)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.status, MapStatus::Aborted);
+    let batch = |a: i64, b: i64| json!({"Items": [a, b]});
+    assert_eq!(
+        first.events(),
+        [batch(0, 1), batch(2, 3), batch(4, 5), batch(6, 7)]
+    );
+    let journal = dir.join("r/journal.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert_eq!(text.lines().count(), 4, "{text}");
+    // Tear the last line as a kill in the middle of its write would.
+    let last_start = text[..text.len() - 1].rfind('\n').unwrap() + 1;
+    let torn: Value = serde_json::from_str(text[last_start..].trim_end()).unwrap();
+    std::fs::write(&journal, &text[..last_start + 10]).unwrap();
+
+    // A new run of the same id is refused, naming --resume.
+    let err = MapRun::new(def(), first.clone(), Store::Local(dir.clone()), dir.clone())
+        .run_id("r")
+        .run(input.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("continue it with --resume"),
+        "{err}"
+    );
+
+    // A resume over other items stops at the first child whose input differs.
+    let other: Vec<Value> = (100..110).map(Value::from).collect();
+    let err = MapRun::new(def(), first.clone(), Store::Local(dir.clone()), dir.clone())
+        .run_id("r")
+        .resume(true)
+        .run(json!({"items": other}))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("its input is not the one it started with"),
+        "{err}"
+    );
+
+    let second = Fake::new(Duration::from_millis(1), answer);
+    let out = MapRun::new(
+        def(),
+        second.clone(),
+        Store::Local(dir.clone()),
+        dir.clone(),
+    )
+    .run_id("r")
+    .resume(true)
+    .run(input.clone())
+    .await
+    .unwrap();
+    assert_eq!(out.status, MapStatus::Succeeded, "{out:?}");
+    // The three whole lines' children are not sent again; the torn line's is, and the rest.
+    let torn_items: Value =
+        serde_json::from_str::<Value>(torn["r"]["Input"].as_str().unwrap()).unwrap();
+    let mut expected = vec![torn_items];
+    expected.push(batch(8, 9));
+    let mut sent = second.events();
+    sent.sort_by_key(|e| e["Items"][0].as_i64());
+    expected.sort_by_key(|e| e["Items"][0].as_i64());
+    assert_eq!(sent, expected);
+    assert_eq!(
+        (
+            out.item_counts.succeeded,
+            out.item_counts.failed,
+            out.item_counts.total
+        ),
+        (8, 2, 10)
+    );
+    assert_eq!(
+        (out.execution_counts.succeeded, out.execution_counts.failed),
+        (4, 1)
+    );
+    // Every child's record is in the result files once.
+    let read = |name: &str| -> Vec<Value> {
+        let path = dir.join(format!("out/p/r/{name}_0.json"));
+        serde_json::from_slice::<Value>(&std::fs::read(path).unwrap())
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::from_str(r["Input"].as_str().unwrap()).unwrap())
+            .collect()
+    };
+    let mut succeeded = read("SUCCEEDED");
+    succeeded.sort_by_key(|e: &Value| e["Items"][0].as_i64());
+    assert_eq!(
+        succeeded,
+        [batch(0, 1), batch(4, 5), batch(6, 7), batch(8, 9)]
+    );
+    assert_eq!(read("FAILED"), [batch(2, 3)]);
+    assert!(!journal.exists(), "the journal goes once the run ended");
+    assert!(!dir.join("r/run.json").exists());
+
+    // A resume with nothing to resume says so.
+    let err = MapRun::new(
+        def(),
+        second.clone(),
+        Store::Local(dir.clone()),
+        dir.clone(),
+    )
+    .run_id("r")
+    .resume(true)
+    .run(input)
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("no journal of Map Run r"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Children formed again in the same order but from changed items: the resume stops at the
+/// first finished child whose input differs.
+#[tokio::test]
+async fn a_resume_over_changed_items_is_refused() {
+    let dir = tmp("changed");
+    std::fs::create_dir_all(dir.join("b")).unwrap();
+    std::fs::write(dir.join("b/items.json"), "[1, 2, 3, 4]").unwrap();
+    let def = MapDefinition::parse(
+        &json!({"StartAt": "Map", "States": {"Map": {
+            "Type": "Map", "End": true, "MaxConcurrency": 1,
+            "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+                           "Parameters": {"Bucket": "b", "Key": "items.json"},
+                           "ReaderConfig": {"InputType": "JSON"}},
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "Call",
+                "States": {"Call": {"Type": "Task", "End": true,
+                    "Resource": "arn:aws:states:::lambda:invoke",
+                    "Parameters": {"FunctionName": "f", "Payload.$": "$"}}}}
+        }}})
+        .to_string(),
+        None,
+    )
+    .unwrap();
+    let fake = Fake::new(Duration::from_millis(100), |_, _| ok(json!(null)));
+    let out = MapRun::new(
+        def.clone(),
+        fake.clone(),
+        Store::Local(dir.clone()),
+        dir.clone(),
+    )
+    .run_id("c")
+    .run_until(json!({}), tokio::time::sleep(Duration::from_millis(150)))
+    .await
+    .unwrap();
+    assert_eq!(out.status, MapStatus::Aborted);
+    std::fs::write(dir.join("b/items.json"), "[9, 2, 3, 4]").unwrap();
+    let err = MapRun::new(def, fake.clone(), Store::Local(dir.clone()), dir.clone())
+        .run_id("c")
+        .resume(true)
+        .run(json!({}))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("child execution 0 (numbered from 0 in the order the children are formed) has another input"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
