@@ -129,6 +129,8 @@ async fn one_task_gives_one_valid_document() {
     );
     assert!(d["TaskDuration"].is_number());
     assert_eq!(d["KeyBytes"], 5.0);
+    // Counts of zero are left out (`FILL(m, 0)` in an alarm).
+    assert!(d.get("TasksPermanentFailure").is_none() && d.get("ErrorsOther").is_none());
     assert_eq!(
         (d["JobId"].as_str(), d["InvocationId"].as_str()),
         (Some("job-7"), Some("inv-7"))
@@ -183,7 +185,8 @@ async fn split_documents_are_valid_and_lose_nothing() {
         &["many-values-250", "many-metrics-180", "x"],
     )
     .await;
-    // Values: 250 `Sample`s in 3 rounds; metrics: 11 of s3batch's + KeyBytes + Sample + 180.
+    // Values: 250 `Sample`s in 3 rounds; metrics: 3 of s3batch's (`Tasks`, `TasksSucceeded`,
+    // `TaskDuration`: counts of zero are left out) + KeyBytes + Sample + 180.
     let samples: Vec<f64> = docs
         .iter()
         .filter_map(|d| d.get("Sample"))
@@ -207,10 +210,10 @@ async fn split_documents_are_valid_and_lose_nothing() {
     let all = names.len();
     names.sort();
     names.dedup();
-    assert_eq!(names.len(), 11 + 2 + 180);
+    assert_eq!(names.len(), 3 + 2 + 180);
     // `Sample` is named in each of its three documents, the rest once.
     assert_eq!(all, names.len() + 2);
-    // 193 metrics in round 0 (two documents), then `Sample`'s second and third hundred.
+    // 185 metrics in round 0 (two documents), then `Sample`'s second and third hundred.
     assert_eq!(docs.len(), 4);
     assert_eq!(
         docs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],

@@ -135,6 +135,8 @@ pub(super) struct Collected {
     /// keep their room when a `Collected` is reused.
     pub(super) answered: bool,
     pub(super) job_id: String,
+    /// `job_id` as JSON, made again only when the job changes (a job's invocations share it).
+    pub(super) job_json: Vec<u8>,
     pub(super) invocation_id: String,
     pub(super) counts: Counts,
     /// Task runs that finished as `TemporaryFailure`: the rest of the invocation's
@@ -253,8 +255,12 @@ impl Collected {
     #[cold]
     pub(super) fn answered(&mut self, job_id: &str, response: &Response) {
         self.answered = true;
-        self.job_id.clear();
-        self.job_id.push_str(job_id);
+        if self.job_id != job_id || self.job_json.is_empty() {
+            self.job_id.clear();
+            self.job_id.push_str(job_id);
+            self.job_json.clear();
+            super::document::push_json_str(&mut self.job_json, job_id);
+        }
         self.invocation_id.clear();
         self.invocation_id.push_str(&response.invocation_id);
         self.results(response.results.iter().map(|r| r.result_code));

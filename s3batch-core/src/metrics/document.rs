@@ -2,7 +2,7 @@
 //! most 100 metrics per document and 100 values per metric, each document at most 1 MB);
 //! what does not fit one document goes on in the next.
 
-use super::collect::{Collected, Durations};
+use super::collect::{Collected, Counts, Durations};
 use super::MetricsError;
 
 /// Metrics per document, at most (EMF).
@@ -72,10 +72,6 @@ pub(super) struct Fixed {
     pub(super) directive_with_job: String,
     /// `,"FunctionName":"…","Service":"…"`.
     pub(super) dimension_values: String,
-    /// `"Namespace":…,"Dimensions":…,"Metrics":[` and s3batch's count definitions, without
-    /// and with `JobId` (the hot path's head).
-    pub(super) builtin_head: String,
-    pub(super) builtin_head_with_job: String,
 }
 
 impl Fixed {
@@ -104,10 +100,7 @@ impl Fixed {
         }
         push_str(&mut with_job, JOB_ID);
         with_job.push_str("]]");
-        let head = |directive: &str| format!("{directive},\"Metrics\":[{COUNT_DEFINITIONS}");
         Fixed {
-            builtin_head: head(&directive),
-            builtin_head_with_job: head(&with_job),
             directive,
             directive_with_job: with_job,
             dimension_values: values,
@@ -121,12 +114,8 @@ fn push_str(out: &mut String, s: &str) {
 }
 
 /// A string as JSON into bytes: copied as it is when nothing needs escaping.
-fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    // Without early exit, so that it is vectorized: ids are short and plain.
-    let plain = !s.bytes().fold(false, |bad, b| {
-        bad | (b < 0x20) | (b == b'"') | (b == b'\\')
-    });
-    if plain {
+pub(super) fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    if is_plain(s.as_bytes()) {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
@@ -135,7 +124,38 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// Whether JSON needs no escape in `s` (no control character, `"` or `\`): eight bytes at
+/// a time, without an early exit (ids are 36 to 60 bytes; a byte at a time cost 3.6
+/// instructions a byte).
+pub(super) fn is_plain(s: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    const QUOTES: u64 = ONES * b'"' as u64;
+    const BACKSLASHES: u64 = ONES * b'\\' as u64;
+    // The high bit of a byte is set where it is below 0x20, a quote or a backslash (exact:
+    // a wrong bit can only follow a right one).
+    let mut bad = 0;
+    let mut chunks = s.chunks_exact(8);
+    for chunk in &mut chunks {
+        let x = u64::from_ne_bytes(chunk.try_into().expect("eight bytes"));
+        let (q, b) = (x ^ QUOTES, x ^ BACKSLASHES);
+        bad |= (x.wrapping_sub(ONES * 0x20) & !x)
+            | (q.wrapping_sub(ONES) & !q)
+            | (b.wrapping_sub(ONES) & !b);
+    }
+    bad & HIGH == 0
+        && chunks
+            .remainder()
+            .iter()
+            .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
 fn push_u64(out: &mut Vec<u8>, n: u64) {
+    // Most counts are one digit.
+    if n < 10 {
+        out.push(b'0' + n as u8);
+        return;
+    }
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
@@ -214,6 +234,12 @@ pub(super) struct Context<'a> {
     pub(super) timestamp_ms: u64,
 }
 
+/// Whether the one-document writer ([`write_head`], [`write_body`]) serves the invocation:
+/// s3batch's own metrics only, at most 100 durations (S3's one task, or a batch of up to 100).
+fn fits_one(collected: &Collected) -> bool {
+    collected.user.is_empty() && collected.durations.len() <= MAX_VALUES_PER_METRIC
+}
+
 /// Appends the invocation's documents to `out`, each a JSON object on a line of its own. On
 /// an error `out` is as it was.
 pub(super) fn write(
@@ -221,83 +247,169 @@ pub(super) fn write(
     ctx: &Context<'_>,
     collected: &Collected,
 ) -> Result<(), MetricsError> {
-    if collected.user.is_empty() && collected.durations.len() <= MAX_VALUES_PER_METRIC {
-        write_builtin(out, ctx, collected)
-    } else {
-        write_split(out, ctx, collected)
+    if !fits_one(collected) {
+        return write_split(out, ctx, collected);
     }
+    let start = out.len();
+    write_head(out, ctx, collected, shape(ctx, collected));
+    write_body(out, ctx, collected);
+    check_size(out, start)
 }
 
-/// The definitions of s3batch's counts, in the order [`write_builtin`] writes their values.
-const COUNT_DEFINITIONS: &str = concat!(
-    r#"{"Name":"Tasks","Unit":"Count"},"#,
-    r#"{"Name":"TasksSucceeded","Unit":"Count"},"#,
-    r#"{"Name":"TasksTemporaryFailure","Unit":"Count"},"#,
-    r#"{"Name":"TasksPermanentFailure","Unit":"Count"},"#,
-    r#"{"Name":"TasksAtDeadline","Unit":"Count"},"#,
-    r#"{"Name":"TaskPanics","Unit":"Count"},"#,
-    r#"{"Name":"ErrorsThrottling","Unit":"Count"},"#,
-    r#"{"Name":"ErrorsAccessDenied","Unit":"Count"},"#,
-    r#"{"Name":"ErrorsMissingKey","Unit":"Count"},"#,
-    r#"{"Name":"ErrorsOther","Unit":"Count"}"#,
-);
-
-/// The usual invocation, in one document: s3batch's own metrics only, at most 100 durations.
-/// Hot path: the definitions are constants (`write_split` builds the same document for
-/// this case, more slowly; the tests compare them).
-fn write_builtin(
+/// [`write`] into a buffer kept between invocations, which starts with the head written for
+/// the shape `head` names (and its length): when this invocation's shape is the same, as it
+/// is for most, the head stays and only the body is written. On an error `out` is empty.
+pub(super) fn write_reusing(
     out: &mut Vec<u8>,
+    head: &mut Option<(u32, usize)>,
     ctx: &Context<'_>,
     collected: &Collected,
 ) -> Result<(), MetricsError> {
-    let start = out.len();
-    let c = &collected.counts;
-    let durations = &collected.durations;
-    out.extend_from_slice(b"{\"_aws\":{\"Timestamp\":");
-    push_u64(out, ctx.timestamp_ms);
-    out.extend_from_slice(b",\"CloudWatchMetrics\":[{");
-    out.extend_from_slice(if ctx.job_dimension && collected.answered {
-        ctx.fixed.builtin_head_with_job.as_bytes()
-    } else {
-        ctx.fixed.builtin_head.as_bytes()
-    });
-    if durations.len() > 0 {
-        out.extend_from_slice(br#",{"Name":"TaskDuration","Unit":"Milliseconds"}"#);
+    if !fits_one(collected) {
+        out.clear();
+        *head = None;
+        return write_split(out, ctx, collected);
     }
-    if ctx.cold_start {
-        out.extend_from_slice(br#",{"Name":"ColdStart","Unit":"Count"}"#);
+    let shape = shape(ctx, collected);
+    match *head {
+        Some((kept, len)) if kept == shape && out.len() >= len => out.truncate(len),
+        _ => {
+            out.clear();
+            write_head(out, ctx, collected, shape);
+            *head = Some((shape, out.len()));
+        }
     }
-    out.extend_from_slice(b"]}]}");
-    properties(out, ctx, collected);
-    for (key, n) in [
-        (&b",\"Tasks\":"[..], c.succeeded + c.temporary + c.permanent),
-        (b",\"TasksSucceeded\":", c.succeeded),
-        (b",\"TasksTemporaryFailure\":", c.temporary),
-        (b",\"TasksPermanentFailure\":", c.permanent),
-        (b",\"TasksAtDeadline\":", c.deadline),
-        (b",\"TaskPanics\":", c.panics),
-        (b",\"ErrorsThrottling\":", c.throttling),
-        (b",\"ErrorsAccessDenied\":", c.access_denied),
-        (b",\"ErrorsMissingKey\":", c.missing_key),
-        (b",\"ErrorsOther\":", c.other),
-    ] {
-        out.extend_from_slice(key);
-        push_u64(out, n);
+    write_body(out, ctx, collected);
+    let written = check_size(out, 0);
+    if written.is_err() {
+        *head = None;
     }
-    if durations.len() > 0 {
-        out.extend_from_slice(b",\"TaskDuration\":");
-        Values::Millis(durations).write(out, 0, durations.len());
-    }
-    if ctx.cold_start {
-        out.extend_from_slice(b",\"ColdStart\":1");
-    }
-    out.extend_from_slice(b"}\n");
+    written
+}
+
+/// A document over the limit is taken out again (from `start`).
+fn check_size(out: &mut Vec<u8>, start: usize) -> Result<(), MetricsError> {
     if out.len() - start > MAX_DOCUMENT_BYTES {
         let bytes = out.len() - start;
         out.truncate(start);
         return Err(MetricsError::DocumentTooLarge { bytes });
     }
     Ok(())
+}
+
+/// s3batch's counts, in the order the documents give them: `Tasks` (always written), then
+/// the others (written when not zero).
+fn counts(c: &Counts) -> [u64; 10] {
+    [
+        c.succeeded + c.temporary + c.permanent,
+        c.succeeded,
+        c.temporary,
+        c.permanent,
+        c.deadline,
+        c.panics,
+        c.throttling,
+        c.access_denied,
+        c.missing_key,
+        c.other,
+    ]
+}
+
+/// Each count's definition and member name, as JSON after a comma, in [`counts`]'s order.
+macro_rules! count {
+    ($name:literal) => {
+        (
+            concat!(r#",{"Name":""#, $name, r#"","Unit":"Count"}"#).as_bytes(),
+            concat!(r#",""#, $name, r#"":"#).as_bytes(),
+        )
+    };
+}
+const COUNT_JSON: [(&[u8], &[u8]); 10] = [
+    count!("Tasks"),
+    count!("TasksSucceeded"),
+    count!("TasksTemporaryFailure"),
+    count!("TasksPermanentFailure"),
+    count!("TasksAtDeadline"),
+    count!("TaskPanics"),
+    count!("ErrorsThrottling"),
+    count!("ErrorsAccessDenied"),
+    count!("ErrorsMissingKey"),
+    count!("ErrorsOther"),
+];
+const SHAPE_DURATION: u32 = 1 << 10;
+const SHAPE_COLD: u32 = 1 << 11;
+const SHAPE_JOB: u32 = 1 << 12;
+
+/// What the head of a one-document invocation depends on: which counts are not zero, whether
+/// there are durations, a cold start, `JobId` as a dimension.
+fn shape(ctx: &Context<'_>, collected: &Collected) -> u32 {
+    let c = &collected.counts;
+    let bit = |n: u64, i: u32| u32::from(n != 0) << i;
+    1 | bit(c.succeeded, 1)
+        | bit(c.temporary, 2)
+        | bit(c.permanent, 3)
+        | bit(c.deadline, 4)
+        | bit(c.panics, 5)
+        | bit(c.throttling, 6)
+        | bit(c.access_denied, 7)
+        | bit(c.missing_key, 8)
+        | bit(c.other, 9)
+        | (u32::from(collected.durations.len() > 0) * SHAPE_DURATION)
+        | (u32::from(ctx.cold_start) * SHAPE_COLD)
+        | (u32::from(ctx.job_dimension && collected.answered) * SHAPE_JOB)
+}
+
+/// A one-document invocation's head, up to its timestamp: the metrics' definitions.
+fn write_head(out: &mut Vec<u8>, ctx: &Context<'_>, collected: &Collected, shape: u32) {
+    out.extend_from_slice(b"{\"_aws\":{\"CloudWatchMetrics\":[{");
+    out.extend_from_slice(directive(ctx, collected).as_bytes());
+    out.extend_from_slice(b",\"Metrics\":[");
+    for (i, (definition, _)) in COUNT_JSON.iter().enumerate() {
+        if shape & (1 << i) != 0 {
+            // The first (`Tasks`) without its comma.
+            out.extend_from_slice(&definition[usize::from(i == 0)..]);
+        }
+    }
+    if shape & SHAPE_DURATION != 0 {
+        out.extend_from_slice(br#",{"Name":"TaskDuration","Unit":"Milliseconds"}"#);
+    }
+    if shape & SHAPE_COLD != 0 {
+        out.extend_from_slice(br#",{"Name":"ColdStart","Unit":"Count"}"#);
+    }
+    out.extend_from_slice(b"]}],\"Timestamp\":");
+}
+
+/// A one-document invocation's body, from its timestamp: the properties and the values.
+fn write_body(out: &mut Vec<u8>, ctx: &Context<'_>, collected: &Collected) {
+    push_u64(out, ctx.timestamp_ms);
+    out.push(b'}');
+    properties(out, ctx, collected);
+    for (i, (n, (_, key))) in counts(&collected.counts)
+        .into_iter()
+        .zip(COUNT_JSON)
+        .enumerate()
+    {
+        if n != 0 || i == 0 {
+            out.extend_from_slice(key);
+            push_u64(out, n);
+        }
+    }
+    let durations = &collected.durations;
+    match (durations.first, durations.rest.is_empty()) {
+        (None, _) => {}
+        // S3's one task: one number.
+        (Some(micros), true) => {
+            out.extend_from_slice(b",\"TaskDuration\":");
+            push_millis(out, micros);
+        }
+        (Some(_), false) => {
+            out.extend_from_slice(b",\"TaskDuration\":");
+            Values::Millis(durations).write(out, 0, durations.len());
+        }
+    }
+    if ctx.cold_start {
+        out.extend_from_slice(b",\"ColdStart\":1");
+    }
+    out.extend_from_slice(b"}\n");
 }
 
 /// The directive's namespace and dimensions.
@@ -312,15 +424,15 @@ fn directive<'a>(ctx: &Context<'a>, collected: &Collected) -> &'a str {
 /// The dimensions' values and the ids.
 fn properties(out: &mut Vec<u8>, ctx: &Context<'_>, collected: &Collected) {
     out.extend_from_slice(ctx.fixed.dimension_values.as_bytes());
-    for (name, value) in [
-        (&b",\"JobId\":"[..], collected.ids().map(|(job, _)| job)),
-        (b",\"InvocationId\":", collected.ids().map(|(_, inv)| inv)),
-        (b",\"RequestId\":", ctx.request_id),
-    ] {
-        if let Some(value) = value {
-            out.extend_from_slice(name);
-            push_json_str(out, value);
-        }
+    if let Some((_, invocation_id)) = collected.ids() {
+        out.extend_from_slice(b",\"JobId\":");
+        out.extend_from_slice(&collected.job_json);
+        out.extend_from_slice(b",\"InvocationId\":");
+        push_json_str(out, invocation_id);
+    }
+    if let Some(request_id) = ctx.request_id {
+        out.extend_from_slice(b",\"RequestId\":");
+        push_json_str(out, request_id);
     }
 }
 
@@ -353,11 +465,16 @@ pub(super) fn write_split(
         ),
         (COLD_START, "Count", Values::Count(1)),
     ];
-    // Metrics without values (no task ran; not a cold start) are left out.
+    // Metrics without values (no task ran; not a cold start) and counts of zero (but
+    // `Tasks`) are left out.
     let metrics = builtin
         .into_iter()
         .map(|(name, unit, values)| Metric { name, unit, values })
-        .filter(|m| m.values.len() > 0 && (m.name != COLD_START || ctx.cold_start))
+        .filter(|m| {
+            m.values.len() > 0
+                && (m.name != COLD_START || ctx.cold_start)
+                && (m.name == TASKS || !matches!(m.values, Values::Count(0)))
+        })
         .chain(collected.user.iter().map(|m| Metric {
             name: &m.name,
             unit: m.unit.as_str(),
@@ -378,9 +495,7 @@ pub(super) fn write_split(
         let mut skip = 0;
         loop {
             let doc_start = out.len();
-            out.extend_from_slice(b"{\"_aws\":{\"Timestamp\":");
-            push_u64(out, ctx.timestamp_ms);
-            out.extend_from_slice(b",\"CloudWatchMetrics\":[{");
+            out.extend_from_slice(b"{\"_aws\":{\"CloudWatchMetrics\":[{");
             out.extend_from_slice(directive(ctx, collected).as_bytes());
             out.extend_from_slice(b",\"Metrics\":[");
             for (i, m) in present()
@@ -397,7 +512,9 @@ pub(super) fn write_split(
                 out.extend_from_slice(m.unit.as_bytes());
                 out.extend_from_slice(b"\"}");
             }
-            out.extend_from_slice(b"]}]}");
+            out.extend_from_slice(b"]}],\"Timestamp\":");
+            push_u64(out, ctx.timestamp_ms);
+            out.push(b'}');
             properties(out, ctx, collected);
             for m in present().skip(skip).take(MAX_METRICS_PER_DOCUMENT) {
                 out.push(b',');

@@ -57,6 +57,15 @@ fn response(codes: &[ResultCode]) -> Response {
     }
 }
 
+/// An invocation without tasks, answered for this job and invocation.
+fn answered_by(job_id: &str, invocation_id: &str) -> InvocationMetrics {
+    let mut collected = Box::<Collected>::default();
+    let mut response = response(&[]);
+    response.invocation_id = invocation_id.into();
+    collected.answered(job_id, &response);
+    InvocationMetrics { collected }
+}
+
 #[tokio::test]
 async fn one_document_with_counts_codes_and_ids() {
     let config = config();
@@ -150,7 +159,10 @@ async fn a_single_duration_is_a_number_in_milliseconds() {
     answer(&mut m, &[ResultCode::Succeeded]);
     let d = &docs(&m, &config)[0];
     assert_eq!(d["TaskDuration"], 12.345);
-    assert_eq!(d["TasksAtDeadline"], 0);
+    // Counts of zero are left out (alarms fill them with `FILL(m, 0)`); `Tasks` never is.
+    assert_eq!(names(d), ["Tasks", "TasksSucceeded", "TaskDuration"]);
+    assert_eq!((&d["Tasks"], &d["TasksSucceeded"]), (&1.into(), &1.into()));
+    assert!(d.get("TasksAtDeadline").is_none() && d.get("ErrorsOther").is_none());
 }
 
 #[test]
@@ -233,12 +245,12 @@ async fn metrics_past_100_go_on_in_further_documents() {
     let docs = docs(&m, &config);
     assert_eq!(docs.len(), 2);
     assert_eq!(names(&docs[0]).len(), MAX_METRICS_PER_DOCUMENT);
-    // 150 user metrics and s3batch's 10 counts (no task ran: no duration).
-    assert_eq!(names(&docs[1]).len(), 160 - MAX_METRICS_PER_DOCUMENT);
+    // 150 user metrics and s3batch's `Tasks` (no task ran: no duration, every count zero).
+    assert_eq!(names(&docs[1]).len(), 151 - MAX_METRICS_PER_DOCUMENT);
     let mut seen: Vec<&str> = docs.iter().flat_map(names).collect();
     seen.sort_unstable();
     seen.dedup();
-    assert_eq!(seen.len(), 160, "each metric exactly once");
+    assert_eq!(seen.len(), 151, "each metric exactly once");
     for d in &docs {
         for n in names(d) {
             assert!(d.get(n).is_some(), "{n} has its value in its document");
@@ -250,13 +262,7 @@ async fn metrics_past_100_go_on_in_further_documents() {
 #[test]
 fn a_document_over_1_mb_is_an_error_not_a_cut() {
     let config = config();
-    let m = InvocationMetrics {
-        collected: Box::new(Collected {
-            answered: true,
-            job_id: "j".repeat(MAX_DOCUMENT_BYTES),
-            ..Collected::default()
-        }),
-    };
+    let m = answered_by(&"j".repeat(MAX_DOCUMENT_BYTES), "i");
     let err = m.documents(&config, None, 1).unwrap_err();
     assert!(matches!(err, MetricsError::DocumentTooLarge { bytes } if bytes > MAX_DOCUMENT_BYTES));
 }
@@ -322,14 +328,7 @@ fn off_there_is_nothing_to_collect() {
 #[test]
 fn names_and_ids_are_escaped() {
     let config = MetricsConfig::new("N s", Some("f\"\\n"), None).unwrap();
-    let m = InvocationMetrics {
-        collected: Box::new(Collected {
-            answered: true,
-            job_id: "j\"1\n".into(),
-            invocation_id: "ünï".into(),
-            ..Collected::default()
-        }),
-    };
+    let m = answered_by("j\"1\n", "ünï");
     let d = &docs(&m, &config)[0];
     assert_eq!(d["_aws"]["CloudWatchMetrics"][0]["Namespace"], "N s");
     assert_eq!(d["FunctionName"], "f\"\\n");
@@ -489,4 +488,79 @@ async fn a_reused_collection_starts_empty() {
         m.documents(&config, None, 1).unwrap(),
         fresh.documents(&config, None, 1).unwrap()
     );
+}
+
+/// The kept buffer's head is reused only for an invocation of the same shape: whatever the
+/// order of shapes, each write is the document `write` makes from nothing.
+#[tokio::test]
+async fn a_kept_head_is_written_again_when_the_shape_changes() {
+    let config = config().with_job_dimension(true);
+    let one = |codes: &'static [ResultCode], ends: Vec<RunEnd<'static>>| {
+        let config = &config;
+        async move {
+            let mut m = invocation(config, ends).await;
+            answer(&mut m, codes);
+            m
+        }
+    };
+    let ok = one(&[ResultCode::Succeeded], vec![RunEnd::Succeeded]).await;
+    let slow = one(
+        &[ResultCode::TemporaryFailure],
+        vec![RunEnd::Failed(ResultCode::TemporaryFailure, "SlowDown: x")],
+    )
+    .await;
+    let denied = one(
+        &[ResultCode::PermanentFailure],
+        vec![RunEnd::Failed(
+            ResultCode::PermanentFailure,
+            "AccessDenied: x",
+        )],
+    )
+    .await;
+    let unanswered = invocation(&config, vec![RunEnd::Succeeded]).await;
+    let (mut buffer, mut head) = (Vec::new(), None);
+    for (m, cold) in [
+        (&ok, true),
+        (&ok, false),
+        (&slow, false),
+        (&denied, false),
+        (&ok, false),
+        (&unanswered, false),
+        (&ok, false),
+        (&ok, false),
+    ] {
+        let ctx = m.context(&config, Some("req-1"), 7, cold);
+        super::document::write_reusing(&mut buffer, &mut head, &ctx, &m.collected).unwrap();
+        let mut fresh = Vec::new();
+        super::document::write(&mut fresh, &ctx, &m.collected).unwrap();
+        assert_eq!(
+            String::from_utf8(buffer.clone()).unwrap(),
+            String::from_utf8(fresh).unwrap()
+        );
+    }
+}
+
+/// The eight-bytes-at-a-time check finds every byte JSON escapes, wherever it is.
+#[test]
+fn ids_needing_escapes_are_found_at_every_position() {
+    for len in 1..=19 {
+        for at in 0..len {
+            for bad in (0u8..0x20).chain([b'"', b'\\']) {
+                let mut id = vec![b'a'; len];
+                id[at] = bad;
+                let id = String::from_utf8(id).unwrap();
+                assert!(!super::document::is_plain(id.as_bytes()), "{id:?}");
+                let mut out = Vec::new();
+                super::document::push_json_str(&mut out, &id);
+                assert_eq!(out, serde_json::to_vec(&id).unwrap(), "{id:?}");
+            }
+            // Bytes next to the escaped ones (and beyond ASCII) are copied as they are.
+            for good in [b' ', b'!', b'#', b'[', b']', b'~', 0x7f] {
+                let mut id = vec![b'a'; len];
+                id[at] = good;
+                assert!(super::document::is_plain(&id), "{id:?}");
+            }
+        }
+    }
+    assert!(super::document::is_plain("ünïcödé-ids-😀".as_bytes()));
 }
