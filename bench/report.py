@@ -144,6 +144,13 @@ for t in (1, 100):
     p(f"| 1 | warm, {t} task{'s' if t > 1 else ''}: instructions, as deployed, mean of 8 heap layouts | "
       f"{ir[(t, 's3batch')]:,.0f} | hand-written {ir[(t, 'handwritten')]:,.0f} | {r_ir[t]:.3f}× | ≤ 1.05× | "
       f"{verdict(r_ir[t] <= 1.05)} |")
+# CloudWatch metrics on (issue 21): the same invocation writing its EMF document, against off.
+r_metrics = {t: ir[(t, "s3batch+metrics")] / ir[(t, "s3batch")] for t in (1, 100)}
+p(f"| 1 | warm, 1 task, metrics on: instructions vs metrics off, as deployed, mean of 8 heap layouts | "
+  f"{ir[(1, 's3batch+metrics')]:,.0f} | metrics off {ir[(1, 's3batch')]:,.0f} | {r_metrics[1]:.3f}× | ≤ 1.05× | "
+  f"{verdict(r_metrics[1] <= 1.05)} |")
+p(f"| 1 | warm, 100 tasks, metrics on: instructions vs metrics off, as deployed, mean of 8 heap layouts | "
+  f"{ir[(100, 's3batch+metrics')]:,.0f} | metrics off {ir[(100, 's3batch')]:,.0f} | {r_metrics[100]:.3f}× | — | |")
 span = [ir[(1, "s3batch+tracing")] - ir[(1, "s3batch")], (ir[(100, "s3batch+tracing")] - ir[(100, "s3batch")]) / 100]
 p(f"| 1 | the per-task span with Lambda's INFO subscriber, 1 / 100 tasks | {span[0]:,.0f} / {span[1]:,.0f} instructions "
   f"| — | — | < 2,500 | {verdict(max(span) < 2500)} |")
@@ -339,6 +346,11 @@ p()
 # The job tool's memory at the size of real jobs: bench/streaming.sh's figures, kept in
 # bench/streaming.md (that script runs for half an hour; run.sh does not run it).
 with open(os.path.join(root, "bench", "streaming.md")) as f:
+    p(f.read().rstrip())
+p()
+# Step Functions Distributed Map: written, figures and all, by bench/distributed-map.sh (which
+# run.sh does not run).
+with open(os.path.join(root, "bench", "distributed-map.md")) as f:
     p(f.read().rstrip())
 p()
 p("## Closing note")

@@ -9,6 +9,8 @@
 #   its `s3` feature, bench/no-s3, against a hand-written lambda_runtime handler)
 #   4. 100 tasks x 10 ms of I/O in one invocation (criterion, benches/concurrency.rs)
 #   5. instruction counts per invocation (callgrind), the repeatable view of 1.
+#   BENCHMARKS.md also includes bench/streaming.md (bench/streaming.sh's figures) and
+#   bench/distributed-map.md (written by bench/distributed-map.sh); this script runs neither.
 # Usage: bench/run.sh            (COLD_RUNS=N to change the cold-start runs, default 21)
 #        SECTIONS="2 3" bench/run.sh   runs only those sections (1 and 4 are one criterion run,
 #        as are 2 and 3) and writes no BENCHMARKS.md, which needs them all; the figures stay in
@@ -78,7 +80,8 @@ for build in lambda release; do
     for k in $layouts; do
       path="$out/layout/$build-$(printf '%*s' "$k" '' | tr ' ' x)"
       for iters in "$n" $(( 3 * n )); do
-        for variant in s3batch handwritten serde_floor; do
+        # s3batch+metrics: s3batch with CloudWatch metrics on (its EMF document to stdout).
+        for variant in s3batch s3batch+metrics handwritten serde_floor; do
           printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$build" "$variant" "$tasks" "$k" "$iters" "$(count "$path" "$variant" "$tasks" "$iters")" >> "$out/instructions.tsv"
         done
         # With Lambda's INFO subscriber installed: what the per-task span costs.

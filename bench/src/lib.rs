@@ -4,6 +4,7 @@
 //! `bench/run.sh` runs everything and writes `BENCHMARKS.md`; see that file for the method.
 
 pub mod handwritten;
+pub mod map;
 pub mod warm;
 
 use s3batch::{Object, TaskError};

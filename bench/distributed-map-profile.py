@@ -1,0 +1,71 @@
+"""Where the instructions of a Distributed Map batch go: a markdown table (to stdout) of the
+inclusive cost per invocation of the main steps of `Handler::serve_bytes`, from two callgrind
+profiles of `map_once s3batch ITEMS N` and `... 3N` (the difference over 2N, so start-up and
+the checked first call are not counted).
+
+Usage: python3 bench/distributed-map-profile.py PROFILE_N PROFILE_3N N
+Needs `callgrind_annotate` (valgrind) and a binary with symbols (`cargo build --release`;
+the `cargo lambda` build is stripped). Standard library only. bench/distributed-map.sh runs it.
+"""
+
+import re
+import subprocess
+import sys
+
+LINE = re.compile(r"^\s*([\d,]+) \([\s\d.]+%\)\s+([*<>])\s+(.*?)(?: \((\d+)x\))? \[")
+
+# (label, function, callee or None): the inclusive cost of `function`, or of its calls to
+# `callee`. Names are matched as substrings of callgrind's `file:function`.
+STEPS = [
+    ("the S3 Batch reader's look at the event (`Event::from_slice`)", "s3batch_core::envelope::Event::from_slice", None),
+    ("the Distributed Map reader (`map::read`), all of it", "s3batch_core::map::read", None),
+    ("· of which parsing the event into a `serde_json::Value`", "s3batch_core::map::read", "serde_json::de::from_trait"),
+    ("· of which dropping the `Value`'s maps", "s3batch_core::map::read", "drop_in_place<alloc::collections::btree::map::IntoIter<alloc::string::String,serde_json::value::Value>>"),
+    ("· of which serializing empty results to size the batch (`check_size`)", "s3batch_core::map::read", "Serialize for s3batch_core::map::ItemResult>::serialize"),
+    ("· of which cloning strings out of the `Value`", "s3batch_core::map::read", "<alloc::string::String as core::clone::Clone>::clone"),
+    ("running the 1,000 tasks (the task's own `format!` included)", "s3batch_core::runtime::deadline::BeforeDeadline<F> as core::future::future::Future>::poll", None),
+    ("the answer from the results (`map::answer`), all of it", "s3batch_core::map::answer", None),
+    ("· of which sizing the results (`serialized_len`)", "s3batch_core::map::answer", "s3batch_core::response::serialized_len"),
+    ("serializing the answer (`serde_json::to_vec`)", "Serialize for s3batch_core::map::Answer>::serialize", None),
+]
+
+
+def profile(path):
+    text = subprocess.run(
+        ["callgrind_annotate", "--inclusive=yes", "--tree=calling", "--threshold=100", path],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    incl, calls = {}, {}
+    current = None
+    for line in text.splitlines():
+        m = LINE.match(line)
+        if not m:
+            continue
+        ir, kind, name = int(m.group(1).replace(",", "")), m.group(2), m.group(3)
+        if kind == "*":
+            current = name
+            incl[name] = incl.get(name, 0) + ir
+        elif kind == ">" and current is not None:
+            calls[(current, name)] = calls.get((current, name), 0) + ir
+    return incl, calls
+
+
+def cost(prof, function, callee):
+    incl, calls = prof
+    if callee is None:
+        return sum(v for k, v in incl.items() if function in k)
+    return sum(v for (f, c), v in calls.items() if function in f and callee in c)
+
+
+def main():
+    p1, p3, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    a, b = profile(p1), profile(p3)
+    print("| step of `Handler::serve_bytes` (1,000 items) | instructions per invocation |")
+    print("|---|---|")
+    for label, function, callee in STEPS:
+        per = (cost(b, function, callee) - cost(a, function, callee)) / (2 * n)
+        print(f"| {label} | {per:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
