@@ -213,12 +213,12 @@ impl Template {
 
     /// The value for `scope`; a path that is not there is an error naming it (Step Functions'
     /// `States.Runtime`).
-    pub fn eval(&self, scope: Scope<'_>) -> Result<Value, String> {
+    pub fn eval(&self, scope: Scope<'_>) -> Result<Value, PathNotFound> {
         Ok(match self {
             Template::Literal(v) => v.clone(),
-            Template::Path(p) => p
-                .get(scope)
-                .ok_or_else(|| format!("the JSONPath '{p}' could not be found in the input"))?,
+            Template::Path(p) => p.get(scope).ok_or_else(|| PathNotFound {
+                path: p.to_string(),
+            })?,
             Template::Array(items) => Value::Array(
                 items
                     .iter()
@@ -234,6 +234,14 @@ impl Template {
             }
         })
     }
+}
+
+/// A path of a template that names nothing in the input it was evaluated over.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the JSONPath '{path}' could not be found in the input")]
+pub struct PathNotFound {
+    /// The path, as written in the definition.
+    pub path: String,
 }
 
 #[cfg(test)]
@@ -312,6 +320,15 @@ mod tests {
                 item: None,
             })
             .unwrap_err();
-        assert_eq!(e, "the JSONPath '$.nope' could not be found in the input");
+        assert_eq!(
+            e,
+            PathNotFound {
+                path: "$.nope".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "the JSONPath '$.nope' could not be found in the input"
+        );
     }
 }

@@ -259,7 +259,10 @@ impl<I: Invoke> MapRun<I> {
     fn items(&self, input: &Value) -> Result<mpsc::Receiver<Result<Value, ReadError>>, MapError> {
         let scope = Scope { input, item: None };
         let params = |t: &Template| -> Result<Map<String, Value>, MapError> {
-            match t.eval(scope).map_err(MapError::Runtime)? {
+            match t
+                .eval(scope)
+                .map_err(|e| MapError::Runtime(e.to_string()))?
+            {
                 Value::Object(m) => Ok(m),
                 _ => Err(MapError::Runtime(
                     "ItemReader.Parameters is not an object".into(),
