@@ -323,6 +323,8 @@ pub(crate) struct MapEvent {
     pub(crate) job: Job,
     pub(crate) tasks: Vec<Result<Object, BadTask>>,
     pub(crate) items: Vec<ItemId>,
+    /// The bytes the items' results take for what they echo (see [`echo_len`]).
+    pub(crate) echoes: usize,
 }
 
 /// What an item's result echoes, and the key encoding applied to it.
@@ -367,7 +369,291 @@ fn unrecognized(what: &str) -> FunctionError {
 }
 
 /// Reads a Distributed Map event (the bytes of an event that is not S3 Batch's).
+///
+/// A batch is read by [`read_batch`] in one pass into typed structs; whatever that reader
+/// refuses (one item, a wrong shape, an item with a field of the wrong type, a string that is
+/// not valid Unicode, …) is read again by [`read_value`], which answers each bad item with
+/// its own failure. Both give the same answer for every event [`read_batch`] accepts.
 pub(crate) fn read(bytes: &[u8], default: KeyEncoding) -> Result<MapEvent, FunctionError> {
+    match read_batch(bytes, default) {
+        Some(read) => read,
+        None => read_value(bytes, default),
+    }
+}
+
+/// A batch's top level as [`read_batch`] reads it: an object with an `Items` array; its other
+/// fields are skipped (as [`read_value`] ignores them), a field named twice is refused.
+struct BatchShape {
+    items: Option<Vec<StrictItem>>,
+    batch_input: Option<Value>,
+}
+
+/// One item as [`read_batch`] reads it: an object whose fields s3batch reads are of their
+/// types (or `null`), each read under one name only (`Key` or `key` or `s3Key`, …); other
+/// fields skipped. Anything else is refused, and the event is read by [`read_value`].
+struct StrictItem {
+    key: Option<String>,
+    bucket: Option<String>,
+    version_id: Option<String>,
+    task_id: Option<String>,
+    key_encoding: Option<String>,
+}
+
+/// A value skipped the way serde_json reads it into a `Value` (`deserialize_any`, not
+/// `IgnoredAny`): numbers out of range, strings that are not valid Unicode and nesting deeper
+/// than serde_json's limit are refused as [`read_value`]'s first reading refuses them.
+struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SkipVisitor)
+    }
+}
+
+struct SkipVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SkipVisitor {
+    type Value = Skip;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_unit<E>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+        while map.next_entry::<Skip, Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+}
+
+/// A task id: a string as it is, a number as `serde_json::Number` writes it (as
+/// [`resolve_item`] reads a `Value`'s); any other type is refused.
+struct TaskIdText(String);
+
+impl<'de> Deserialize<'de> for TaskIdText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = TaskIdText;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a number")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<TaskIdText, E> {
+                Ok(TaskIdText(s.to_owned()))
+            }
+            fn visit_string<E>(self, s: String) -> Result<TaskIdText, E> {
+                Ok(TaskIdText(s))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<TaskIdText, E> {
+                Ok(TaskIdText(serde_json::Number::from(n).to_string()))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<TaskIdText, E> {
+                Ok(TaskIdText(serde_json::Number::from(n).to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<TaskIdText, E> {
+                serde_json::Number::from_f64(n)
+                    .map(|n| TaskIdText(n.to_string()))
+                    .ok_or_else(|| E::custom("not a finite number"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The name of a field [`read_batch`] reads, told without allocating it.
+enum Name {
+    Items,
+    BatchInput,
+    Key,
+    Bucket,
+    VersionId,
+    TaskId,
+    KeyEncoding,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Name;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Name, E> {
+                Ok(match s {
+                    "Items" => Name::Items,
+                    "BatchInput" => Name::BatchInput,
+                    "Key" | "key" | "s3Key" => Name::Key,
+                    "Bucket" | "bucket" => Name::Bucket,
+                    "VersionId" | "versionId" => Name::VersionId,
+                    "TaskId" | "taskId" | "Index" => Name::TaskId,
+                    "KeyEncoding" => Name::KeyEncoding,
+                    _ => Name::Other,
+                })
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Sets `slot` once: a field already read (under this name or another) is an error.
+fn once<'de, A: serde::de::MapAccess<'de>, T: Deserialize<'de>>(
+    map: &mut A,
+    slot: &mut Option<Option<T>>,
+) -> Result<(), A::Error> {
+    if slot.is_some() {
+        return Err(serde::de::Error::custom("a field read twice"));
+    }
+    *slot = Some(map.next_value()?);
+    Ok(())
+}
+
+impl<'de> Deserialize<'de> for BatchShape {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BatchShape;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a Distributed Map batch")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BatchShape, A::Error> {
+                let (mut items, mut batch_input) = (None, None);
+                while let Some(name) = map.next_key::<Name>()? {
+                    match name {
+                        Name::Items => once(&mut map, &mut items)?,
+                        Name::BatchInput => once(&mut map, &mut batch_input)?,
+                        _ => {
+                            map.next_value::<Skip>()?;
+                        }
+                    }
+                }
+                Ok(BatchShape {
+                    items: items.flatten(),
+                    batch_input: batch_input.flatten(),
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for StrictItem {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = StrictItem;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a Distributed Map item")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<StrictItem, A::Error> {
+                let (mut key, mut bucket, mut version_id) = (None, None, None);
+                let (mut task_id, mut key_encoding) = (None::<Option<TaskIdText>>, None);
+                while let Some(name) = map.next_key::<Name>()? {
+                    match name {
+                        Name::Key => once(&mut map, &mut key)?,
+                        Name::Bucket => once(&mut map, &mut bucket)?,
+                        Name::VersionId => once(&mut map, &mut version_id)?,
+                        Name::TaskId => once(&mut map, &mut task_id)?,
+                        Name::KeyEncoding => once(&mut map, &mut key_encoding)?,
+                        _ => {
+                            map.next_value::<Skip>()?;
+                        }
+                    }
+                }
+                Ok(StrictItem {
+                    key: key.flatten(),
+                    bucket: bucket.flatten(),
+                    version_id: version_id.flatten(),
+                    task_id: task_id.flatten().map(|t| t.0),
+                    key_encoding: key_encoding.flatten(),
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Reads a batch (`{"Items": [...], ...}`) in one pass, without building a `Value` of it
+/// (only of `BatchInput`, whose other keys are the user arguments). `None` (read it with
+/// [`read_value`]) for an event [`BatchShape`] or an item [`StrictItem`] refuses.
+fn read_batch(bytes: &[u8], default: KeyEncoding) -> Option<Result<MapEvent, FunctionError>> {
+    let shape: BatchShape = serde_json::from_slice(bytes).ok()?;
+    let items = shape.items?;
+    let batch_input = match batch_input_map(shape.batch_input) {
+        Ok(m) => m,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut job = Job {
+        arguments_from: Some("BatchInput"),
+        ..Job::default()
+    };
+    match arguments(&batch_input, &RESERVED_KEYS) {
+        Ok(a) => job.user_arguments = a,
+        Err(e) => job.user_arguments_error = Some(e),
+    }
+    let defaults = Defaults::of(&batch_input);
+    let mut tasks = Vec::with_capacity(items.len());
+    let mut ids = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let fields = ItemFields {
+            task_id: Ok(item.task_id),
+            encoding: Ok(item.key_encoding),
+            key: Ok(item.key),
+            bucket: Ok(item.bucket),
+            version_id: Ok(item.version_id),
+        };
+        let (id, task) = resolve(fields, i, &defaults, default);
+        ids.push(id);
+        tasks.push(task);
+    }
+    Some(check_size(&ids).map(|echoes| MapEvent {
+        job,
+        tasks,
+        items: ids,
+        echoes,
+    }))
+}
+
+/// `BatchInput` as a map: absent and `null` read as empty.
+fn batch_input_map(value: Option<Value>) -> Result<Map<String, Value>, FunctionError> {
+    match value {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) if stand_in(&m).is_none() => Ok(m),
+        Some(other) => Err(FunctionError::new(
+            INVALID_EVENT,
+            format!("`BatchInput` is {}, expected an object", type_name(&other)),
+        )),
+    }
+}
+
+/// Reads a Distributed Map event into a `Value` first.
+fn read_value(bytes: &[u8], default: KeyEncoding) -> Result<MapEvent, FunctionError> {
     let value: Value = serde_json::from_slice(bytes).or_else(|e| {
         mark_unreadable(bytes)
             .and_then(|marked| serde_json::from_slice(&marked).ok())
@@ -390,16 +676,7 @@ pub(crate) fn read(bytes: &[u8], default: KeyEncoding) -> Result<MapEvent, Funct
                 ),
             ));
         };
-        let batch_input = match top.remove("BatchInput") {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(m)) if stand_in(&m).is_none() => m,
-            Some(other) => {
-                return Err(FunctionError::new(
-                    INVALID_EVENT,
-                    format!("`BatchInput` is {}, expected an object", type_name(&other)),
-                ))
-            }
-        };
+        let batch_input = batch_input_map(top.remove("BatchInput"))?;
         (items, batch_input, true)
     } else if ["Key", "key", "s3Key"].iter().any(|k| top.contains_key(*k)) {
         (vec![Value::Object(top)], Map::new(), false)
@@ -433,18 +710,20 @@ pub(crate) fn read(bytes: &[u8], default: KeyEncoding) -> Result<MapEvent, Funct
         Ok(a) => job.user_arguments = a,
         Err(e) => job.user_arguments_error = Some(e),
     }
+    let defaults = Defaults::of(&batch_input);
     let mut tasks = Vec::with_capacity(items.len());
     let mut ids = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        let (id, task) = resolve_item(item, i, &batch_input, default);
+        let (id, task) = resolve_item(item, i, &defaults, default);
         ids.push(id);
         tasks.push(task);
     }
-    check_size(&ids)?;
+    let echoes = check_size(&ids)?;
     Ok(MapEvent {
         job,
         tasks,
         items: ids,
+        echoes,
     })
 }
 
@@ -494,10 +773,38 @@ fn text(field: Option<(&'static str, &Value)>) -> Result<Option<String>, String>
     }
 }
 
+/// What `BatchInput` gives every item: its bucket and key encoding, as read (`Err` naming
+/// a field of the wrong type).
+struct Defaults {
+    bucket: Result<Option<String>, String>,
+    encoding: Result<Option<String>, String>,
+}
+
+impl Defaults {
+    fn of(batch_input: &Map<String, Value>) -> Self {
+        Self {
+            bucket: text(field(batch_input, &["Bucket", "bucket"])),
+            encoding: text(field(batch_input, &["KeyEncoding"]))
+                .map_err(|m| format!("BatchInput {m}")),
+        }
+    }
+}
+
+/// An item's fields as read, before they are checked: `Ok(None)` when absent (or `null`),
+/// `Err` naming a field of the wrong type. The task id is its text.
+struct ItemFields {
+    task_id: Result<Option<String>, String>,
+    encoding: Result<Option<String>, String>,
+    key: Result<Option<String>, String>,
+    bucket: Result<Option<String>, String>,
+    version_id: Result<Option<String>, String>,
+}
+
+/// Resolves an item read into a `Value`.
 fn resolve_item(
     item: Value,
     index: usize,
-    batch_input: &Map<String, Value>,
+    defaults: &Defaults,
     default: KeyEncoding,
 ) -> (ItemId, Result<Object, BadTask>) {
     let Value::Object(item) = item else {
@@ -519,34 +826,62 @@ fn resolve_item(
             }),
         );
     };
-    let mut problems = Vec::new();
     let task_id = match field(&item, &["TaskId", "taskId", "Index"]) {
-        None | Some((_, Value::Null)) => index.to_string(),
-        Some((_, Value::String(s))) => s.clone(),
-        Some((_, Value::Number(n))) => n.to_string(),
-        Some((name, other)) => {
-            problems.push(format!(
-                "`{name}` is {}, expected a string or a number",
-                type_name(other)
-            ));
+        None | Some((_, Value::Null)) => Ok(None),
+        Some((_, Value::String(s))) => Ok(Some(s.clone())),
+        Some((_, Value::Number(n))) => Ok(Some(n.to_string())),
+        Some((name, other)) => Err(format!(
+            "`{name}` is {}, expected a string or a number",
+            type_name(other)
+        )),
+    };
+    let fields = ItemFields {
+        task_id,
+        encoding: text(field(&item, &["KeyEncoding"])),
+        key: text(field(&item, &["Key", "key", "s3Key"])),
+        bucket: text(field(&item, &["Bucket", "bucket"])),
+        version_id: text(field(&item, &["VersionId", "versionId"])),
+    };
+    resolve(fields, index, defaults, default)
+}
+
+/// Checks an item's fields: the object its task runs on, or what is wrong with it (every
+/// problem, naming the field), and what its result echoes.
+fn resolve(
+    fields: ItemFields,
+    index: usize,
+    defaults: &Defaults,
+    default: KeyEncoding,
+) -> (ItemId, Result<Object, BadTask>) {
+    let mut problems = Vec::new();
+    let task_id = match fields.task_id {
+        Ok(Some(t)) => t,
+        Ok(None) => index.to_string(),
+        Err(m) => {
+            problems.push(m);
             index.to_string()
         }
     };
-    let encoding = match text(field(&item, &["KeyEncoding"])).and_then(|e| match e {
-        Some(e) => Ok(Some(e)),
-        None => text(field(batch_input, &["KeyEncoding"])).map_err(|m| format!("BatchInput {m}")),
-    }) {
+    let encoding = match &fields.encoding {
+        Ok(Some(e)) => Ok(Some(e.as_str())),
+        Ok(None) => match &defaults.encoding {
+            Ok(e) => Ok(e.as_deref()),
+            Err(m) => Err(m),
+        },
+        Err(m) => Err(m),
+    };
+    let encoding = match encoding {
         Ok(None) => default,
         Ok(Some(e)) => e.parse().unwrap_or_else(|e: UnknownKeyEncoding| {
             problems.push(e.to_string());
             default
         }),
         Err(m) => {
-            problems.push(m);
+            problems.push(m.clone());
             default
         }
     };
-    let raw_key = match text(field(&item, &["Key", "key", "s3Key"])) {
+    let raw_key = match fields.key {
         Ok(Some(k)) if k.is_empty() => {
             problems.push("`Key` is empty".into());
             Some(k)
@@ -571,7 +906,7 @@ fn resolve_item(
         },
         (k, _) => k.clone(),
     };
-    let bucket = match text(field(&item, &["Bucket", "bucket"])) {
+    let bucket = match fields.bucket {
         Ok(Some(b)) if !b.is_empty() => Some(b),
         Ok(Some(_)) => {
             problems.push("`Bucket` is empty".into());
@@ -581,8 +916,8 @@ fn resolve_item(
             problems.push(m);
             None
         }
-        Ok(None) => match text(field(batch_input, &["Bucket", "bucket"])) {
-            Ok(Some(b)) if !b.is_empty() => Some(b),
+        Ok(None) => match &defaults.bucket {
+            Ok(Some(b)) if !b.is_empty() => Some(b.clone()),
             Ok(Some(_)) => {
                 problems.push("`BatchInput.Bucket` is empty".into());
                 None
@@ -602,7 +937,7 @@ fn resolve_item(
             }
         },
     };
-    let version_id = match text(field(&item, &["VersionId", "versionId"])) {
+    let version_id = match fields.version_id {
         Ok(v) => v.filter(|v| !v.is_empty()),
         Err(m) => {
             problems.push(m);
@@ -633,22 +968,15 @@ fn resolve_item(
 
 /// Refuses, before any item runs, a batch whose answer cannot fit [`MAP_RESPONSE_BUDGET`]
 /// even with every `resultString` empty.
-fn check_size(items: &[ItemId]) -> Result<(), FunctionError> {
-    let empty = |id: &ItemId| ItemResult {
-        bucket: id.bucket.clone(),
-        key: id.key.clone(),
-        version_id: id.version_id.clone(),
-        result_code: ResultCode::PermanentFailure,
-        result_string: String::new(),
-    };
-    // `{"results":[` … `]}` and a comma between results.
-    let least = items
-        .iter()
-        .map(|id| serialized_len(&empty(id)) + 1)
-        .sum::<usize>()
+/// `Ok` with the bytes the results' echoes take (see [`echo_len`]).
+fn check_size(items: &[ItemId]) -> Result<usize, FunctionError> {
+    let echoes: usize = items.iter().map(echo_len).sum();
+    // Each result with an empty `resultString`, and a comma; `{"results":[` … `]}`.
+    let least = items.len() * (RESULT_FIXED + ResultCode::PermanentFailure.as_str().len() + 2 + 1)
+        + echoes
         + 14;
     if least <= MAP_RESPONSE_BUDGET {
-        return Ok(());
+        return Ok(echoes);
     }
     let fit = items.len() * MAP_RESPONSE_BUDGET / least;
     Err(FunctionError::new(
@@ -683,11 +1011,17 @@ fn encoding_note(text: &str, encoding: KeyEncoding) -> Option<String> {
 
 /// The child's answer from the items' results (in input order): its output, or the function
 /// error the policy asks for.
+///
+/// `echoes` is [`MapEvent::echoes`]: the answer is sized from it and the texts, without
+/// serializing it.
 pub(crate) fn answer(
     items: Vec<ItemId>,
+    echoes: usize,
     results: Vec<TaskResult>,
     policy: MapFailure,
 ) -> Result<MapResponse, FunctionError> {
+    let count = items.len();
+    let mut texts = 0;
     let mut failed = 0;
     let mut temporary = 0;
     let results: Vec<ItemResult> = items
@@ -704,6 +1038,7 @@ pub(crate) fn answer(
                     result_string.push_str(&note);
                 }
             }
+            texts += r.result_code.as_str().len() + json_str_len(&result_string);
             ItemResult {
                 bucket: id.bucket,
                 key: id.key,
@@ -717,7 +1052,15 @@ pub(crate) fn answer(
         return Err(fail_batch(results, failed, temporary));
     }
     let mut response = MapResponse { results };
-    fit_map_response(&mut response, MAP_RESPONSE_BUDGET);
+    let total =
+        r#"{"results":[]}"#.len() + count * RESULT_FIXED + echoes + texts + count.saturating_sub(1);
+    debug_assert_eq!(total, response_len(&response.results));
+    fit(
+        &mut response.results,
+        total,
+        MAP_RESPONSE_BUDGET,
+        escaped_len,
+    );
     Ok(response)
 }
 
@@ -735,8 +1078,81 @@ pub(crate) fn answer(
 /// assert!(r.results[0].result_string.ends_with("bytes]"));
 /// ```
 pub fn fit_map_response(response: &mut MapResponse, budget: usize) {
-    let total = serialized_len(&*response);
+    let total = response_len(&response.results);
     fit(&mut response.results, total, budget, escaped_len);
+}
+
+/// The length of `s` serialized as a JSON string by serde_json, quotes included: a quote and
+/// a backslash take two bytes, as do the control characters with a short escape (`\b`, `\f`,
+/// `\n`, `\r`, `\t`); the other control characters six (`\u00XX`); every other byte one
+/// (what [`escaped_len`] counts per character).
+fn json_str_len(s: &str) -> usize {
+    // Most strings have nothing to escape: a count that vectorizes tells them.
+    let special = s
+        .bytes()
+        .filter(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .count();
+    if special == 0 {
+        return 2 + s.len();
+    }
+    let escapes: usize = s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | 0x08 | 0x0c | b'\n' | b'\r' | b'\t' => 1,
+            0..=0x1f => 5,
+            _ => 0,
+        })
+        .sum();
+    2 + s.len() + escapes
+}
+
+fn json_opt_len(s: &Option<String>) -> usize {
+    s.as_deref().map_or("null".len(), json_str_len)
+}
+
+/// The length of an [`ItemResult`] of these fields, serialized, counted without serializing
+/// it.
+fn result_len(
+    bucket: &Option<String>,
+    key: &Option<String>,
+    version_id: &Option<String>,
+    code: ResultCode,
+    result_string: &str,
+) -> usize {
+    RESULT_FIXED
+        + json_opt_len(bucket)
+        + json_opt_len(key)
+        + json_opt_len(version_id)
+        + code.as_str().len()
+        + json_str_len(result_string)
+}
+
+/// What every serialized [`ItemResult`] takes besides its strings.
+const RESULT_FIXED: usize =
+    r#"{"bucket":,"key":,"versionId":,"resultCode":"","resultString":}"#.len();
+
+/// What an item's result takes, serialized, for what it echoes: `bucket`, `key` and
+/// `versionId`.
+fn echo_len(id: &ItemId) -> usize {
+    json_opt_len(&id.bucket) + json_opt_len(&id.key) + json_opt_len(&id.version_id)
+}
+
+/// The length of a [`MapResponse`] of `results`, serialized, counted without serializing
+/// it.
+fn response_len(results: &[ItemResult]) -> usize {
+    let results_len: usize = results
+        .iter()
+        .map(|r| {
+            result_len(
+                &r.bucket,
+                &r.key,
+                &r.version_id,
+                r.result_code,
+                &r.result_string,
+            )
+        })
+        .sum();
+    r#"{"results":[]}"#.len() + results_len + results.len().saturating_sub(1)
 }
 
 /// Cuts the longest `resultString`s of `results` so that a document of `total` bytes, in
@@ -835,4 +1251,203 @@ fn fail_batch(results: Vec<ItemResult>, failed: usize, temporary: usize) -> Func
         );
     }
     FunctionError::new(error_type, serde_json::to_string(&doc).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Everything a read gives, to compare two reads.
+    fn render(read: Result<MapEvent, FunctionError>) -> String {
+        match read {
+            Err(e) => format!("Err({e:?})"),
+            Ok(m) => {
+                let ids: Vec<String> = m
+                    .items
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "{:?} {:?} {:?} {:?}",
+                            i.bucket, i.key, i.version_id, i.encoding
+                        )
+                    })
+                    .collect();
+                format!("{:?}\n{:?}\n{ids:?}", m.job, m.tasks)
+            }
+        }
+    }
+
+    fn nested(depth: usize) -> String {
+        format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    /// The typed reader gives what the `Value` reader gives, for batches of every kind of
+    /// item (good, each field of the wrong type, not an object, two names for one field,
+    /// escapes), every kind of `BatchInput`, and events it hands over (not UTF-8, unpaired
+    /// surrogates, numbers out of range, raw control characters, deep nesting, arrays,
+    /// duplicate fields, trailing bytes, too many items); and it reads the batches it should.
+    #[test]
+    fn map_typed_reader_reads_as_the_value_reader() {
+        let items = [
+            r#"{"Etag":"\"d41d\"","Key":"photos/a b é.jpg","LastModified":1671425036,"Size":3,"StorageClass":"STANDARD"}"#,
+            r#"{"Key":"a+b%C3%A9","Bucket":"own","VersionId":"v1","TaskId":"t-1","KeyEncoding":"url"}"#,
+            r#"{"key":"k","bucket":"b2","versionId":"","taskId":7}"#,
+            r#"{"s3Key":"k","Index":1.5e2,"LastModified":"2024-01-01T00:00:00Z"}"#,
+            r#"{"Key":5}"#,
+            r#"{"Key":"k","Bucket":true}"#,
+            r#"{"Key":"k","VersionId":[]}"#,
+            r#"{"Key":"k","TaskId":{}}"#,
+            r#"{"Key":"k","TaskId":null,"Index":3}"#,
+            r#"{"Key":"k","KeyEncoding":3}"#,
+            r#"{"Key":"k","KeyEncoding":"base64"}"#,
+            r#"{"Key":"%zz","KeyEncoding":"url"}"#,
+            r#"{"Key":"a","key":"b"}"#,
+            r#"{"Key":"a","Key":"b"}"#,
+            r#"{"Key":null,"Bucket":null,"VersionId":null}"#,
+            r#"{"Key":"","Bucket":""}"#,
+            r#"{"K\u0065y":"a\"b\\\u00e9\ud83d\ude00"}"#,
+            r#"{"Size":1}"#,
+            r#"{}"#,
+            r#""x""#,
+            "5",
+            "null",
+            r#"["a","b"]"#,
+            r#"{"Key":"k","Extra":{"a":[1,{"b":null}]}}"#,
+        ];
+        let all = items.join(",");
+        let inputs = [
+            "".to_owned(),
+            r#","BatchInput":{"Bucket":"source","KeyEncoding":"url","n":1,"o":{"a":1},"s":"x"}"#
+                .to_owned(),
+            r#","BatchInput":{"bucket":""}"#.to_owned(),
+            r#","BatchInput":{"Bucket":5,"KeyEncoding":5}"#.to_owned(),
+            r#","BatchInput":{"Bucket":"b","KeyEncoding":"nope"}"#.to_owned(),
+            r#","BatchInput":null"#.to_owned(),
+            r#","BatchInput":"x""#.to_owned(),
+            r#","BatchInput":[]"#.to_owned(),
+            r#","BatchInput":{"Bucket":"b","s":"\ud800"}"#.to_owned(),
+            format!(r#","BatchInput":{{"Bucket":"b","deep":{}}}"#, nested(130)),
+            r#","Other":{"x":[1,2]},"Comment":"hi""#.to_owned(),
+        ];
+        let mut typed = Vec::new();
+        for input in &inputs {
+            typed.push(format!(r#"{{"Items":[{all}]{input}}}"#));
+            typed.push(format!(r#"{{"Items":[{}]{input}}}"#, items[0]));
+        }
+        let mut handed_over: Vec<Vec<u8>> = vec![
+            br#"{"Items":5}"#.to_vec(),
+            br#"{"Items":null}"#.to_vec(),
+            br#"{"Items":{"Key":"a"}}"#.to_vec(),
+            br#"{"Key":"a","Bucket":"b"}"#.to_vec(),
+            br#"[[{"Key":"a","Bucket":"b"}],{}]"#.to_vec(),
+            br#"{"Items":[{"Key":"a"}],"Items":[{"Key":"b"}],"BatchInput":{"Bucket":"b"}}"#
+                .to_vec(),
+            br#"{"Items":[{"Key":"a"}],"BatchInput":{"Bucket":"b"}} x"#.to_vec(),
+            br#"{"Items":[{"Key":"a\ud800","Bucket":"b"},{"Key":"c","Bucket":"b"}]}"#.to_vec(),
+            br#"{"Items":[{"Key":"a","Etag":"\udc00","Bucket":"b"}]}"#.to_vec(),
+            br#"{"Items":[{"Key":"a","Size":1e999,"Bucket":"b"}]}"#.to_vec(),
+            br#"{"Items":[{"Key":"a","TaskId":-1e999,"Bucket":"b"}]}"#.to_vec(),
+            b"{\"Items\":[{\"Key\":\"a\tb\",\"Bucket\":\"b\"}]}".to_vec(),
+            b"{\"Items\":[{\"Key\":\"a\xff\",\"Bucket\":\"b\"},{\"Key\":\"c\",\"Bucket\":\"b\"}]}"
+                .to_vec(),
+            format!(
+                r#"{{"Items":[{{"Key":"a","Bucket":"b","Etag":{}}}]}}"#,
+                nested(130)
+            )
+            .into_bytes(),
+            format!(
+                r#"{{"Deep":{},"Items":[{{"Key":"a","Bucket":"b"}}]}}"#,
+                nested(130)
+            )
+            .into_bytes(),
+        ];
+        let many = vec![items[0]; 10_000].join(",");
+        handed_over
+            .push(format!(r#"{{"Items":[{many}],"BatchInput":{{"Bucket":"b"}}}}"#).into_bytes());
+        for event in typed
+            .iter()
+            .map(|e| e.as_bytes())
+            .chain(handed_over.iter().map(Vec::as_slice))
+        {
+            for encoding in [KeyEncoding::Raw, KeyEncoding::Url] {
+                assert_eq!(
+                    render(read(event, encoding)),
+                    render(read_value(event, encoding)),
+                    "{}",
+                    String::from_utf8_lossy(event)
+                );
+            }
+        }
+        // Batches of good items are read in one pass (items of every accepted form, any
+        // `BatchInput`); a batch with a bad item, and the other events, are handed over.
+        let good = format!(r#"{{"Items":[{}]{}}}"#, items[..4].join(","), inputs[1]);
+        for event in [&good, &typed[1], &typed[3], &typed[21]] {
+            assert!(
+                read_batch(event.as_bytes(), KeyEncoding::Raw).is_some(),
+                "{event}"
+            );
+        }
+        assert!(read_batch(typed[0].as_bytes(), KeyEncoding::Raw).is_none());
+        // The 10,000 items are read, and refused as too many.
+        let (many, handed_over) = handed_over.split_last().unwrap();
+        assert!(
+            matches!(read_batch(many, KeyEncoding::Raw), Some(Err(e)) if e.error_type() == BATCH_TOO_LARGE)
+        );
+        for event in handed_over {
+            assert!(
+                read_batch(event, KeyEncoding::Raw).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(event)
+            );
+        }
+    }
+
+    /// The sizes counted without serializing are those serde_json writes, for every kind of
+    /// character it escapes (or not) and for absent fields.
+    #[test]
+    fn map_sizes_counted_are_the_serialized_sizes() {
+        let texts = [
+            "",
+            "plain",
+            "quote \" and \\ backslash",
+            "\u{8}\u{c}\n\r\t",
+            "\u{0}\u{1}\u{1f} \u{7f}",
+            "é ü 漢字 😀",
+            "photos/summer 2024/imgé-1.jpg",
+        ];
+        let mut results = Vec::new();
+        for (i, t) in texts.iter().enumerate() {
+            let some = |s: &str| Some(s.to_owned());
+            let r = ItemResult {
+                bucket: (i % 2 == 0).then(|| t.to_string()),
+                key: some(texts[(i + 1) % texts.len()]),
+                version_id: (i % 3 == 0).then(|| texts[(i + 2) % texts.len()].to_owned()),
+                result_code: [
+                    ResultCode::Succeeded,
+                    ResultCode::TemporaryFailure,
+                    ResultCode::PermanentFailure,
+                ][i % 3],
+                result_string: t.to_string(),
+            };
+            assert_eq!(
+                result_len(
+                    &r.bucket,
+                    &r.key,
+                    &r.version_id,
+                    r.result_code,
+                    &r.result_string
+                ),
+                serialized_len(&r),
+                "{r:?}"
+            );
+            assert_eq!(json_str_len(t), serialized_len(*t), "{t:?}");
+            results.push(r);
+        }
+        for n in 0..=results.len() {
+            let response = MapResponse {
+                results: results[..n].to_vec(),
+            };
+            assert_eq!(response_len(&response.results), serialized_len(&response));
+        }
+    }
 }

@@ -146,10 +146,12 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
             mut job,
             tasks,
             items,
+            echoes,
         } = map;
         job.invocation_id = context.request_id.clone();
         let response = self.run(job, tasks, context).await;
-        crate::map::answer(items, response.results, self.options.map_failure).map(Answer::Map)
+        crate::map::answer(items, echoes, response.results, self.options.map_failure)
+            .map(Answer::Map)
     }
 
     /// Handles one event: exactly one result per task, in the order of `tasks`. An event that
