@@ -19,13 +19,9 @@ LINE = re.compile(r"^\s*([\d,]+) \([\s\d.]+%\)\s+([*<>])\s+(.*?)(?: \((\d+)x\))?
 STEPS = [
     ("the S3 Batch reader's look at the event (`Event::from_slice`)", "s3batch_core::envelope::Event::from_slice", None),
     ("the Distributed Map reader (`map::read`), all of it", "s3batch_core::map::read", None),
-    ("· of which parsing the event into a `serde_json::Value`", "s3batch_core::map::read", "serde_json::de::from_trait"),
-    ("· of which dropping the `Value`'s maps", "s3batch_core::map::read", "drop_in_place<alloc::collections::btree::map::IntoIter<alloc::string::String,serde_json::value::Value>>"),
-    ("· of which serializing empty results to size the batch (`check_size`)", "s3batch_core::map::read", "Serialize for s3batch_core::map::ItemResult>::serialize"),
-    ("· of which cloning strings out of the `Value`", "s3batch_core::map::read", "<alloc::string::String as core::clone::Clone>::clone"),
+    ("· of which parsing the event (serde_json's deserializer)", "s3batch_core::map::read", "serde_json::de::from_trait"),
     ("running the 1,000 tasks (the task's own `format!` included)", "s3batch_core::runtime::deadline::BeforeDeadline<F> as core::future::future::Future>::poll", None),
     ("the answer from the results (`map::answer`), all of it", "s3batch_core::map::answer", None),
-    ("· of which sizing the results (`serialized_len`)", "s3batch_core::map::answer", "s3batch_core::response::serialized_len"),
     ("serializing the answer (`serde_json::to_vec`)", "Serialize for s3batch_core::map::Answer>::serialize", None),
 ]
 
