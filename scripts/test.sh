@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked -p s3batch -p s3batch-core -p s3batch-macros -p s3batch-job -p s3batch-control -p cargo-s3batch
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked -p s3batch -p s3batch-core -p s3batch-macros -p s3batch-job -p s3batch-control -p s3batch-map -p cargo-s3batch
 scripts/check-features.sh
 # The fuzz crate is a workspace of its own (cargo fuzz builds it with nightly and sanitizer
 # flags); on stable without them it still compiles, into the shared target directory, where

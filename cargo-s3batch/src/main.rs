@@ -1,13 +1,15 @@
 //! `cargo s3batch`: run an S3 Batch Operations job on this machine (`run`, `report`), serve a
-//! local S3 Control job endpoint (`serve`), and create and follow real jobs (`submit`,
-//! `status`, `list`, `cancel`, `confirm`, `priority`).
+//! local S3 Control job endpoint (`serve`, or the whole local stack with `stack`), create and
+//! follow real jobs (`submit`, `status`, `list`, `cancel`, `confirm`, `priority`), and run a
+//! Step Functions Distributed Map state locally (`map`).
 //!
 //! This crate is the command line only: argument parsing (clap), the progress bar
 //! (indicatif), log output (tracing-subscriber) and exit statuses. Each command is a call into
-//! one of two libraries: `s3batch-job`, the engine (`run` is a [`LocalJob`] with a
-//! [`Journal`], `report` is `s3batch_job::analyze` and `s3batch_job::lifecycle`), and
+//! the libraries: `s3batch-job`, the engine (`run` is a [`LocalJob`] prepared by
+//! [`lifecycle`], `report` is `s3batch_job::analyze` and `s3batch_job::lifecycle`), and
 //! `s3batch-control`, the S3 Control side (`serve` is `s3batch_control::ControlServer`, the
-//! job commands are `s3batch_control::submit` and `s3batch_control::status`, in `jobs`).
+//! job commands are `s3batch_control::submit` and `s3batch_control::status`, in `jobs`), and
+//! `s3batch-map` (`map`, in `map`).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
