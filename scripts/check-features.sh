@@ -7,7 +7,7 @@
 #
 #   s3batch-core, s3batch: no features, `s3` alone, `anyhow` alone, both (the default)
 #   s3batch-macros:        it has no features
-#   s3batch-job, s3batch-control, cargo-s3batch: they have no features; each is checked on its
+#   s3batch-job, s3batch-control, s3batch-map, cargo-s3batch: they have no features; each is checked on its
 #                          own, so the engine and s3batch-control compile without the
 #                          command line's crates, which only cargo-s3batch depends on
 #
@@ -30,6 +30,6 @@ for crate in s3batch-core s3batch; do
   done
 done
 check s3batch-macros ""
-for crate in s3batch-job s3batch-control cargo-s3batch; do
+for crate in s3batch-job s3batch-control s3batch-map cargo-s3batch; do
   check "$crate" ""
 done

@@ -1,5 +1,5 @@
-//! The six published crates package: `cargo package` for s3batch-macros, s3batch-core,
-//! s3batch, s3batch-job, s3batch-control and cargo-s3batch together (cargo packages
+//! The seven published crates package: `cargo package` for s3batch-macros, s3batch-core,
+//! s3batch, s3batch-job, s3batch-control, s3batch-map and cargo-s3batch together (cargo packages
 //! unpublished workspace dependencies in dependency order, resolving each against the ones
 //! packaged before it), with the metadata crates.io shows and no invented URL, and they
 //! compile from what would be uploaded.
@@ -12,7 +12,7 @@
 //! would once they are published) and `cargo check`ed into the shared target directory with
 //! the workspace's `Cargo.lock`: their dependencies resolve to the same versions with the same
 //! features as `scripts/check-features.sh`'s `cargo-s3batch` check (which compiles the other
-//! five with it), so when that ran first, as in `scripts/test.sh`, little more than the six
+//! six with it), so when that ran first, as in `scripts/test.sh`, little more than the seven
 //! crates themselves is compiled again (seconds; on a cold target directory the AWS SDK is
 //! checked first).
 
@@ -23,12 +23,13 @@ use std::process::Command;
 use s3batch_testkit::{target_dir, workspace_root};
 use serde_json::Value;
 
-const CRATES: [&str; 6] = [
+const CRATES: [&str; 7] = [
     "s3batch-macros",
     "s3batch-core",
     "s3batch",
     "s3batch-job",
     "s3batch-control",
+    "s3batch-map",
     "cargo-s3batch",
 ];
 
@@ -61,7 +62,7 @@ fn the_crates_package_in_dependency_order() {
             .unwrap_or_else(|| panic!("{c} was not packaged:\n{out}"))
     };
     // s3batch needs the macros and core packaged first, s3batch-job needs s3batch,
-    // s3batch-control needs s3batch-job, and cargo-s3batch needs s3batch-control.
+    // s3batch-control and s3batch-map need s3batch-job, and cargo-s3batch needs both.
     assert!(
         at("s3batch-macros") < at("s3batch ") && at("s3batch-core") < at("s3batch "),
         "s3batch packaged before its dependencies:\n{out}"
@@ -69,7 +70,9 @@ fn the_crates_package_in_dependency_order() {
     for (before, after) in [
         ("s3batch ", "s3batch-job"),
         ("s3batch-job", "s3batch-control"),
+        ("s3batch-job", "s3batch-map"),
         ("s3batch-control", "cargo-s3batch"),
+        ("s3batch-map", "cargo-s3batch"),
     ] {
         assert!(
             at(before) < at(after),
