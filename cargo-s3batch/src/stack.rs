@@ -255,12 +255,8 @@ async fn start(
         .region(&args.region)
         .s3_endpoint(&s3)
         .lambda_endpoint(&lambda);
-    // serve's own S3 client finds the test credentials where the SDK looks.
-    for (k, v) in TEST_CREDENTIALS {
-        if std::env::var_os(k).is_none() {
-            std::env::set_var(k, v);
-        }
-    }
+    // serve's clients need no credentials set here: the engine's AWS configuration gives
+    // placeholder ones to a loopback endpoint that has none (`s3batch_job::aws::load`).
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.control_port));
     let server = s3batch_control::ControlServer::start(addr, config)
         .await
