@@ -73,4 +73,8 @@ printf '\nfirst-result: from git clone to the first passing test: %d min %02d s 
   $((first_test / 60)) $((first_test % 60))
 printf 'first-result: from git clone to the first local job report: %d min %02d s (goal: 10 min)\n' \
   $((first_job / 60)) $((first_job % 60))
+# `cargo lambda watch` still writes into the task's target folder until it is stopped.
+cleanup
+pids=()
+wait 2>/dev/null || true
 rm -rf "$work"

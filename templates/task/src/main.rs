@@ -73,7 +73,8 @@ mod tests {
 {%- if with_s3 %}
 
     /// A client for an S3 that is not there (a closed loopback port): no AWS needed. For
-    /// answers of your own, add an aws-smithy-mocks HTTP client (see s3batch's docs/task-reference.md, "Testing").
+    /// answers of your own, add an aws-smithy-mocks HTTP client (see the page
+    /// `s3batch::guide::testing` of s3batch's docs: `cargo doc -p s3batch --open`).
     fn offline_client() -> Client {
         Client::from_conf(client_config().endpoint_url("http://127.0.0.1:1").build())
     }
