@@ -27,7 +27,8 @@
 //! the report.
 //!
 //! Any [`FromTask`] type may follow the `Object`, in any order: [`aws_sdk_s3::Client`]
-//! (feature `s3`), [`Job`], [`UserArgs<T>`], [`Context`], [`metrics::Metrics`], or your own
+//! (feature `s3`), [`Job`], [`UserArgs<T>`], [`Context`], [`metrics::Metrics`]
+//! (feature `metrics`), or your own
 //! ([`guide::extractors`]). The attribute checks the signature by its types, not their
 //! spelling: `use s3batch::Object as Obj` and `type Res<T> = Result<T, TaskError>` work, and
 //! each mistake (a parameter that is not an extractor, a return type that is not a `Result`, a
@@ -118,6 +119,7 @@ pub use s3batch_core::map;
 pub use s3batch_core::testing;
 
 // CloudWatch metrics (EMF): the `Metrics` extractor for a task's own, and their settings.
+#[cfg(feature = "metrics")]
 pub use s3batch_core::metrics;
 
 // The S3 Batch Operations wire format, typed: the schema version, the event, the response and

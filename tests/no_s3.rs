@@ -77,7 +77,13 @@ fn a_task_without_the_s3_feature_builds_and_serves() {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(|dir| workspace_root().join(dir))
         .unwrap_or_else(|| workspace_root().join("target"));
-    let watch = LambdaWatch::serve_binary(&target.join("debug/no_client"));
+    // A namespace in the environment asks for metrics the binary was built without (the
+    // facade's default features are off): a warning at start says so, and no document is
+    // written.
+    let watch = LambdaWatch::serve_binary_with_env(
+        &target.join("debug/no_client"),
+        &[("POWERTOOLS_METRICS_NAMESPACE", "NoS3")],
+    );
     let inv = watch.invoke(&EventBuilder::v2().object("bucket", "a b.txt").to_bytes());
     assert_eq!(
         (inv.status, &inv.function_error),
@@ -90,6 +96,15 @@ fn a_task_without_the_s3_feature_builds_and_serves() {
     assert_eq!(r.results.len(), 1, "{r:?}");
     assert_eq!(r.results[0].result_code, ResultCode::Succeeded);
     assert_eq!(r.results[0].result_string, "bucket has 7 bytes in its key");
+    let log = watch.log();
+    assert!(
+        log.contains(
+            "POWERTOOLS_METRICS_NAMESPACE asks for CloudWatch metrics, but this function was \
+             built without s3batch's `metrics` feature"
+        ),
+        "{log}"
+    );
+    assert!(!log.contains("\"_aws\""), "{log}");
 }
 
 /// `tests/no-s3/src/bin/client_param.rs`, an `aws_sdk_s3::Client` parameter without the `s3`

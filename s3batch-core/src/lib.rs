@@ -16,7 +16,11 @@ pub mod extract;
 pub mod key;
 mod logging;
 pub mod map;
+#[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(not(feature = "metrics"))]
+#[path = "metrics_off.rs"]
+mod metrics;
 pub mod response;
 pub mod runtime;
 pub mod task;

@@ -328,7 +328,7 @@ impl LambdaWatch {
     /// Runtime and Invoke APIs, and the binary is started here against them, as Lambda
     /// starts a deployed function. The emulator serves it as its default function, `_`.
     pub fn serve_binary(binary: &Path) -> LambdaWatch {
-        Self::serve(binary, None)
+        Self::serve(binary, None, &[])
     }
 
     /// As [`LambdaWatch::serve_binary`], with a function timeout in seconds: `--timeout` for
@@ -336,10 +336,15 @@ impl LambdaWatch {
     /// [`LambdaWatch::start`]; the same caveat holds: an idle poll longer than the timeout ends
     /// the function, and nothing starts it again, so keep invocations back to back).
     pub fn serve_binary_with_timeout(binary: &Path, timeout_secs: u64) -> LambdaWatch {
-        Self::serve(binary, Some(timeout_secs))
+        Self::serve(binary, Some(timeout_secs), &[])
     }
 
-    fn serve(binary: &Path, timeout_secs: Option<u64>) -> LambdaWatch {
+    /// As [`LambdaWatch::serve_binary`], with variables added to the function's environment.
+    pub fn serve_binary_with_env(binary: &Path, env: &[(&str, &str)]) -> LambdaWatch {
+        Self::serve(binary, None, env)
+    }
+
+    fn serve(binary: &Path, timeout_secs: Option<u64>, env: &[(&str, &str)]) -> LambdaWatch {
         let name = "_";
         let port = free_port();
         let log = std::env::temp_dir().join(format!("s3batch-watch-{port}.log"));
@@ -376,6 +381,7 @@ impl LambdaWatch {
             function.env("AWS_LAMBDA_FUNCTION_TIMEOUT", t.to_string());
         }
         let function = function
+            .envs(env.iter().copied())
             .env(
                 "AWS_LAMBDA_RUNTIME_API",
                 format!("http://127.0.0.1:{port}/.rt"),
