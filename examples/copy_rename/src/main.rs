@@ -2,9 +2,10 @@
 //! renamed key: AWS's Python sample for S3 Batch Operations, without its bugs (keys with
 //! spaces, regional bucket ARNs, every error reported as permanent).
 //!
-//! The destination comes from the job's user argument `destBucket` (schema 2.0) or else from
-//! the `DESTINATION_BUCKET` environment variable; the suffix from `keySuffix` or
-//! `KEY_SUFFIX` (default `_new_suffix`).
+//! The destination comes from the job's user argument `destBucket` (schema 2.0, or a
+//! Distributed Map's `BatchInput`) or else from the `DESTINATION_BUCKET` environment variable;
+//! the suffix from `keySuffix` or `KEY_SUFFIX` (default `_new_suffix`). The same binary serves
+//! S3 Batch Operations and the Distributed Map in `statemachine.asl.json`.
 
 use s3batch::aws_sdk_s3::Client;
 use s3batch::key::copy_source;
@@ -71,10 +72,16 @@ async fn copy_rename(
         .send()
         .await?;
     let version = copied.version_id().unwrap_or("none");
-    Ok(format!(
-        "job {}: copied to s3://{}/{new_key} (version {version})",
-        job.id, dest.bucket
-    ))
+    let copied_to = format!(
+        "copied to s3://{}/{new_key} (version {version})",
+        dest.bucket
+    );
+    // A Distributed Map child has no job id.
+    Ok(if job.id.is_empty() {
+        copied_to
+    } else {
+        format!("job {}: {copied_to}", job.id)
+    })
 }
 
 /// Offline: the task runs against an aws-smithy-mocks client handed to the test harness.
