@@ -12,11 +12,18 @@
 //!
 //! Lines are written through a buffer that is handed to the OS before the runner waits for
 //! anything, so `kill -9` loses at most the results that arrived in the same instant (no
-//! `fsync`: a power cut may lose more). A line cut short by a kill (the last, without its
-//! newline) is ignored and cut off when the journal is resumed; any other line that cannot be
-//! read is an error naming its line. A task is in the journal at most once: a resumed job
-//! skips the indexes already there.
+//! `fsync` until the run ends: a power cut may lose more). A line cut short by a kill (the
+//! last, without its newline) is ignored and cut off when the journal is resumed; any other
+//! line that cannot be read is an error naming its line. A task is in the journal at most
+//! once: a resumed job skips the indexes already there.
+//!
+//! The line file, these rules and the header's atomic replacement are [`lines`], which
+//! `s3batch-map`'s Map Run journal uses too; what is this journal's own is the record (a task
+//! of a manifest row), the header (`job.json`) and the checks made on resume.
 
+pub mod lines;
+
+use self::lines::{Handoff, Lines, LinesError, Replay};
 use crate::digest::hex;
 use crate::manifest::{ManifestEntry, ManifestSource};
 use crate::report::{
@@ -29,12 +36,15 @@ use s3batch::wire::ResultsFile;
 use s3batch::ResultCode;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 const JOB_FILE: &str = "job.json";
 const JOURNAL_FILE: &str = "journal.jsonl";
 const LOCK_FILE: &str = "lock";
+/// How the journal's lines reach the OS: through a buffer the runner flushes
+/// ([`Journal::flush`]) before it waits for anything.
+const HANDOFF: Handoff = Handoff::Buffered(1 << 16);
 
 /// A job's folder, held by this process: while a [`JobLock`] lives, another process (a second
 /// `run`, a `--resume`, `report --job-id`, a second `serve` on the same state folder) cannot
@@ -257,6 +267,34 @@ pub enum JournalError {
     },
 }
 
+impl From<LinesError> for JournalError {
+    /// A line file's error as this journal's: a bad line is [`JournalError::Line`], a header
+    /// that does not parse [`JournalError::Header`].
+    fn from(e: LinesError) -> Self {
+        match e {
+            LinesError::Line {
+                path,
+                line,
+                message,
+            } => JournalError::Line {
+                path,
+                line,
+                message,
+            },
+            LinesError::Json { path, source } => JournalError::Header { path, source },
+            LinesError::Io {
+                action,
+                path,
+                source,
+            } => JournalError::Io {
+                action,
+                path,
+                source,
+            },
+        }
+    }
+}
+
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> JournalError {
     let path = path.to_owned();
     move |source| JournalError::Io {
@@ -422,11 +460,10 @@ impl Counts {
 pub struct Journal {
     dir: PathBuf,
     header: Header,
-    out: BufWriter<File>,
+    out: Lines,
     /// One bit per manifest row: finished.
     done: Vec<u64>,
     counts: Counts,
-    line: Vec<u8>,
     /// Held as long as the journal is open.
     _lock: JobLock,
 }
@@ -485,16 +522,14 @@ impl Journal {
             reason: None,
             definition,
         };
-        let path = dir.join(JOURNAL_FILE);
-        let file = File::create(&path).map_err(io("creating", &path))?;
+        let out = Lines::create(&dir.join(JOURNAL_FILE), HANDOFF)?;
         write_header(dir, &header)?;
         Ok(Journal {
             dir: dir.to_owned(),
             header,
-            out: BufWriter::with_capacity(1 << 16, file),
+            out,
             done: vec![0; manifest.len().div_ceil(64)],
             counts: Counts::default(),
-            line: Vec::with_capacity(256),
             _lock: lock,
         })
     }
@@ -539,7 +574,7 @@ impl Journal {
         let rows = header.rows;
         let mut done = vec![0u64; rows.div_ceil(64)];
         let mut counts = Counts::default();
-        let valid_len = scan(dir, |i, record| {
+        let replay = scan(dir, |i, record| {
             if i >= rows {
                 return Err(Scanned::Line(format!(
                     "row {i} is beyond the manifest's {rows} rows"
@@ -552,21 +587,12 @@ impl Journal {
             }
             Ok(())
         })?;
-        let path = dir.join(JOURNAL_FILE);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(io("opening", &path))?;
-        file.set_len(valid_len)
-            .and_then(|()| file.seek(std::io::SeekFrom::End(0)).map(|_| ()))
-            .map_err(io("cutting the torn end of", &path))?;
         let mut journal = Journal {
             dir: dir.to_owned(),
             header,
-            out: BufWriter::with_capacity(1 << 16, file),
+            out: replay.into_lines(HANDOFF)?,
             done,
             counts,
-            line: Vec::with_capacity(256),
             _lock: lock,
         };
         journal.set_status(&None)?;
@@ -615,24 +641,17 @@ impl Journal {
         if self.is_done(i) {
             return Ok(());
         }
-        self.line.clear();
-        serde_json::to_writer(
-            &mut self.line,
-            &LineOut {
-                i,
-                b: &r.entry.bucket,
-                k: &r.entry.key,
-                v: r.entry.version_id.as_deref(),
-                s: r.status.as_str(),
-                c: r.error_code.map(|c| c.as_str()),
-                h: r.http_status,
-                a: r.attempts,
-                m: &r.message,
-            },
-        )
-        .expect("a journal line serializes");
-        self.line.push(b'\n');
-        self.out.write_all(&self.line).map_err(|e| self.error(e))?;
+        self.out.append(&LineOut {
+            i,
+            b: &r.entry.bucket,
+            k: &r.entry.key,
+            v: r.entry.version_id.as_deref(),
+            s: r.status.as_str(),
+            c: r.error_code.map(|c| c.as_str()),
+            h: r.http_status,
+            a: r.attempts,
+            m: &r.message,
+        })?;
         if let Some(w) = self.done.get_mut(i / 64) {
             *w |= 1u64 << (i % 64);
         }
@@ -642,13 +661,12 @@ impl Journal {
 
     /// Hands the buffered lines to the OS.
     pub fn flush(&mut self) -> Result<(), JournalError> {
-        self.out.flush().map_err(|e| self.error(e))
+        Ok(self.out.flush()?)
     }
 
     /// Flushes, syncs the journal to disk, and records how the run ended in `job.json`.
     pub fn finish(&mut self, status: &JobStatus) -> Result<(), JournalError> {
-        self.flush()?;
-        self.out.get_ref().sync_all().map_err(|e| self.error(e))?;
+        self.out.sync()?;
         self.set_status(&Some(status.clone()))
     }
 
@@ -676,10 +694,6 @@ impl Journal {
         drop(self.out);
         std::fs::remove_dir_all(&self.dir).map_err(io("removing", &self.dir))
     }
-
-    fn error(&self, e: std::io::Error) -> JournalError {
-        io("writing", &self.dir.join(JOURNAL_FILE))(e)
-    }
 }
 
 fn invalid_id(id: &str) -> JournalError {
@@ -687,20 +701,12 @@ fn invalid_id(id: &str) -> JournalError {
 }
 
 fn write_header(dir: &Path, header: &Header) -> Result<(), JournalError> {
-    let tmp = dir.join(format!("{JOB_FILE}.tmp"));
-    let bytes = serde_json::to_vec_pretty(header).expect("JSON serializes");
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, dir.join(JOB_FILE)))
-        .map_err(io("writing", &dir.join(JOB_FILE)))
+    Ok(lines::write_json(&dir.join(JOB_FILE), header)?)
 }
 
 fn read_header(dir: &Path) -> Result<Header, JournalError> {
     let path = dir.join(JOB_FILE);
-    let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
-    let header: Header = serde_json::from_slice(&bytes).map_err(|source| JournalError::Header {
-        path: path.clone(),
-        source,
-    })?;
+    let header: Header = lines::read_json(&path)?;
     if header.version != 1 || !valid_job_id(&header.job_id) {
         return Err(JournalError::NotAJournal { path });
     }
@@ -759,43 +765,23 @@ impl From<JournalError> for Scanned {
     }
 }
 
-/// Reads every complete line of the journal in `dir`, in order, and returns the length of
-/// the part that was read (a torn last line is left out).
+/// Reads every complete line of the journal in `dir`, in order (a torn last line is left
+/// out), and returns the replay, read to its end: a resume appends from there.
 fn scan(
     dir: &Path,
     mut each: impl FnMut(usize, TaskRecord) -> Result<(), Scanned>,
-) -> Result<u64, JournalError> {
-    let path = dir.join(JOURNAL_FILE);
-    let file = File::open(&path).map_err(io("reading", &path))?;
-    let mut reader = BufReader::with_capacity(1 << 16, file);
-    let mut buf = Vec::new();
-    let mut valid = 0u64;
-    let mut line_no = 0u64;
-    loop {
-        buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(io("reading", &path))?;
-        if n == 0 || buf.last() != Some(&b'\n') {
-            // The end, or a line a kill cut short: ignored.
-            return Ok(valid);
-        }
-        line_no += 1;
-        let line = |message| JournalError::Line {
-            path: path.clone(),
-            line: line_no,
-            message,
-        };
-        let (i, record) = serde_json::from_slice::<LineIn>(&buf)
-            .map_err(|e| e.to_string())
-            .and_then(LineIn::into_record)
-            .map_err(line)?;
+) -> Result<Replay<LineIn>, JournalError> {
+    let mut replay = Replay::<LineIn>::open(&dir.join(JOURNAL_FILE))?;
+    while let Some(line) = replay.next() {
+        let (i, record) = line?
+            .into_record()
+            .map_err(|message| replay.bad_line(message))?;
         each(i, record).map_err(|e| match e {
-            Scanned::Line(message) => line(message),
+            Scanned::Line(message) => replay.bad_line(message).into(),
             Scanned::Failed(e) => e,
         })?;
-        valid += n as u64;
     }
+    Ok(replay)
 }
 
 /// Writes the completion report of the journal in `dir` under `location` (a folder or an

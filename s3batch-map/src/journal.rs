@@ -17,26 +17,30 @@
 //! succeeded or failed (as `cargo s3batch run --resume` does not rerun failed tasks); the
 //! failed ones are run again with `cargo s3batch report --failed-manifest`.
 //!
-//! Each line is handed to the operating system in one write as its child finishes (no
-//! buffer, no `fsync`): `kill -9` loses at most the line being written, which a resume cuts
-//! off (a last line without its newline); any other line that cannot be read is an error
-//! naming its line. The journal is removed once a run that ended (succeeded or failed, not
-//! stopped) has written its results; a stopped run keeps it.
+//! The journal is removed once a run that ended (succeeded or failed, not stopped) has
+//! written its results; a stopped run keeps it.
 //!
-//! Why not `s3batch-job`'s [`s3batch_job::Journal`]: it records one S3 Batch task per
-//! manifest row (bucket, key, version, result code), keyed by the row's index in a
-//! [`s3batch_job::ManifestSource`]; a Map Run's unit is a child execution (a batch of any JSON
-//! items, from readers that are not manifests), and what must survive is its result record.
-//! The lock is the engine's.
+//! The mechanism is the engine's: the lock is its [`JobLock`], and `journal.jsonl` and
+//! `run.json` are its line file and header ([`s3batch_job::journal::lines`]), the ones
+//! `cargo s3batch run`'s journal is made of. Each line is handed to the operating system in
+//! one write as its child finishes ([`Handoff::EachLine`]; no `fsync`): `kill -9` loses at
+//! most the line being written, which a resume cuts off (a last line without its newline);
+//! any other line that cannot be read is an error naming its line.
+//!
+//! What stays this journal's own is the record and the checks on resume. The job runner's
+//! [`s3batch_job::Journal`] records one S3 Batch task per manifest row (bucket, key, version,
+//! result code), keyed by the row's index in a [`s3batch_job::ManifestSource`]; a Map Run's
+//! unit is a child execution (a batch of any JSON items, from readers that are not
+//! manifests), keyed by its number and checked by the MD5 of its input, and what must
+//! survive is its result record.
 
 use crate::writer::{Staging, Status};
 use md5::{Digest, Md5};
+use s3batch_job::journal::lines::{read_json, write_json, Handoff, Lines, LinesError, Replay};
 use s3batch_job::journal::{JobLock, LockError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 const RUN_FILE: &str = "run.json";
@@ -102,6 +106,30 @@ pub enum JournalError {
     },
 }
 
+impl From<LinesError> for JournalError {
+    /// The engine's line file error as this journal's: a bad line or a `run.json` that does
+    /// not parse is [`JournalError::BadLine`].
+    fn from(e: LinesError) -> Self {
+        match e {
+            LinesError::Line {
+                path,
+                line,
+                message,
+            } => JournalError::BadLine {
+                path,
+                line,
+                message,
+            },
+            LinesError::Json { path, source } => JournalError::BadLine {
+                path,
+                line: source.line() as u64,
+                message: source.to_string(),
+            },
+            LinesError::Io { path, source, .. } => JournalError::Io { path, source },
+        }
+    }
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
     move |source| JournalError::Io {
         path: path.to_owned(),
@@ -150,11 +178,10 @@ pub(crate) struct Replayed {
 /// An open journal, held (locked) by this run.
 pub(crate) struct RunJournal {
     dir: PathBuf,
-    file: File,
+    lines: Lines,
     run_id: String,
     /// The finished children: number → MD5 of the input.
     done: HashMap<u64, String>,
-    line: Vec<u8>,
     _lock: JobLock,
 }
 
@@ -218,23 +245,14 @@ impl RunJournal {
         // The staging files are created (emptied) only once the folder is held and the run
         // may go: a resume writes the journal's records into them again.
         let mut staging = Staging::create(dir)?;
-        let file = match (exists, resume) {
+        let lines = match (exists, resume) {
             (false, _) => {
-                let file = File::create(&path).map_err(io(&path))?;
-                let json = serde_json::to_vec_pretty(&header).expect("JSON serializes");
-                let tmp = dir.join(format!("{RUN_FILE}.tmp"));
-                std::fs::write(&tmp, json).map_err(io(&tmp))?;
-                std::fs::rename(&tmp, &header_path).map_err(io(&header_path))?;
-                file
+                let lines = Lines::create(&path, Handoff::EachLine).map_err(JournalError::from)?;
+                write_json(&header_path, &header).map_err(JournalError::from)?;
+                lines
             }
             (true, _) => {
-                let bytes = std::fs::read(&header_path).map_err(io(&header_path))?;
-                let was: Header =
-                    serde_json::from_slice(&bytes).map_err(|e| JournalError::BadLine {
-                        path: header_path.clone(),
-                        line: e.line() as u64,
-                        message: e.to_string(),
-                    })?;
+                let was: Header = read_json(&header_path).map_err(JournalError::from)?;
                 let mut differences = Vec::new();
                 if was.state != header.state {
                     differences.push(format!(
@@ -256,20 +274,15 @@ impl RunJournal {
                     }
                     .into());
                 }
-                replay(&path, &mut staging, &mut done, &mut replayed)?;
-                OpenOptions::new()
-                    .append(true)
-                    .open(&path)
-                    .map_err(io(&path))?
+                replay(&path, &mut staging, &mut done, &mut replayed)?
             }
         };
         Ok((
             RunJournal {
                 dir: dir.to_owned(),
-                file,
+                lines,
                 run_id: run_id.to_owned(),
                 done,
-                line: Vec::with_capacity(1024),
                 _lock: lock,
             },
             staging,
@@ -303,18 +316,13 @@ impl RunJournal {
         items: u64,
         record: &Value,
     ) -> Result<(), JournalError> {
-        let line = LineOut {
+        Ok(self.lines.append(&LineOut {
             c: child,
             d: md5,
             s: status_name(status),
             n: items,
             r: record,
-        };
-        self.line.clear();
-        serde_json::to_writer(&mut self.line, &line).expect("JSON serializes");
-        self.line.push(b'\n');
-        let path = self.dir.join(JOURNAL_FILE);
-        self.file.write_all(&self.line).map_err(io(&path))
+        })?)
     }
 
     /// Removes the journal of a run that ended (its results are written).
@@ -335,42 +343,18 @@ fn status_name(status: Status) -> &'static str {
     }
 }
 
-/// Reads `path`'s complete lines into `staging` and `done`; cuts off a last line without
-/// its newline (a write cut short by a kill).
+/// Reads `path`'s complete lines into `staging` and `done`, and opens it for appending
+/// after them, cutting off a last line without its newline (a write cut short by a kill).
 fn replay(
     path: &Path,
     staging: &mut Staging,
     done: &mut HashMap<u64, String>,
     replayed: &mut Replayed,
-) -> Result<(), crate::MapError> {
-    let file = File::open(path).map_err(io(path))?;
-    let mut reader = BufReader::new(file);
-    let mut buf = Vec::new();
-    let mut complete: u64 = 0;
-    let mut number = 0u64;
-    loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf).map_err(io(path))?;
-        if n == 0 {
-            break;
-        }
-        number += 1;
-        if buf.last() != Some(&b'\n') {
-            // The last line, cut short: what the kill interrupted. Cut it off.
-            let file = OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(io(path))?;
-            file.set_len(complete).map_err(io(path))?;
-            break;
-        }
-        complete += n as u64;
-        let bad = |message: String| JournalError::BadLine {
-            path: path.to_owned(),
-            line: number,
-            message,
-        };
-        let line: Line = serde_json::from_slice(&buf).map_err(|e| bad(e.to_string()))?;
+) -> Result<Lines, crate::MapError> {
+    let mut lines = Replay::<Line>::open(path).map_err(JournalError::from)?;
+    while let Some(line) = lines.next() {
+        let line = line.map_err(JournalError::from)?;
+        let bad = |message: String| JournalError::from(lines.bad_line(message));
         let status = match line.s.as_str() {
             "SUCCEEDED" => Status::Succeeded,
             "FAILED" => Status::Failed,
@@ -395,5 +379,7 @@ fn replay(
             }
         }
     }
-    Ok(())
+    Ok(lines
+        .into_lines(Handoff::EachLine)
+        .map_err(JournalError::from)?)
 }
