@@ -15,6 +15,9 @@
 #        SECTIONS="2 3" bench/run.sh   runs only those sections (1 and 4 are one criterion run,
 #        as are 2 and 3) and writes no BENCHMARKS.md, which needs them all; the figures stay in
 #        $CARGO_TARGET_DIR/bench (default target/bench)
+#        SECTIONS=5 VARIANTS="s3batch s3batch+metrics" BUILDS=lambda bench/run.sh   counts
+#        only those variants of section 5 (names as in instructions.tsv) in those builds, and
+#        builds only the driver; no cold-start counts (the metrics rows of BENCHMARKS.md)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -24,6 +27,9 @@ mkdir -p "$out"
 cold_runs=${COLD_RUNS:-21}
 sections=${SECTIONS:-1 2 3 4 5}
 want() { for s in $sections; do [ "$s" = "$1" ] && return 0; done; return 1; }
+variants=${VARIANTS:-s3batch s3batch+metrics handwritten serde_floor s3batch+tracing handwritten+tracing}
+builds=${BUILDS:-lambda release}
+has() { local x=$1; shift; for v in "$@"; do [ "$v" = "$x" ] && return 0; done; return 1; }
 log() { printf '\n== %s\n' "$*" >&2; }
 
 log "tools: cargo-lambda (scripts/setup.sh), Python baseline venv (bench/python/requirements.txt)"
@@ -37,12 +43,16 @@ fi
 # cargo lambda finds zig through `python3 -m ziglang`; the setup venv has it.
 export PATH="$root/.venv/bin:$PATH"
 
+if [ -z "${VARIANTS:-}" ] || want 2 || want 3; then
 log "build: cargo lambda build --release (the deployable bootstrap binaries)"
 cargo lambda build --release -p s3batch-bench --bin framework --bin handwritten
 # Its own build: within one, cargo would turn on s3batch's `s3` feature for this package too.
 cargo lambda build --release -p s3batch-bench-no-s3 --bin framework_no_client --bin handwritten_no_client
+fi
 log "build: the Runtime API stand-in and the callgrind driver (as deployed, and in the workspace's release profile)"
-cargo build --release -p s3batch-bench --bin runtime_api --bin envelope_once
+if [ -z "${VARIANTS:-}" ] || has release $builds || want 2 || want 3; then
+  cargo build --release -p s3batch-bench --bin runtime_api --bin envelope_once
+fi
 cargo lambda build --release -p s3batch-bench --bin envelope_once
 
 if want 1 || want 4; then
@@ -69,7 +79,7 @@ count() { # BINARY VARIANT TASKS ITERATIONS [tracing]
 # the same binary) and the report gives their mean, minimum and maximum.
 layouts="1 9 17 25 33 41 49 57"
 mkdir -p "$out/layout"
-for build in lambda release; do
+for build in $builds; do
   bin="$target/release/envelope_once"
   [ "$build" = lambda ] && bin="$target/lambda/envelope_once/bootstrap"
   for k in $layouts; do
@@ -82,10 +92,12 @@ for build in lambda release; do
       for iters in "$n" $(( 3 * n )); do
         # s3batch+metrics: s3batch with CloudWatch metrics on (its EMF document to stdout).
         for variant in s3batch s3batch+metrics handwritten serde_floor; do
+          has "$variant" $variants || continue
           printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$build" "$variant" "$tasks" "$k" "$iters" "$(count "$path" "$variant" "$tasks" "$iters")" >> "$out/instructions.tsv"
         done
         # With Lambda's INFO subscriber installed: what the per-task span costs.
         for variant in s3batch handwritten; do
+          has "$variant+tracing" $variants || continue
           printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$build" "$variant+tracing" "$tasks" "$k" "$iters" "$(count "$path" "$variant" "$tasks" "$iters" tracing)" >> "$out/instructions.tsv"
         done
       done
@@ -95,7 +107,7 @@ done
 
 # Cold start in instructions: process start to exit with the Runtime API unreachable (init,
 # the S3 client, one failed poll), so the figure does not depend on the machine's load.
-for bin in framework handwritten framework_no_client handwritten_no_client; do
+[ -n "${VARIANTS:-}" ] || for bin in framework handwritten framework_no_client handwritten_no_client; do
   env -i PATH="$PATH" HOME="$out" AWS_LAMBDA_RUNTIME_API=127.0.0.1:9 AWS_LAMBDA_FUNCTION_NAME=s3batch-bench \
     AWS_LAMBDA_FUNCTION_VERSION='$LATEST' AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 AWS_REGION=us-east-1 \
     AWS_ACCESS_KEY_ID=AKIDBENCHMARK AWS_SECRET_ACCESS_KEY=benchmark AWS_SESSION_TOKEN=benchmark \

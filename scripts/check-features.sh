@@ -5,8 +5,8 @@
 # other feature, or a dependency that only a default feature happened to pull in, would go
 # unnoticed there.
 #
-#   s3batch-core, s3batch: no features, `s3` alone, `anyhow` alone, `metrics` alone, all three
-#                          (the default)
+#   s3batch-core, s3batch: no features, `s3` alone, `anyhow` alone, `metrics` alone, `map`
+#                          alone, all four (the default)
 #   s3batch-macros:        it has no features
 #   s3batch-job, s3batch-control, s3batch-map, cargo-s3batch: they have no features; each is checked on its
 #                          own, so the engine and s3batch-control compile without the
@@ -26,7 +26,7 @@ check() {
 }
 
 for crate in s3batch-core s3batch; do
-  for features in "" s3 anyhow metrics anyhow,s3,metrics; do
+  for features in "" s3 anyhow metrics map anyhow,s3,metrics,map; do
     check "$crate" "$features"
   done
 done

@@ -105,6 +105,19 @@ fn a_task_without_the_s3_feature_builds_and_serves() {
         "{log}"
     );
     assert!(!log.contains("\"_aws\""), "{log}");
+    // Without the `map` feature a Distributed Map batch is refused, naming the feature.
+    let inv = watch.invoke(br#"{"Items":[{"Key":"a"}],"BatchInput":{"Bucket":"b"}}"#);
+    // cargo lambda watch reports a function error as HTTP 500 with the error document.
+    assert_eq!(inv.status, 500, "{inv:?}");
+    let err: serde_json::Value =
+        serde_json::from_str(&inv.body).unwrap_or_else(|e| panic!("{e}: {}", inv.body));
+    assert_eq!(err["errorType"], "S3Batch.UnrecognizedEvent", "{err}");
+    assert!(
+        err["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("built without s3batch's `map` feature")),
+        "{err}"
+    );
 }
 
 /// `tests/no-s3/src/bin/client_param.rs`, an `aws_sdk_s3::Client` parameter without the `s3`

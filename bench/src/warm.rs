@@ -28,9 +28,9 @@ pub async fn s3batch_metrics<T: TaskFn<A>, A>(
     metrics: &s3batch::metrics::MetricsConfig,
     event: &[u8],
 ) -> Vec<u8> {
-    let (response, collected) = metrics
-        .collect(handler.handle_bytes(black_box(event), &CONTEXT))
-        .await;
+    // Pinned in place, as `run` does.
+    let handle = std::pin::pin!(handler.handle_bytes(black_box(event), &CONTEXT));
+    let (response, collected) = metrics.collect(handle).await;
     let response = response.expect("the benchmark event is valid");
     metrics.write(collected, Some(&CONTEXT.request_id));
     serde_json::to_vec(&response).expect("a response serializes")

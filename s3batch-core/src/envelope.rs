@@ -612,6 +612,26 @@ impl<'de> Deserialize<'de> for Event {
     }
 }
 
+/// One of S3 Batch's top-level fields, found by its key in an event being read: for a
+/// reader that reads an event once whatever its shape (`map::read_event`).
+pub(crate) struct EventField<'a>(Slot<'a>);
+
+impl Event {
+    /// Where the value of the top-level key `key` goes when it is one of S3 Batch's fields,
+    /// as [`Event::from_slice`] reads it; `None` for another key (a stand-in key is recorded
+    /// as `from_slice` records it).
+    pub(crate) fn field(&mut self, key: &str) -> Option<EventField<'_>> {
+        self.slot(key).map(EventField)
+    }
+}
+
+impl EventField<'_> {
+    /// Reads the field's value, leniently, as [`Event::from_slice`] does.
+    pub(crate) fn read<'de, A: MapAccess<'de>>(self, map: &mut A) -> Result<(), A::Error> {
+        map.next_value_seed(Lenient(self.0))
+    }
+}
+
 /// `tasks`: an array of anything (each element resolved as it is read), or what it was
 /// instead.
 #[derive(Debug)]

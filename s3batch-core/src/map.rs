@@ -57,7 +57,13 @@
 //! # });
 //! ```
 
-use crate::envelope::{mark_unreadable, unreadable, BadTask, InvocationError, Job, Object};
+// Without the `map` feature the handler calls none of the readers (`serve_bytes`), so the
+// linker leaves them out; the types stay, as the options and answers name them.
+#![cfg_attr(not(feature = "map"), allow(dead_code, unused_imports))]
+
+use crate::envelope::{
+    mark_unreadable, unreadable, BadTask, Event, EventField, InvocationError, Job, Object,
+};
 use crate::key::decode_key;
 use crate::response::{
     escaped_len, serialized_len, truncate_measured, water_level, Response, ResultCode, TaskResult,
@@ -254,6 +260,48 @@ pub enum Answer {
     Map(MapResponse),
 }
 
+/// An [`Answer`] as the runtime hands it to Lambda, whose client serializes it with
+/// serde_json: S3 Batch's response as it is, a Distributed Map child's output as its JSON
+/// text ([`MapResponse::to_json`]), which serde_json copies as it is. serde_json writes the
+/// same bytes for it as for the [`Answer`].
+///
+/// ```
+/// use s3batch_core::map::{Answer, AnswerJson, MapResponse};
+/// let r: MapResponse = serde_json::from_str(
+///     r#"{"results":[{"bucket":"b","key":"k","versionId":null,"resultCode":"Succeeded","resultString":"ok"}]}"#,
+/// ).unwrap();
+/// let answer = Answer::Map(r);
+/// let want = serde_json::to_vec(&answer).unwrap();
+/// assert_eq!(serde_json::to_vec(&AnswerJson::from(answer)).unwrap(), want);
+/// ```
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum AnswerJson {
+    /// The answer to an S3 Batch Operations event.
+    S3Batch(Response),
+    /// The answer to a Distributed Map batch or item, as JSON.
+    Map(Box<serde_json::value::RawValue>),
+}
+
+impl From<Answer> for AnswerJson {
+    /// Hot path: serde_json serialized a 1,000-item output in 2,517,601 instructions;
+    /// `to_json` writes it in 766,503 (bench/analysis.md, "Distributed Map").
+    fn from(answer: Answer) -> Self {
+        match answer {
+            Answer::S3Batch(r) => AnswerJson::S3Batch(r),
+            Answer::Map(m) => {
+                let json = m.to_json();
+                // SAFETY: `to_json` writes one JSON object with no whitespace around it: fixed
+                // names and punctuation, `null`, result codes, and strings copied whole when
+                // they hold nothing JSON escapes or else written by serde_json (a test
+                // compares it with serde_json's output, with every character it escapes).
+                AnswerJson::Map(unsafe { serde_json::value::RawValue::from_string_unchecked(json) })
+            }
+        }
+    }
+}
+
 /// A function error with a named `errorType`: what a state machine's `Retry` and `Catch`
 /// match.
 ///
@@ -366,6 +414,128 @@ fn unrecognized(what: &str) -> FunctionError {
              or `s3Key`, and `Bucket` unless the batch's `BatchInput` has it)"
         ),
     )
+}
+
+/// What one reading of an event tells, by the rule in the [module docs](self).
+pub(crate) enum Shape {
+    /// An S3 Batch Operations event, as [`Event::from_slice`] reads it.
+    S3Batch(Event),
+    /// A Distributed Map event, read, or the function error it gets.
+    Map(Result<MapEvent, FunctionError>),
+}
+
+/// Reads an event of any shape the handler accepts, telling the shape by the rule in the
+/// [module docs](self) (S3 Batch first). `Err` only for bytes [`Event::from_slice`] refuses.
+///
+/// The top level is read once ([`OnePass`]): S3 Batch's fields into an [`Event`] as
+/// [`Event::from_slice`] reads them, `Items` and `BatchInput` as [`read_batch`] reads them,
+/// and the rule is applied at the end, so an event with S3 Batch's fields and `Items` (in
+/// either order) is S3 Batch's. What that reading refuses (it is stricter than both) is read
+/// as before: [`Event::from_slice`], then [`read`]; an event it reads gets what those give.
+/// Hot path: the S3 Batch reader first, then [`read`], cost a 1,000-item batch 1,701,680
+/// instructions more; S3 Batch events cost the same either way (bench/analysis.md,
+/// "Distributed Map").
+pub(crate) fn read_event(bytes: &[u8], default: KeyEncoding) -> Result<Shape, InvocationError> {
+    match serde_json::from_slice::<OnePass>(bytes) {
+        Ok(one) if one.event.is_s3_batch() => Ok(Shape::S3Batch(one.event)),
+        Ok(OnePass {
+            items: Some(items),
+            batch_input,
+            ..
+        }) => Ok(Shape::Map(batch(items, batch_input, default))),
+        // No S3 Batch field and no `Items` array: `read_batch` would hand it over too.
+        Ok(_) => Ok(Shape::Map(read_value(bytes, default))),
+        Err(_) => {
+            let event = Event::from_slice(bytes)?;
+            Ok(if event.is_s3_batch() {
+                Shape::S3Batch(event)
+            } else {
+                Shape::Map(read(bytes, default))
+            })
+        }
+    }
+}
+
+/// An event's top level read once for every shape: S3 Batch's fields leniently, as
+/// [`Event::from_slice`] reads them; `Items` and `BatchInput` strictly, as [`BatchShape`]
+/// reads them; other fields skipped as [`BatchShape`] skips them ([`Skip`]). Only an object
+/// is read; anything else is refused (and read as before).
+struct OnePass {
+    event: Event,
+    items: Option<Vec<StrictItem>>,
+    batch_input: Option<Value>,
+}
+
+/// A top-level key of [`OnePass`], told without allocating it.
+enum TopKey<'a> {
+    Event(EventField<'a>),
+    Items,
+    BatchInput,
+    Other,
+}
+
+/// Reads a top-level key: one of S3 Batch's fields finds its place in the event.
+struct TopKeySeed<'a>(&'a mut Event);
+
+impl<'de, 'a> serde::de::DeserializeSeed<'de> for TopKeySeed<'a> {
+    type Value = TopKey<'a>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<TopKey<'a>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de, 'a> serde::de::Visitor<'de> for TopKeySeed<'a> {
+    type Value = TopKey<'a>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E>(self, key: &str) -> Result<TopKey<'a>, E> {
+        Ok(match key {
+            "Items" => TopKey::Items,
+            "BatchInput" => TopKey::BatchInput,
+            _ => match self.0.field(key) {
+                Some(field) => TopKey::Event(field),
+                None => TopKey::Other,
+            },
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for OnePass {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = OnePass;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an event")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<OnePass, A::Error> {
+                let mut event = Event::default();
+                let (mut items, mut batch_input) = (None, None);
+                // Every field is read whatever came before: an S3 Batch field may be `null`,
+                // which leaves the event without any (`Event::is_s3_batch`).
+                while let Some(key) = map.next_key_seed(TopKeySeed(&mut event))? {
+                    match key {
+                        TopKey::Event(field) => field.read(&mut map)?,
+                        TopKey::Items => once(&mut map, &mut items)?,
+                        TopKey::BatchInput => once(&mut map, &mut batch_input)?,
+                        TopKey::Other => {
+                            map.next_value::<Skip>()?;
+                        }
+                    }
+                }
+                Ok(OnePass {
+                    event,
+                    items: items.flatten(),
+                    batch_input: batch_input.flatten(),
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// Reads a Distributed Map event (the bytes of an event that is not S3 Batch's).
@@ -604,11 +774,16 @@ impl<'de> Deserialize<'de> for StrictItem {
 /// [`read_value`]) for an event [`BatchShape`] or an item [`StrictItem`] refuses.
 fn read_batch(bytes: &[u8], default: KeyEncoding) -> Option<Result<MapEvent, FunctionError>> {
     let shape: BatchShape = serde_json::from_slice(bytes).ok()?;
-    let items = shape.items?;
-    let batch_input = match batch_input_map(shape.batch_input) {
-        Ok(m) => m,
-        Err(e) => return Some(Err(e)),
-    };
+    Some(batch(shape.items?, shape.batch_input, default))
+}
+
+/// A batch from its items and `BatchInput` as [`read_batch`] reads them.
+fn batch(
+    items: Vec<StrictItem>,
+    batch_input: Option<Value>,
+    default: KeyEncoding,
+) -> Result<MapEvent, FunctionError> {
+    let batch_input = batch_input_map(batch_input)?;
     let mut job = Job {
         arguments_from: Some("BatchInput"),
         ..Job::default()
@@ -632,12 +807,12 @@ fn read_batch(bytes: &[u8], default: KeyEncoding) -> Option<Result<MapEvent, Fun
         ids.push(id);
         tasks.push(task);
     }
-    Some(check_size(&ids).map(|echoes| MapEvent {
+    check_size(&ids).map(|echoes| MapEvent {
         job,
         tasks,
         items: ids,
         echoes,
-    }))
+    })
 }
 
 /// `BatchInput` as a map: absent and `null` read as empty.
@@ -1087,12 +1262,7 @@ pub fn fit_map_response(response: &mut MapResponse, budget: usize) {
 /// `\n`, `\r`, `\t`); the other control characters six (`\u00XX`); every other byte one
 /// (what [`escaped_len`] counts per character).
 fn json_str_len(s: &str) -> usize {
-    // Most strings have nothing to escape: a count that vectorizes tells them.
-    let special = s
-        .bytes()
-        .filter(|&b| b < 0x20 || b == b'"' || b == b'\\')
-        .count();
-    if special == 0 {
+    if is_plain(s.as_bytes()) {
         return 2 + s.len();
     }
     let escapes: usize = s
@@ -1104,6 +1274,108 @@ fn json_str_len(s: &str) -> usize {
         })
         .sum();
     2 + s.len() + escapes
+}
+
+/// Whether JSON needs no escape in `s` (no control character, `"` or `\`): eight bytes at a
+/// time, the last eight (or a short string padded with spaces) as one more word, so no byte
+/// is looked at alone. Hot path: a count of such bytes (`filter(..).count()`) took ~360
+/// instructions for a 50-byte string (bench/analysis.md, "Distributed Map").
+fn is_plain(s: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    const QUOTES: u64 = ONES * b'"' as u64;
+    const BACKSLASHES: u64 = ONES * b'\\' as u64;
+    // The high bit of a byte is set where it is below 0x20, a quote or a backslash (exact: a
+    // wrong bit can only follow a right one, and then the answer is `false` anyway).
+    let bad = |x: u64| {
+        let (q, b) = (x ^ QUOTES, x ^ BACKSLASHES);
+        (x.wrapping_sub(ONES * 0x20) & !x)
+            | (q.wrapping_sub(ONES) & !q)
+            | (b.wrapping_sub(ONES) & !b)
+    };
+    let word = |w: &[u8]| u64::from_ne_bytes(w.try_into().expect("eight bytes"));
+    let Some(last) = s.len().checked_sub(8) else {
+        let mut padded = [b' '; 8];
+        padded[..s.len()].copy_from_slice(s);
+        return bad(u64::from_ne_bytes(padded)) & HIGH == 0;
+    };
+    let mut found = bad(word(&s[last..]));
+    for chunk in s.chunks_exact(8) {
+        found |= bad(word(chunk));
+    }
+    found & HIGH == 0
+}
+
+/// Appends `s` as a JSON string, as serde_json writes it: copied whole when nothing in it
+/// needs an escape ([`is_plain`]), else written by serde_json.
+fn push_json_str(out: &mut String, s: &str) {
+    if is_plain(s.as_bytes()) {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    }
+}
+
+fn push_json_opt(out: &mut String, s: &Option<String>) {
+    match s {
+        Some(s) => push_json_str(out, s),
+        None => out.push_str("null"),
+    }
+}
+
+impl MapResponse {
+    /// The response as JSON: byte for byte what serde_json writes for it, written directly
+    /// (the fields' names and punctuation copied whole, each string copied whole when nothing
+    /// in it needs an escape) into a string sized for it.
+    ///
+    /// ```
+    /// use s3batch_core::map::MapResponse;
+    /// let r: MapResponse = serde_json::from_str(
+    ///     r#"{"results":[{"bucket":"b","key":"a \"q\".txt","versionId":null,"resultCode":"Succeeded","resultString":"ok"}]}"#,
+    /// ).unwrap();
+    /// assert_eq!(r.to_json(), serde_json::to_string(&r).unwrap());
+    /// ```
+    pub fn to_json(&self) -> String {
+        // The length when nothing needs an escape (most answers), from the strings' lengths.
+        let plain = |s: &Option<String>| s.as_ref().map_or(4, |s| s.len() + 2);
+        let len: usize = self
+            .results
+            .iter()
+            .map(|r| {
+                RESULT_FIXED
+                    + 1
+                    + plain(&r.bucket)
+                    + plain(&r.key)
+                    + plain(&r.version_id)
+                    + r.result_code.as_str().len()
+                    + r.result_string.len()
+                    + 2
+            })
+            .sum();
+        let mut out = String::with_capacity(r#"{"results":[]}"#.len() + len);
+        out.push_str(r#"{"results":["#);
+        for (i, r) in self.results.iter().enumerate() {
+            out.push_str(if i == 0 {
+                r#"{"bucket":"#
+            } else {
+                r#",{"bucket":"#
+            });
+            push_json_opt(&mut out, &r.bucket);
+            out.push_str(r#","key":"#);
+            push_json_opt(&mut out, &r.key);
+            out.push_str(r#","versionId":"#);
+            push_json_opt(&mut out, &r.version_id);
+            out.push_str(r#","resultCode":""#);
+            out.push_str(r.result_code.as_str());
+            out.push_str(r#"","resultString":"#);
+            push_json_str(&mut out, &r.result_string);
+            out.push('}');
+        }
+        out.push_str("]}");
+        out
+    }
 }
 
 fn json_opt_len(s: &Option<String>) -> usize {
@@ -1281,14 +1553,13 @@ mod tests {
         format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
     }
 
-    /// The typed reader gives what the `Value` reader gives, for batches of every kind of
-    /// item (good, each field of the wrong type, not an object, two names for one field,
-    /// escapes), every kind of `BatchInput`, and events it hands over (not UTF-8, unpaired
-    /// surrogates, numbers out of range, raw control characters, deep nesting, arrays,
-    /// duplicate fields, trailing bytes, too many items); and it reads the batches it should.
-    #[test]
-    fn map_typed_reader_reads_as_the_value_reader() {
-        let items = [
+    /// The sample events of the readers' tests: items of every kind (good, each field of the
+    /// wrong type, not an object, two names for one field, escapes), `BatchInput`s of every
+    /// kind, the batches of them the typed reader reads (`typed`), and events it hands over
+    /// (not UTF-8, unpaired surrogates, numbers out of range, raw control characters, deep
+    /// nesting, arrays, duplicate fields, trailing bytes; last, 10,000 items).
+    fn samples() -> Samples {
+        let items = vec![
             r#"{"Etag":"\"d41d\"","Key":"photos/a b é.jpg","LastModified":1671425036,"Size":3,"StorageClass":"STANDARD"}"#,
             r#"{"Key":"a+b%C3%A9","Bucket":"own","VersionId":"v1","TaskId":"t-1","KeyEncoding":"url"}"#,
             r#"{"key":"k","bucket":"b2","versionId":"","taskId":7}"#,
@@ -1364,6 +1635,35 @@ mod tests {
         let many = vec![items[0]; 10_000].join(",");
         handed_over
             .push(format!(r#"{{"Items":[{many}],"BatchInput":{{"Bucket":"b"}}}}"#).into_bytes());
+        Samples {
+            items,
+            inputs: inputs.to_vec(),
+            typed,
+            handed_over,
+        }
+    }
+
+    /// The sample events (see [`samples`]).
+    struct Samples {
+        items: Vec<&'static str>,
+        inputs: Vec<String>,
+        typed: Vec<String>,
+        handed_over: Vec<Vec<u8>>,
+    }
+
+    /// The typed reader gives what the `Value` reader gives, for batches of every kind of
+    /// item (good, each field of the wrong type, not an object, two names for one field,
+    /// escapes), every kind of `BatchInput`, and events it hands over (not UTF-8, unpaired
+    /// surrogates, numbers out of range, raw control characters, deep nesting, arrays,
+    /// duplicate fields, trailing bytes, too many items); and it reads the batches it should.
+    #[test]
+    fn map_typed_reader_reads_as_the_value_reader() {
+        let Samples {
+            items,
+            inputs,
+            typed,
+            handed_over,
+        } = samples();
         for event in typed
             .iter()
             .map(|e| e.as_bytes())
@@ -1402,8 +1702,160 @@ mod tests {
         }
     }
 
+    /// `AnswerJson` serializes to the bytes the `Answer` does, for S3 Batch's response and for
+    /// a Distributed Map output with strings to escape.
+    #[test]
+    fn map_answer_json_is_the_answer_serialized() {
+        let output = r#"{"results":[{"bucket":"b","key":"a \"q\"\n\u0001é","versionId":"v","resultCode":"TemporaryFailure","resultString":"\\x"},{"bucket":null,"key":null,"versionId":null,"resultCode":"Succeeded","resultString":""}]}"#;
+        let s3 = r#"{"invocationSchemaVersion":"1.0","treatMissingKeysAs":"PermanentFailure","invocationId":"i","results":[{"taskId":"t","resultCode":"Succeeded","resultString":"ok"}]}"#;
+        let answers = [
+            Answer::Map(serde_json::from_str(output).unwrap()),
+            Answer::Map(MapResponse { results: vec![] }),
+            Answer::S3Batch(serde_json::from_str(s3).unwrap()),
+        ];
+        for answer in answers {
+            let want = serde_json::to_vec(&answer).unwrap();
+            assert_eq!(
+                String::from_utf8(serde_json::to_vec(&AnswerJson::from(answer)).unwrap()),
+                String::from_utf8(want)
+            );
+        }
+        assert_eq!(
+            serde_json::to_string(&serde_json::from_str::<MapResponse>(output).unwrap()).unwrap(),
+            output
+        );
+    }
+
+    /// `is_plain` finds every byte JSON escapes, wherever it is (in a word of eight or in the
+    /// rest), and nothing else, before or after non-ASCII text.
+    #[test]
+    fn map_plain_strings_are_told_at_every_position() {
+        let specials: Vec<u8> = (0u8..0x20).chain([b'"', b'\\']).collect();
+        for len in 0..20 {
+            for at in 0..len {
+                for &b in &specials {
+                    let mut s = "aé".repeat(len).into_bytes();
+                    s.truncate(len);
+                    s[at] = b;
+                    assert!(!is_plain(&s), "{s:?}");
+                }
+            }
+            let plain: String = (0x20u8..0x80)
+                .filter(|b| !specials.contains(b))
+                .map(char::from)
+                .chain("é漢😀".chars())
+                .cycle()
+                .take(len)
+                .collect();
+            assert!(is_plain(plain.as_bytes()), "{plain:?}");
+        }
+    }
+
+    /// What the old two readings give: S3 Batch's reader, then (not S3 Batch's) [`read`].
+    fn two_readings(bytes: &[u8], encoding: KeyEncoding) -> String {
+        match Event::from_slice(bytes) {
+            Err(e) => format!("Err({e:?})"),
+            Ok(e) if e.is_s3_batch() => format!("S3Batch({e:?})"),
+            Ok(_) => format!("Map({})", render(read(bytes, encoding))),
+        }
+    }
+
+    fn one_reading(bytes: &[u8], encoding: KeyEncoding) -> String {
+        match read_event(bytes, encoding) {
+            Err(e) => format!("Err({e:?})"),
+            Ok(Shape::S3Batch(e)) => format!("S3Batch({e:?})"),
+            Ok(Shape::Map(m)) => format!("Map({})", render(m)),
+        }
+    }
+
+    /// One reading of the event tells the shape and reads it as the two readings did (S3
+    /// Batch's reader, then the Distributed Map reader), for S3 Batch events, batches and
+    /// items of every kind, events with S3 Batch's fields and `Items` in either order (S3
+    /// Batch's), and events that are not JSON, not objects or not valid Unicode; and the
+    /// events of the hot paths are read in one pass.
+    #[test]
+    fn map_one_reading_tells_and_reads_as_two() {
+        let Samples {
+            typed, handed_over, ..
+        } = samples();
+        let v1 = r#"{"invocationSchemaVersion":"1.0","invocationId":"i","job":{"id":"j"},"tasks":[{"taskId":"t","s3Key":"a+b","s3VersionId":null,"s3BucketArn":"arn:aws:s3:::b"}]}"#;
+        let v2 = r#"{"invocationSchemaVersion":"2.0","invocationId":"i","job":{"id":"j","userArguments":{"a":"1","n":2}},"tasks":[{"taskId":"t","s3Key":"k","s3VersionId":"v","s3Bucket":"b"}]}"#;
+        let item = r#"{"Key":"a","Bucket":"b"}"#;
+        let one_pass = [
+            v1.to_owned(),
+            v2.to_owned(),
+            format!(
+                r#"{{"Items":[{item}],"BatchInput":{{"Bucket":"b"}},{}"#,
+                &v1[1..]
+            ),
+            format!(
+                r#"{},"Items":[{item}],"BatchInput":{{"Bucket":"b"}}}}"#,
+                &v1[..v1.len() - 1]
+            ),
+            format!(r#"{{"Items":[{item}],"tasks":5}}"#),
+            format!(r#"{{"invocationId":null,"Items":[{item}]}}"#),
+            format!(r#"{{"job":null,"Items":[{item}]}}"#),
+            format!(r#"{{"Items":[{item}],"job":null,"BatchInput":5}}"#),
+            r#"{"Items":null,"Key":"a","Bucket":"b"}"#.to_owned(),
+            item.to_owned(),
+            r#"{"Key":"a","Bucket":"b","x":[1,{"y":null}]}"#.to_owned(),
+            r#"{"hello":1}"#.to_owned(),
+            "{}".to_owned(),
+            "{\"\\u0000s3batch:unreadable-string\":\"x\",\"Items\":[]}".to_owned(),
+        ];
+        let mut events: Vec<Vec<u8>> = one_pass.iter().map(|e| e.clone().into_bytes()).collect();
+        events.extend(typed.iter().map(|e| e.clone().into_bytes()));
+        events.extend(handed_over);
+        events.extend(
+            [
+                format!(r#"{{"Items":5,{}"#, &v1[1..]),
+                format!(r#"{{"Items":[{item}],"Items":[],{}"#, &v1[1..]),
+                format!(r#"{{"Deep":{},{}"#, nested(130), &v1[1..]),
+                format!(r#"{},"Size":1e999}}"#, &v1[..v1.len() - 1]),
+                "[1]".to_owned(),
+                r#""x""#.to_owned(),
+                "5".to_owned(),
+                "{".to_owned(),
+                String::new(),
+            ]
+            .map(String::into_bytes),
+        );
+        events.push(b"{\"invocationId\":\"i\",\"tasks\":[{\"taskId\":\"t\xff\"}]}".to_vec());
+        events.push(b"{\"Items\":[{\"Key\":\"a\xff\",\"Bucket\":\"b\"}]}".to_vec());
+        for event in &events {
+            for encoding in [KeyEncoding::Raw, KeyEncoding::Url] {
+                assert_eq!(
+                    one_reading(event, encoding),
+                    two_readings(event, encoding),
+                    "{}",
+                    String::from_utf8_lossy(event)
+                );
+            }
+        }
+        for event in one_pass.iter().chain([&typed[1], &typed[3], &typed[21]]) {
+            assert!(
+                serde_json::from_slice::<OnePass>(event.as_bytes()).is_ok(),
+                "{event}"
+            );
+        }
+        // The batches' items are read in that pass.
+        for event in [&typed[1], &typed[3], &typed[21], &one_pass[6]] {
+            let one: OnePass = serde_json::from_slice(event.as_bytes()).unwrap();
+            assert!(one.items.is_some() && !one.event.is_s3_batch(), "{event}");
+        }
+        assert!(matches!(
+            read_event(one_pass[2].as_bytes(), KeyEncoding::Raw),
+            Ok(Shape::S3Batch(_))
+        ));
+        assert!(matches!(
+            read_event(one_pass[3].as_bytes(), KeyEncoding::Raw),
+            Ok(Shape::S3Batch(_))
+        ));
+    }
+
     /// The sizes counted without serializing are those serde_json writes, for every kind of
-    /// character it escapes (or not) and for absent fields.
+    /// character it escapes (or not) and for absent fields; and `to_json` writes what
+    /// serde_json writes.
     #[test]
     fn map_sizes_counted_are_the_serialized_sizes() {
         let texts = [
@@ -1448,6 +1900,28 @@ mod tests {
                 results: results[..n].to_vec(),
             };
             assert_eq!(response_len(&response.results), serialized_len(&response));
+            assert_eq!(
+                response.to_json(),
+                serde_json::to_string(&response).unwrap()
+            );
         }
+        // Every character serde_json escapes, and its neighbours, written as it writes them.
+        let every: String = (0u32..0x80)
+            .chain([0xe9, 0x2028, 0x1f600])
+            .filter_map(char::from_u32)
+            .collect();
+        let response = MapResponse {
+            results: vec![ItemResult {
+                bucket: Some(every.clone()),
+                key: Some(every.chars().rev().collect()),
+                version_id: Some(every.clone()),
+                result_code: ResultCode::PermanentFailure,
+                result_string: every,
+            }],
+        };
+        assert_eq!(
+            response.to_json(),
+            serde_json::to_string(&response).unwrap()
+        );
     }
 }

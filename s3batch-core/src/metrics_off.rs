@@ -7,7 +7,7 @@ use crate::logging::TARGET;
 use crate::response::{Response, ResultCode};
 use std::convert::Infallible;
 use std::future::{Future, Pending};
-use std::time::Instant;
+use std::time::SystemTime;
 
 /// How a task run ended (as with the feature on; nothing reads it).
 #[derive(Debug, Clone, Copy)]
@@ -19,12 +19,12 @@ pub(crate) enum RunEnd<'a> {
 }
 
 #[inline(always)]
-pub(crate) fn task_started() -> Option<Instant> {
+pub(crate) fn task_started() -> Option<SystemTime> {
     None
 }
 
 #[inline(always)]
-pub(crate) fn task_finished(_started: Option<Instant>, _end: RunEnd<'_>) {}
+pub(crate) fn task_finished(_started: Option<SystemTime>, _end: RunEnd<'_>) {}
 
 #[inline(always)]
 pub(crate) fn answered(_job_id: &str, _response: &Response) {}

@@ -543,7 +543,8 @@ async fn a_kept_head_is_written_again_when_the_shape_changes() {
 /// The eight-bytes-at-a-time check finds every byte JSON escapes, wherever it is.
 #[test]
 fn ids_needing_escapes_are_found_at_every_position() {
-    for len in 1..=19 {
+    // Short ids byte by byte; longer ones in blocks of 32 and an overlapping last block.
+    for len in (1..=19).chain([31, 32, 33, 40, 58, 63, 64, 65, 100]) {
         for at in 0..len {
             for bad in (0u8..0x20).chain([b'"', b'\\']) {
                 let mut id = vec![b'a'; len];
@@ -563,4 +564,87 @@ fn ids_needing_escapes_are_found_at_every_position() {
         }
     }
     assert!(super::document::is_plain("ünïcödé-ids-😀".as_bytes()));
+}
+
+/// The kept head is reused only for the same job and a timestamp of as many digits: its
+/// timestamp is written over, and a new job or a longer timestamp writes it again.
+#[tokio::test]
+async fn a_kept_head_follows_the_job_and_the_timestamp() {
+    let config = config();
+    let of_job = |job: &'static str| {
+        let config = &config;
+        async move {
+            let mut m = invocation(config, vec![RunEnd::Succeeded]).await;
+            let mut response = response(&[ResultCode::Succeeded]);
+            response.invocation_id = format!("inv-of-{job}");
+            m.collected.answered(job, &response);
+            m
+        }
+    };
+    let (a, b) = (of_job("job-a").await, of_job("job-b").await);
+    let (mut buffer, mut head) = (Vec::new(), None);
+    for (m, timestamp) in [
+        (&a, 1_700_000_000_000),
+        (&a, 1_700_000_000_999),
+        (&b, 1_700_000_000_999),
+        (&a, 1_700_000_001_000),
+        (&a, 7),
+        (&a, 10),
+        (&b, 99_999_999_999_999),
+    ] {
+        let ctx = m.context(&config, Some("req-1"), timestamp, false);
+        super::document::write_reusing(&mut buffer, &mut head, &ctx, &m.collected).unwrap();
+        let mut fresh = Vec::new();
+        super::document::write(&mut fresh, &ctx, &m.collected).unwrap();
+        assert_eq!(
+            String::from_utf8(buffer.clone()).unwrap(),
+            String::from_utf8(fresh).unwrap()
+        );
+    }
+}
+
+/// A collection is in place only while its own future is polled: a panic in the future puts
+/// back what was there, and a collection inside another keeps its own metrics.
+#[tokio::test]
+async fn a_collection_is_in_place_only_while_its_future_is_polled() {
+    use futures_util::FutureExt;
+    let config = config();
+    let panicked = std::panic::AssertUnwindSafe(config.collect(async {
+        let started = task_started();
+        assert!(started.is_some());
+        panic!("in the task");
+    }))
+    .catch_unwind()
+    .await;
+    assert!(panicked.is_err());
+    assert_eq!(
+        task_started(),
+        None,
+        "no collection left behind by the panic"
+    );
+
+    let ((inner, ()), outer) = config
+        .collect(async {
+            let ((), inner) = config
+                .collect(async { task_finished(task_started(), RunEnd::Panicked) })
+                .await;
+            task_finished(task_started(), RunEnd::Succeeded);
+            (inner, ())
+        })
+        .await;
+    assert_eq!(
+        (
+            inner.collected.counts.panics,
+            inner.collected.durations.len()
+        ),
+        (1, 1)
+    );
+    assert_eq!(
+        (
+            outer.collected.counts.panics,
+            outer.collected.durations.len()
+        ),
+        (0, 1)
+    );
+    assert_eq!(task_started(), None);
 }

@@ -1,6 +1,6 @@
 //! The [`Metrics`] extractor: a task's own metrics, flushed in the invocation's document.
 
-use super::collect::CURRENT;
+use super::collect::{collecting, with_current};
 use super::document::{is_reserved, MAX_NAME_LEN};
 use super::MetricsError;
 use crate::error::TaskError;
@@ -141,11 +141,11 @@ impl Metrics {
         if !self.enabled {
             return Ok(());
         }
-        CURRENT
-            .try_with(|c| c.borrow_mut().add_user(name, unit, value))
-            .map_err(|_| MetricsError::OutsideInvocation {
+        with_current(|c| c.add_user(name, unit, value)).unwrap_or_else(|| {
+            Err(MetricsError::OutsideInvocation {
                 name: name.to_owned(),
-            })?
+            })
+        })
     }
 }
 
@@ -158,7 +158,7 @@ impl FromTask for Metrics {
 
     fn from_task(_: &(), _: &TaskParts<'_>) -> Result<Self, TaskError> {
         Ok(Metrics {
-            enabled: CURRENT.try_with(|_| ()).is_ok(),
+            enabled: collecting(),
         })
     }
 }

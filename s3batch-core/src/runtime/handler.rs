@@ -7,7 +7,9 @@ use super::options::Options;
 use super::task_run::{Stage, TaskRun};
 use crate::envelope::{BadTask, Event, Invocation, InvocationError, Job, Object};
 use crate::logging::{DeferredSpan, Escaped, TaskSpans, TARGET};
-use crate::map::{Answer, FunctionError, MapEvent};
+use crate::map::{Answer, FunctionError};
+#[cfg(feature = "map")]
+use crate::map::{MapEvent, Shape};
 use crate::response::{
     check_minimum_size, fit_to_budget, truncate_result, Response, ResultCode, TaskResult,
     RESPONSE_BUDGET,
@@ -114,29 +116,55 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
     /// assert_eq!(err.error_type(), "S3Batch.UnrecognizedEvent");
     /// # });
     /// ```
+    #[cfg(feature = "map")]
     pub fn serve_bytes<'a>(
         &'a self,
         event: &[u8],
         context: &'a lambda_runtime::Context,
     ) -> impl Future<Output = Result<Answer, FunctionError>> + Send + 'a {
-        // S3 Batch first, by a look at the fields already read: its hot path pays a branch.
+        // One reading tells the shape (S3 Batch first) and reads it: see `map::read_event`.
         // The Distributed Map path is boxed so that it does not grow the S3 Batch future.
-        match Event::from_slice(event) {
-            Ok(e) if e.is_s3_batch() => Either::Left(Either::Left(
+        match crate::map::read_event(event, self.options.map_key_encoding) {
+            Ok(Shape::S3Batch(e)) => Either::Left(Either::Left(
                 self.handle(e, context)
                     .map(|r| r.map(Answer::S3Batch).map_err(FunctionError::from)),
             )),
             Err(err) => Either::Left(Either::Right(std::future::ready(Err(err.into())))),
-            Ok(_) => match crate::map::read(event, self.options.map_key_encoding) {
-                Ok(map) => Either::Right(Box::pin(self.handle_map(map, context))
-                    as Pin<Box<dyn Future<Output = _> + Send + 'a>>),
-                Err(err) => Either::Left(Either::Right(std::future::ready(Err(err)))),
-            },
+            Ok(Shape::Map(Ok(map))) => Either::Right(Box::pin(self.handle_map(map, context))
+                as Pin<Box<dyn Future<Output = _> + Send + 'a>>),
+            Ok(Shape::Map(Err(err))) => Either::Left(Either::Right(std::future::ready(Err(err)))),
+        }
+    }
+
+    /// Handles raw event bytes (what the generated `main` serves), built without the `map`
+    /// feature: an S3 Batch Operations event, answered as [`Handler::handle_bytes`] does;
+    /// anything else, a Distributed Map event included, is a [`FunctionError`]
+    /// `S3Batch.UnrecognizedEvent`, whose message names the feature.
+    #[cfg(not(feature = "map"))]
+    pub fn serve_bytes<'a>(
+        &'a self,
+        event: &[u8],
+        context: &'a lambda_runtime::Context,
+    ) -> impl Future<Output = Result<Answer, FunctionError>> + Send + 'a {
+        match Event::from_slice(event) {
+            Ok(e) if e.is_s3_batch() => Either::Left(
+                self.handle(e, context)
+                    .map(|r| r.map(Answer::S3Batch).map_err(FunctionError::from)),
+            ),
+            Ok(_) => Either::Right(std::future::ready(Err(FunctionError::new(
+                crate::map::UNRECOGNIZED_EVENT,
+                "event is not an S3 Batch Operations event (`invocationSchemaVersion`, \
+                 `invocationId`, `job`, `tasks`), the one shape this function serves: it was \
+                 built without s3batch's `map` feature (on by default), which serves Step \
+                 Functions Distributed Map batches and items too",
+            )))),
+            Err(err) => Either::Right(std::future::ready(Err(err.into()))),
         }
     }
 
     /// Runs a Distributed Map child's items as the tasks of one invocation (concurrency,
     /// deadline, panics and spans as for S3 Batch) and answers per [`crate::map::MapFailure`].
+    #[cfg(feature = "map")]
     async fn handle_map(
         &self,
         map: MapEvent,

@@ -13,7 +13,7 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::SystemTime;
 
 pin_project_lite::pin_project! {
     /// A task's future inside its span (entered for each poll, like `future.instrument(span)`),
@@ -67,9 +67,9 @@ pin_project_lite::pin_project! {
         /// Not polled yet: builds the parameters and calls the task.
         Start { start: Option<C> },
         // `started`: when the task started, if metrics are being collected.
-        Running { #[pin] call: CatchUnwind<AssertUnwindSafe<F>>, started: Option<Instant> },
+        Running { #[pin] call: CatchUnwind<AssertUnwindSafe<F>>, started: Option<SystemTime> },
         /// Building the parameters panicked.
-        Panicked { panic: Option<Box<dyn Any + Send>>, started: Option<Instant> },
+        Panicked { panic: Option<Box<dyn Any + Send>>, started: Option<SystemTime> },
         Done,
     }
 }
@@ -121,7 +121,7 @@ where
 fn outcome_of(
     outcome: Result<Result<String, TaskError>, Box<dyn Any + Send>>,
     blank_key: Option<String>,
-    started: Option<Instant>,
+    started: Option<SystemTime>,
 ) -> (ResultCode, String) {
     match outcome {
         Ok(Ok(text)) => {
