@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked -p s3batch -p s3batch-core -p s3batch-macros -p s3batch-job -p s3batch-control -p s3batch-map -p cargo-s3batch
 scripts/check-features.sh

@@ -19,7 +19,8 @@ async fn trivial(obj: Object) -> Result<String, TaskError> {
 }
 
 type Trivial = Handler<fn(Object) -> TrivialFuture, ()>;
-type TrivialFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, TaskError>> + Send>>;
+type TrivialFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, TaskError>> + Send>>;
 
 fn boxed(obj: Object) -> TrivialFuture {
     Box::pin(trivial(obj))
@@ -37,7 +38,10 @@ fn fixture() -> &'static Fixture {
             .build()
             .unwrap();
         let handler = runtime
-            .block_on(Handler::new(boxed as fn(Object) -> TrivialFuture, Options::new()))
+            .block_on(Handler::new(
+                boxed as fn(Object) -> TrivialFuture,
+                Options::new(),
+            ))
             .unwrap();
         Fixture { runtime, handler }
     })
