@@ -6,8 +6,6 @@
 use crate::logging::TARGET;
 use crate::response::{Response, ResultCode};
 use std::convert::Infallible;
-use std::future::{Future, Pending};
-use std::time::SystemTime;
 
 /// How a task run ended (as with the feature on; nothing reads it).
 #[derive(Debug, Clone, Copy)]
@@ -19,21 +17,18 @@ pub(crate) enum RunEnd<'a> {
 }
 
 #[inline(always)]
-pub(crate) fn task_started() -> Option<SystemTime> {
+pub(crate) fn task_started() -> Option<u64> {
     None
 }
 
 #[inline(always)]
-pub(crate) fn task_finished(_started: Option<SystemTime>, _end: RunEnd<'_>) {}
+pub(crate) fn task_finished(_started: Option<u64>, _end: RunEnd<'_>) {}
 
 #[inline(always)]
 pub(crate) fn answered(_job_id: &str, _response: &Response) {}
 
 /// The metrics configuration, which cannot exist without the feature.
 pub(crate) enum MetricsConfig {}
-
-/// What an invocation collected, which cannot exist either.
-pub(crate) enum InvocationMetrics {}
 
 /// The variables that would turn metrics on.
 const NAMESPACE_VARIABLES: [&str; 2] =
@@ -61,13 +56,5 @@ impl MetricsConfig {
             );
         }
         Ok(None)
-    }
-
-    pub(crate) fn collect<F: Future>(&self, _fut: F) -> Pending<(F::Output, InvocationMetrics)> {
-        match *self {}
-    }
-
-    pub(crate) fn write(&self, _metrics: InvocationMetrics, _request_id: Option<&str>) {
-        match *self {}
     }
 }

@@ -648,3 +648,37 @@ async fn a_collection_is_in_place_only_while_its_future_is_polled() {
     );
     assert_eq!(task_started(), None);
 }
+
+/// A task run's duration and the document's timestamp come from the system clock
+/// (`collect::now_nanos`): the duration covers what the run took, and the timestamp is the
+/// run's end, in milliseconds since the Unix epoch.
+#[tokio::test]
+async fn durations_and_the_timestamp_are_read_on_the_system_clock() {
+    let epoch_ms = || {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap();
+        d.as_secs() * 1000 + u64::from(d.subsec_millis())
+    };
+    let config = config();
+    let before = epoch_ms();
+    let ((), m) = config
+        .collect(async {
+            let started = task_started();
+            std::thread::sleep(std::time::Duration::from_millis(3));
+            task_finished(started, RunEnd::Succeeded);
+        })
+        .await;
+    let after = epoch_ms();
+    let micros = m.collected.durations.first.expect("the run is timed");
+    assert!(micros >= 3_000, "{micros} µs for a 3 ms sleep");
+    assert!(
+        micros <= (after - before + 1) * 1000,
+        "{micros} µs within {before}..={after}"
+    );
+    let at = m.collected.timestamp_ms();
+    assert!(
+        (before..=after).contains(&at),
+        "{at} not in {before}..={after}"
+    );
+}

@@ -146,10 +146,23 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
         event: &[u8],
         context: &'a lambda_runtime::Context,
     ) -> impl Future<Output = Result<Answer, FunctionError>> + Send + 'a {
+        self.serve_s3batch(event, context)
+            .map(|r| r.map(Answer::S3Batch))
+    }
+
+    /// [`Handler::serve_bytes`] without the `map` feature, before the response becomes an
+    /// [`Answer`]: what `run` serves, so that no Distributed Map code (`MapResponse::to_json`,
+    /// the `Answer` and `AnswerJson` serializers) is in the binary (see `run`).
+    #[cfg(not(feature = "map"))]
+    pub(crate) fn serve_s3batch<'a>(
+        &'a self,
+        event: &[u8],
+        context: &'a lambda_runtime::Context,
+    ) -> impl Future<Output = Result<Response, FunctionError>> + Send + 'a {
         match Event::from_slice(event) {
             Ok(e) if e.is_s3_batch() => Either::Left(
                 self.handle(e, context)
-                    .map(|r| r.map(Answer::S3Batch).map_err(FunctionError::from)),
+                    .map(|r| r.map_err(FunctionError::from)),
             ),
             Ok(_) => Either::Right(std::future::ready(Err(FunctionError::new(
                 crate::map::UNRECOGNIZED_EVENT,

@@ -4,7 +4,11 @@
 use super::handler::Handler;
 use super::options::Options;
 use crate::logging::{init_tracing, TARGET};
-use crate::map::AnswerJson;
+use crate::map::FunctionError;
+#[cfg(feature = "map")]
+use crate::map::{Answer, AnswerJson};
+#[cfg(not(feature = "map"))]
+use crate::response::Response;
 use crate::task::TaskFn;
 use crate::BoxError;
 use std::collections::HashMap;
@@ -65,6 +69,8 @@ pub async fn run<T: TaskFn<Args>, Args>(task: T, mut options: Options) -> Result
         options.metrics_job_dimension(),
     )?
     .map(Arc::new);
+    #[cfg(not(feature = "metrics"))]
+    drop(metrics);
     let handler = Arc::new(Handler::new(task, options).await?);
     let bodies = Bodies::default();
     let taken = Arc::clone(&bodies);
@@ -78,23 +84,46 @@ pub async fn run<T: TaskFn<Args>, Args>(task: T, mut options: Options) -> Result
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(&event.context.request_id)
                 .unwrap_or_default();
+            #[cfg(feature = "metrics")]
             let metrics = metrics.clone();
             // The answer goes to lambda_runtime, which serializes it, as `AnswerJson`: a
-            // Distributed Map output is written by s3batch and copied as it is.
-            async move {
+            // Distributed Map output is written by s3batch and copied as it is. Without the
+            // `map` feature it is S3 Batch's `Response`, handed over as it is: neither
+            // `AnswerJson` nor `Answer` is in the binary. Without `map` or `metrics`, this and
+            // the missing metrics branch below cut 5.2 KB of the no-client bootstrap (2,405,360
+            // bytes before; `cargo lambda build --release -p s3batch-bench-no-s3`).
+            #[cfg(feature = "map")]
+            macro_rules! serve {
+                () => {
+                    handler.serve_bytes(&body, &event.context)
+                };
+            }
+            #[cfg(not(feature = "map"))]
+            macro_rules! serve {
+                () => {
+                    handler.serve_s3batch(&body, &event.context)
+                };
+            }
+            // Without the feature there is no metrics branch: as an `Option<Arc<MetricsConfig>>`
+            // that is never `Some` it still kept a second copy of the handler's future and its
+            // drop code in the binary.
+            #[cfg(not(feature = "metrics"))]
+            let serve = async move { to_lambda(serve!().await) };
+            #[cfg(feature = "metrics")]
+            let serve = async move {
                 let Some(metrics) = metrics else {
-                    let answer = handler.serve_bytes(&body, &event.context).await;
-                    return answer.map(AnswerJson::from);
+                    return to_lambda(serve!().await);
                 };
                 // One EMF document per invocation, written once its answer is built.
                 // Pinned in place: `collect` holds a pointer to it rather than a copy (moving
                 // the ~700-byte future into `Collect` measured ~290 instructions more per 1-task
                 // invocation, in `memcpy`; bench/analysis.md, "Metrics on").
-                let serve = std::pin::pin!(handler.serve_bytes(&body, &event.context));
+                let serve = std::pin::pin!(serve!());
                 let (answer, collected) = metrics.collect(serve).await;
                 metrics.write(collected, Some(&event.context.request_id));
-                answer.map(AnswerJson::from)
-            }
+                to_lambda(answer)
+            };
+            serve
         },
     );
     // As `lambda_runtime::run`, with `RawBody` inside the tracing layer.
@@ -103,6 +132,20 @@ pub async fn run<T: TaskFn<Args>, Args>(task: T, mut options: Options) -> Result
         .layer(lambda_runtime::layers::TracingLayer::new())
         .run()
         .await
+}
+
+/// The handler's answer as lambda_runtime serializes it (see `run`).
+#[cfg(feature = "map")]
+#[inline(always)]
+fn to_lambda(answer: Result<Answer, FunctionError>) -> Result<AnswerJson, FunctionError> {
+    answer.map(AnswerJson::from)
+}
+
+/// The handler's answer as lambda_runtime serializes it (see `run`): S3 Batch's response.
+#[cfg(not(feature = "map"))]
+#[inline(always)]
+fn to_lambda(answer: Result<Response, FunctionError>) -> Result<Response, FunctionError> {
+    answer
 }
 
 /// The raw body of each invocation in flight, by request id.

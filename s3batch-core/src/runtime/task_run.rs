@@ -13,7 +13,6 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::Poll;
-use std::time::SystemTime;
 
 pin_project_lite::pin_project! {
     /// A task's future inside its span (entered for each poll, like `future.instrument(span)`),
@@ -67,9 +66,9 @@ pin_project_lite::pin_project! {
         /// Not polled yet: builds the parameters and calls the task.
         Start { start: Option<C> },
         // `started`: when the task started, if metrics are being collected.
-        Running { #[pin] call: CatchUnwind<AssertUnwindSafe<F>>, started: Option<SystemTime> },
+        Running { #[pin] call: CatchUnwind<AssertUnwindSafe<F>>, started: Option<u64> },
         /// Building the parameters panicked.
-        Panicked { panic: Option<Box<dyn Any + Send>>, started: Option<SystemTime> },
+        Panicked { panic: Option<Box<dyn Any + Send>>, started: Option<u64> },
         Done,
     }
 }
@@ -121,7 +120,7 @@ where
 fn outcome_of(
     outcome: Result<Result<String, TaskError>, Box<dyn Any + Send>>,
     blank_key: Option<String>,
-    started: Option<SystemTime>,
+    started: Option<u64>,
 ) -> (ResultCode, String) {
     match outcome {
         Ok(Ok(text)) => {
