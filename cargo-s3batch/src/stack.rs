@@ -271,11 +271,14 @@ fn print_environment(args: &StackArgs, logs: &Path, s3: &str, lambda: &str, cont
          \x20 S3 (moto)                     {s3}  (log: {moto})\n\
          \x20 function: {function}, under cargo lambda watch  {lambda}  (log: {watch})\n\
          \x20 S3 Control job endpoint       {control}  (jobs: {jobs})\n\
-         # in another shell, for cargo s3batch, the AWS CLI and your code:\n\
+         # in another shell, for cargo s3batch, the AWS CLI and your code (the AWS CLI and boto3\n\
+         # put the account id in front of the S3 Control host, which then does not resolve: give\n\
+         # them HTTP_PROXY={control} and --endpoint-url http://s3control.emulator.invalid):\n\
          export AWS_ENDPOINT_URL_S3={s3}\n\
          export AWS_ENDPOINT_URL_LAMBDA={lambda}\n\
          export AWS_ENDPOINT_URL_S3_CONTROL={control}\n\
-         export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION={region} AWS_EC2_METADATA_DISABLED=true",
+         export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION={region} \
+         AWS_DEFAULT_REGION={region} AWS_EC2_METADATA_DISABLED=true",
         moto = if args.s3_endpoint_url.is_some() {
             "not started here".into()
         } else {

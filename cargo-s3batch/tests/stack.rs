@@ -174,6 +174,7 @@ async fn the_local_stack_starts_runs_a_job_and_stops_together() {
         env.keys().map(String::as_str).collect::<Vec<_>>(),
         [
             "AWS_ACCESS_KEY_ID",
+            "AWS_DEFAULT_REGION",
             "AWS_EC2_METADATA_DISABLED",
             "AWS_ENDPOINT_URL_LAMBDA",
             "AWS_ENDPOINT_URL_S3",
@@ -242,6 +243,32 @@ async fn the_local_stack_starts_runs_a_job_and_stops_together() {
     assert!(
         watched_out.contains("tasks: 3 total, 2 succeeded, 1 failed, 0 to go"),
         "{watched_out}"
+    );
+    // The AWS CLI (v1, which reads the region from `AWS_DEFAULT_REGION` only) reaches the
+    // stack's S3 Control endpoint with the printed environment and the printed proxy recipe.
+    let control = &env["AWS_ENDPOINT_URL_S3_CONTROL"];
+    let recipe =
+        format!("HTTP_PROXY={control} and --endpoint-url http://s3control.emulator.invalid");
+    assert!(printed.iter().any(|l| l.contains(&recipe)), "{printed:#?}");
+    let described = Command::new(tool("aws"))
+        .args(["s3control", "describe-job", "--account-id", "123456789012"])
+        .args(["--job-id", &id, "--query", "Job.Status", "--output", "text"])
+        .args(["--endpoint-url", "http://s3control.emulator.invalid"])
+        .env_clear()
+        .env("PATH", path_with_venv())
+        .env("HOME", &state)
+        .env("HTTP_PROXY", control)
+        .envs(&env)
+        .output()
+        .unwrap();
+    assert!(
+        described.status.success(),
+        "{}",
+        String::from_utf8_lossy(&described.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&described.stdout).trim(),
+        "Complete"
     );
     // The function saw the keys decoded: its results are in the report.
     let report = cli(
