@@ -190,7 +190,12 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
             echoes,
         } = map;
         job.invocation_id = context.request_id.clone();
-        let response = self.run(job, tasks, context).await;
+        // The results without their task ids: a Distributed Map answer echoes the item
+        // (`ItemId`), not the id. Hot path: copying each id for the result, as S3 Batch's
+        // answer needs, measured +279,682 instructions per 1,000-item batch (an allocation
+        // and a free per item; `map_once`, `release` profile; bench/analysis.md,
+        // "Distributed Map").
+        let response = self.run::<false>(job, tasks, context).await;
         crate::map::answer(items, echoes, response.results, self.options.map_failure)
             .map(Answer::Map)
     }
@@ -206,11 +211,12 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
         // run and a ready error) saved 26 instructions per 1-task invocation and cost 61 per
         // 100-task one, inside the noise (bench/analysis.md, "Hand-written shapes").
         let Invocation { job, tasks } = answerable(event)?;
-        Ok(self.run(job, tasks, context).await)
+        Ok(self.run::<true>(job, tasks, context).await)
     }
 
-    /// Runs the tasks of an answerable invocation: its response.
-    async fn run(
+    /// Runs the tasks of an answerable invocation: its response. Its results carry their
+    /// task ids if `IDS` (S3 Batch's answer), else empty ones (a Distributed Map answer).
+    async fn run<const IDS: bool>(
         &self,
         job: Job,
         tasks: Vec<Result<Object, BadTask>>,
@@ -227,7 +233,7 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
             vec![match task {
                 Err(bad) => unreadable_task(&job, bad),
                 Ok(object) => {
-                    let (task_id, run) = self.start_one(&job, context, object, spans);
+                    let (task_id, run) = self.start_one::<IDS>(&job, context, object, spans);
                     match BeforeDeadline::new(run, context, &self.options).await {
                         Some((code, text)) => TaskResult::new(task_id, code, text),
                         None => {
@@ -241,7 +247,7 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
             // Not boxed (the plain form): boxing it, to keep the 1-task future small, measured
             // +2 instructions per 1-task invocation and +1,430 per 100-task one: no gain
             // (bench/analysis.md, "Hand-written shapes").
-            self.run_all(&job, context, tasks, spans).await
+            self.run_all::<IDS>(&job, context, tasks, spans).await
         };
         let max = self.options.max_result_len;
         for r in &mut results {
@@ -259,21 +265,26 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
         response
     }
 
-    /// The task's id and its run, for a task run alone. (The `Object` is not borrowed in
-    /// [`Handler::run`]'s future, which would keep room for it there.)
-    fn start_one<'a>(
+    /// The task's id (if `IDS`, else empty) and its run, for a task run alone. (The `Object`
+    /// is not borrowed in [`Handler::run`]'s future, which would keep room for it there.)
+    fn start_one<'a, const IDS: bool>(
         &'a self,
         job: &'a Job,
         context: &'a lambda_runtime::Context,
         object: Object,
         spans: TaskSpans,
     ) -> (String, impl Future<Output = (ResultCode, String)> + 'a) {
-        let task_id = object.task_id.clone();
+        let task_id = if IDS {
+            object.task_id.clone()
+        } else {
+            String::new()
+        };
         (task_id, self.run_one(job, context, object, spans))
     }
 
-    /// The results of all the tasks, in order, at most `concurrency` at once.
-    async fn run_all(
+    /// The results of all the tasks, in order, at most `concurrency` at once; with their task
+    /// ids if `IDS`.
+    async fn run_all<const IDS: bool>(
         &self,
         job: &Job,
         context: &lambda_runtime::Context,
@@ -317,7 +328,9 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
                 // The result's copy of the id, made as the task starts: copying every id up
                 // front (the plain form) measured +27,638 instructions per 100-task invocation
                 // (in malloc: bench/analysis.md, "A task id copied").
-                slots.results[i].task_id = object.task_id.clone();
+                if IDS {
+                    slots.results[i].task_id = object.task_id.clone();
+                }
                 let task = self.run_one(job, context, object, spans);
                 let slot = match &mut staged {
                     Some(slot) => {
@@ -353,8 +366,10 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
             warn_deadline(job);
         }
         // The tasks the deadline left unstarted: their ids, moved.
-        for (i, object) in runnable {
-            slots.results[i].task_id = object.task_id;
+        if IDS {
+            for (i, object) in runnable {
+                slots.results[i].task_id = object.task_id;
+            }
         }
         slots.into_results()
     }
