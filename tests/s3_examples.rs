@@ -46,14 +46,7 @@ fn invoke(watch: &LambdaWatch, event: &EventBuilder) -> Response {
 }
 
 async fn body(s3: &Client, bucket: &str, key: &str) -> String {
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("s3://{bucket}/{key}: {e:?}"));
-    String::from_utf8(out.body.collect().await.unwrap().to_vec()).unwrap()
+    String::from_utf8(s3batch_testkit::object_bytes(s3, bucket, key).await).unwrap()
 }
 
 async fn put(s3: &Client, bucket: &str, key: &str, body: &str) -> String {

@@ -9,11 +9,14 @@ use s3batch::map::MapResponse;
 use s3batch::ResultCode;
 use s3batch_map::asl::ResultWriterSpec;
 use s3batch_map::MapDefinition;
-use s3batch_testkit::{workspace_root, LambdaWatch, Moto};
+use s3batch_testkit::{
+    fresh_dir, manifest_key, object_bytes as body, output_text as text, workspace_root,
+    LambdaWatch, Moto,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "000000000000";
@@ -172,31 +175,7 @@ fn the_state_machine_and_its_iam_files_agree() {
 }
 
 fn temp(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("s3batch-copy-rename-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// How a manifest writes a key: every byte but unreserved ones and `/` as `%XX`.
-fn manifest_key(key: &str) -> String {
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~')
-        .remove(b'/');
-    percent_encoding::utf8_percent_encode(key, SET).to_string()
+    fresh_dir(&format!("copy-rename-{name}"))
 }
 
 async fn keys_in(s3: &aws_sdk_s3::Client, bucket: &str) -> BTreeSet<String> {
@@ -205,17 +184,6 @@ async fn keys_in(s3: &aws_sdk_s3::Client, bucket: &str) -> BTreeSet<String> {
         .iter()
         .map(|o| o.key().unwrap().to_owned())
         .collect()
-}
-
-async fn body(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("s3://{bucket}/{key}: {e:?}"));
-    out.body.collect().await.unwrap().to_vec()
 }
 
 fn cli(args: &[&str], dir: &Path) -> Command {
@@ -241,11 +209,8 @@ fn copy_rename_under_s3_batch_and_distributed_map() {
     ];
     let moto = Moto::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let s3 = rt.block_on(moto.client());
+    let s3 = rt.block_on(moto.client_with_buckets(&[SOURCE, RESULTS, "dest-batch", "dest-map"]));
     rt.block_on(async {
-        for bucket in [SOURCE, RESULTS, "dest-batch", "dest-map"] {
-            s3.create_bucket().bucket(bucket).send().await.unwrap();
-        }
         for key in keys.iter().chain(&["elsewhere/not listed.txt"]) {
             s3.put_object()
                 .bucket(SOURCE)

@@ -4,7 +4,7 @@
 
 use futures_util::StreamExt;
 use s3batch_job::read_report;
-use s3batch_testkit::{LambdaWatch, Moto};
+use s3batch_testkit::{manifest_key, LambdaWatch, Moto};
 use std::collections::HashMap;
 use std::process::Command;
 use std::time::Instant;
@@ -66,23 +66,10 @@ fn keys() -> Vec<(String, Kind)> {
     out
 }
 
-/// How a manifest writes a key: every byte but unreserved ones and `/` as `%XX` (a space is
-/// `%20`, which S3 then forwards as `+`).
-fn manifest_key(key: &str) -> String {
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~')
-        .remove(b'/');
-    percent_encoding::utf8_percent_encode(key, SET).to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_awkward_keys_through_cargo_lambda_watch() {
     let moto = Moto::start();
-    let s3 = moto.client().await;
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let s3 = moto.client_with_buckets(&[BUCKET]).await;
     let keys = keys();
     let uploads = futures_util::stream::iter(keys.iter().filter(|(_, k)| *k != Kind::Missing))
         .map(|(key, _)| {

@@ -2,25 +2,13 @@
 //! (`--local-s3`), the function (`examples/hello`) under `cargo lambda watch` reached through
 //! the Lambda Invoke API, the result files written; and definitions it refuses.
 
-use s3batch_testkit::LambdaWatch;
+use s3batch_testkit::{fresh_dir, output_text as text, LambdaWatch};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("s3batch-map-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    fresh_dir(&format!("map-cli-{name}"))
 }
 
 fn map_cli(dir: &Path, definition: &Value, input: &str, extra: &[&str]) -> Output {
@@ -367,10 +355,9 @@ fn kill_9_in_the_middle_of_a_map_run_then_resume() {
     let bootstrap = s3batch_testkit::target_dir().join("debug/chaos");
     let moto = s3batch_testkit::Moto::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let s3 = rt.block_on(moto.client());
+    let s3 = rt.block_on(moto.client_with_buckets(&["data"]));
     let keys: Vec<String> = (0..24).map(|i| format!("in/sleep-300ms-{i:02}")).collect();
     rt.block_on(async {
-        s3.create_bucket().bucket("data").send().await.unwrap();
         for key in &keys {
             s3.put_object()
                 .bucket("data")

@@ -3,240 +3,17 @@
 //! process, and the real `aws-sdk-s3control` client drives it.
 //!
 //! The client reaches the endpoint through a static endpoint resolver (the README's option
-//! A): S3 Control clients put the account id in front of any endpoint host
-//! (`123456789012.127.0.0.1`), which does not resolve.
+//! A; see `s3batch_testkit::control`).
 
-use aws_sdk_s3control::config::endpoint::{Endpoint, EndpointFuture, Params, ResolveEndpoint};
-use aws_sdk_s3control::operation::create_job::builders::CreateJobFluentBuilder;
 use aws_sdk_s3control::types::{
-    JobDescriptor, JobManifest, JobManifestFieldName, JobManifestFormat, JobManifestLocation,
-    JobManifestSpec, JobOperation, JobReport, JobReportFormat, JobReportScope, JobStatus,
-    LambdaInvokeOperation, RequestedJobStatus,
+    JobOperation, JobStatus, LambdaInvokeOperation, RequestedJobStatus,
 };
 use s3batch_control::{ControlServer, ServeConfig};
-use s3batch_job::{parse_report_csv, FailureThreshold, Redrive};
-use s3batch_testkit::{LambdaWatch, Moto};
+use s3batch_job::{FailureThreshold, Redrive};
+use s3batch_testkit::control::{
+    counts, created, expected_report, status, ChaosJobs, ACCOUNT, DATA, REPORTS,
+};
 use std::time::{Duration, Instant};
-
-const ACCOUNT: &str = "123456789012";
-const DATA: &str = "data";
-const REPORTS: &str = "reports";
-
-/// Sends every request to one URL, whatever the account id.
-#[derive(Debug)]
-struct Static(String);
-
-impl ResolveEndpoint for Static {
-    fn resolve_endpoint<'a>(&'a self, _: &'a Params) -> EndpointFuture<'a> {
-        EndpointFuture::ready(Ok(Endpoint::builder().url(self.0.clone()).build()))
-    }
-}
-
-fn control_client(endpoint: &str) -> aws_sdk_s3control::Client {
-    let config = aws_sdk_s3control::Config::builder()
-        .behavior_version(aws_sdk_s3control::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3control::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3control::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .endpoint_resolver(Static(endpoint.to_owned()))
-        .build();
-    aws_sdk_s3control::Client::from_conf(config)
-}
-
-struct Env {
-    moto: Moto,
-    watch: LambdaWatch,
-    server: ControlServer,
-    s3: aws_sdk_s3::Client,
-    control: aws_sdk_s3control::Client,
-    function: String,
-}
-
-impl Env {
-    /// Uploads `keys` (chaos looks plain keys up with HeadObject) and a manifest of them;
-    /// returns the manifest's ETag (quoted, as PutObject gives it).
-    async fn manifest(&self, name: &str, keys: &[String]) -> String {
-        for k in keys {
-            self.s3
-                .put_object()
-                .bucket(DATA)
-                .key(k)
-                .body(k.as_bytes().to_vec().into())
-                .send()
-                .await
-                .unwrap();
-        }
-        let csv: String = keys
-            .iter()
-            .map(|k| format!("{DATA},{}\n", k.replace(' ', "%20")))
-            .collect();
-        self.s3
-            .put_object()
-            .bucket(DATA)
-            .key(name)
-            .body(csv.into_bytes().into())
-            .send()
-            .await
-            .unwrap()
-            .e_tag()
-            .unwrap()
-            .to_owned()
-    }
-
-    /// A CreateJob request for the manifest `manifest` in the data bucket: an S3 Inventory
-    /// `manifest.json` when its name ends with `.json`, else a CSV manifest.
-    fn create(&self, manifest: &str, etag: &str, token: &str) -> CreateJobFluentBuilder {
-        self.control
-            .create_job()
-            .account_id(ACCOUNT)
-            .confirmation_required(false)
-            .operation(
-                JobOperation::builder()
-                    .lambda_invoke(
-                        LambdaInvokeOperation::builder()
-                            .function_arn(format!(
-                                "arn:aws:lambda:us-east-1:{ACCOUNT}:function:{}",
-                                self.function
-                            ))
-                            .invocation_schema_version("2.0")
-                            .user_arguments("k", "v")
-                            .build(),
-                    )
-                    .build(),
-            )
-            .manifest(
-                JobManifest::builder()
-                    .spec(if manifest.ends_with(".json") {
-                        JobManifestSpec::builder()
-                            .format(JobManifestFormat::S3InventoryReportCsv20161130)
-                            .build()
-                            .unwrap()
-                    } else {
-                        JobManifestSpec::builder()
-                            .format(JobManifestFormat::S3BatchOperationsCsv20180820)
-                            .fields(JobManifestFieldName::Bucket)
-                            .fields(JobManifestFieldName::Key)
-                            .build()
-                            .unwrap()
-                    })
-                    .location(
-                        JobManifestLocation::builder()
-                            .object_arn(format!("arn:aws:s3:::{DATA}/{manifest}"))
-                            .e_tag(etag)
-                            .build()
-                            .unwrap(),
-                    )
-                    .build(),
-            )
-            .report(
-                JobReport::builder()
-                    .enabled(true)
-                    .bucket(format!("arn:aws:s3:::{REPORTS}"))
-                    .format(JobReportFormat::ReportCsv20180820)
-                    .prefix("batch")
-                    .report_scope(JobReportScope::AllTasks)
-                    .build(),
-            )
-            .priority(10)
-            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/batch"))
-            .client_request_token(token)
-    }
-
-    async fn describe(&self, id: &str) -> JobDescriptor {
-        self.control
-            .describe_job()
-            .account_id(ACCOUNT)
-            .job_id(id)
-            .send()
-            .await
-            .unwrap()
-            .job
-            .unwrap()
-    }
-
-    /// Describes the job until `done` holds (two minutes at most: a bound for a stuck job).
-    async fn wait(
-        &self,
-        id: &str,
-        what: &str,
-        done: impl Fn(&JobDescriptor) -> bool,
-    ) -> JobDescriptor {
-        let start = Instant::now();
-        loop {
-            let job = self.describe(id).await;
-            if done(&job) {
-                return job;
-            }
-            let ended = matches!(
-                status(&job),
-                JobStatus::Complete | JobStatus::Failed | JobStatus::Cancelled
-            );
-            assert!(!ended, "job {id} ended without becoming {what}: {job:?}");
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "job {id} did not become {what}: {job:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Whether chaos was invoked for the `temp-once` key `key` of the data bucket: its
-    /// marker `.chaos/<key>` is there (HeadObject finds it), or is not (404 `NotFound`).
-    async fn invoked(&self, key: &str) -> bool {
-        let marker = format!(".chaos/{key}");
-        match self.s3.head_object().bucket(DATA).key(&marker).send().await {
-            Ok(_) => true,
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => false,
-            Err(e) => panic!("HeadObject {marker}: {e:?}"),
-        }
-    }
-
-    /// The rows of the job's report: (key, status), sorted.
-    async fn report(&self, id: &str) -> Vec<(String, String)> {
-        let get = |key: String| async move {
-            self.s3
-                .get_object()
-                .bucket(REPORTS)
-                .key(&key)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("{key}: {e:?}"))
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .into_bytes()
-        };
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&get(format!("batch/job-{id}/manifest.json")).await).unwrap();
-        let mut rows = Vec::new();
-        for r in manifest["Results"].as_array().unwrap() {
-            assert_eq!(r["Bucket"], REPORTS);
-            let csv = get(r["Key"].as_str().unwrap().to_owned()).await;
-            for row in parse_report_csv(&csv).unwrap() {
-                let status = row.task_status.as_str();
-                assert_eq!(status, r["TaskExecutionStatus"].as_str().unwrap());
-                rows.push((row.key, status.to_owned()));
-            }
-        }
-        rows.sort();
-        rows
-    }
-}
-
-fn status(job: &JobDescriptor) -> JobStatus {
-    job.status.clone().unwrap()
-}
-
-fn counts(job: &JobDescriptor) -> (i64, i64, i64) {
-    let p = job.progress_summary.as_ref().unwrap();
-    (
-        p.total_number_of_tasks.unwrap(),
-        p.number_of_tasks_succeeded.unwrap(),
-        p.number_of_tasks_failed.unwrap(),
-    )
-}
 
 /// A server's state folder (emptied as each job ends; removed by the test).
 fn state_dir(name: &str) -> std::path::PathBuf {
@@ -244,34 +21,23 @@ fn state_dir(name: &str) -> std::path::PathBuf {
 }
 
 /// The server's settings: 4 invocations at once, a 1 s grace period, short redrives.
-fn config(moto: &Moto, watch: &LambdaWatch, name: &str) -> ServeConfig {
+fn config(kit: &ChaosJobs, name: &str) -> ServeConfig {
     ServeConfig::new(state_dir(name))
-        .s3_endpoint(moto.endpoint())
-        .lambda_endpoint(format!("http://127.0.0.1:{}", watch.port()))
+        .s3_endpoint(kit.moto.endpoint())
+        .lambda_endpoint(kit.lambda_endpoint())
         .concurrency(4)
         .grace_period(Duration::from_secs(1))
         .redrive(Redrive::new(3, Duration::from_millis(200)))
 }
 
-async fn start() -> Env {
-    let moto = Moto::start();
-    let s3 = moto.client().await;
-    for b in [DATA, REPORTS] {
-        s3.create_bucket().bucket(b).send().await.unwrap();
-    }
-    let watch = LambdaWatch::start_with("chaos", &moto.env(), None, 12);
-    let server = ControlServer::start("127.0.0.1:0".parse().unwrap(), config(&moto, &watch, "a"))
+/// The fixtures, and the server (state folder `a`) the control client is connected to.
+async fn start() -> (ChaosJobs, ControlServer) {
+    let mut env = ChaosJobs::start().await;
+    let server = ControlServer::start("127.0.0.1:0".parse().unwrap(), config(&env, "a"))
         .await
         .unwrap();
-    let control = control_client(&server.endpoint());
-    Env {
-        function: watch.function().to_owned(),
-        moto,
-        watch,
-        server,
-        s3,
-        control,
-    }
+    env.connect(&server.endpoint());
+    (env, server)
 }
 
 /// A job created with `ConfirmationRequired` waits in `Suspended`, invoking nothing, until
@@ -281,17 +47,14 @@ async fn start() -> Env {
 ///
 /// (A function of its own: the test's body is one large debug-build stack frame, and the
 /// test thread's stack is 2 MiB.)
-async fn confirmation_required(env: &Env) -> (String, String, String) {
+async fn confirmation_required(env: &ChaosJobs) -> (String, String, String) {
     let small: Vec<String> = (0..3).map(|i| format!("confirm/temp-once {i}")).collect();
     let etag2 = env.manifest("m2.csv", &small).await;
-    let confirm_id = env
-        .create("m2.csv", etag2.trim_matches('"'), "token-2")
-        .confirmation_required(true)
-        .send()
-        .await
-        .unwrap()
-        .job_id
-        .unwrap();
+    let confirm_id = created(
+        env.create("m2.csv", etag2.trim_matches('"'), "token-2")
+            .confirmation_required(true),
+    )
+    .await;
     let job = env
         .wait(&confirm_id, "Suspended", |j| {
             status(j) == JobStatus::Suspended
@@ -304,13 +67,7 @@ async fn confirmation_required(env: &Env) -> (String, String, String) {
     // too, no time window involved), and the waiting one has still invoked nothing.
     let after: Vec<String> = vec!["after-confirm/temp-once".into(), "after-confirm/x".into()];
     let etag_after = env.manifest("m-after.csv", &after).await;
-    let after_id = env
-        .create("m-after.csv", &etag_after, "token-after-confirm")
-        .send()
-        .await
-        .unwrap()
-        .job_id
-        .unwrap();
+    let after_id = created(env.create("m-after.csv", &etag_after, "token-after-confirm")).await;
     let job = env
         .wait(&after_id, "Complete", |j| status(j) == JobStatus::Complete)
         .await;
@@ -329,11 +86,7 @@ async fn confirmation_required(env: &Env) -> (String, String, String) {
         );
     }
     let out = env
-        .control
-        .update_job_status()
-        .account_id(ACCOUNT)
-        .job_id(&confirm_id)
-        .requested_job_status(RequestedJobStatus::Ready)
+        .update_status(&confirm_id, RequestedJobStatus::Ready)
         .status_update_reason("looks right")
         .send()
         .await
@@ -353,11 +106,7 @@ async fn confirmation_required(env: &Env) -> (String, String, String) {
         );
     }
     let err = env
-        .control
-        .update_job_status()
-        .account_id(ACCOUNT)
-        .job_id(&confirm_id)
-        .requested_job_status(RequestedJobStatus::Ready)
+        .update_status(&confirm_id, RequestedJobStatus::Ready)
         .send()
         .await
         .unwrap_err();
@@ -371,7 +120,7 @@ async fn confirmation_required(env: &Env) -> (String, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_jobs_for_the_rust_sdk() {
-    let env = start().await;
+    let (mut env, server) = start().await;
 
     // --- A job runs to Complete; its report lists every row once.
     let mut keys: Vec<String> = (0..24).map(|i| format!("plain/{i:02} x.txt")).collect();
@@ -379,14 +128,11 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
     keys.extend((0..3).map(|i| format!("temp-once/{i}")));
     let etag = env.manifest("m1.csv", &keys).await;
     assert!(etag.starts_with('"'), "{etag}");
-    let id = env
-        .create("m1.csv", &etag, "token-1")
-        .description("first job")
-        .send()
-        .await
-        .unwrap()
-        .job_id
-        .unwrap();
+    let id = created(
+        env.create("m1.csv", &etag, "token-1")
+            .description("first job"),
+    )
+    .await;
     // The same request again (an SDK retry, a rerun) is the same job.
     let again = env
         .create("m1.csv", &etag, "token-1")
@@ -443,19 +189,7 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
         Some("batch")
     );
     let report = env.report(&id).await;
-    let mut expected: Vec<(String, String)> = keys
-        .iter()
-        .map(|k| {
-            let s = if k.starts_with("perm") {
-                "failed"
-            } else {
-                "succeeded"
-            };
-            (k.clone(), s.to_owned())
-        })
-        .collect();
-    expected.sort();
-    assert_eq!(report, expected);
+    assert_eq!(report, expected_report(&keys));
 
     // --- Priority.
     let out = env
@@ -475,76 +209,16 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
 
     // --- An S3 Inventory manifest (manifest.json and a gzipped CSV data file).
     let keys: Vec<String> = (0..4).map(|i| format!("inventory/{i} é")).collect();
-    for k in &keys {
-        env.s3
-            .put_object()
-            .bucket(DATA)
-            .key(k)
-            .body(Vec::new().into())
-            .send()
-            .await
-            .unwrap();
-    }
-    let rows: String = keys
-        .iter()
-        .map(|k| {
-            format!(
-                "\"{DATA}\",\"{}\"\n",
-                k.replace(' ', "%20").replace('é', "%C3%A9")
-            )
-        })
-        .collect();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut gz, rows.as_bytes()).unwrap();
-    env.s3
-        .put_object()
-        .bucket(DATA)
-        .key("inv/data/0.csv.gz")
-        .body(gz.finish().unwrap().into())
-        .send()
-        .await
-        .unwrap();
-    let inventory = format!(
-        r#"{{"sourceBucket":"{DATA}","destinationBucket":"arn:aws:s3:::{DATA}","version":"2016-11-30",
-            "fileFormat":"CSV","fileSchema":"Bucket, Key","files":[{{"key":"inv/data/0.csv.gz","size":1}}]}}"#
-    );
-    let etag = env
-        .s3
-        .put_object()
-        .bucket(DATA)
-        .key("inv/manifest.json")
-        .body(inventory.into_bytes().into())
-        .send()
-        .await
-        .unwrap()
-        .e_tag
-        .unwrap();
-    let inv_id = env
-        .create("inv/manifest.json", &etag, "token-inventory")
-        .send()
-        .await
-        .unwrap()
-        .job_id
-        .unwrap();
+    let etag = env.inventory(&keys).await;
+    let inv_id = created(env.create("inv/manifest.json", &etag, "token-inventory")).await;
     let job = env
         .wait(&inv_id, "Complete", |j| status(j) == JobStatus::Complete)
         .await;
     assert_eq!(counts(&job), (4, 4, 0));
-    assert_eq!(
-        env.report(&inv_id).await,
-        keys.iter()
-            .map(|k| (k.clone(), "succeeded".to_owned()))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(env.report(&inv_id).await, expected_report(&keys));
 
     // --- A wrong manifest ETag fails the job, saying so.
-    let bad = env
-        .create("m2.csv", "0123456789abcdef0123456789abcdef", "token-3")
-        .send()
-        .await
-        .unwrap()
-        .job_id
-        .unwrap();
+    let bad = created(env.create("m2.csv", "0123456789abcdef0123456789abcdef", "token-3")).await;
     let job = env
         .wait(&bad, "Failed", |j| status(j) == JobStatus::Failed)
         .await;
@@ -656,13 +330,7 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
     keys.extend((0..3).map(|i| format!("hang/{i}")));
     keys.extend((0..3).map(|i| format!("later/{i}")));
     let etag = env.manifest("m3.csv", &keys).await;
-    let cancel_id = env
-        .create("m3.csv", &etag, "token-4")
-        .send()
-        .await
-        .unwrap()
-        .job_id
-        .unwrap();
+    let cancel_id = created(env.create("m3.csv", &etag, "token-4")).await;
     // Concurrency 4: the four plain keys finish, then the three hanging ones hold their
     // slots (the fourth slot runs the `later` keys).
     let job = env
@@ -672,11 +340,7 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
         .await;
     assert_eq!(counts(&job).0, 10);
     let out = env
-        .control
-        .update_job_status()
-        .account_id(ACCOUNT)
-        .job_id(&cancel_id)
-        .requested_job_status(RequestedJobStatus::Cancelled)
+        .update_status(&cancel_id, RequestedJobStatus::Cancelled)
         .send()
         .await
         .unwrap();
@@ -704,11 +368,7 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
         );
     }
     let err = env
-        .control
-        .update_job_status()
-        .account_id(ACCOUNT)
-        .job_id(&cancel_id)
-        .requested_job_status(RequestedJobStatus::Cancelled)
+        .update_status(&cancel_id, RequestedJobStatus::Cancelled)
         .send()
         .await
         .unwrap_err();
@@ -723,11 +383,11 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
         .arg("-c")
         .arg(BOTO3)
         .args([
-            &env.server.endpoint(),
+            &server.endpoint(),
             ACCOUNT,
             &format!(
                 "arn:aws:lambda:us-east-1:{ACCOUNT}:function:{}:live",
-                env.function
+                env.function()
             ),
             &format!("arn:aws:s3:::{DATA}/m5.csv"),
             &etag,
@@ -759,12 +419,7 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
         "{got}"
     );
     let report = env.report(&boto_id).await;
-    assert_eq!(
-        report,
-        keys.iter()
-            .map(|k| (k.clone(), "succeeded".to_owned()))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(report, expected_report(&keys));
 
     // --- The AWS CLI (v1, from the venv), through the proxy recipe: a dummy endpoint host
     // and HTTP_PROXY pointing at the server, so the account label lands in a Host header the
@@ -776,7 +431,7 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
             .args(["s3control", "--region", "us-east-1", "--output", "json"])
             .args(["--endpoint-url", "http://s3control.emulator.invalid"])
             .args(args)
-            .env("HTTP_PROXY", env.server.endpoint())
+            .env("HTTP_PROXY", server.endpoint())
             .env_remove("http_proxy")
             .env_remove("NO_PROXY")
             .env_remove("no_proxy")
@@ -795,14 +450,14 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let operation = serde_json::json!({"LambdaInvoke": {"FunctionArn": format!(
-        "arn:aws:lambda:us-east-1:{ACCOUNT}:function:{}", env.function)}});
+        "arn:aws:lambda:us-east-1:{ACCOUNT}:function:{}", env.function())}});
     let manifest = serde_json::json!({
         "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
         "Location": {"ObjectArn": format!("arn:aws:s3:::{DATA}/m6.csv"), "ETag": etag}});
     let report = serde_json::json!({"Bucket": format!("arn:aws:s3:::{REPORTS}"),
         "Format": "Report_CSV_20180820", "Enabled": true, "Prefix": "batch",
         "ReportScope": "AllTasks"});
-    let created = aws(&[
+    let cli_created = aws(&[
         "create-job",
         "--account-id",
         ACCOUNT,
@@ -818,7 +473,7 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
         "--report",
         &report.to_string(),
     ]);
-    let cli_id = created["JobId"].as_str().unwrap().to_owned();
+    let cli_id = cli_created["JobId"].as_str().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(180);
     let job = loop {
         let job = aws(&["describe-job", "--account-id", ACCOUNT, "--job-id", &cli_id]);
@@ -852,16 +507,11 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
             .any(|j| j["JobId"] == cli_id.as_str()),
         "{listed}"
     );
-    assert_eq!(
-        env.report(&cli_id).await,
-        keys.iter()
-            .map(|k| (k.clone(), "succeeded".to_owned()))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(env.report(&cli_id).await, expected_report(&keys));
 
     // --- Any Host, an absolute-form target, the error wrapped as the Rust SDK needs it.
     let raw = raw_http(
-        env.server.addr(),
+        server.addr(),
         &format!(
             "GET http://{ACCOUNT}.s3control.emulator.invalid/v20180820/jobs/{id} HTTP/1.1\r\n\
              Host: {ACCOUNT}.s3control.emulator.invalid\r\nx-amz-account-id: {ACCOUNT}\r\n\
@@ -872,7 +522,7 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
     assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
     assert!(raw.contains("<DescribeJobResult xmlns=\"http://awss3control.amazonaws.com/doc/2018-08-20/\"><Job><JobId>"), "{raw}");
     let raw = raw_http(
-        env.server.addr(),
+        server.addr(),
         &format!(
             "GET /v20180820/jobs/nope HTTP/1.1\r\nHost: x\r\nx-amz-account-id: {ACCOUNT}\r\n\
              Connection: close\r\n\r\n"
@@ -890,42 +540,18 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
     // task hangs), then two waiting Ready; the higher priority starts when the slot frees.
     let one = ControlServer::start(
         "127.0.0.1:0".parse().unwrap(),
-        config(&env.moto, &env.watch, "c").max_active_jobs(1),
+        config(&env, "c").max_active_jobs(1),
     )
     .await
     .unwrap();
-    let one_env = Env {
-        control: control_client(&one.endpoint()),
-        ..env
-    };
-    let env = one_env;
+    env.connect(&one.endpoint());
     let etag = env.manifest("m6.csv", &["hang/p".to_owned()]).await;
     let etag_ok = env.manifest("m7.csv", &["prio/ok".to_owned()]).await;
-    let holder = env
-        .create("m6.csv", &etag, "token-p0")
-        .send()
-        .await
-        .unwrap()
-        .job_id
-        .unwrap();
+    let holder = created(env.create("m6.csv", &etag, "token-p0")).await;
     env.wait(&holder, "Active", |j| status(j) == JobStatus::Active)
         .await;
-    let low = env
-        .create("m6.csv", &etag, "token-p1")
-        .priority(1)
-        .send()
-        .await
-        .unwrap()
-        .job_id
-        .unwrap();
-    let high = env
-        .create("m7.csv", &etag_ok, "token-p2")
-        .priority(5)
-        .send()
-        .await
-        .unwrap()
-        .job_id
-        .unwrap();
+    let low = created(env.create("m6.csv", &etag, "token-p1").priority(1)).await;
+    let high = created(env.create("m7.csv", &etag_ok, "token-p2").priority(5)).await;
     for j in [&low, &high] {
         env.wait(j, "Ready", |d| status(d) == JobStatus::Ready)
             .await;
@@ -939,24 +565,13 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
         .send()
         .await
         .unwrap();
-    let cancel = |id: String| {
-        let c = env.control.clone();
-        async move {
-            c.update_job_status()
-                .account_id(ACCOUNT)
-                .job_id(id)
-                .requested_job_status(RequestedJobStatus::Cancelled)
-                .send()
-                .await
-                .unwrap();
-        }
-    };
-    cancel(holder.clone()).await;
+    let cancel = |id: &str| env.update_status(id, RequestedJobStatus::Cancelled).send();
+    cancel(&holder).await.unwrap();
     env.wait(&low, "Active", |j| status(j) == JobStatus::Active)
         .await;
     assert_eq!(status(&env.describe(&holder).await), JobStatus::Cancelled);
     assert_eq!(status(&env.describe(&high).await), JobStatus::Ready);
-    cancel(low.clone()).await;
+    cancel(&low).await.unwrap();
     let job = env
         .wait(&high, "Complete", |j| status(j) == JobStatus::Complete)
         .await;
@@ -966,24 +581,15 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
     // second server) fails the job; its report lists the tasks that ran.
     let strict = ControlServer::start(
         "127.0.0.1:0".parse().unwrap(),
-        config(&env.moto, &env.watch, "b").failure_threshold(FailureThreshold::new(4, 50.0)),
+        config(&env, "b").failure_threshold(FailureThreshold::new(4, 50.0)),
     )
     .await
     .unwrap();
-    let strict_env = Env {
-        control: control_client(&strict.endpoint()),
-        ..env
-    };
+    env.connect(&strict.endpoint());
     let keys: Vec<String> = (0..20).map(|i| format!("perm-threshold/{i:02}")).collect();
-    let etag = strict_env.manifest("m4.csv", &keys).await;
-    let failing = strict_env
-        .create("m4.csv", &etag, "token-5")
-        .send()
-        .await
-        .unwrap()
-        .job_id
-        .unwrap();
-    let job = strict_env
+    let etag = env.manifest("m4.csv", &keys).await;
+    let failing = created(env.create("m4.csv", &etag, "token-5")).await;
+    let job = env
         .wait(&failing, "Failed", |j| status(j) == JobStatus::Failed)
         .await;
     let (total, succeeded, failed) = counts(&job);
@@ -994,7 +600,7 @@ async fn serve_runs_jobs_for_the_rust_sdk() {
         reasons[0].failure_code.as_deref(),
         Some("TaskFailureThresholdExceeded")
     );
-    let report = strict_env.report(&failing).await;
+    let report = env.report(&failing).await;
     assert_eq!(report.len() as i64, failed);
     assert!(report.iter().all(|(_, s)| s == "failed"));
     drop(one);

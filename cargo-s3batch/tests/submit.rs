@@ -2,37 +2,25 @@
 //! real CLI binary against `cargo s3batch serve` (in this process), moto for the objects,
 //! manifests and reports, and `examples/chaos` served by `cargo lambda watch`.
 
-use aws_sdk_s3control::config::endpoint::{Endpoint, EndpointFuture, Params, ResolveEndpoint};
-use aws_sdk_s3control::types::{
-    JobDescriptor, JobManifest, JobManifestFieldName, JobManifestFormat, JobManifestLocation,
-    JobManifestSpec, JobOperation, JobReport, JobStatus, LambdaInvokeOperation,
-};
+use aws_sdk_s3control::types::{JobOperation, JobReport, JobStatus, LambdaInvokeOperation};
 use s3batch_control::{ControlServer, ServeConfig};
-use s3batch_job::{parse_report_csv, Redrive};
-use s3batch_testkit::{LambdaWatch, Moto};
-use std::time::{Duration, Instant};
+use s3batch_job::Redrive;
+use s3batch_testkit::control::{counts, created, expected_report, ChaosJobs, ACCOUNT, DATA};
+use std::time::Duration;
 
-const ACCOUNT: &str = "123456789012";
-const DATA: &str = "data";
-const REPORTS: &str = "reports";
-
-#[derive(Debug)]
-struct Static(String);
-
-impl ResolveEndpoint for Static {
-    fn resolve_endpoint<'a>(&'a self, _: &'a Params) -> EndpointFuture<'a> {
-        EndpointFuture::ready(Ok(Endpoint::builder().url(self.0.clone()).build()))
-    }
+/// The fixtures, the server the control client is connected to, and its state folder.
+struct Env {
+    kit: ChaosJobs,
+    server: ControlServer,
+    dir: std::path::PathBuf,
 }
 
-struct Env {
-    moto: Moto,
-    _watch: LambdaWatch,
-    server: ControlServer,
-    s3: aws_sdk_s3::Client,
-    control: aws_sdk_s3control::Client,
-    function: String,
-    dir: std::path::PathBuf,
+impl std::ops::Deref for Env {
+    type Target = ChaosJobs;
+
+    fn deref(&self) -> &ChaosJobs {
+        &self.kit
+    }
 }
 
 /// What a CLI run gave.
@@ -68,10 +56,7 @@ impl Env {
 
     /// `submit` with the usual options plus `extra`; the job id.
     async fn submit(&self, extra: &[&str]) -> String {
-        let arn = format!(
-            "arn:aws:lambda:us-east-1:{ACCOUNT}:function:{}",
-            self.function
-        );
+        let arn = self.function_arn();
         let s3 = self.moto.endpoint();
         let mut args = vec![
             "submit",
@@ -112,142 +97,34 @@ impl Env {
         self.cli(&args).await
     }
 
-    async fn put_objects(&self, keys: &[String]) -> String {
-        for k in keys {
-            self.s3
-                .put_object()
-                .bucket(DATA)
-                .key(k)
-                .body(k.as_bytes().to_vec().into())
-                .send()
-                .await
-                .unwrap();
-        }
-        keys.iter()
-            .map(|k| format!("{DATA},{}\n", k.replace(' ', "%20")))
-            .collect()
-    }
-
-    /// HeadObject of `key` in the data bucket: S3 says 404 `NotFound` (not just any error).
-    async fn head_not_found(&self, key: &str) -> bool {
-        match self.s3.head_object().bucket(DATA).key(key).send().await {
-            Ok(_) => false,
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => true,
-            Err(e) => panic!("HeadObject {key}: {e:?}"),
-        }
+    /// `status ID --watch`, polling every 0.2 s until the job ends.
+    async fn watch(&self, id: &str) -> Out {
+        self.cli(&["status", id, "--watch", "--interval", "0.2"])
+            .await
     }
 
     /// Nothing was uploaded to `key` in the data bucket.
     async fn assert_no_object(&self, key: &str) {
         assert!(self.head_not_found(key).await, "s3://{DATA}/{key} exists");
     }
-
-    /// Whether chaos was invoked for the `temp-once` key `key`: its marker `.chaos/<key>` is
-    /// in the data bucket.
-    async fn invoked(&self, key: &str) -> bool {
-        !self.head_not_found(&format!(".chaos/{key}")).await
-    }
-
-    async fn describe(&self, id: &str) -> JobDescriptor {
-        self.control
-            .describe_job()
-            .account_id(ACCOUNT)
-            .job_id(id)
-            .send()
-            .await
-            .unwrap()
-            .job
-            .unwrap()
-    }
-
-    async fn wait(&self, id: &str, what: &str, done: impl Fn(&JobDescriptor) -> bool) {
-        let start = Instant::now();
-        loop {
-            let job = self.describe(id).await;
-            if done(&job) {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "job {id} did not become {what}: {job:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// The rows of the job's report: (key, status), sorted.
-    async fn report(&self, id: &str) -> Vec<(String, String)> {
-        let get = |key: String| async move {
-            self.s3
-                .get_object()
-                .bucket(REPORTS)
-                .key(&key)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("{key}: {e:?}"))
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .into_bytes()
-        };
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&get(format!("batch/job-{id}/manifest.json")).await).unwrap();
-        let mut rows = Vec::new();
-        for r in manifest["Results"].as_array().unwrap() {
-            for row in parse_report_csv(&get(r["Key"].as_str().unwrap().to_owned()).await).unwrap()
-            {
-                rows.push((row.key, row.task_status.as_str().to_owned()));
-            }
-        }
-        rows.sort();
-        rows
-    }
-}
-
-fn counts(job: &JobDescriptor) -> (i64, i64, i64) {
-    let p = job.progress_summary.as_ref().unwrap();
-    (
-        p.total_number_of_tasks.unwrap(),
-        p.number_of_tasks_succeeded.unwrap(),
-        p.number_of_tasks_failed.unwrap(),
-    )
 }
 
 async fn start() -> Env {
-    let moto = Moto::start();
-    let s3 = moto.client().await;
-    for b in [DATA, REPORTS] {
-        s3.create_bucket().bucket(b).send().await.unwrap();
-    }
-    let watch = LambdaWatch::start_with("chaos", &moto.env(), None, 12);
+    let mut kit = ChaosJobs::start().await;
     let state = std::env::temp_dir().join(format!("s3batch-submit-{}", std::process::id()));
     let config = ServeConfig::new(&state)
-        .s3_endpoint(moto.endpoint())
-        .lambda_endpoint(format!("http://127.0.0.1:{}", watch.port()))
+        .s3_endpoint(kit.moto.endpoint())
+        .lambda_endpoint(kit.lambda_endpoint())
         .concurrency(4)
         .grace_period(Duration::from_secs(1))
         .redrive(Redrive::new(3, Duration::from_millis(200)));
     let server = ControlServer::start("127.0.0.1:0".parse().unwrap(), config)
         .await
         .unwrap();
-    let control = aws_sdk_s3control::Client::from_conf(
-        aws_sdk_s3control::Config::builder()
-            .behavior_version(aws_sdk_s3control::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3control::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_s3control::config::Credentials::new(
-                "testing", "testing", None, None, "test",
-            ))
-            .endpoint_resolver(Static(server.endpoint()))
-            .build(),
-    );
+    kit.connect(&server.endpoint());
     Env {
-        function: watch.function().to_owned(),
-        moto,
-        _watch: watch,
+        kit,
         server,
-        s3,
-        control,
         dir: state,
     }
 }
@@ -371,9 +248,7 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
     assert_eq!(env.submit(&first).await, id);
 
     // status --watch follows it to Complete and exits 0.
-    let watched = env
-        .cli(&["status", &id, "--watch", "--interval", "0.2"])
-        .await;
+    let watched = env.watch(&id).await;
     assert_eq!(watched.code, 0, "{}\n{}", watched.stdout, watched.stderr);
     assert!(watched.stdout.contains(": Complete"), "{}", watched.stdout);
     assert!(
@@ -400,33 +275,13 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
     );
     assert_eq!(job.description.as_deref(), Some("first job"));
     let report = env.report(&id).await;
-    let mut expected: Vec<(String, String)> = keys
-        .iter()
-        .map(|k| {
-            let s = if k.starts_with("perm") {
-                "failed"
-            } else {
-                "succeeded"
-            };
-            (k.clone(), s.to_owned())
-        })
-        .collect();
-    expected.sort();
-    assert_eq!(report, expected);
+    assert_eq!(report, expected_report(&keys));
 
     // --- An s3:// manifest (its ETag from HeadObject), confirmation required, a priority.
     // Its keys are `temp-once` ones: chaos leaves the marker `.chaos/<key>` at a key's
     // first invocation, the function's own record that it was called.
     let keys2: Vec<String> = (0..5).map(|i| format!("second/temp-once {i}")).collect();
-    let csv2 = env.put_objects(&keys2).await;
-    env.s3
-        .put_object()
-        .bucket(DATA)
-        .key("m2.csv")
-        .body(csv2.into_bytes().into())
-        .send()
-        .await
-        .unwrap();
+    env.manifest("m2.csv", &keys2).await;
     let confirm_id = env
         .submit(&["--manifest", "s3://data/m2.csv", "--confirmation-required"])
         .await;
@@ -445,19 +300,9 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
     // chance to start the waiting one too (no time window involved); that one has still
     // invoked nothing.
     let after: Vec<String> = vec!["after-confirm/temp-once".into(), "after-confirm/x".into()];
-    let csv_after = env.put_objects(&after).await;
-    env.s3
-        .put_object()
-        .bucket(DATA)
-        .key("m-after.csv")
-        .body(csv_after.into_bytes().into())
-        .send()
-        .await
-        .unwrap();
+    env.manifest("m-after.csv", &after).await;
     let after_id = env.submit(&["--manifest", "s3://data/m-after.csv"]).await;
-    let watched = env
-        .cli(&["status", &after_id, "--watch", "--interval", "0.2"])
-        .await;
+    let watched = env.watch(&after_id).await;
     assert_eq!(watched.code, 0, "{}\n{}", watched.stdout, watched.stderr);
     assert_eq!(counts(&env.describe(&after_id).await), (2, 2, 0));
     assert!(
@@ -475,9 +320,7 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
     }
     let c = env.cli(&["confirm", &confirm_id]).await;
     assert_eq!(c.code, 0, "{}", c.stderr);
-    let watched = env
-        .cli(&["status", &confirm_id, "--watch", "--interval", "0.2"])
-        .await;
+    let watched = env.watch(&confirm_id).await;
     assert_eq!(watched.code, 0, "{}", watched.stderr);
     assert_eq!(counts(&env.describe(&confirm_id).await), (5, 5, 0));
     for k in &keys2 {
@@ -503,9 +346,7 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
         .await;
     assert_eq!(failed.code, 0, "{}", failed.stderr);
     let failed_id = failed.stdout.trim().to_owned();
-    let watched = env
-        .cli(&["status", &failed_id, "--watch", "--interval", "0.2"])
-        .await;
+    let watched = env.watch(&failed_id).await;
     assert_eq!(watched.code, 2, "{}\n{}", watched.stdout, watched.stderr);
     assert!(
         watched.stdout.contains("failure reason: "),
@@ -517,15 +358,7 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
     let mut keys3: Vec<String> = (0..4).map(|i| format!("before-cancel/{i}")).collect();
     keys3.extend((0..3).map(|i| format!("hang/{i}")));
     keys3.extend((0..3).map(|i| format!("later/{i}")));
-    let csv3 = env.put_objects(&keys3).await;
-    env.s3
-        .put_object()
-        .bucket(DATA)
-        .key("m3.csv")
-        .body(csv3.into_bytes().into())
-        .send()
-        .await
-        .unwrap();
+    env.manifest("m3.csv", &keys3).await;
     let cancel_id = env.submit(&["--manifest", "s3://data/m3.csv"]).await;
     env.wait(&cancel_id, "Active with 4 tasks done", |j| {
         j.status == Some(JobStatus::Active) && counts(j).1 >= 4
@@ -534,9 +367,7 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
     let c = env.cli(&["cancel", &cancel_id, "--reason", "enough"]).await;
     assert_eq!(c.code, 0, "{}", c.stderr);
     assert!(c.stdout.contains("Cancelling"), "{}", c.stdout);
-    let watched = env
-        .cli(&["status", &cancel_id, "--watch", "--interval", "0.2"])
-        .await;
+    let watched = env.watch(&cancel_id).await;
     assert_eq!(watched.code, 3, "{}\n{}", watched.stdout, watched.stderr);
     let report = env.report(&cancel_id).await;
     assert!(report.len() >= 4 && report.len() < 10, "{report:?}");
@@ -547,52 +378,14 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
 
     // --- An S3 Inventory manifest.json (its ETag from HeadObject), submitted as s3://.
     let keys4: Vec<String> = (0..4).map(|i| format!("inventory/{i} é")).collect();
-    env.put_objects(&keys4).await;
-    let rows: String = keys4
-        .iter()
-        .map(|k| {
-            format!(
-                "\"{DATA}\",\"{}\"\n",
-                k.replace(' ', "%20").replace('é', "%C3%A9")
-            )
-        })
-        .collect();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut gz, rows.as_bytes()).unwrap();
-    env.s3
-        .put_object()
-        .bucket(DATA)
-        .key("inv/data/0.csv.gz")
-        .body(gz.finish().unwrap().into())
-        .send()
-        .await
-        .unwrap();
-    let inventory = format!(
-        r#"{{"sourceBucket":"{DATA}","destinationBucket":"arn:aws:s3:::{DATA}","version":"2016-11-30",
-            "fileFormat":"CSV","fileSchema":"Bucket, Key","files":[{{"key":"inv/data/0.csv.gz","size":1}}]}}"#
-    );
-    env.s3
-        .put_object()
-        .bucket(DATA)
-        .key("inv/manifest.json")
-        .body(inventory.into_bytes().into())
-        .send()
-        .await
-        .unwrap();
+    env.inventory(&keys4).await;
     let inv_id = env
         .submit(&["--manifest", "s3://data/inv/manifest.json"])
         .await;
-    let watched = env
-        .cli(&["status", &inv_id, "--watch", "--interval", "0.2"])
-        .await;
+    let watched = env.watch(&inv_id).await;
     assert_eq!(watched.code, 0, "{}\n{}", watched.stdout, watched.stderr);
     assert_eq!(counts(&env.describe(&inv_id).await), (4, 4, 0));
-    let mut expected: Vec<(String, String)> = keys4
-        .iter()
-        .map(|k| (k.clone(), "succeeded".to_owned()))
-        .collect();
-    expected.sort();
-    assert_eq!(env.report(&inv_id).await, expected);
+    assert_eq!(env.report(&inv_id).await, expected_report(&keys4));
     let spec = env.describe(&inv_id).await.manifest.unwrap().spec.unwrap();
     assert_eq!(
         spec.format,
@@ -600,53 +393,24 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
     );
 
     // --- A manifest that changed after its ETag was read: status names the fix.
-    let bad_id = env
-        .control
-        .create_job()
-        .account_id(ACCOUNT)
-        .confirmation_required(false)
-        .operation(
-            JobOperation::builder()
-                .lambda_invoke(
-                    LambdaInvokeOperation::builder()
-                        .function_arn(format!(
-                            "arn:aws:lambda:us-east-1:{ACCOUNT}:function:{}",
-                            env.function
-                        ))
-                        .build(),
-                )
-                .build(),
-        )
-        .manifest(
-            JobManifest::builder()
-                .spec(
-                    JobManifestSpec::builder()
-                        .format(JobManifestFormat::S3BatchOperationsCsv20180820)
-                        .fields(JobManifestFieldName::Bucket)
-                        .fields(JobManifestFieldName::Key)
-                        .build()
-                        .unwrap(),
-                )
-                .location(
-                    JobManifestLocation::builder()
-                        .object_arn(format!("arn:aws:s3:::{DATA}/m2.csv"))
-                        .e_tag("0123456789abcdef0123456789abcdef")
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .report(JobReport::builder().enabled(false).build())
-        .priority(1)
-        .role_arn("arn:aws:iam::123456789012:role/batch")
-        .send()
-        .await
-        .unwrap()
-        .job_id
-        .unwrap();
-    let watched = env
-        .cli(&["status", &bad_id, "--watch", "--interval", "0.2"])
-        .await;
+    // (The request of the Rust SDK: no schema, no report, priority 1, the SDK's token.)
+    let bad_id = created(
+        env.create("m2.csv", "0123456789abcdef0123456789abcdef", "")
+            .set_client_request_token(None)
+            .operation(
+                JobOperation::builder()
+                    .lambda_invoke(
+                        LambdaInvokeOperation::builder()
+                            .function_arn(env.function_arn())
+                            .build(),
+                    )
+                    .build(),
+            )
+            .report(JobReport::builder().enabled(false).build())
+            .priority(1),
+    )
+    .await;
+    let watched = env.watch(&bad_id).await;
     assert_eq!(watched.code, 2, "{}\n{}", watched.stdout, watched.stderr);
     assert!(
         watched
@@ -711,19 +475,7 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
     assert_eq!(unknown.code, 1);
     assert!(unknown.stderr.contains("--region"), "{}", unknown.stderr);
     let no_bucket = env
-        .cli(&[
-            "submit",
-            "--manifest",
-            "s3://data/m2.csv",
-            "--function-arn",
-            "arn:aws:lambda:us-east-1:123456789012:function:f",
-            "--role-arn",
-            "arn:aws:iam::123456789012:role/batch",
-            "--s3-endpoint-url",
-            &env.moto.endpoint(),
-            "--report",
-            "s3://no-such-reports/x",
-        ])
+        .submit_only("s3://data/m2.csv", &["--report", "s3://no-such-reports/x"])
         .await;
     assert_eq!(no_bucket.code, 1);
     assert!(
@@ -756,19 +508,10 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
     assert_eq!(v1.code, 1);
     assert!(v1.stderr.contains("schema 2.0"), "{}", v1.stderr);
     let upload = env
-        .cli(&[
-            "submit",
-            "--manifest",
+        .submit_only(
             "s3://data/m2.csv",
-            "--manifest-upload",
-            "s3://data/never.csv",
-            "--function-arn",
-            "arn:aws:lambda:us-east-1:123456789012:function:f",
-            "--role-arn",
-            "arn:aws:iam::123456789012:role/batch",
-            "--s3-endpoint-url",
-            &env.moto.endpoint(),
-        ])
+            &["--manifest-upload", "s3://data/never.csv"],
+        )
         .await;
     assert_eq!(upload.code, 1);
     assert!(upload.stderr.contains("in S3 already"), "{}", upload.stderr);
@@ -787,18 +530,9 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
     for k in &late {
         csv.push_str(&format!("{DATA},{}\n", s3batch::key::encode_key(k)));
     }
-    env.s3
-        .put_object()
-        .bucket(DATA)
-        .key("retry.csv")
-        .body(csv.into_bytes().into())
-        .send()
-        .await
-        .unwrap();
+    env.put("retry.csv", csv).await;
     let first_id = env.submit(&["--manifest", "s3://data/retry.csv"]).await;
-    let watched = env
-        .cli(&["status", &first_id, "--watch", "--interval", "0.2"])
-        .await;
+    let watched = env.watch(&first_id).await;
     assert_eq!(watched.code, 0, "{}\n{}", watched.stdout, watched.stderr);
     assert_eq!(counts(&env.describe(&first_id).await), (11, 6, 5));
     env.put_objects(&late).await;
@@ -820,9 +554,7 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
     let retry_id = env
         .submit(&["--manifest", "s3://data/retry-failed.csv"])
         .await;
-    let watched = env
-        .cli(&["status", &retry_id, "--watch", "--interval", "0.2"])
-        .await;
+    let watched = env.watch(&retry_id).await;
     assert_eq!(watched.code, 0, "{}\n{}", watched.stdout, watched.stderr);
     assert_eq!(counts(&env.describe(&retry_id).await), (3, 3, 0));
     let mut outcome: std::collections::BTreeMap<String, Vec<String>> = Default::default();
@@ -848,7 +580,7 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
     // Lambda endpoint given answers nothing at all: port 1).
     let local = tokio::process::Command::new(env!("CARGO_BIN_EXE_cargo-s3batch"))
         .args(["submit", "--endpoint-url", &env.server.endpoint()])
-        .args(["--region", "us-east-1", "--function", &env.function])
+        .args(["--region", "us-east-1", "--function", env.function()])
         .args(["--lambda-endpoint-url", "http://127.0.0.1:1"])
         .args(["--manifest", "s3://data/retry-failed.csv"])
         .args(["--role-arn", "arn:aws:iam::123456789012:role/batch"])
@@ -866,13 +598,7 @@ async fn the_cli_submits_follows_and_steers_jobs_on_the_local_endpoint() {
             .as_ref()
             .and_then(|o| o.lambda_invoke.as_ref())
             .and_then(|l| l.function_arn.as_deref()),
-        Some(
-            format!(
-                "arn:aws:lambda:us-east-1:{ACCOUNT}:function:{}",
-                env.function
-            )
-            .as_str()
-        ),
+        Some(env.function_arn().as_str()),
         "{job:?}"
     );
     env.wait(&local_id, "Complete", |j| {

@@ -33,6 +33,7 @@ use aws_sdk_s3control::types::{
 };
 use aws_smithy_types::date_time::Format;
 use aws_smithy_types::DateTime;
+use s3batch_job::digest::hex;
 use s3batch_job::manifest::{is_inventory, ManifestSource, Staged};
 use s3batch_job::storage::Location;
 use s3batch_job::ReportScope;
@@ -724,10 +725,6 @@ fn io(path: &std::path::Path, source: std::io::Error) -> SubmitError {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Checks the CSV manifest at `path` as `run` does, streamed with the engine's strict reader
 /// (every bad row named by its line, a manifest with any rejected whole; `name` names it in
 /// the message): its number of rows, whether they carry version ids, and the MD5 of its bytes.
@@ -1162,7 +1159,7 @@ pub async fn control_client(
 
 /// Sends every request to one URL, whatever the account id.
 #[derive(Debug)]
-struct StaticEndpoint(String);
+pub(crate) struct StaticEndpoint(pub(crate) String);
 
 impl aws_sdk_s3control::config::endpoint::ResolveEndpoint for StaticEndpoint {
     fn resolve_endpoint<'a>(
@@ -1178,7 +1175,7 @@ impl aws_sdk_s3control::config::endpoint::ResolveEndpoint for StaticEndpoint {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use aws_sdk_s3control::operation::create_job::CreateJobOutput;
     use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
@@ -1224,50 +1221,65 @@ mod tests {
         }
     }
 
+    /// A LambdaInvoke operation of schema 2.0 with one user argument, as the SDK takes it.
+    pub(crate) fn lambda_invoke(function_arn: &str, (k, v): (&str, &str)) -> JobOperation {
+        JobOperation::builder()
+            .lambda_invoke(
+                LambdaInvokeOperation::builder()
+                    .function_arn(function_arn)
+                    .invocation_schema_version("2.0")
+                    .user_arguments(k, v)
+                    .build(),
+            )
+            .build()
+    }
+
+    /// A CSV report of all tasks to the bucket `bucket_arn` under `prefix`.
+    pub(crate) fn all_tasks_report(bucket_arn: &str, prefix: &str) -> JobReport {
+        JobReport::builder()
+            .bucket(bucket_arn)
+            .format(JobReportFormat::ReportCsv20180820)
+            .enabled(true)
+            .prefix(prefix)
+            .report_scope(JobReportScope::AllTasks)
+            .build()
+    }
+
+    /// A CSV manifest (`Bucket,Key`) at `object_arn` with the ETag `etag`.
+    pub(crate) fn csv_manifest(object_arn: &str, etag: &str) -> JobManifest {
+        JobManifest::builder()
+            .spec(
+                JobManifestSpec::builder()
+                    .format(JobManifestFormat::S3BatchOperationsCsv20180820)
+                    .fields(JobManifestFieldName::Bucket)
+                    .fields(JobManifestFieldName::Key)
+                    .build()
+                    .unwrap(),
+            )
+            .location(
+                JobManifestLocation::builder()
+                    .object_arn(object_arn)
+                    .e_tag(etag)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    }
+
     /// The recorded expectation: the botocore body of s3control.md §1.2, as the Rust input.
     fn expected(token: &str) -> CreateJobInput {
         CreateJobInput::builder()
             .account_id("123456789012")
             .confirmation_required(false)
-            .operation(
-                JobOperation::builder()
-                    .lambda_invoke(
-                        LambdaInvokeOperation::builder()
-                            .function_arn("arn:aws:lambda:us-east-1:123456789012:function:fn:3")
-                            .invocation_schema_version("2.0")
-                            .user_arguments("size", "256")
-                            .build(),
-                    )
-                    .build(),
-            )
-            .report(
-                JobReport::builder()
-                    .bucket("arn:aws:s3:::rep")
-                    .format(JobReportFormat::ReportCsv20180820)
-                    .enabled(true)
-                    .prefix("batch")
-                    .report_scope(JobReportScope::AllTasks)
-                    .build(),
-            )
-            .manifest(
-                JobManifest::builder()
-                    .spec(
-                        JobManifestSpec::builder()
-                            .format(JobManifestFormat::S3BatchOperationsCsv20180820)
-                            .fields(JobManifestFieldName::Bucket)
-                            .fields(JobManifestFieldName::Key)
-                            .build()
-                            .unwrap(),
-                    )
-                    .location(
-                        JobManifestLocation::builder()
-                            .object_arn("arn:aws:s3:::man/jobs/m.csv")
-                            .e_tag("60e460c9d1046e73f7dde5043ac3ae85")
-                            .build()
-                            .unwrap(),
-                    )
-                    .build(),
-            )
+            .operation(lambda_invoke(
+                "arn:aws:lambda:us-east-1:123456789012:function:fn:3",
+                ("size", "256"),
+            ))
+            .report(all_tasks_report("arn:aws:s3:::rep", "batch"))
+            .manifest(csv_manifest(
+                "arn:aws:s3:::man/jobs/m.csv",
+                "60e460c9d1046e73f7dde5043ac3ae85",
+            ))
             .description("thumbnails")
             .priority(10)
             .role_arn("arn:aws:iam::123456789012:role/batch")
@@ -1501,22 +1513,30 @@ mod tests {
         assert_eq!(s.len(), 3);
     }
 
+    /// A client of the SDK crate `$sdk` (us-east-1, placeholder credentials) whose requests
+    /// `$rules` answer, any of them matching any request.
+    macro_rules! mocked {
+        ($sdk:ident, $rules:expr) => {{
+            let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+            for r in $rules {
+                interceptor = interceptor.with_rule(r);
+            }
+            $sdk::Client::from_conf(
+                $sdk::Config::builder()
+                    .behavior_version($sdk::config::BehaviorVersion::latest())
+                    .region($sdk::config::Region::new("us-east-1"))
+                    .credentials_provider($sdk::config::Credentials::new(
+                        "a", "b", None, None, "test",
+                    ))
+                    .http_client(aws_smithy_mocks::create_mock_http_client())
+                    .interceptor(interceptor)
+                    .build(),
+            )
+        }};
+    }
+
     fn control(rule: &Rule) -> aws_sdk_s3control::Client {
-        aws_sdk_s3control::Client::from_conf(
-            aws_sdk_s3control::Config::builder()
-                .behavior_version(aws_sdk_s3control::config::BehaviorVersion::latest())
-                .region(aws_sdk_s3control::config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_s3control::config::Credentials::new(
-                    "a", "b", None, None, "test",
-                ))
-                .http_client(aws_smithy_mocks::create_mock_http_client())
-                .interceptor(
-                    MockResponseInterceptor::new()
-                        .rule_mode(RuleMode::MatchAny)
-                        .with_rule(rule),
-                )
-                .build(),
-        )
+        mocked!(aws_sdk_s3control, [rule])
     }
 
     #[tokio::test]
@@ -1617,21 +1637,7 @@ mod tests {
     }
 
     fn lambda(rule: &Rule) -> aws_sdk_lambda::Client {
-        aws_sdk_lambda::Client::from_conf(
-            aws_sdk_lambda::Config::builder()
-                .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
-                .region(aws_sdk_lambda::config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_lambda::config::Credentials::new(
-                    "a", "b", None, None, "test",
-                ))
-                .http_client(aws_smithy_mocks::create_mock_http_client())
-                .interceptor(
-                    MockResponseInterceptor::new()
-                        .rule_mode(RuleMode::MatchAny)
-                        .with_rule(rule),
-                )
-                .build(),
-        )
+        mocked!(aws_sdk_lambda, [rule])
     }
 
     fn function(arn: &'static str, timeout: i32) -> Rule {
@@ -1764,36 +1770,12 @@ mod tests {
                 .account("123456789012")
                 .build()
         });
-        let sts = aws_sdk_sts::Client::from_conf(
-            aws_sdk_sts::Config::builder()
-                .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
-                .region(aws_sdk_sts::config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_sts::config::Credentials::new(
-                    "a", "b", None, None, "test",
-                ))
-                .http_client(aws_smithy_mocks::create_mock_http_client())
-                .interceptor(MockResponseInterceptor::new().with_rule(&rule))
-                .build(),
-        );
+        let sts = mocked!(aws_sdk_sts, [&rule]);
         assert_eq!(resolve_account(&sts).await.unwrap(), "123456789012");
     }
 
     fn iam(rules: &[&Rule]) -> aws_sdk_iam::Client {
-        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
-        for r in rules {
-            interceptor = interceptor.with_rule(r);
-        }
-        aws_sdk_iam::Client::from_conf(
-            aws_sdk_iam::Config::builder()
-                .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
-                .region(aws_sdk_iam::config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_iam::config::Credentials::new(
-                    "a", "b", None, None, "test",
-                ))
-                .http_client(aws_smithy_mocks::create_mock_http_client())
-                .interceptor(interceptor)
-                .build(),
-        )
+        mocked!(aws_sdk_iam, rules)
     }
 
     fn role(arn: &str) -> aws_sdk_iam::types::Role {
@@ -1984,10 +1966,7 @@ mod tests {
         let good = dir.join("good.csv");
         let bytes = csv(None, false).into_bytes();
         std::fs::write(&good, &bytes).unwrap();
-        let md5: String = md5::Md5::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let md5 = hex(&md5::Md5::digest(&bytes));
         let expect = |checked: &CheckedManifest, key: &str, versions: bool| {
             assert_eq!(checked.rows, rows);
             let want = ManifestSpec::csv(
@@ -2038,13 +2017,7 @@ mod tests {
             .unwrap();
         let etag = expect(&checked, "v.csv", true);
         assert_eq!(etag, bare_etag(put.e_tag().unwrap()));
-        assert_eq!(
-            etag,
-            md5::Md5::digest(&versioned)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        );
+        assert_eq!(etag, hex(&md5::Md5::digest(&versioned)));
         s3.put_object()
             .bucket("man")
             .key("bad.csv")

@@ -508,23 +508,6 @@ mod tests {
         );
     }
 
-    /// Sends every request to one URL.
-    #[derive(Debug)]
-    struct Static(String);
-
-    impl aws_sdk_s3control::config::endpoint::ResolveEndpoint for Static {
-        fn resolve_endpoint<'a>(
-            &'a self,
-            _: &'a aws_sdk_s3control::config::endpoint::Params,
-        ) -> aws_sdk_s3control::config::endpoint::EndpointFuture<'a> {
-            aws_sdk_s3control::config::endpoint::EndpointFuture::ready(Ok(
-                aws_sdk_s3control::config::endpoint::Endpoint::builder()
-                    .url(self.0.clone())
-                    .build(),
-            ))
-        }
-    }
-
     /// Reads one HTTP request (headers, then `content-length` bytes) and answers `reply`.
     async fn capture_one(listener: tokio::net::TcpListener, reply: &'static str) -> Vec<u8> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -559,7 +542,8 @@ mod tests {
     /// as the same request.
     #[tokio::test]
     async fn the_rust_sdk_create_job_body_is_read() {
-        use aws_sdk_s3control::types::*;
+        use crate::submit::tests::{all_tasks_report, csv_manifest, lambda_invoke};
+        use aws_sdk_s3control::types::S3Tag;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let captured = tokio::spawn(capture_one(
@@ -572,51 +556,21 @@ mod tests {
             .credentials_provider(aws_sdk_s3control::config::Credentials::new(
                 "a", "b", None, None, "test",
             ))
-            .endpoint_resolver(Static(url))
+            .endpoint_resolver(crate::submit::StaticEndpoint(url))
             .build();
         let out = aws_sdk_s3control::Client::from_conf(config)
             .create_job()
             .account_id("123456789012")
             .confirmation_required(false)
-            .operation(
-                JobOperation::builder()
-                    .lambda_invoke(
-                        LambdaInvokeOperation::builder()
-                            .function_arn("arn:aws:lambda:us-east-1:123456789012:function:fn:live")
-                            .invocation_schema_version("2.0")
-                            .user_arguments("k1", "v1")
-                            .build(),
-                    )
-                    .build(),
-            )
-            .report(
-                JobReport::builder()
-                    .bucket("arn:aws:s3:::rep")
-                    .format(JobReportFormat::ReportCsv20180820)
-                    .enabled(true)
-                    .prefix("reports")
-                    .report_scope(JobReportScope::AllTasks)
-                    .build(),
-            )
-            .manifest(
-                JobManifest::builder()
-                    .spec(
-                        JobManifestSpec::builder()
-                            .format(JobManifestFormat::S3BatchOperationsCsv20180820)
-                            .fields(JobManifestFieldName::Bucket)
-                            .fields(JobManifestFieldName::Key)
-                            .build()
-                            .unwrap(),
-                    )
-                    .location(
-                        JobManifestLocation::builder()
-                            .object_arn("arn:aws:s3:::man/manifest.csv")
-                            .e_tag("\"60e460c9d1046e73f7dde5043ac3ae85\"")
-                            .build()
-                            .unwrap(),
-                    )
-                    .build(),
-            )
+            .operation(lambda_invoke(
+                "arn:aws:lambda:us-east-1:123456789012:function:fn:live",
+                ("k1", "v1"),
+            ))
+            .report(all_tasks_report("arn:aws:s3:::rep", "reports"))
+            .manifest(csv_manifest(
+                "arn:aws:s3:::man/manifest.csv",
+                "\"60e460c9d1046e73f7dde5043ac3ae85\"",
+            ))
             .description("d")
             .priority(10)
             .role_arn("arn:aws:iam::123456789012:role/batch")

@@ -6,46 +6,16 @@
 //! S3 Control endpoint runs in this process, and the real `aws-sdk-s3control` client drives
 //! it.
 
-use aws_sdk_s3control::config::endpoint::{Endpoint, EndpointFuture, Params, ResolveEndpoint};
 use aws_sdk_s3control::operation::create_job::builders::CreateJobFluentBuilder;
-use aws_sdk_s3control::types::{
-    JobDescriptor, JobManifest, JobManifestFieldName, JobManifestFormat, JobManifestLocation,
-    JobManifestSpec, JobOperation, JobReport, JobReportFormat, JobReportScope, JobStatus,
-    LambdaInvokeOperation, RequestedJobStatus,
-};
+use aws_sdk_s3control::types::{JobStatus, RequestedJobStatus};
 use s3batch_control::{ControlServer, ServeConfig};
-use s3batch_job::{parse_report_csv, Redrive};
-use s3batch_testkit::{LambdaWatch, Moto};
+use s3batch_job::Redrive;
+use s3batch_testkit::control::{
+    counts, created, expected_report, status, ChaosJobs, ACCOUNT, DATA,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-const ACCOUNT: &str = "123456789012";
-const DATA: &str = "data";
-const REPORTS: &str = "reports";
-
-/// Sends every request to one URL, whatever the account id (S3 Control clients put it in
-/// front of the host).
-#[derive(Debug)]
-struct Static(String);
-
-impl ResolveEndpoint for Static {
-    fn resolve_endpoint<'a>(&'a self, _: &'a Params) -> EndpointFuture<'a> {
-        EndpointFuture::ready(Ok(Endpoint::builder().url(self.0.clone()).build()))
-    }
-}
-
-fn control_client(endpoint: &str) -> aws_sdk_s3control::Client {
-    let config = aws_sdk_s3control::Config::builder()
-        .behavior_version(aws_sdk_s3control::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3control::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3control::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .endpoint_resolver(Static(endpoint.to_owned()))
-        .build();
-    aws_sdk_s3control::Client::from_conf(config)
-}
+use std::time::Duration;
 
 /// The state folder, removed when dropped.
 struct StateDir(PathBuf);
@@ -56,12 +26,18 @@ impl Drop for StateDir {
     }
 }
 
+/// The fixtures, and the state folder of the servers.
 struct Env {
-    moto: Moto,
-    watch: LambdaWatch,
-    s3: aws_sdk_s3::Client,
-    control: aws_sdk_s3control::Client,
+    kit: ChaosJobs,
     state: StateDir,
+}
+
+impl std::ops::Deref for Env {
+    type Target = ChaosJobs;
+
+    fn deref(&self) -> &ChaosJobs {
+        &self.kit
+    }
 }
 
 impl Env {
@@ -70,143 +46,27 @@ impl Env {
     async fn server(&mut self, grace: Duration) -> ControlServer {
         let config = ServeConfig::new(&self.state.0)
             .s3_endpoint(self.moto.endpoint())
-            .lambda_endpoint(format!("http://127.0.0.1:{}", self.watch.port()))
+            .lambda_endpoint(self.lambda_endpoint())
             .concurrency(2)
             .grace_period(grace)
             .redrive(Redrive::new(3, Duration::from_millis(200)));
         let server = ControlServer::start("127.0.0.1:0".parse().unwrap(), config)
             .await
             .unwrap();
-        self.control = control_client(&server.endpoint());
+        self.kit.connect(&server.endpoint());
         server
     }
 
-    /// Uploads `keys` (chaos looks each up with HeadObject) and a manifest of them; returns
-    /// the manifest's ETag.
-    async fn manifest(&self, name: &str, keys: &[String]) -> String {
-        for k in keys {
-            self.s3
-                .put_object()
-                .bucket(DATA)
-                .key(k)
-                .body(k.as_bytes().to_vec().into())
-                .send()
-                .await
-                .unwrap();
-        }
-        let csv: String = keys.iter().map(|k| format!("{DATA},{k}\n")).collect();
-        self.s3
-            .put_object()
-            .bucket(DATA)
-            .key(name)
-            .body(csv.into_bytes().into())
-            .send()
-            .await
-            .unwrap()
-            .e_tag()
-            .unwrap()
-            .to_owned()
-    }
-
-    /// A CreateJob request for the CSV manifest `manifest`, with an AllTasks report.
+    /// A CreateJob request for the CSV manifest `manifest` (see [`ChaosJobs::create`]),
+    /// described as the job of that manifest.
     fn create(&self, manifest: &str, etag: &str, token: &str) -> CreateJobFluentBuilder {
-        self.control
-            .create_job()
-            .account_id(ACCOUNT)
-            .confirmation_required(false)
+        self.kit
+            .create(manifest, etag, token)
             .description(format!("job of {manifest}"))
-            .operation(
-                JobOperation::builder()
-                    .lambda_invoke(
-                        LambdaInvokeOperation::builder()
-                            .function_arn(format!(
-                                "arn:aws:lambda:us-east-1:{ACCOUNT}:function:{}",
-                                self.watch.function()
-                            ))
-                            .invocation_schema_version("2.0")
-                            .user_arguments("k", "v")
-                            .build(),
-                    )
-                    .build(),
-            )
-            .manifest(
-                JobManifest::builder()
-                    .spec(
-                        JobManifestSpec::builder()
-                            .format(JobManifestFormat::S3BatchOperationsCsv20180820)
-                            .fields(JobManifestFieldName::Bucket)
-                            .fields(JobManifestFieldName::Key)
-                            .build()
-                            .unwrap(),
-                    )
-                    .location(
-                        JobManifestLocation::builder()
-                            .object_arn(format!("arn:aws:s3:::{DATA}/{manifest}"))
-                            .e_tag(etag)
-                            .build()
-                            .unwrap(),
-                    )
-                    .build(),
-            )
-            .report(
-                JobReport::builder()
-                    .enabled(true)
-                    .bucket(format!("arn:aws:s3:::{REPORTS}"))
-                    .format(JobReportFormat::ReportCsv20180820)
-                    .prefix("batch")
-                    .report_scope(JobReportScope::AllTasks)
-                    .build(),
-            )
-            .priority(10)
-            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/batch"))
-            .client_request_token(token)
     }
 
     async fn create_job(&self, manifest: &str, etag: &str, token: &str) -> String {
-        self.create(manifest, etag, token)
-            .send()
-            .await
-            .unwrap()
-            .job_id
-            .unwrap()
-    }
-
-    async fn describe(&self, id: &str) -> JobDescriptor {
-        self.control
-            .describe_job()
-            .account_id(ACCOUNT)
-            .job_id(id)
-            .send()
-            .await
-            .unwrap()
-            .job
-            .unwrap()
-    }
-
-    /// Describes the job until `done` holds (two minutes at most: a bound for a stuck job).
-    async fn wait(
-        &self,
-        id: &str,
-        what: &str,
-        done: impl Fn(&JobDescriptor) -> bool,
-    ) -> JobDescriptor {
-        let start = Instant::now();
-        loop {
-            let job = self.describe(id).await;
-            if done(&job) {
-                return job;
-            }
-            let ended = matches!(
-                status(&job),
-                JobStatus::Complete | JobStatus::Failed | JobStatus::Cancelled
-            );
-            assert!(!ended, "job {id} ended without becoming {what}: {job:?}");
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "job {id} did not become {what}: {job:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        created(self.create(manifest, etag, token)).await
     }
 
     async fn list(&self) -> Vec<(String, JobStatus)> {
@@ -220,35 +80,6 @@ impl Env {
             .iter()
             .map(|j| (j.job_id.clone().unwrap(), j.status.clone().unwrap()))
             .collect()
-    }
-
-    /// The rows of the job's report: (key, status), sorted.
-    async fn report(&self, id: &str) -> Vec<(String, String)> {
-        let get = |key: String| async move {
-            self.s3
-                .get_object()
-                .bucket(REPORTS)
-                .key(&key)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("{key}: {e:?}"))
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .into_bytes()
-        };
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&get(format!("batch/job-{id}/manifest.json")).await).unwrap();
-        let mut rows = Vec::new();
-        for r in manifest["Results"].as_array().unwrap() {
-            let csv = get(r["Key"].as_str().unwrap().to_owned()).await;
-            for row in parse_report_csv(&csv).unwrap() {
-                rows.push((row.key, row.task_status.as_str().to_owned()));
-            }
-        }
-        rows.sort();
-        rows
     }
 
     /// How many calls chaos recorded for each `sleep-<N>ms` key.
@@ -270,19 +101,6 @@ impl Env {
         }
         out
     }
-}
-
-fn status(job: &JobDescriptor) -> JobStatus {
-    job.status.clone().unwrap()
-}
-
-fn counts(job: &JobDescriptor) -> (i64, i64, i64) {
-    let p = job.progress_summary.as_ref().unwrap();
-    (
-        p.total_number_of_tasks.unwrap(),
-        p.number_of_tasks_succeeded.unwrap(),
-        p.number_of_tasks_failed.unwrap(),
-    )
 }
 
 /// The keys in the journal of job `id` (one line per finished task), in the order they
@@ -318,23 +136,12 @@ fn recorded_status(state: &Path, id: &str) -> String {
 /// - a new job comes first in ListJobs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_survive_a_restart_and_the_active_one_resumes() {
-    let moto = Moto::start();
-    let s3 = moto.client().await;
-    for b in [DATA, REPORTS] {
-        s3.create_bucket().bucket(b).send().await.unwrap();
-    }
-    let watch = LambdaWatch::start_with("chaos", &moto.env(), None, 12);
+    let kit = ChaosJobs::start().await;
     let state = StateDir(
         std::env::temp_dir().join(format!("s3batch-serve-durable-{}", std::process::id())),
     );
     let _ = std::fs::remove_dir_all(&state.0);
-    let mut env = Env {
-        control: control_client("http://127.0.0.1:1"),
-        moto,
-        watch,
-        s3,
-        state,
-    };
+    let mut env = Env { kit, state };
     // A long grace period: the cancelled job stays Cancelling while its calls sleep.
     let server = env.server(Duration::from_secs(300)).await;
 
@@ -367,11 +174,7 @@ async fn jobs_survive_a_restart_and_the_active_one_resumes() {
         .await;
     env.wait(&cancelled, "1 task done", |j| counts(j).1 == 1)
         .await;
-    env.control
-        .update_job_status()
-        .account_id(ACCOUNT)
-        .job_id(&cancelled)
-        .requested_job_status(RequestedJobStatus::Cancelled)
+    env.update_status(&cancelled, RequestedJobStatus::Cancelled)
         .send()
         .await
         .unwrap();
@@ -384,14 +187,11 @@ async fn jobs_survive_a_restart_and_the_active_one_resumes() {
     let suspended_etag = env
         .manifest("suspended.csv", &["suspended/0".to_owned()])
         .await;
-    let suspended = env
-        .create("suspended.csv", &suspended_etag, "token-suspended")
-        .confirmation_required(true)
-        .send()
-        .await
-        .unwrap()
-        .job_id
-        .unwrap();
+    let suspended = created(
+        env.create("suspended.csv", &suspended_etag, "token-suspended")
+            .confirmation_required(true),
+    )
+    .await;
     env.wait(&suspended, "Suspended", |j| {
         status(j) == JobStatus::Suspended
     })
@@ -443,11 +243,7 @@ async fn jobs_survive_a_restart_and_the_active_one_resumes() {
         .wait(&active, "Complete", |j| status(j) == JobStatus::Complete)
         .await;
     assert_eq!(counts(&job), (10, 10, 0));
-    let expected: Vec<(String, String)> = active_keys
-        .iter()
-        .map(|k| (k.clone(), "succeeded".to_owned()))
-        .collect();
-    assert_eq!(env.report(&active).await, expected);
+    assert_eq!(env.report(&active).await, expected_report(&active_keys));
     let calls = env.calls().await;
     eprintln!(
         "finished before the restart: {} of 10 ({before:?}); calls per key: {calls:?}",
@@ -495,11 +291,7 @@ async fn jobs_survive_a_restart_and_the_active_one_resumes() {
         status(j) == JobStatus::Suspended
     })
     .await;
-    env.control
-        .update_job_status()
-        .account_id(ACCOUNT)
-        .job_id(&suspended)
-        .requested_job_status(RequestedJobStatus::Ready)
+    env.update_status(&suspended, RequestedJobStatus::Ready)
         .send()
         .await
         .unwrap();

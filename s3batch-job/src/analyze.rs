@@ -26,6 +26,7 @@
 //! from that file (by multipart upload when large, [`Upload`]), so memory holds only the
 //! counts.
 
+use crate::file_error::{io, FileError};
 use crate::storage::{get, read_object, Location, Upload};
 use s3batch::wire::{ReportManifest, ReportRow, ResultCode, TaskStatus};
 use std::collections::HashMap;
@@ -168,16 +169,8 @@ pub enum AnalyzeError {
         location: Location,
     },
     /// A local file or folder could not be read or written.
-    #[error("{action} {}: {source}", path.display())]
-    Io {
-        /// What was done.
-        action: &'static str,
-        /// The file or folder.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// An S3 request failed.
     #[error("{what}: {message}")]
     S3 {
@@ -192,15 +185,6 @@ pub enum AnalyzeError {
     /// The caller's `each` stopped the reading with its own error, passed on as it is.
     #[error(transparent)]
     Stopped(Box<dyn std::error::Error + Send + Sync>),
-}
-
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> AnalyzeError {
-    let path = path.to_owned();
-    move |source| AnalyzeError::Io {
-        action,
-        path,
-        source,
-    }
 }
 
 fn s3_read(message: String) -> AnalyzeError {
@@ -737,7 +721,7 @@ impl ManifestOut {
     pub async fn publish(self, s3: &aws_sdk_s3::Client) -> Result<(), AnalyzeError> {
         let result = match &self.location {
             Location::Local(path) => {
-                std::fs::rename(&self.staged, path).map_err(io("writing", path))
+                std::fs::rename(&self.staged, path).map_err(|e| io("writing", path)(e).into())
             }
             Location::S3 { bucket, key } => self
                 .upload

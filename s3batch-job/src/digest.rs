@@ -1,7 +1,7 @@
 //! Digests as S3 prints them: lowercase hex, as in an ETag or a report's `md5Checksum`.
 
 /// `bytes` as lowercase hex, two digits a byte.
-pub(crate) fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -25,6 +25,7 @@ pub mod lines;
 
 use self::lines::{Handoff, Lines, LinesError, Replay};
 use crate::digest::hex;
+use crate::file_error::{io, FileError};
 use crate::manifest::{ManifestEntry, ManifestSource};
 use crate::report::{
     manifest_json, path_safe_id, results_writer, valid_job_id, write_row, JobStatus, ReportScope,
@@ -205,16 +206,8 @@ pub enum JournalError {
         message: String,
     },
     /// A file or folder could not be read, written, created or removed.
-    #[error("{action} {}: {source}", path.display())]
-    Io {
-        /// What was done: `reading`, `writing`, `creating`, …
-        action: &'static str,
-        /// The file or folder.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// The report's local destination has a file where a folder should be.
     #[error(
         "the report cannot be written under {}: {} is a file, not a folder",
@@ -282,25 +275,8 @@ impl From<LinesError> for JournalError {
                 message,
             },
             LinesError::Json { path, source } => JournalError::Header { path, source },
-            LinesError::Io {
-                action,
-                path,
-                source,
-            } => JournalError::Io {
-                action,
-                path,
-                source,
-            },
+            LinesError::Io(e) => JournalError::Io(e),
         }
-    }
-}
-
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> JournalError {
-    let path = path.to_owned();
-    move |source| JournalError::Io {
-        action,
-        path,
-        source,
     }
 }
 
@@ -692,7 +668,8 @@ impl Journal {
     /// Deletes the journal's folder (once its report is written).
     pub fn remove(self) -> Result<(), JournalError> {
         drop(self.out);
-        std::fs::remove_dir_all(&self.dir).map_err(io("removing", &self.dir))
+        std::fs::remove_dir_all(&self.dir).map_err(io("removing", &self.dir))?;
+        Ok(())
     }
 }
 
@@ -841,7 +818,7 @@ pub async fn write_report(
                 if had_old {
                     let _ = std::fs::rename(&old, &target);
                 }
-                return Err(io("writing", &target)(e));
+                return Err(io("writing", &target)(e).into());
             }
             if had_old {
                 let _ = std::fs::remove_dir_all(&old);
@@ -990,9 +967,7 @@ fn write_results(
         w.2 += 1;
         write_row(&mut w.1, &record).map_err(|e| {
             let name = if failed { "failed" } else { "succeeded" };
-            Scanned::Failed(io("writing", &out.join(format!("{name}.partial")))(
-                e.into(),
-            ))
+            Scanned::Failed(io("writing", &out.join(format!("{name}.partial")))(e.into()).into())
         })
     })?;
     let mut files = Vec::new();

@@ -85,7 +85,8 @@
 pub mod analyze;
 pub mod aws;
 mod csv_strict;
-mod digest;
+pub mod digest;
+mod file_error;
 pub mod host;
 pub mod invoke;
 pub mod job;
@@ -96,6 +97,7 @@ pub mod report;
 pub mod storage;
 pub mod user_args;
 
+pub use file_error::FileError;
 pub use host::{HostConfig, RuntimeHost};
 pub use invoke::{CheckError, InProcess, Invoke, Invoked, LambdaInvoker};
 pub use job::{FailureThreshold, JobError, LocalJob, Progress, Redrive, Schema};

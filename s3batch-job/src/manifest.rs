@@ -550,7 +550,7 @@ impl ManifestSource {
                     let got = std::fs::File::open(&found)
                         .and_then(md5_of)
                         .map_err(|e| format!("reading {}: {e}", found.display()))?;
-                    check_md5(&got, expected)?;
+                    check_md5(&got, expected).map_err(|e| e.to_string())?;
                 }
                 Ok(found)
             })
@@ -776,14 +776,25 @@ fn md5_of(mut input: impl Read) -> std::io::Result<String> {
     }
 }
 
-/// Checks a data file's MD5 against the one its inventory gives.
-pub(crate) fn check_md5(got: &str, expected: &str) -> Result<(), String> {
+/// A data file whose MD5 is not the one its inventory gives.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("MD5 {got} does not match the manifest's {expected}")]
+pub(crate) struct Md5Mismatch {
+    /// The file's MD5, in hex.
+    got: String,
+    /// The inventory's.
+    expected: String,
+}
+
+/// Checks a data file's MD5 against the one its inventory gives (hex, in either case).
+pub(crate) fn check_md5(got: &str, expected: &str) -> Result<(), Md5Mismatch> {
     if got.eq_ignore_ascii_case(expected) {
         Ok(())
     } else {
-        Err(format!(
-            "MD5 {got} does not match the manifest's {expected}"
-        ))
+        Err(Md5Mismatch {
+            got: got.to_owned(),
+            expected: expected.to_owned(),
+        })
     }
 }
 
@@ -1230,6 +1241,23 @@ pub enum ReorderError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_md5_matches_in_either_case_and_a_mismatch_names_both() {
+        assert_eq!(check_md5("0aF1", "0Af1"), Ok(()));
+        let err = check_md5("0af1", "0af2").unwrap_err();
+        assert_eq!(
+            err,
+            Md5Mismatch {
+                got: "0af1".into(),
+                expected: "0af2".into()
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "MD5 0af1 does not match the manifest's 0af2"
+        );
+    }
 
     #[test]
     fn csv_with_and_without_versions() {

@@ -1,6 +1,7 @@
 //! Where manifests are read from and reports written to: a local path or an `s3://` URI.
 
 use crate::digest::hex;
+use crate::file_error::{io, FileError};
 use crate::manifest::{
     check_md5, is_inventory, Inventory, Manifest, ManifestError, ManifestSource,
 };
@@ -49,16 +50,8 @@ pub enum StorageError {
     #[error("an empty path")]
     EmptyPath,
     /// A local file or folder could not be read, written or created.
-    #[error("{action} {}: {source}", path.display())]
-    Io {
-        /// What was done: `reading`, `writing`, `creating`.
-        action: &'static str,
-        /// The file or folder.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// An S3 request failed.
     #[error("{what}: {message}")]
     S3 {
@@ -70,15 +63,6 @@ pub enum StorageError {
     /// The manifest fetched is not one ([`ManifestSource::fetch`]).
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-}
-
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StorageError {
-    let path = path.to_owned();
-    move |source| StorageError::Io {
-        action,
-        path,
-        source,
-    }
 }
 
 fn s3_error(what: String, e: impl std::error::Error + 'static) -> StorageError {
@@ -567,7 +551,7 @@ pub async fn fetch_inventory(
                 .await
                 .map_err(|e| e.to_string())
                 .and_then(|md5| match &f.md5 {
-                    Some(expected) => check_md5(&md5, expected),
+                    Some(expected) => check_md5(&md5, expected).map_err(|e| e.to_string()),
                     None => Ok(()),
                 })
                 .map(|()| path);

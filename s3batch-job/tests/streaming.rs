@@ -6,6 +6,7 @@
 use md5::{Digest, Md5};
 use s3batch::{Object, TaskError};
 use s3batch_job::analyze::{read_report_rows, AnalyzeError, FailedManifest, ManifestOut};
+use s3batch_job::digest::hex;
 use s3batch_job::storage::{StorageError, Upload, MIN_PART_SIZE};
 use s3batch_job::{
     LocalJob, Location, Manifest, ManifestSource, ReportError, ReportRow, TaskStatus,
@@ -59,10 +60,6 @@ fn multipart_etag(bytes: &[u8], part: usize) -> String {
         hex(&Md5::digest(&md5s)),
         bytes.len().div_ceil(part)
     )
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> (Vec<u8>, String) {

@@ -36,6 +36,7 @@
 
 use crate::writer::{Staging, Status};
 use md5::{Digest, Md5};
+use s3batch_job::digest::hex;
 use s3batch_job::journal::lines::{read_json, write_json, Handoff, Lines, LinesError, Replay};
 use s3batch_job::journal::{JobLock, LockError};
 use serde::{Deserialize, Serialize};
@@ -125,7 +126,10 @@ impl From<LinesError> for JournalError {
                 line: source.line() as u64,
                 message: source.to_string(),
             },
-            LinesError::Io { path, source, .. } => JournalError::Io { path, source },
+            LinesError::Io(e) => JournalError::Io {
+                path: e.path,
+                source: e.source,
+            },
         }
     }
 }
@@ -188,10 +192,7 @@ pub(crate) struct RunJournal {
 /// The MD5 of a child's input, in hex.
 pub(crate) fn input_md5(input: &Value) -> String {
     let bytes = serde_json::to_vec(input).expect("JSON serializes");
-    Md5::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Md5::digest(&bytes))
 }
 
 /// What to do with a child formed by a resumed run.

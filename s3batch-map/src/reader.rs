@@ -218,7 +218,7 @@ fn md5_file(path: &Path) -> Result<String, ReadError> {
         }
         md5.update(&buf[..n]);
     }
-    Ok(md5.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(s3batch_job::digest::hex(&md5.finalize()))
 }
 
 /// Starts reading the items of the object `s3://bucket/key` as `input_type`, at most `max`

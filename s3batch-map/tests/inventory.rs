@@ -33,10 +33,7 @@ fn gzip(text: &str) -> Vec<u8> {
 }
 
 fn md5_hex(bytes: &[u8]) -> String {
-    Md5::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    s3batch_job::digest::hex(&Md5::digest(bytes))
 }
 
 async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>) {

@@ -82,14 +82,7 @@ async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &str) {
 }
 
 async fn get_json(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Value {
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
-    serde_json::from_slice(&out.body.collect().await.unwrap().into_bytes()).unwrap()
+    serde_json::from_slice(&s3batch_testkit::object_bytes(s3, bucket, key).await).unwrap()
 }
 
 async fn run(

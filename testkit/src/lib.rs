@@ -7,10 +7,14 @@
 //!
 //! - [`FaultProxy`]: an HTTP proxy in front of moto that answers chosen requests with S3
 //!   errors, dropped connections or stalls.
+//! - `control` (feature `control`): moto, `examples/chaos` and an S3 Control client, for
+//!   the tests of the S3 Control endpoint and its CLI.
 //!
 //! Both tools come from the project-local venv that `scripts/setup.sh` creates. A missing tool
 //! is a test failure whose message names that command, never a skip.
 
+#[cfg(feature = "control")]
+pub mod control;
 mod fault;
 
 pub use fault::{Fault, FaultProxy};
@@ -35,6 +39,49 @@ pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(|dir| workspace_root().join(dir))
         .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// A fresh folder for a test, `s3batch-NAME-PID` in the system's temporary folder: emptied
+/// if a run before left it, and created.
+pub fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("s3batch-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// What a command that ran gave (its status, stdout and stderr), for an assertion's message.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The content of `s3://BUCKET/KEY`, or a panic naming it.
+pub async fn object_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("s3://{bucket}/{key}: {e:?}"));
+    out.body.collect().await.unwrap().to_vec()
+}
+
+/// How a CSV manifest writes a key, written here independently of the code under test: every
+/// byte but unreserved ones and `/` as `%XX` (a space is `%20`, which S3 then forwards as `+`).
+pub fn manifest_key(key: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~')
+        .remove(b'/');
+    percent_encoding::utf8_percent_encode(key, SET).to_string()
 }
 
 /// The path of a tool installed by `scripts/setup.sh`, or a panic that says to run it.
@@ -172,6 +219,19 @@ impl Moto {
     /// An S3 client for this server.
     pub async fn client(&self) -> aws_sdk_s3::Client {
         client_for(&self.endpoint()).await
+    }
+
+    /// An S3 client for this server, once it has created the buckets `names`.
+    pub async fn client_with_buckets(&self, names: &[&str]) -> aws_sdk_s3::Client {
+        let s3 = self.client().await;
+        for name in names {
+            s3.create_bucket()
+                .bucket(*name)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("creating bucket {name}: {e:?}"));
+        }
+        s3
     }
 }
 

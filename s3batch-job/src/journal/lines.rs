@@ -12,6 +12,7 @@
 //! - A header is one JSON document, replaced whole: written beside the file, then renamed
 //!   over it ([`write_json`], [`read_json`]).
 
+use crate::file_error::{io, FileError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::ffi::OsString;
@@ -44,25 +45,8 @@ pub enum LinesError {
         source: serde_json::Error,
     },
     /// A file could not be created, opened, read or written.
-    #[error("{action} {}: {source}", path.display())]
-    Io {
-        /// What was done: `creating`, `reading`, `writing`, …
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LinesError {
-    let path = path.to_owned();
-    move |source| LinesError::Io {
-        action,
-        path,
-        source,
-    }
+    #[error(transparent)]
+    Io(#[from] FileError),
 }
 
 /// How appended lines reach the operating system.
@@ -127,12 +111,14 @@ impl Lines {
         self.line.push(b'\n');
         self.out
             .write_all(&self.line)
-            .map_err(io("writing", &self.path))
+            .map_err(io("writing", &self.path))?;
+        Ok(())
     }
 
     /// Hands the buffered lines to the operating system.
     pub fn flush(&mut self) -> Result<(), LinesError> {
-        self.out.flush().map_err(io("writing", &self.path))
+        self.out.flush().map_err(io("writing", &self.path))?;
+        Ok(())
     }
 
     /// Flushes, then waits until the file is on disk (`fsync`).
@@ -141,7 +127,8 @@ impl Lines {
         self.out
             .get_ref()
             .sync_all()
-            .map_err(io("writing", &self.path))
+            .map_err(io("writing", &self.path))?;
+        Ok(())
     }
 }
 
@@ -203,7 +190,7 @@ impl<T> Replay<T> {
             Ok(n) => n,
             Err(e) => {
                 self.ended = true;
-                return Err(io("reading", &self.path)(e));
+                return Err(io("reading", &self.path)(e).into());
             }
         };
         if n == 0 || self.buf.last() != Some(&b'\n') {
@@ -254,7 +241,8 @@ pub fn write_json<H: Serialize + ?Sized>(path: &Path, value: &H) -> Result<(), L
     let bytes = serde_json::to_vec_pretty(value).expect("JSON serializes");
     std::fs::write(&tmp, bytes)
         .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(io("writing", path))
+        .map_err(io("writing", path))?;
+    Ok(())
 }
 
 /// Reads the JSON document at `path` as `H`.
@@ -417,10 +405,10 @@ mod tests {
         assert!(
             matches!(
                 &err,
-                LinesError::Io {
+                LinesError::Io(FileError {
                     action: "reading",
                     ..
-                }
+                })
             ),
             "{err:?}"
         );
