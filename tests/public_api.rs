@@ -1,5 +1,6 @@
 //! The facade's public face, by name: everything users need is reachable from `s3batch`
-//! alone (the internals left out are checked by `tests/ui/fail/core_internals.rs`).
+//! alone (the internals left out are checked by
+//! `s3batch-macros/tests/ui/fail/core_internals.rs`).
 
 #![allow(unused_imports)]
 

@@ -5,7 +5,7 @@
 //! that crate. Every other option is observed in a served answer that differs when the
 //! generated code drops it: `treat_missing_keys_as` (the response's field), `max_result_len`
 //! (a cut result), `concurrency` (tasks in flight) and `deadline_margin_ms` (a task given up
-//! earlier than the default margin would). (`main = false` is `tests/ui/pass/own_main.rs`: a
+//! earlier than the default margin would). (`main = false` is `s3batch-macros/tests/ui/pass/own_main.rs`: a
 //! generated `main` beside the user's would not compile.)
 
 use s3batch::testing::EventBuilder;
