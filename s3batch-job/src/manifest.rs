@@ -178,18 +178,19 @@ impl Manifest {
     }
 
     /// Reads an S3 Inventory `manifest.json`; `fetch` returns the bytes of each data file
-    /// named in it (by its `key` in the inventory's destination bucket).
-    pub fn from_inventory(
+    /// named in it (by its `key` in the inventory's destination bucket), or an error whose
+    /// text the [`ManifestError`] gives after the file's key.
+    pub fn from_inventory<E: std::fmt::Display>(
         manifest_json: &[u8],
-        fetch: impl FnMut(&str, &str) -> Result<Vec<u8>, String>,
+        fetch: impl FnMut(&str, &str) -> Result<Vec<u8>, E>,
     ) -> Result<Self, ManifestError> {
         Self::read_inventory(&Inventory::parse(manifest_json)?, fetch)
     }
 
     /// The rows of a parsed inventory's data files, fetched with `fetch(bucket, key)`.
-    pub(crate) fn read_inventory(
+    pub(crate) fn read_inventory<E: std::fmt::Display>(
         inventory: &Inventory,
-        mut fetch: impl FnMut(&str, &str) -> Result<Vec<u8>, String>,
+        mut fetch: impl FnMut(&str, &str) -> Result<Vec<u8>, E>,
     ) -> Result<Self, ManifestError> {
         let (columns, destination) = (&inventory.columns, &inventory.destination);
         let mut problems = Vec::new();
@@ -1458,7 +1459,7 @@ mod tests {
                 (bucket, key),
                 ("inv-bucket", "inv/src-bucket/cfg/data/1.csv.gz")
             );
-            Ok(gz.clone())
+            Ok::<_, String>(gz.clone())
         })
         .unwrap();
         assert_eq!(
@@ -1469,10 +1470,12 @@ mod tests {
             ]
         );
         let bad = json.replace(&md5, "00");
-        let err = Manifest::from_inventory(bad.as_bytes(), |_, _| Ok(gz.clone())).unwrap_err();
+        let err = Manifest::from_inventory(bad.as_bytes(), |_, _| Ok::<_, String>(gz.clone()))
+            .unwrap_err();
         assert!(err.problems()[0].contains("MD5"), "{err}");
         let orc = json.replace("\"CSV\"", "\"ORC\"");
-        let err = Manifest::from_inventory(orc.as_bytes(), |_, _| Ok(vec![])).unwrap_err();
+        let err =
+            Manifest::from_inventory(orc.as_bytes(), |_, _| Ok::<_, String>(vec![])).unwrap_err();
         assert!(
             err.to_string()
                 .contains("fileFormat \"ORC\" is not supported"),
@@ -1499,8 +1502,10 @@ mod tests {
         };
         let unclosed = b"src-bucket,k1\nsrc-bucket,\"k2\nsrc-bucket,k3\nsrc-bucket,k4\n";
         for (name, data) in [("1.csv.gz", gzip(unclosed)), ("1.csv", unclosed.to_vec())] {
-            let err = Manifest::from_inventory(json(name).as_bytes(), |_, _| Ok(data.clone()))
-                .unwrap_err();
+            let err = Manifest::from_inventory(json(name).as_bytes(), |_, _| {
+                Ok::<_, String>(data.clone())
+            })
+            .unwrap_err();
             assert!(
                 err.problems().iter().any(|p| p.starts_with(&format!(
                     "inv/src/cfg/data/{name}: line 2: a quote opened on this line is never closed"
@@ -1509,8 +1514,10 @@ mod tests {
             );
         }
         let stray = gzip(b"src-bucket,k1\nsrc-bucket,ke\"y\n");
-        let err = Manifest::from_inventory(json("2.csv.gz").as_bytes(), |_, _| Ok(stray.clone()))
-            .unwrap_err();
+        let err = Manifest::from_inventory(json("2.csv.gz").as_bytes(), |_, _| {
+            Ok::<_, String>(stray.clone())
+        })
+        .unwrap_err();
         assert_eq!(err.problems().len(), 1, "{err}");
         assert!(
             err.problems()[0].starts_with(
@@ -1518,9 +1525,10 @@ mod tests {
             ),
             "{err}"
         );
-        let err =
-            Manifest::from_inventory(json("3.csv.gz").as_bytes(), |_, _| Ok(b"not gzip".to_vec()))
-                .unwrap_err();
+        let err = Manifest::from_inventory(json("3.csv.gz").as_bytes(), |_, _| {
+            Ok::<_, String>(b"not gzip".to_vec())
+        })
+        .unwrap_err();
         assert!(
             err.problems()[0].starts_with("inv/src/cfg/data/3.csv.gz: ")
                 && err.problems()[0].contains("not gzip: "),
