@@ -1,6 +1,6 @@
 """Where the instructions of a Distributed Map batch go: a markdown table (to stdout) of the
-inclusive cost per invocation of the main steps of `Handler::serve_bytes` and of the answer's
-serialization, from two callgrind profiles of `map_once s3batch ITEMS N` and `... 3N` (the
+inclusive cost per invocation of the main steps of `Handler::serve_lambda` (what the generated
+`main` serves) and of the answer's serialization, from two callgrind profiles of `map_once s3batch ITEMS N` and `... 3N` (the
 difference over 2N, so start-up and the checked first call are not counted).
 
 Usage: python3 bench/distributed-map-profile.py PROFILE_N PROFILE_3N N
@@ -21,8 +21,8 @@ STEPS = [
     ("· of which parsing it (serde_json's deserializer)", "s3batch_core::map::read_event", "serde_json::de::from_trait"),
     ("running the 1,000 tasks (the task's own `format!` included)", "s3batch_core::runtime::deadline::BeforeDeadline<F> as core::future::future::Future>::poll", None),
     ("the answer from the results (`map::answer`), all of it", "s3batch_core::map::answer", None),
-    ("the answer as lambda_runtime gets it (`AnswerJson::from`), all of it", "s3batch_core::map::AnswerJson as core::convert::From", None),
-    ("· of which writing its JSON (`MapResponse::to_json`; serde_json then copies it)", "s3batch_core::map::MapResponse::to_json", None),
+    ("its JSON written from the results (`AnswerJson::from_map`; serde_json then copies it)", "s3batch_core::map::AnswerJson::from_map", None),
+    ("the answer dropped once written (`MapAnswer`: the results' texts)", "core::ptr::drop_in_place<s3batch_core::map::MapAnswer", None),
 ]
 
 
@@ -56,7 +56,7 @@ def cost(prof, function, callee):
 def main():
     p1, p3, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     a, b = profile(p1), profile(p3)
-    print("| step of `Handler::serve_bytes` and the answer's serialization (1,000 items) | instructions per invocation |")
+    print("| step of `Handler::serve_lambda` and the answer's serialization (1,000 items) | instructions per invocation |")
     print("|---|---|")
     for label, function, callee in STEPS:
         per = (cost(b, function, callee) - cost(a, function, callee)) / (2 * n)

@@ -2,7 +2,8 @@
 # Step Functions Distributed Map: what a batch costs, measured, and what the engines cost.
 # Writes bench/distributed-map.md, which bench/report.py includes in BENCHMARKS.md (section 6):
 #   a. instructions per invocation of a 1,000-item batch (`{"Items": [...], "BatchInput": ...}`)
-#      through `Handler::serve_bytes`, against a hand-written serde handler doing the same work
+#      through `Handler::serve_lambda` (what the generated `main` serves), against a hand-written
+#      serde handler doing the same work
 #      (src/map.rs), under callgrind, as bench/run.sh counts the S3 Batch figures
 #      (src/bin/map_once.rs; built as deployed, by `cargo lambda build --release`);
 #   b. wall time of 1,000 items x 10 ms of I/O (a Tokio sleep) at `Options::concurrency(64)`
@@ -121,11 +122,12 @@ p("**a. Instructions.** One batch `{\"Items\": [...], \"BatchInput\": {\"Bucket\
   "response bytes out; both outputs are checked byte-identical (a unit test in `bench/src/map.rs`) and the "
   "driver checks each variant's output once before counting.")
 p()
-p("- **s3batch**: `Handler::serve_bytes` (what the generated `main` serves: one reading of the event that "
-  "tells its shape and reads the batch, per-item objects, the tasks at concurrency 64 with the deadline and "
-  "panic capture, the 256 KiB budget, the failure policy), then `serde_json::to_vec` of the answer as the "
-  "generated `main` hands it to lambda_runtime (`AnswerJson`: the output's JSON written by s3batch, which "
-  "serde_json copies).")
+p("- **s3batch**: `Handler::serve_lambda` (what the generated `main` serves: `Handler::serve_bytes`'s work, "
+  "one reading of the event that tells its shape and reads the batch, per-item objects, the tasks at "
+  "concurrency 64 with the deadline and panic capture, the 256 KiB budget, the failure policy; its answer "
+  "as the generated `main` hands it to lambda_runtime, `AnswerJson`: the output's JSON written by s3batch "
+  "straight from the results, what they echo copied from the event), then `serde_json::to_vec` of it "
+  "(serde_json copies the output).")
 p("- **hand-written**: `serde_json` into derived structs (`Items` of `Key`/`Bucket`/`VersionId`, "
   "`BatchInput.Bucket`; other fields skipped), the task on each item in turn, a missing key or bucket "
   "failing only its item, the same `{\"results\": [...]}` ([`bench/src/map.rs`](bench/src/map.rs)).")
@@ -151,10 +153,9 @@ if mean["s3batch"] > 1.05 * mean["handwritten"]:
     p("Why the goal is missed, read from that table and from a profile of the hand-written handler "
       "(bench/analysis.md, \"Distributed Map\"): both read the event once, and s3batch writes the answer "
       "for less than serde_json does; the rest is in malloc, in reading the fields it skips, and in the "
-      "tasks' run. Each item costs s3batch seven allocations against the hand-written handler's three: the "
-      "`Object` the task owns (bucket, key and raw key, task id: public `String` fields), what its result "
-      "echoes (bucket and key: `ItemResult` owns its strings, and the task consumes its `Object`) and the "
-      "task's text; the fields it skips (`Etag`, `LastModified`, `Size`, `StorageClass`) are read as "
+      "tasks' run. Each item costs s3batch five allocations against the hand-written handler's three: the "
+      "`Object` the task owns (bucket, key and raw key, task id: public `String` fields) and the task's "
+      "text (what its result echoes is borrowed from the event, the bucket `BatchInput`'s); the fields it skips (`Etag`, `LastModified`, `Size`, `StorageClass`) are read as "
       "serde_json reads a `Value`, so that it refuses what the `Value` reader refuses, where serde skips "
       "them unread; and each task runs with its panic capture, deadline and result slot (the run the S3 "
       "Batch path shares).")

@@ -1,9 +1,9 @@
 //! Step Functions Distributed Map: the batch event the map benchmarks handle, the
-//! hand-written baseline for it, and the s3batch side (`Handler::serve_bytes`), shared by
+//! hand-written baseline for it, and the s3batch side (`Handler::serve_lambda`, what the
+//! generated `main` serves), shared by
 //! the callgrind driver (`src/bin/map_once.rs`) and the I/O benchmark
 //! (`src/bin/map_io.rs`). `bench/distributed-map.sh` runs both.
 
-use s3batch::map::AnswerJson;
 use s3batch::{Context, Handler, TaskFn};
 use serde::{Deserialize, Serialize};
 use std::hint::black_box;
@@ -64,16 +64,18 @@ pub fn check_output(event: &[u8], output: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// The framework: `Handler::serve_bytes` (one reading that tells the shape and reads the
-/// event, per-item extraction, panic capture, ordering, the 256 KiB budget, the failure
-/// policy), then `serde_json::to_vec` of the answer as `run` hands it to lambda_runtime
-/// (`AnswerJson`: the output written by s3batch, copied by serde_json).
+/// The framework as the generated `main` runs it: `Handler::serve_lambda` (`serve_bytes`'s
+/// work: one reading that tells the shape and reads the event, per-item extraction, panic
+/// capture, ordering, the 256 KiB budget, the failure policy; its answer as `run` hands it
+/// to lambda_runtime, `AnswerJson`: the output written by s3batch straight from the
+/// results, what they echo copied from the event), then `serde_json::to_vec` of it, as
+/// lambda_runtime serializes it (copying the output).
 pub async fn s3batch<T: TaskFn<A>, A>(handler: &Handler<T, A>, event: &[u8]) -> Vec<u8> {
     let answer = handler
-        .serve_bytes(black_box(event), &CONTEXT)
+        .serve_lambda(black_box(event), &CONTEXT)
         .await
         .expect("the benchmark event is valid");
-    serde_json::to_vec(&AnswerJson::from(answer)).expect("an answer serializes")
+    serde_json::to_vec(&answer).expect("an answer serializes")
 }
 
 /// The hand-written baseline: `serde_json` into derived structs, the trivial task per item

@@ -290,15 +290,30 @@ impl From<Answer> for AnswerJson {
     fn from(answer: Answer) -> Self {
         match answer {
             Answer::S3Batch(r) => AnswerJson::S3Batch(r),
-            Answer::Map(m) => {
-                let json = m.to_json();
-                // SAFETY: `to_json` writes one JSON object with no whitespace around it: fixed
-                // names and punctuation, `null`, result codes, and strings copied whole when
-                // they hold nothing JSON escapes or else written by serde_json (a test
-                // compares it with serde_json's output, with every character it escapes).
-                AnswerJson::Map(unsafe { serde_json::value::RawValue::from_string_unchecked(json) })
-            }
+            Answer::Map(m) => AnswerJson::written(m.rows()),
         }
+    }
+}
+
+impl AnswerJson {
+    /// A Distributed Map output written from its results (see [`write_results`]).
+    fn written<'s>(rows: impl Iterator<Item = Row<'s>> + Clone) -> Self {
+        let json = write_results(rows);
+        // SAFETY: `write_results` writes one JSON object with no whitespace around it: fixed
+        // names and punctuation, `null`, result codes, and strings copied whole when they
+        // hold nothing JSON escapes or else written by serde_json (tests compare it with
+        // serde_json's output, with every character it escapes).
+        AnswerJson::Map(unsafe { serde_json::value::RawValue::from_string_unchecked(json) })
+    }
+
+    /// A Distributed Map output as the generated `main` hands it over, written straight from
+    /// the results: byte for byte what serde_json writes for [`MapAnswer::into_response`]'s
+    /// [`MapResponse`]. An echo borrowed from the event is a string serde_json read without
+    /// an escape, so it needs none written again and is copied as it is; one that had an
+    /// escape was copied when read and is written as serde_json writes it (its bytes may
+    /// then differ from the event's token, never its value).
+    pub(crate) fn from_map(answer: &MapAnswer<'_>) -> Self {
+        AnswerJson::written(answer.rows())
     }
 }
 
@@ -366,21 +381,66 @@ impl From<FunctionError> for lambda_runtime::Diagnostic {
 }
 
 /// A Distributed Map event, read: the job (its arguments), one task per item, and what each
-/// result echoes.
-pub(crate) struct MapEvent {
+/// result echoes. The echoes may borrow the event's bytes (`'e`): strings read without an
+/// escape are not copied (see [`StrToken`]); [`MapEvent::into_owned`] copies them.
+pub(crate) struct MapEvent<'e> {
     pub(crate) job: Job,
     pub(crate) tasks: Vec<Result<Object, BadTask>>,
-    pub(crate) items: Vec<ItemId>,
+    pub(crate) items: Vec<ItemId<'e>>,
     /// The bytes the items' results take for what they echo (see [`echo_len`]).
     pub(crate) echoes: usize,
+    /// `BatchInput`'s bucket, which the results of [`Echo::Batch`] echo (else empty).
+    pub(crate) batch_bucket: String,
+}
+
+impl MapEvent<'_> {
+    /// The event with every echo its own (for an answer that outlives the event's bytes).
+    pub(crate) fn into_owned(self) -> MapEvent<'static> {
+        let own = |s: Option<Cow<'_, str>>| s.map(|s| Cow::Owned(s.into_owned()));
+        MapEvent {
+            job: self.job,
+            tasks: self.tasks,
+            items: self
+                .items
+                .into_iter()
+                .map(|id| ItemId {
+                    bucket: match id.bucket {
+                        Echo::Batch => Echo::Batch,
+                        Echo::Text(b) => Echo::Text(own(b)),
+                    },
+                    key: own(id.key),
+                    version_id: own(id.version_id),
+                    encoding: id.encoding,
+                })
+                .collect(),
+            echoes: self.echoes,
+            batch_bucket: self.batch_bucket,
+        }
+    }
 }
 
 /// What an item's result echoes, and the key encoding applied to it.
-pub(crate) struct ItemId {
-    bucket: Option<String>,
-    key: Option<String>,
-    version_id: Option<String>,
+pub(crate) struct ItemId<'e> {
+    bucket: Echo<'e>,
+    key: Option<Cow<'e, str>>,
+    version_id: Option<Cow<'e, str>>,
     encoding: KeyEncoding,
+}
+
+/// The bucket an item's result echoes: the item's own (`None`: `null`), or `BatchInput`'s
+/// ([`MapEvent::batch_bucket`], not copied per item).
+pub(crate) enum Echo<'e> {
+    Text(Option<Cow<'e, str>>),
+    Batch,
+}
+
+impl<'e> ItemId<'e> {
+    fn bucket<'s>(&'s self, batch: &'s str) -> Option<&'s str> {
+        match &self.bucket {
+            Echo::Text(b) => b.as_deref(),
+            Echo::Batch => Some(batch),
+        }
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -417,11 +477,11 @@ fn unrecognized(what: &str) -> FunctionError {
 }
 
 /// What one reading of an event tells, by the rule in the [module docs](self).
-pub(crate) enum Shape {
+pub(crate) enum Shape<'e> {
     /// An S3 Batch Operations event, as [`Event::from_slice`] reads it.
     S3Batch(Event),
     /// A Distributed Map event, read, or the function error it gets.
-    Map(Result<MapEvent, FunctionError>),
+    Map(Result<MapEvent<'e>, FunctionError>),
 }
 
 /// Reads an event of any shape the handler accepts, telling the shape by the rule in the
@@ -435,7 +495,7 @@ pub(crate) enum Shape {
 /// Hot path: the S3 Batch reader first, then [`read`], cost a 1,000-item batch 1,701,680
 /// instructions more; S3 Batch events cost the same either way (bench/analysis.md,
 /// "Distributed Map").
-pub(crate) fn read_event(bytes: &[u8], default: KeyEncoding) -> Result<Shape, InvocationError> {
+pub(crate) fn read_event(bytes: &[u8], default: KeyEncoding) -> Result<Shape<'_>, InvocationError> {
     match serde_json::from_slice::<OnePass>(bytes) {
         Ok(one) if one.event.is_s3_batch() => Ok(Shape::S3Batch(one.event)),
         Ok(OnePass {
@@ -460,9 +520,9 @@ pub(crate) fn read_event(bytes: &[u8], default: KeyEncoding) -> Result<Shape, In
 /// [`Event::from_slice`] reads them; `Items` and `BatchInput` strictly, as [`BatchShape`]
 /// reads them; other fields skipped as [`BatchShape`] skips them ([`Skip`]). Only an object
 /// is read; anything else is refused (and read as before).
-struct OnePass {
+struct OnePass<'de> {
     event: Event,
-    items: Option<Vec<StrictItem>>,
+    items: Option<Vec<StrictItem<'de>>>,
     batch_input: Option<Value>,
 }
 
@@ -501,18 +561,18 @@ impl<'de, 'a> serde::de::Visitor<'de> for TopKeySeed<'a> {
     }
 }
 
-impl<'de> Deserialize<'de> for OnePass {
+impl<'de> Deserialize<'de> for OnePass<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
-            type Value = OnePass;
+            type Value = OnePass<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an event")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<OnePass, A::Error> {
+            ) -> Result<OnePass<'de>, A::Error> {
                 let mut event = Event::default();
                 let (mut items, mut batch_input) = (None, None);
                 // Every field is read whatever came before: an S3 Batch field may be `null`,
@@ -544,7 +604,7 @@ impl<'de> Deserialize<'de> for OnePass {
 /// refuses (one item, a wrong shape, an item with a field of the wrong type, a string that is
 /// not valid Unicode, …) is read again by [`read_value`], which answers each bad item with
 /// its own failure. Both give the same answer for every event [`read_batch`] accepts.
-pub(crate) fn read(bytes: &[u8], default: KeyEncoding) -> Result<MapEvent, FunctionError> {
+pub(crate) fn read(bytes: &[u8], default: KeyEncoding) -> Result<MapEvent<'_>, FunctionError> {
     match read_batch(bytes, default) {
         Some(read) => read,
         None => read_value(bytes, default),
@@ -553,20 +613,47 @@ pub(crate) fn read(bytes: &[u8], default: KeyEncoding) -> Result<MapEvent, Funct
 
 /// A batch's top level as [`read_batch`] reads it: an object with an `Items` array; its other
 /// fields are skipped (as [`read_value`] ignores them), a field named twice is refused.
-struct BatchShape {
-    items: Option<Vec<StrictItem>>,
+struct BatchShape<'de> {
+    items: Option<Vec<StrictItem<'de>>>,
     batch_input: Option<Value>,
 }
 
 /// One item as [`read_batch`] reads it: an object whose fields s3batch reads are of their
 /// types (or `null`), each read under one name only (`Key` or `key` or `s3Key`, …); other
 /// fields skipped. Anything else is refused, and the event is read by [`read_value`].
-struct StrictItem {
-    key: Option<String>,
-    bucket: Option<String>,
-    version_id: Option<String>,
+struct StrictItem<'de> {
+    key: Option<Cow<'de, str>>,
+    bucket: Option<Cow<'de, str>>,
+    version_id: Option<Cow<'de, str>>,
     task_id: Option<String>,
     key_encoding: Option<String>,
+}
+
+/// A string read as `String` reads it, borrowed from the event's bytes when serde_json
+/// hands it over so (a string with no escape: its text is the JSON token less its quotes,
+/// and nothing in it needs an escape when written again), else its own.
+struct StrToken<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for StrToken<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = StrToken<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<StrToken<'de>, E> {
+                Ok(StrToken(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<StrToken<'de>, E> {
+                Ok(StrToken(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<StrToken<'de>, E> {
+                Ok(StrToken(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 /// A value skipped the way serde_json reads it into a `Value` (`deserialize_any`, not
@@ -698,18 +785,18 @@ fn once<'de, A: serde::de::MapAccess<'de>, T: Deserialize<'de>>(
     Ok(())
 }
 
-impl<'de> Deserialize<'de> for BatchShape {
+impl<'de> Deserialize<'de> for BatchShape<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
-            type Value = BatchShape;
+            type Value = BatchShape<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a Distributed Map batch")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<BatchShape, A::Error> {
+            ) -> Result<BatchShape<'de>, A::Error> {
                 let (mut items, mut batch_input) = (None, None);
                 while let Some(name) = map.next_key::<Name>()? {
                     match name {
@@ -730,19 +817,23 @@ impl<'de> Deserialize<'de> for BatchShape {
     }
 }
 
-impl<'de> Deserialize<'de> for StrictItem {
+impl<'de> Deserialize<'de> for StrictItem<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
-            type Value = StrictItem;
+            type Value = StrictItem<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a Distributed Map item")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<StrictItem, A::Error> {
-                let (mut key, mut bucket, mut version_id) = (None, None, None);
+            ) -> Result<StrictItem<'de>, A::Error> {
+                let (mut key, mut bucket, mut version_id) = (
+                    None::<Option<StrToken>>,
+                    None::<Option<StrToken>>,
+                    None::<Option<StrToken>>,
+                );
                 let (mut task_id, mut key_encoding) = (None::<Option<TaskIdText>>, None);
                 while let Some(name) = map.next_key::<Name>()? {
                     match name {
@@ -757,9 +848,9 @@ impl<'de> Deserialize<'de> for StrictItem {
                     }
                 }
                 Ok(StrictItem {
-                    key: key.flatten(),
-                    bucket: bucket.flatten(),
-                    version_id: version_id.flatten(),
+                    key: key.flatten().map(|t| t.0),
+                    bucket: bucket.flatten().map(|t| t.0),
+                    version_id: version_id.flatten().map(|t| t.0),
                     task_id: task_id.flatten().map(|t| t.0),
                     key_encoding: key_encoding.flatten(),
                 })
@@ -772,17 +863,17 @@ impl<'de> Deserialize<'de> for StrictItem {
 /// Reads a batch (`{"Items": [...], ...}`) in one pass, without building a `Value` of it
 /// (only of `BatchInput`, whose other keys are the user arguments). `None` (read it with
 /// [`read_value`]) for an event [`BatchShape`] or an item [`StrictItem`] refuses.
-fn read_batch(bytes: &[u8], default: KeyEncoding) -> Option<Result<MapEvent, FunctionError>> {
+fn read_batch(bytes: &[u8], default: KeyEncoding) -> Option<Result<MapEvent<'_>, FunctionError>> {
     let shape: BatchShape = serde_json::from_slice(bytes).ok()?;
     Some(batch(shape.items?, shape.batch_input, default))
 }
 
 /// A batch from its items and `BatchInput` as [`read_batch`] reads them.
 fn batch(
-    items: Vec<StrictItem>,
+    items: Vec<StrictItem<'_>>,
     batch_input: Option<Value>,
     default: KeyEncoding,
-) -> Result<MapEvent, FunctionError> {
+) -> Result<MapEvent<'_>, FunctionError> {
     let batch_input = batch_input_map(batch_input)?;
     let mut job = Job {
         arguments_from: Some("BatchInput"),
@@ -825,9 +916,14 @@ fn batch(
                 },
             ) if !key.is_empty() => {
                 echoes += plain_echo + json_str_len(&key);
+                // The echoes borrow the event (a key with an escape is copied), the
+                // bucket is `BatchInput`'s: the answer written from the results
+                // (`MapAnswer::to_json`) copies no string per item.
+                let echo = key.clone();
+                let key = key.into_owned();
                 ids.push(ItemId {
-                    bucket: Some(bucket.clone()),
-                    key: Some(key.clone()),
+                    bucket: Echo::Batch,
+                    key: Some(echo),
                     version_id: None,
                     encoding: KeyEncoding::Raw,
                 });
@@ -845,20 +941,22 @@ fn batch(
         let fields = ItemFields {
             task_id: Ok(item.task_id),
             encoding: Ok(item.key_encoding),
-            key: Ok(item.key),
-            bucket: Ok(item.bucket),
-            version_id: Ok(item.version_id),
+            key: Ok(item.key.map(Cow::into_owned)),
+            bucket: Ok(item.bucket.map(Cow::into_owned)),
+            version_id: Ok(item.version_id.map(Cow::into_owned)),
         };
         let (id, task) = resolve(fields, i, &defaults, default);
-        echoes += echo_len(&id);
+        echoes += echo_len(&id, "");
         ids.push(id);
         tasks.push(task);
     }
+    let batch_bucket = plain_bucket.cloned().unwrap_or_default();
     check_size(ids.len(), echoes).map(|echoes| MapEvent {
         job,
         tasks,
         items: ids,
         echoes,
+        batch_bucket,
     })
 }
 
@@ -881,7 +979,7 @@ fn batch_input_map(value: Option<Value>) -> Result<Map<String, Value>, FunctionE
 }
 
 /// Reads a Distributed Map event into a `Value` first.
-fn read_value(bytes: &[u8], default: KeyEncoding) -> Result<MapEvent, FunctionError> {
+fn read_value(bytes: &[u8], default: KeyEncoding) -> Result<MapEvent<'static>, FunctionError> {
     let value: Value = serde_json::from_slice(bytes).or_else(|e| {
         mark_unreadable(bytes)
             .and_then(|marked| serde_json::from_slice(&marked).ok())
@@ -946,12 +1044,13 @@ fn read_value(bytes: &[u8], default: KeyEncoding) -> Result<MapEvent, FunctionEr
         ids.push(id);
         tasks.push(task);
     }
-    let echoes = check_size(ids.len(), ids.iter().map(echo_len).sum())?;
+    let echoes = check_size(ids.len(), ids.iter().map(|id| echo_len(id, "")).sum())?;
     Ok(MapEvent {
         job,
         tasks,
         items: ids,
         echoes,
+        batch_bucket: String::new(),
     })
 }
 
@@ -1034,10 +1133,10 @@ fn resolve_item(
     index: usize,
     defaults: &Defaults,
     default: KeyEncoding,
-) -> (ItemId, Result<Object, BadTask>) {
+) -> (ItemId<'static>, Result<Object, BadTask>) {
     let Value::Object(item) = item else {
         let id = ItemId {
-            bucket: None,
+            bucket: Echo::Text(None),
             key: None,
             version_id: None,
             encoding: default,
@@ -1080,7 +1179,7 @@ fn resolve(
     index: usize,
     defaults: &Defaults,
     default: KeyEncoding,
-) -> (ItemId, Result<Object, BadTask>) {
+) -> (ItemId<'static>, Result<Object, BadTask>) {
     let mut problems = Vec::new();
     let task_id = match fields.task_id {
         Ok(Some(t)) => t,
@@ -1173,9 +1272,9 @@ fn resolve(
         }
     };
     let id = ItemId {
-        bucket: bucket.clone(),
-        key: raw_key.clone(),
-        version_id: version_id.clone(),
+        bucket: Echo::Text(bucket.clone().map(Cow::Owned)),
+        key: raw_key.clone().map(Cow::Owned),
+        version_id: version_id.clone().map(Cow::Owned),
         encoding,
     };
     let task = match (bucket, key, raw_key) {
@@ -1235,59 +1334,107 @@ fn encoding_note(text: &str, encoding: KeyEncoding) -> Option<String> {
     })
 }
 
+/// A Distributed Map child's output before it is written: what each item's result echoes
+/// (borrowed from the event where it was read without an escape, see [`ItemId`]) and its
+/// result, in input order, fitted to [`MAP_RESPONSE_BUDGET`]. The generated `main` writes
+/// it as JSON straight from here ([`AnswerJson::from_map`]);
+/// [`Handler::serve_bytes`](crate::Handler::serve_bytes) answers it as a [`MapResponse`]
+/// ([`MapAnswer::into_response`]), which [`MapResponse::to_json`] writes with the same
+/// writer ([`write_results`]).
+pub(crate) struct MapAnswer<'e> {
+    items: Vec<ItemId<'e>>,
+    results: Vec<TaskResult>,
+    batch_bucket: String,
+}
+
+impl MapAnswer<'_> {
+    /// Each result as the writer sees it.
+    fn rows(&self) -> impl Iterator<Item = Row<'_>> + Clone {
+        self.items.iter().zip(&self.results).map(|(id, r)| Row {
+            bucket: id.bucket(&self.batch_bucket),
+            key: id.key.as_deref(),
+            version_id: id.version_id.as_deref(),
+            code: r.result_code,
+            text: &r.result_string,
+        })
+    }
+
+    /// The output as a [`MapResponse`], every echo its own.
+    pub(crate) fn into_response(self) -> MapResponse {
+        let MapAnswer {
+            items,
+            results,
+            batch_bucket,
+        } = self;
+        let results = items
+            .into_iter()
+            .zip(results)
+            .map(|(id, r)| ItemResult {
+                bucket: match id.bucket {
+                    Echo::Text(b) => b.map(Cow::into_owned),
+                    Echo::Batch => Some(batch_bucket.clone()),
+                },
+                key: id.key.map(Cow::into_owned),
+                version_id: id.version_id.map(Cow::into_owned),
+                result_code: r.result_code,
+                result_string: r.result_string,
+            })
+            .collect();
+        MapResponse { results }
+    }
+}
+
 /// The child's answer from the items' results (in input order): its output, or the function
 /// error the policy asks for.
 ///
 /// `echoes` is [`MapEvent::echoes`]: the answer is sized from it and the texts, without
-/// serializing it.
-pub(crate) fn answer(
-    items: Vec<ItemId>,
+/// writing it.
+pub(crate) fn answer<'e>(
+    items: Vec<ItemId<'e>>,
     echoes: usize,
-    results: Vec<TaskResult>,
+    batch_bucket: String,
+    mut results: Vec<TaskResult>,
     policy: MapFailure,
-) -> Result<MapResponse, FunctionError> {
+) -> Result<MapAnswer<'e>, FunctionError> {
     let count = items.len();
     let mut texts = 0;
     let mut failed = 0;
     let mut temporary = 0;
-    let results: Vec<ItemResult> = items
-        .into_iter()
-        .zip(results)
-        .map(|(id, r)| {
-            let mut result_string = r.result_string;
-            if r.result_code != ResultCode::Succeeded {
-                failed += 1;
-                if r.result_code == ResultCode::TemporaryFailure {
-                    temporary += 1;
-                }
-                if let Some(note) = encoding_note(&result_string, id.encoding) {
-                    result_string.push_str(&note);
-                }
+    for (id, r) in items.iter().zip(&mut results) {
+        if r.result_code != ResultCode::Succeeded {
+            failed += 1;
+            if r.result_code == ResultCode::TemporaryFailure {
+                temporary += 1;
             }
-            texts += r.result_code.as_str().len() + json_str_len(&result_string);
-            ItemResult {
-                bucket: id.bucket,
-                key: id.key,
-                version_id: id.version_id,
-                result_code: r.result_code,
-                result_string,
+            if let Some(note) = encoding_note(&r.result_string, id.encoding) {
+                r.result_string.push_str(&note);
             }
-        })
-        .collect();
-    if failed > 0 && policy == MapFailure::FailBatch {
-        return Err(fail_batch(results, failed, temporary));
+        }
+        texts += r.result_code.as_str().len() + json_str_len(&r.result_string);
     }
-    let mut response = MapResponse { results };
+    let mut answer = MapAnswer {
+        items,
+        results,
+        batch_bucket,
+    };
+    if failed > 0 && policy == MapFailure::FailBatch {
+        return Err(fail_batch(
+            answer.into_response().results,
+            failed,
+            temporary,
+        ));
+    }
     let total =
         r#"{"results":[]}"#.len() + count * RESULT_FIXED + echoes + texts + count.saturating_sub(1);
-    debug_assert_eq!(total, response_len(&response.results));
+    debug_assert_eq!(total, rows_len(answer.rows()));
     fit(
-        &mut response.results,
+        &mut answer.results,
         total,
         MAP_RESPONSE_BUDGET,
         escaped_len,
+        |r| &mut r.result_string,
     );
-    Ok(response)
+    Ok(answer)
 }
 
 /// Shortens `resultString`s until `response` serializes to at most `budget` bytes, longest
@@ -1304,8 +1451,10 @@ pub(crate) fn answer(
 /// assert!(r.results[0].result_string.ends_with("bytes]"));
 /// ```
 pub fn fit_map_response(response: &mut MapResponse, budget: usize) {
-    let total = response_len(&response.results);
-    fit(&mut response.results, total, budget, escaped_len);
+    let total = rows_len(response.rows());
+    fit(&mut response.results, total, budget, escaped_len, |r| {
+        &mut r.result_string
+    });
 }
 
 /// The length of `s` serialized as a JSON string by serde_json, quotes included: a quote and
@@ -1369,7 +1518,7 @@ fn push_json_str(out: &mut String, s: &str) {
     }
 }
 
-fn push_json_opt(out: &mut String, s: &Option<String>) {
+fn push_json_opt(out: &mut String, s: Option<&str>) {
     match s {
         Some(s) => push_json_str(out, s),
         None => out.push_str("null"),
@@ -1389,65 +1538,86 @@ impl MapResponse {
     /// assert_eq!(r.to_json(), serde_json::to_string(&r).unwrap());
     /// ```
     pub fn to_json(&self) -> String {
-        // The length when nothing needs an escape (most answers), from the strings' lengths.
-        let plain = |s: &Option<String>| s.as_ref().map_or(4, |s| s.len() + 2);
-        let len: usize = self
-            .results
-            .iter()
-            .map(|r| {
-                RESULT_FIXED
-                    + 1
-                    + plain(&r.bucket)
-                    + plain(&r.key)
-                    + plain(&r.version_id)
-                    + r.result_code.as_str().len()
-                    + r.result_string.len()
-                    + 2
-            })
-            .sum();
-        let mut out = String::with_capacity(r#"{"results":[]}"#.len() + len);
-        out.push_str(r#"{"results":["#);
-        for (i, r) in self.results.iter().enumerate() {
-            out.push_str(if i == 0 {
-                r#"{"bucket":"#
-            } else {
-                r#",{"bucket":"#
-            });
-            push_json_opt(&mut out, &r.bucket);
-            out.push_str(r#","key":"#);
-            push_json_opt(&mut out, &r.key);
-            out.push_str(r#","versionId":"#);
-            push_json_opt(&mut out, &r.version_id);
-            out.push_str(r#","resultCode":""#);
-            out.push_str(r.result_code.as_str());
-            out.push_str(r#"","resultString":"#);
-            push_json_str(&mut out, &r.result_string);
-            out.push('}');
-        }
-        out.push_str("]}");
-        out
+        write_results(self.rows())
+    }
+
+    /// Each result as the writer sees it.
+    fn rows(&self) -> impl Iterator<Item = Row<'_>> + Clone {
+        self.results.iter().map(|r| Row {
+            bucket: r.bucket.as_deref(),
+            key: r.key.as_deref(),
+            version_id: r.version_id.as_deref(),
+            code: r.result_code,
+            text: &r.result_string,
+        })
     }
 }
 
-fn json_opt_len(s: &Option<String>) -> usize {
-    s.as_deref().map_or("null".len(), json_str_len)
+/// One result as [`write_results`] writes it, wherever its strings are: in a
+/// [`MapResponse`], or echoed from the event ([`MapAnswer`]).
+#[derive(Clone, Copy)]
+struct Row<'s> {
+    bucket: Option<&'s str>,
+    key: Option<&'s str>,
+    version_id: Option<&'s str>,
+    code: ResultCode,
+    text: &'s str,
 }
 
-/// The length of an [`ItemResult`] of these fields, serialized, counted without serializing
-/// it.
-fn result_len(
-    bucket: &Option<String>,
-    key: &Option<String>,
-    version_id: &Option<String>,
-    code: ResultCode,
-    result_string: &str,
-) -> usize {
+/// `{"results": [...]}` of `rows` as JSON, byte for byte what serde_json writes for a
+/// [`MapResponse`] of them: the fields' names and punctuation copied whole, each string
+/// copied whole when nothing in it needs an escape, into a string sized for it.
+fn write_results<'s>(rows: impl Iterator<Item = Row<'s>> + Clone) -> String {
+    // The length when nothing needs an escape (most answers), from the strings' lengths.
+    let plain = |s: Option<&str>| s.map_or(4, |s| s.len() + 2);
+    let len: usize = rows
+        .clone()
+        .map(|r| {
+            RESULT_FIXED
+                + 1
+                + plain(r.bucket)
+                + plain(r.key)
+                + plain(r.version_id)
+                + r.code.as_str().len()
+                + r.text.len()
+                + 2
+        })
+        .sum();
+    let mut out = String::with_capacity(r#"{"results":[]}"#.len() + len);
+    out.push_str(r#"{"results":["#);
+    for (i, r) in rows.enumerate() {
+        out.push_str(if i == 0 {
+            r#"{"bucket":"#
+        } else {
+            r#",{"bucket":"#
+        });
+        push_json_opt(&mut out, r.bucket);
+        out.push_str(r#","key":"#);
+        push_json_opt(&mut out, r.key);
+        out.push_str(r#","versionId":"#);
+        push_json_opt(&mut out, r.version_id);
+        out.push_str(r#","resultCode":""#);
+        out.push_str(r.code.as_str());
+        out.push_str(r#"","resultString":"#);
+        push_json_str(&mut out, r.text);
+        out.push('}');
+    }
+    out.push_str("]}");
+    out
+}
+
+fn json_opt_len(s: Option<&str>) -> usize {
+    s.map_or("null".len(), json_str_len)
+}
+
+/// The length of a result, serialized, counted without serializing it.
+fn result_len(r: Row<'_>) -> usize {
     RESULT_FIXED
-        + json_opt_len(bucket)
-        + json_opt_len(key)
-        + json_opt_len(version_id)
-        + code.as_str().len()
-        + json_str_len(result_string)
+        + json_opt_len(r.bucket)
+        + json_opt_len(r.key)
+        + json_opt_len(r.version_id)
+        + r.code.as_str().len()
+        + json_str_len(r.text)
 }
 
 /// What every serialized [`ItemResult`] takes besides its strings.
@@ -1455,45 +1625,43 @@ const RESULT_FIXED: usize =
     r#"{"bucket":,"key":,"versionId":,"resultCode":"","resultString":}"#.len();
 
 /// What an item's result takes, serialized, for what it echoes: `bucket`, `key` and
-/// `versionId`.
-fn echo_len(id: &ItemId) -> usize {
-    json_opt_len(&id.bucket) + json_opt_len(&id.key) + json_opt_len(&id.version_id)
+/// `versionId` (`batch`: `BatchInput`'s bucket, for [`Echo::Batch`]).
+fn echo_len(id: &ItemId<'_>, batch: &str) -> usize {
+    json_opt_len(id.bucket(batch))
+        + json_opt_len(id.key.as_deref())
+        + json_opt_len(id.version_id.as_deref())
 }
 
-/// The length of a [`MapResponse`] of `results`, serialized, counted without serializing
+/// The length of `{"results": [...]}` of `rows`, serialized, counted without serializing
 /// it.
-fn response_len(results: &[ItemResult]) -> usize {
-    let results_len: usize = results
-        .iter()
-        .map(|r| {
-            result_len(
-                &r.bucket,
-                &r.key,
-                &r.version_id,
-                r.result_code,
-                &r.result_string,
-            )
-        })
-        .sum();
-    r#"{"results":[]}"#.len() + results_len + results.len().saturating_sub(1)
+fn rows_len<'s>(rows: impl Iterator<Item = Row<'s>>) -> usize {
+    let (count, len) = rows.fold((0usize, 0), |(n, len), r| (n + 1, len + result_len(r)));
+    r#"{"results":[]}"#.len() + len + count.saturating_sub(1)
 }
 
-/// Cuts the longest `resultString`s of `results` so that a document of `total` bytes, in
-/// which each character of a `resultString` takes `len(c)` bytes, takes at most `budget`.
-fn fit(results: &mut [ItemResult], total: usize, budget: usize, len: fn(char) -> usize) {
+/// Cuts the longest `resultString`s (`text` of each result) of `results` so that a document
+/// of `total` bytes, in which each character of a `resultString` takes `len(c)` bytes, takes
+/// at most `budget`.
+fn fit<T>(
+    results: &mut [T],
+    total: usize,
+    budget: usize,
+    len: fn(char) -> usize,
+    text: fn(&mut T) -> &mut String,
+) {
     if total <= budget {
         return;
     }
     let sizes: Vec<usize> = results
-        .iter()
-        .map(|r| r.result_string.chars().map(len).sum())
+        .iter_mut()
+        .map(|r| text(r).chars().map(len).sum())
         .collect();
     let texts: usize = sizes.iter().sum();
     let allowed = budget.saturating_sub(total - texts);
     let cap = water_level(&sizes, allowed);
     for (r, size) in results.iter_mut().zip(sizes) {
         if size > cap {
-            truncate_measured(&mut r.result_string, cap, len);
+            truncate_measured(text(r), cap, len);
         }
     }
 }
@@ -1531,7 +1699,13 @@ fn fail_batch(results: Vec<ItemResult>, failed: usize, temporary: usize) -> Func
     let message_len =
         |doc: &FailedBatch| serialized_len(&*serde_json::to_string(doc).unwrap_or_default());
     let total = message_len(&doc);
-    fit(&mut doc.results, total, CAUSE_BUDGET, twice_escaped_len);
+    fit(
+        &mut doc.results,
+        total,
+        CAUSE_BUDGET,
+        twice_escaped_len,
+        |r| &mut r.result_string,
+    );
     let mut total = message_len(&doc);
     if total > CAUSE_BUDGET {
         // Even empty texts are too many: every result goes to the log, and the error keeps
@@ -1591,7 +1765,10 @@ mod tests {
                     .map(|i| {
                         format!(
                             "{:?} {:?} {:?} {:?}",
-                            i.bucket, i.key, i.version_id, i.encoding
+                            i.bucket(&m.batch_bucket),
+                            i.key,
+                            i.version_id,
+                            i.encoding
                         )
                     })
                     .collect();
@@ -1936,14 +2113,11 @@ mod tests {
                 ][i % 3],
                 result_string: t.to_string(),
             };
+            let row = MapResponse {
+                results: vec![r.clone()],
+            };
             assert_eq!(
-                result_len(
-                    &r.bucket,
-                    &r.key,
-                    &r.version_id,
-                    r.result_code,
-                    &r.result_string
-                ),
+                result_len(row.rows().next().unwrap()),
                 serialized_len(&r),
                 "{r:?}"
             );
@@ -1954,7 +2128,7 @@ mod tests {
             let response = MapResponse {
                 results: results[..n].to_vec(),
             };
-            assert_eq!(response_len(&response.results), serialized_len(&response));
+            assert_eq!(rows_len(response.rows()), serialized_len(&response));
             assert_eq!(
                 response.to_json(),
                 serde_json::to_string(&response).unwrap()
@@ -1978,5 +2152,117 @@ mod tests {
             response.to_json(),
             serde_json::to_string(&response).unwrap()
         );
+    }
+
+    /// The output the generated `main` writes straight from the results (`MapAnswer`, the
+    /// echoes borrowed from the event) is, byte for byte, serde_json's of the `MapResponse`
+    /// `serve_bytes` answers, for echoes with every kind of escape in the event (quotes,
+    /// backslashes, control characters, `\u` escapes of ASCII, non-ASCII and surrogate
+    /// pairs, raw UTF-8), a `BatchInput` bucket with escapes, items with their own bucket and
+    /// version id, under both policies and past the budget; and the echoes are the event's
+    /// values, borrowed exactly when the event's token has no escape.
+    #[test]
+    fn map_answer_written_from_the_results_is_the_response_serialized() {
+        let keys = [
+            r#""plain/key é.txt""#,
+            r#""q\"uote\\back""#,
+            r#""ctl\n\t\u0001\u001f""#,
+            r#""\u00e9\u0041 \ud83d\ude00 \u2028""#,
+            r#""/slash\/ok""#,
+            r#""é 漢字 😀""#,
+        ];
+        let mut items: Vec<String> = keys
+            .iter()
+            .map(|k| format!(r#"{{"Etag":"\"e\"","Key":{k},"Size":1}}"#))
+            .collect();
+        items.push(r#"{"Key":"own","Bucket":"b\"x","VersionId":"v\u0001"}"#.into());
+        items.push(r#"{"Key":"own2","Bucket":"b2","VersionId":"v2"}"#.into());
+        items.push(r#"{"Key":"","Bucket":"b"}"#.into());
+        items.push(r#"{"Size":3}"#.into());
+        let batch_inputs = [r#""b\n\"in""#, r#""plain-bucket""#];
+        for batch_input in batch_inputs {
+            let event = format!(
+                r#"{{"Items":[{}],"BatchInput":{{"Bucket":{batch_input}}}}}"#,
+                items.join(",")
+            );
+            let bytes = event.as_bytes();
+            let value: Value = serde_json::from_str(&event).unwrap();
+            for (policy, long) in [
+                (MapFailure::Report, 0),
+                (MapFailure::Report, MAP_RESPONSE_BUDGET / 4),
+                (MapFailure::FailBatch, 0),
+            ] {
+                let read = || match read_event(bytes, KeyEncoding::Raw) {
+                    Ok(Shape::Map(Ok(m))) => m,
+                    _ => panic!("{event}"),
+                };
+                // Each item's result: its key as text (a long one past the budget), or the
+                // reader's failure.
+                let results = |m: &MapEvent<'_>| -> Vec<TaskResult> {
+                    m.tasks
+                        .iter()
+                        .map(|t| match t {
+                            Ok(o) => TaskResult::new(
+                                String::new(),
+                                ResultCode::Succeeded,
+                                format!("{}{}", o.key, "x".repeat(long)),
+                            ),
+                            Err(bad) => TaskResult::new(
+                                String::new(),
+                                ResultCode::PermanentFailure,
+                                bad.message.clone(),
+                            ),
+                        })
+                        .collect()
+                };
+                let borrowed = read();
+                // Borrowed exactly where the event's key has no escape.
+                for (i, id) in borrowed.items.iter().take(keys.len()).enumerate() {
+                    assert_eq!(
+                        matches!(id.key, Some(Cow::Borrowed(_))),
+                        !keys[i].contains('\\'),
+                        "{}",
+                        keys[i]
+                    );
+                }
+                let r = results(&borrowed);
+                let written = answer(
+                    borrowed.items,
+                    borrowed.echoes,
+                    borrowed.batch_bucket,
+                    r,
+                    policy,
+                )
+                .map(|a| serde_json::to_string(&AnswerJson::from_map(&a)).unwrap());
+                let owned = read().into_owned();
+                let r = results(&owned);
+                let response = answer(owned.items, owned.echoes, owned.batch_bucket, r, policy)
+                    .map(|a| serde_json::to_string(&a.into_response()).unwrap());
+                assert_eq!(written, response, "{event} {policy:?} {long}");
+                if policy == MapFailure::FailBatch {
+                    assert!(written.is_err());
+                    continue;
+                }
+                let written = written.unwrap();
+                assert!(written.len() <= MAP_RESPONSE_BUDGET, "{}", written.len());
+                let out: Value = serde_json::from_str(&written).unwrap();
+                let results = out["results"].as_array().unwrap();
+                assert_eq!(results.len(), items.len());
+                for (item, r) in value["Items"].as_array().unwrap().iter().zip(results) {
+                    assert_eq!(r["key"], item["Key"], "{r}");
+                    let bucket = item.get("Bucket").unwrap_or(&value["BatchInput"]["Bucket"]);
+                    assert_eq!(&r["bucket"], bucket, "{r}");
+                    assert_eq!(
+                        &r["versionId"],
+                        item.get("VersionId").unwrap_or(&Value::Null),
+                        "{r}"
+                    );
+                    let text = r["resultString"].as_str().unwrap();
+                    if long > 0 && r["resultCode"] == "Succeeded" {
+                        assert!(text.ends_with("bytes]"), "{text}");
+                    }
+                }
+            }
+        }
     }
 }

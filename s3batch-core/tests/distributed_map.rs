@@ -8,7 +8,8 @@ use s3batch_core::map::{
     TEMPORARY_FAILURE, UNRECOGNIZED_EVENT,
 };
 use s3batch_core::{
-    BoxError, FromTask, Handler, Object, Options, ResultCode, TaskError, TaskParts, UserArgs,
+    BoxError, Context, FromTask, Handler, Object, Options, ResultCode, TaskError, TaskFn,
+    TaskParts, UserArgs,
 };
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -51,7 +52,29 @@ async fn echo(obj: Object) -> Result<String, TaskError> {
 
 async fn serve_with(options: Options, event: &[u8]) -> Result<Answer, FunctionError> {
     let handler = Handler::new(echo, options).await.unwrap();
-    handler.serve_bytes(event, &Default::default()).await
+    served(&handler, event, &Default::default()).await
+}
+
+/// `Handler::serve_bytes`'s answer, checked against what the generated `main` serves
+/// (`serve_lambda`: a Distributed Map output written straight from the results, the echoes
+/// copied from the event): the same bytes once serialized, or the same function error. The
+/// tasks run twice.
+async fn served<T: TaskFn<A>, A>(
+    handler: &Handler<T, A>,
+    event: &[u8],
+    ctx: &Context,
+) -> Result<Answer, FunctionError> {
+    let answer = handler.serve_bytes(event, ctx).await;
+    let lambda = handler.serve_lambda(event, ctx).await;
+    match (&answer, &lambda) {
+        (Ok(a), Ok(l)) => assert_eq!(
+            serde_json::to_string(l).unwrap(),
+            serde_json::to_string(a).unwrap()
+        ),
+        (Err(a), Err(l)) => assert_eq!(a, l),
+        _ => panic!("serve_bytes: {answer:?}; serve_lambda: {lambda:?}"),
+    }
+    answer
 }
 
 fn report() -> Options {
@@ -593,8 +616,7 @@ async fn failed_batch_results_fit_the_cause() {
     let handler = Handler::new(quotes, Options::builder().max_result_len(4096).build())
         .await
         .unwrap();
-    let err = handler
-        .serve_bytes(event.as_bytes(), &Default::default())
+    let err = served(&handler, event.as_bytes(), &Default::default())
         .await
         .unwrap_err();
     assert_eq!(err.error_type(), PERMANENT_FAILURE);
@@ -624,8 +646,7 @@ async fn failed_batch_results_fit_the_cause() {
         items.join(",")
     );
     let handler = Handler::new(echo, Options::new()).await.unwrap();
-    let err = handler
-        .serve_bytes(event.as_bytes(), &Default::default())
+    let err = served(&handler, event.as_bytes(), &Default::default())
         .await
         .unwrap_err();
     assert_eq!(err.error_type(), TEMPORARY_FAILURE);
@@ -720,8 +741,7 @@ async fn huge_results_are_fitted_to_256_kib() {
     );
     let wide = Options::builder().max_result_len(10_000_000).build();
     let handler = Handler::new(echo, wide.clone()).await.unwrap();
-    let err = handler
-        .serve_bytes(full.as_bytes(), &Default::default())
+    let err = served(&handler, full.as_bytes(), &Default::default())
         .await
         .unwrap_err();
     assert_eq!(err.error_type(), BATCH_TOO_LARGE);
@@ -729,9 +749,7 @@ async fn huge_results_are_fitted_to_256_kib() {
         err.message().contains("(about 224 items like these fit)"),
         "{err}"
     );
-    let m = map(handler
-        .serve_bytes(batch(200).as_bytes(), &Default::default())
-        .await);
+    let m = map(served(&handler, batch(200).as_bytes(), &Default::default()).await);
     let len = serde_json::to_string(&m).unwrap().len();
     assert!(len <= MAP_RESPONSE_BUDGET, "{len}");
     assert_eq!(m.results.len(), 200);
@@ -745,9 +763,12 @@ async fn huge_results_are_fitted_to_256_kib() {
         Ok("é".repeat(500_000))
     }
     let handler = Handler::new(huge, wide).await.unwrap();
-    let m = map(handler
-        .serve_bytes(br#"{"Bucket":"b","Key":"k"}"#, &Default::default())
-        .await);
+    let m = map(served(
+        &handler,
+        br#"{"Bucket":"b","Key":"k"}"#,
+        &Default::default(),
+    )
+    .await);
     let len = serde_json::to_string(&m).unwrap().len();
     assert!(
         len <= MAP_RESPONSE_BUDGET && len > MAP_RESPONSE_BUDGET - 100,

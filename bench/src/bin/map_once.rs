@@ -7,10 +7,10 @@
 //! map_once s3batch|handwritten|s3batch-event ITEMS ITERATIONS
 //! ```
 //!
-//! `s3batch` is `Handler::serve_bytes` (what the generated `main` serves) on a batch
+//! `s3batch` is `Handler::serve_lambda` (what the generated `main` serves) on a batch
 //! `{"Items": [...], "BatchInput": {"Bucket": ...}}` of ITEMS prefix-listing items, then
 //! `serde_json::to_vec`; `handwritten` is the plain serde handler in `src/map.rs`.
-//! `s3batch-event` is `Handler::serve_bytes` on the S3 Batch event of ITEMS tasks that
+//! `s3batch-event` is `Handler::serve_lambda` on the S3 Batch event of ITEMS tasks that
 //! `envelope_once` counts through `Handler::handle_bytes`: what telling the shape costs an S3
 //! Batch event.
 

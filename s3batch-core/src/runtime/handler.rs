@@ -9,7 +9,7 @@ use crate::envelope::{BadTask, Event, Invocation, InvocationError, Job, Object};
 use crate::logging::{DeferredSpan, Escaped, TaskSpans, TARGET};
 use crate::map::{Answer, FunctionError};
 #[cfg(feature = "map")]
-use crate::map::{MapEvent, Shape};
+use crate::map::{AnswerJson, MapAnswer, MapEvent, Shape};
 use crate::response::{
     check_minimum_size, fit_to_budget, truncate_result, Response, ResultCode, TaskResult,
     RESPONSE_BUDGET,
@@ -122,15 +122,63 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
         event: &[u8],
         context: &'a lambda_runtime::Context,
     ) -> impl Future<Output = Result<Answer, FunctionError>> + Send + 'a {
+        // The echoes copied (`into_owned`): the future does not borrow the bytes.
+        self.serve_as(event, context, Answer::S3Batch, MapEvent::into_owned, |a| {
+            Answer::Map(a.into_response())
+        })
+    }
+
+    /// What the generated `main` serves (`run`): [`Handler::serve_bytes`], its answer as
+    /// lambda_runtime gets it ([`AnswerJson`]), for the same output. A Distributed Map
+    /// output is written as JSON straight from the results, what they echo (bucket, key,
+    /// version id) copied from `event`, which the future borrows, instead of a
+    /// [`MapResponse`](crate::map::MapResponse) built, written and dropped. Not a public API:
+    /// public for the benchmarks, which measure what `run` runs.
+    ///
+    /// Hot path: `serve_bytes` then `AnswerJson::from` (the echoes copied into the items'
+    /// ids, then into a `MapResponse` of owned strings, written, then dropped) measured
+    /// +898,404 instructions per 1,000-item batch (`map_once`, `release` profile;
+    /// bench/analysis.md, "Distributed Map").
+    #[cfg(feature = "map")]
+    #[doc(hidden)]
+    pub fn serve_lambda<'a>(
+        &'a self,
+        event: &'a [u8],
+        context: &'a lambda_runtime::Context,
+    ) -> impl Future<Output = Result<AnswerJson, FunctionError>> + Send + 'a {
+        self.serve_as(
+            event,
+            context,
+            AnswerJson::S3Batch,
+            |map| map,
+            |a| AnswerJson::from_map(&a),
+        )
+    }
+
+    /// [`Handler::serve_bytes`] and [`Handler::serve_lambda`]: the event read and told, its
+    /// tasks run, answered by `s3batch` (S3 Batch's response) or, for a Distributed Map event
+    /// whose echoes `own` makes to live as long as the future needs, by `map` (its
+    /// [`MapAnswer`]). The bytes are read before this returns.
+    #[cfg(feature = "map")]
+    fn serve_as<'a, 'e, 'm: 'a, R: Send + 'a>(
+        &'a self,
+        event: &'e [u8],
+        context: &'a lambda_runtime::Context,
+        s3batch: fn(Response) -> R,
+        own: fn(MapEvent<'e>) -> MapEvent<'m>,
+        map: fn(MapAnswer<'m>) -> R,
+    ) -> impl Future<Output = Result<R, FunctionError>> + Send + use<'a, 'm, T, Args, R> {
         // One reading tells the shape (S3 Batch first) and reads it: see `map::read_event`.
         // The Distributed Map path is boxed so that it does not grow the S3 Batch future.
         match crate::map::read_event(event, self.options.map_key_encoding) {
             Ok(Shape::S3Batch(e)) => Either::Left(Either::Left(
                 self.handle(e, context)
-                    .map(|r| r.map(Answer::S3Batch).map_err(FunctionError::from)),
+                    .map(move |r| r.map(s3batch).map_err(FunctionError::from)),
             )),
             Err(err) => Either::Left(Either::Right(std::future::ready(Err(err.into())))),
-            Ok(Shape::Map(Ok(map))) => Either::Right(Box::pin(self.handle_map(map, context))
+            Ok(Shape::Map(Ok(m))) => Either::Right(Box::pin(
+                self.handle_map(own(m), context).map(move |r| r.map(map)),
+            )
                 as Pin<Box<dyn Future<Output = _> + Send + 'a>>),
             Ok(Shape::Map(Err(err))) => Either::Left(Either::Right(std::future::ready(Err(err)))),
         }
@@ -178,16 +226,17 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
     /// Runs a Distributed Map child's items as the tasks of one invocation (concurrency,
     /// deadline, panics and spans as for S3 Batch) and answers per [`crate::map::MapFailure`].
     #[cfg(feature = "map")]
-    async fn handle_map(
+    async fn handle_map<'e>(
         &self,
-        map: MapEvent,
+        map: MapEvent<'e>,
         context: &lambda_runtime::Context,
-    ) -> Result<Answer, FunctionError> {
+    ) -> Result<MapAnswer<'e>, FunctionError> {
         let MapEvent {
             mut job,
             tasks,
             items,
             echoes,
+            batch_bucket,
         } = map;
         job.invocation_id = context.request_id.clone();
         // The results without their task ids: a Distributed Map answer echoes the item
@@ -196,8 +245,13 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
         // and a free per item; `map_once`, `release` profile; bench/analysis.md,
         // "Distributed Map").
         let response = self.run::<false>(job, tasks, context).await;
-        crate::map::answer(items, echoes, response.results, self.options.map_failure)
-            .map(Answer::Map)
+        crate::map::answer(
+            items,
+            echoes,
+            batch_bucket,
+            response.results,
+            self.options.map_failure,
+        )
     }
 
     /// Handles one event: exactly one result per task, in the order of `tasks`. An event that

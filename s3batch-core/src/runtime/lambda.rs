@@ -4,9 +4,9 @@
 use super::handler::Handler;
 use super::options::Options;
 use crate::logging::{init_tracing, TARGET};
-use crate::map::FunctionError;
 #[cfg(feature = "map")]
-use crate::map::{Answer, AnswerJson};
+use crate::map::AnswerJson;
+use crate::map::FunctionError;
 #[cfg(not(feature = "map"))]
 use crate::response::Response;
 use crate::task::TaskFn;
@@ -87,15 +87,16 @@ pub async fn run<T: TaskFn<Args>, Args>(task: T, mut options: Options) -> Result
             #[cfg(feature = "metrics")]
             let metrics = metrics.clone();
             // The answer goes to lambda_runtime, which serializes it, as `AnswerJson`: a
-            // Distributed Map output is written by s3batch and copied as it is. Without the
-            // `map` feature it is S3 Batch's `Response`, handed over as it is: neither
+            // Distributed Map output is written by s3batch straight from the results, what
+            // they echo copied from `body` (`serve_lambda`), and serde_json copies it as it
+            // is. Without the `map` feature it is S3 Batch's `Response`, handed over as it is: neither
             // `AnswerJson` nor `Answer` is in the binary. Without `map` or `metrics`, this and
             // the missing metrics branch below cut 5.2 KB of the no-client bootstrap (2,405,360
             // bytes before; `cargo lambda build --release -p s3batch-bench-no-s3`).
             #[cfg(feature = "map")]
             macro_rules! serve {
                 () => {
-                    handler.serve_bytes(&body, &event.context)
+                    handler.serve_lambda(&body, &event.context)
                 };
             }
             #[cfg(not(feature = "map"))]
@@ -134,11 +135,12 @@ pub async fn run<T: TaskFn<Args>, Args>(task: T, mut options: Options) -> Result
         .await
 }
 
-/// The handler's answer as lambda_runtime serializes it (see `run`).
+/// The handler's answer as lambda_runtime serializes it (see `run`): `serve_lambda` gives
+/// it so.
 #[cfg(feature = "map")]
 #[inline(always)]
-fn to_lambda(answer: Result<Answer, FunctionError>) -> Result<AnswerJson, FunctionError> {
-    answer.map(AnswerJson::from)
+fn to_lambda(answer: Result<AnswerJson, FunctionError>) -> Result<AnswerJson, FunctionError> {
+    answer
 }
 
 /// The handler's answer as lambda_runtime serializes it (see `run`): S3 Batch's response.
