@@ -194,15 +194,16 @@ impl<T: TaskFn<Args>, Args> Handler<T, Args> {
         event: &[u8],
         context: &'a lambda_runtime::Context,
     ) -> impl Future<Output = Result<Answer, FunctionError>> + Send + 'a {
-        self.serve_s3batch(event, context)
+        self.serve_lambda(event, context)
             .map(|r| r.map(Answer::S3Batch))
     }
 
-    /// [`Handler::serve_bytes`] without the `map` feature, before the response becomes an
-    /// [`Answer`]: what `run` serves, so that no Distributed Map code (`MapResponse::to_json`,
-    /// the `Answer` and `AnswerJson` serializers) is in the binary (see `run`).
+    /// What the generated `main` serves (`run`) without the `map` feature:
+    /// [`Handler::serve_bytes`] before the response becomes an [`Answer`], so that no
+    /// Distributed Map code (`MapResponse::to_json`, the `Answer` and `AnswerJson`
+    /// serializers) is in the binary. With the feature, `serve_lambda` is the other one.
     #[cfg(not(feature = "map"))]
-    pub(crate) fn serve_s3batch<'a>(
+    pub(crate) fn serve_lambda<'a>(
         &'a self,
         event: &[u8],
         context: &'a lambda_runtime::Context,

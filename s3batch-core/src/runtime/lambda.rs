@@ -4,11 +4,6 @@
 use super::handler::Handler;
 use super::options::Options;
 use crate::logging::{init_tracing, TARGET};
-#[cfg(feature = "map")]
-use crate::map::AnswerJson;
-use crate::map::FunctionError;
-#[cfg(not(feature = "map"))]
-use crate::response::Response;
 use crate::task::TaskFn;
 use crate::BoxError;
 use std::collections::HashMap;
@@ -86,43 +81,31 @@ pub async fn run<T: TaskFn<Args>, Args>(task: T, mut options: Options) -> Result
                 .unwrap_or_default();
             #[cfg(feature = "metrics")]
             let metrics = metrics.clone();
-            // The answer goes to lambda_runtime, which serializes it, as `AnswerJson`: a
-            // Distributed Map output is written by s3batch straight from the results, what
-            // they echo copied from `body` (`serve_lambda`), and serde_json copies it as it
-            // is. Without the `map` feature it is S3 Batch's `Response`, handed over as it is: neither
-            // `AnswerJson` nor `Answer` is in the binary. Without `map` or `metrics`, this and
-            // the missing metrics branch below cut 5.2 KB of the no-client bootstrap (2,405,360
+            // The answer goes to lambda_runtime, which serializes it: with the `map` feature
+            // an `AnswerJson`, a Distributed Map output written by s3batch straight from the
+            // results, what they echo copied from `body`, which serde_json copies as it is;
+            // without it S3 Batch's `Response`, and neither `AnswerJson` nor `Answer` is in the
+            // binary (see `Handler::serve_lambda`). Without `map` or `metrics`, this and the
+            // missing metrics branch below cut 5.2 KB of the no-client bootstrap (2,405,360
             // bytes before; `cargo lambda build --release -p s3batch-bench-no-s3`).
-            #[cfg(feature = "map")]
-            macro_rules! serve {
-                () => {
-                    handler.serve_lambda(&body, &event.context)
-                };
-            }
-            #[cfg(not(feature = "map"))]
-            macro_rules! serve {
-                () => {
-                    handler.serve_s3batch(&body, &event.context)
-                };
-            }
             // Without the feature there is no metrics branch: as an `Option<Arc<MetricsConfig>>`
             // that is never `Some` it still kept a second copy of the handler's future and its
             // drop code in the binary.
             #[cfg(not(feature = "metrics"))]
-            let serve = async move { to_lambda(serve!().await) };
+            let serve = async move { handler.serve_lambda(&body, &event.context).await };
             #[cfg(feature = "metrics")]
             let serve = async move {
                 let Some(metrics) = metrics else {
-                    return to_lambda(serve!().await);
+                    return handler.serve_lambda(&body, &event.context).await;
                 };
                 // One EMF document per invocation, written once its answer is built.
                 // Pinned in place: `collect` holds a pointer to it rather than a copy (moving
                 // the ~700-byte future into `Collect` measured ~290 instructions more per 1-task
                 // invocation, in `memcpy`; bench/analysis.md, "Metrics on").
-                let serve = std::pin::pin!(serve!());
+                let serve = std::pin::pin!(handler.serve_lambda(&body, &event.context));
                 let (answer, collected) = metrics.collect(serve).await;
                 metrics.write(collected, Some(&event.context.request_id));
-                to_lambda(answer)
+                answer
             };
             serve
         },
@@ -133,21 +116,6 @@ pub async fn run<T: TaskFn<Args>, Args>(task: T, mut options: Options) -> Result
         .layer(lambda_runtime::layers::TracingLayer::new())
         .run()
         .await
-}
-
-/// The handler's answer as lambda_runtime serializes it (see `run`): `serve_lambda` gives
-/// it so.
-#[cfg(feature = "map")]
-#[inline(always)]
-fn to_lambda(answer: Result<AnswerJson, FunctionError>) -> Result<AnswerJson, FunctionError> {
-    answer
-}
-
-/// The handler's answer as lambda_runtime serializes it (see `run`): S3 Batch's response.
-#[cfg(not(feature = "map"))]
-#[inline(always)]
-fn to_lambda(answer: Result<Response, FunctionError>) -> Result<Response, FunctionError> {
-    answer
 }
 
 /// The raw body of each invocation in flight, by request id.
