@@ -46,35 +46,10 @@ mkdir -p "$work"
 avail_gb=$(df -BG --output=avail "$work" | tail -1 | tr -dc 0-9)
 log "disk free where inputs go ($work): ${avail_gb} GB"
 
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT INT TERM
-
-free_port() { "$venv/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # port, what, seconds
-  for _ in $(seq 1 $(( $3 * 10 ))); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  log "$2 did not listen on port $1"; exit 1
-}
+source "$root/scripts/lib.sh" # stops what it starts on exit; start_moto, start_watch
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true
 unset AWS_ENDPOINT_URL AWS_PROFILE
-
-moto_port=""
-start_moto() {
-  moto_port=$(free_port)
-  "$venv/moto_server" -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
-  moto_pid=$!
-  pids+=("$moto_pid")
-  wait_port "$moto_port" moto_server 60
-  s3="http://127.0.0.1:$moto_port"
-}
-stop_moto() { kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true; }
 
 # Runs a command under GNU time; records "name: peak RSS, elapsed" in the results.
 measure() { # name, command...
@@ -196,7 +171,7 @@ report)
   ;;
 s3report)
   log "s3report: generating a ${s3_report_rows}-row report and uploading it to moto"
-  start_moto
+  start_moto "$work/moto.log"
   rm -rf "$work/s3report" && mkdir -p "$work/s3report"
   gen report "$work/s3report" "$s3_report_rows" batch/
   job="$work/s3report/job-bench"
@@ -210,7 +185,7 @@ s3report)
     "$cli" s3batch report s3://bench-reports/batch/job-bench/ --s3-endpoint-url "$s3" \
     --failed-manifest s3://bench-jobs/retry/failed.csv
   object_info bench-jobs retry/failed.csv | tee -a "$results" >&2
-  stop_moto
+  stop "$moto_pid"
   ;;
 inventory)
   log "inventory: generating a ${inventory_rows}-row S3 Inventory (${inventory_files} gzipped data files)"
@@ -221,7 +196,7 @@ inventory)
   measure "inventory-local-${inventory_rows}-rows-dry-run" \
     "$cli" s3batch run --manifest "$inv_manifest" --function hello --dry-run \
     --state-dir "$work/state"
-  start_moto
+  start_moto "$work/moto.log"
   pairs=("$inv_manifest" inv/bench-bucket/cfg/2026-11-24T01-00Z/manifest.json)
   for f in "$work"/inventory/inv/bench-bucket/cfg/data/*.csv.gz; do
     pairs+=("$f" "inv/bench-bucket/cfg/data/$(basename "$f")")
@@ -233,18 +208,13 @@ inventory)
   # A job over the inventory, run for a while against examples/hello under cargo lambda
   # watch, then stopped as Ctrl-C stops it (its journal kept): the memory of a running job
   # over a streamed inventory.
-  wport=$(free_port)
-  "$venv/cargo-lambda" lambda watch --ignore-changes --quiet -A 127.0.0.1 -P "$wport" \
-    --package hello --concurrency 4 >"$work/watch.log" 2>&1 &
-  watch_pid=$!
-  pids+=("$watch_pid")
-  wait_port "$wport" "cargo lambda watch" 300
-  warm_up "$wport"
+  start_watch "$work/watch.log" 300 --package hello --concurrency 4
+  warm_up "$watch_port"
   name="inventory-s3-${inventory_rows}-rows-run-${run_seconds}s"
   log "measuring $name"
   /usr/bin/time -v -o "$work/time-$name.txt" "$cli" s3batch run \
     --manifest s3://bench-inventory/inv/bench-bucket/cfg/2026-11-24T01-00Z/manifest.json \
-    --s3-endpoint-url "$s3" --function hello --endpoint-url "http://127.0.0.1:$wport" \
+    --s3-endpoint-url "$s3" --function hello --endpoint-url "http://127.0.0.1:$watch_port" \
     --concurrency 8 --job-id bench-inventory --state-dir "$work/state" --quiet \
     >"$work/out-$name.txt" 2>"$work/err-$name.txt" &
   time_pid=$!
@@ -255,23 +225,18 @@ inventory)
   kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time-$name.txt")
   printf '%s: peak RSS %.1f MiB; %s\n' "$name" "$(echo "$kb / 1024" | bc -l)" \
     "$(grep -h -m1 'tasks:' "$work/out-$name.txt" | sed 's/^ *//')" | tee -a "$results" >&2
-  kill "$watch_pid" 2>/dev/null || true; wait "$watch_pid" 2>/dev/null || true
+  stop "$watch_pid"
   rm -rf "$work/inventory" "$work/state"
-  stop_moto
+  stop "$moto_pid"
   ;;
 serve)
-  start_moto
-  wport=$(free_port)
-  "$venv/cargo-lambda" lambda watch --ignore-changes --quiet -A 127.0.0.1 -P "$wport" \
-    --package hello --concurrency 8 >"$work/watch.log" 2>&1 &
-  watch_pid=$!
-  pids+=("$watch_pid")
-  wait_port "$wport" "cargo lambda watch" 300
-  warm_up "$wport"
+  start_moto "$work/moto.log"
+  start_watch "$work/watch.log" 300 --package hello --concurrency 8
+  warm_up "$watch_port"
   cport=$(free_port)
   rm -rf "$work/serve-state"
   /usr/bin/time -v -o "$work/time-serve.txt" "$cli" s3batch serve --port "$cport" \
-    --s3-endpoint-url "$s3" --lambda-endpoint-url "http://127.0.0.1:$wport" \
+    --s3-endpoint-url "$s3" --lambda-endpoint-url "http://127.0.0.1:$watch_port" \
     --state-dir "$work/serve-state" --concurrency 8 >"$work/serve.log" 2>&1 &
   serve_time_pid=$!
   pids+=("$serve_time_pid")
@@ -320,8 +285,8 @@ serve)
   grep -m1 -i "tasks\|progress" "$work/status-big.txt" | tee -a "$results" >&2 || true
   kill -TERM "$serve_pid"
   wait "$serve_time_pid" || true
-  kill "$watch_pid" 2>/dev/null || true; wait "$watch_pid" 2>/dev/null || true
-  stop_moto
+  stop "$watch_pid"
+  stop "$moto_pid"
   rm -rf "$work/serve-state"
   ;;
 *) log "unknown step $step (report s3report inventory serve)"; exit 1 ;;

@@ -25,29 +25,12 @@ scripts/setup.sh
 echo "demo: building the runner and examples/copy_rename (the first build takes a few minutes)"
 cargo build --quiet -p cargo-s3batch -p copy_rename
 
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT INT TERM
-
-free_port() { "$venv/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # port, what, seconds
-  for _ in $(seq 1 $(( $3 * 10 ))); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "demo: $2 did not listen on port $1" >&2; exit 1
-}
+source "$root/scripts/lib.sh" # stops what it starts on exit; start_moto, start_watch
 
 mkdir -p "$out"
 if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
-  port=$(free_port)
-  "$venv/moto_server" -H 127.0.0.1 -p "$port" >"$out/moto.log" 2>&1 &
-  pids+=($!)
-  wait_port "$port" moto_server 60
-  export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+  start_moto "$out/moto.log"
+  export AWS_ENDPOINT_URL="$s3"
   export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
   echo "demo: local S3 (moto) at $AWS_ENDPOINT_URL"
 else
@@ -76,22 +59,18 @@ s3.put_object(Bucket=src, Key="manifest.csv", Body=("\n".join(rows) + "\n").enco
 print(f"demo: uploaded {count} objects with awkward keys and s3://{src}/manifest.csv")
 PY
 
-wport=$(free_port)
-"$venv/cargo-lambda" lambda watch --ignore-changes --quiet -A 127.0.0.1 -P "$wport" \
-  --package copy_rename --concurrency 4 \
+start_watch "$out/watch.log" 120 --package copy_rename --concurrency 4 \
   --env-var "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL" --env-var "AWS_REGION=$AWS_REGION" \
   --env-var "AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-}" --env-var "AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-}" \
-  --env-var AWS_EC2_METADATA_DISABLED=true >"$out/watch.log" 2>&1 &
-pids+=($!)
-wait_port "$wport" "cargo lambda watch" 120
-echo "demo: examples/copy_rename served by cargo lambda watch on port $wport"
+  --env-var AWS_EC2_METADATA_DISABLED=true
+echo "demo: examples/copy_rename served by cargo lambda watch on port $watch_port"
 echo
 
 status=0
 "${CARGO_TARGET_DIR:-$root/target}/debug/cargo-s3batch" s3batch run \
   --manifest "s3://$src/manifest.csv" \
   --function copy_rename \
-  --endpoint-url "http://127.0.0.1:$wport" \
+  --endpoint-url "http://127.0.0.1:$watch_port" \
   --schema 2.0 --user-arg "destBucket=$dest" \
   --concurrency 4 \
   --report "$out/report" || status=$?

@@ -27,48 +27,26 @@ echo "lifecycle: building the runner and examples/chaos (the first build takes a
 cargo build --quiet -p cargo-s3batch -p chaos
 cli="$root/target/debug/cargo-s3batch"
 
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT INT TERM
-
-free_port() { "$venv/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # port, what, seconds
-  for _ in $(seq 1 $(( $3 * 10 ))); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "lifecycle: $2 did not listen on port $1" >&2; exit 1
-}
+source "$root/scripts/lib.sh" # stops what it starts on exit; start_moto, start_watch
 
 rm -rf "$out" && mkdir -p "$out"
-sport=$(free_port)
-"$venv/moto_server" -H 127.0.0.1 -p "$sport" >"$out/moto.log" 2>&1 &
-pids+=($!)
-wait_port "$sport" moto_server 60
-s3="http://127.0.0.1:$sport"
+start_moto "$out/moto.log"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true
 unset AWS_ENDPOINT_URL AWS_PROFILE
 
-wport=$(free_port)
-"$venv/cargo-lambda" lambda watch --ignore-changes --quiet -A 127.0.0.1 -P "$wport" \
-  --package chaos --concurrency 4 \
+start_watch "$out/watch.log" 120 --package chaos --concurrency 4 \
   --env-var "AWS_ENDPOINT_URL=$s3" --env-var AWS_REGION=us-east-1 \
   --env-var AWS_ACCESS_KEY_ID=testing --env-var AWS_SECRET_ACCESS_KEY=testing \
-  --env-var AWS_EC2_METADATA_DISABLED=true >"$out/watch.log" 2>&1 &
-pids+=($!)
-wait_port "$wport" "cargo lambda watch" 120
+  --env-var AWS_EC2_METADATA_DISABLED=true
 
 cport=$(free_port)
 "$cli" s3batch serve --port "$cport" --s3-endpoint-url "$s3" \
-  --lambda-endpoint-url "http://127.0.0.1:$wport" --state-dir "$out/state" >"$out/serve.log" 2>&1 &
+  --lambda-endpoint-url "http://127.0.0.1:$watch_port" --state-dir "$out/state" >"$out/serve.log" 2>&1 &
 pids+=($!)
 wait_port "$cport" "cargo s3batch serve" 60
 control="http://127.0.0.1:$cport"
-echo "lifecycle: S3 (moto) $s3, chaos under cargo lambda watch :$wport, S3 Control (serve) $control"
+echo "lifecycle: S3 (moto) $s3, chaos under cargo lambda watch :$watch_port, S3 Control (serve) $control"
 
 "$venv/python" - "$s3" "$out/manifest.csv" <<'PY'
 import sys, urllib.parse, boto3

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use s3batch_testkit::free_port;
+use s3batch_testkit::{descendants, free_port};
 
 /// This checkout: the root package's folder. (Not the testkit's `workspace_root`, which is
 /// fixed when the testkit is compiled, and so wrong for a second checkout sharing a target
@@ -506,39 +506,6 @@ fn anchors_and_links_are_read_as_github_reads_them() {
     );
 }
 
-/// Every process below `root` in the process tree, read from `/proc`.
-fn descendants(root: u32) -> Vec<u32> {
-    let mut parent_of = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // `pid (comm) state ppid …`: comm may hold spaces and parentheses.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        if let Some(ppid) = ppid {
-            parent_of.push((pid, ppid));
-        }
-    }
-    let mut found = vec![root];
-    let mut i = 0;
-    while i < found.len() {
-        let parent = found[i];
-        found.extend(parent_of.iter().filter(|p| p.1 == parent).map(|p| p.0));
-        i += 1;
-    }
-    found
-}
-
 fn kill(targets: &[String]) {
     if targets.is_empty() {
         return;
@@ -564,7 +531,10 @@ impl Drop for Cleanup {
             .ok()
             .and_then(|p| p.trim().parse::<u32>().ok())
         {
-            let tree: Vec<String> = descendants(pid).iter().map(u32::to_string).collect();
+            let tree: Vec<String> = std::iter::once(pid)
+                .chain(descendants(pid))
+                .map(|pid| pid.to_string())
+                .collect();
             kill(&tree);
         }
         kill(&[format!("-{}", self.group)]);

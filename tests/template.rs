@@ -16,16 +16,17 @@ use std::process::Command;
 
 use s3batch::testing::EventBuilder;
 use s3batch::{Response, ResultCode};
-use s3batch_testkit::{path_with_venv, target_dir, tool, workspace_root, LambdaWatch, Moto};
+use s3batch_testkit::{
+    fresh_dir, output_text, path_with_venv, target_dir, tool, workspace_root, LambdaWatch, Moto,
+};
 
 /// A fresh directory for rendered crates, outside any Cargo workspace. Cargo run in it, by
 /// `cargo lambda watch` too, builds into this workspace's target directory
 /// (`.cargo/config.toml`): without it, watch's `cargo run` would build every dependency,
 /// the AWS SDK included, once more in the rendered crate's own `target/`.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("s3batch-template-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join(".cargo")).unwrap();
+    let dir = fresh_dir(&format!("template-{name}"));
+    std::fs::create_dir(dir.join(".cargo")).unwrap();
     let target = toml::Value::String(target_dir().display().to_string());
     std::fs::write(
         dir.join(".cargo/config.toml"),
@@ -54,9 +55,8 @@ fn render(dir: &Path, name: &str, vars: &[&str]) -> PathBuf {
         .expect("running cargo lambda new");
     assert!(
         out.status.success(),
-        "cargo lambda new failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        "cargo lambda new failed: {}",
+        output_text(&out)
     );
     let krate = dir.join(name);
     std::fs::copy(root.join("Cargo.lock"), krate.join("Cargo.lock")).unwrap();
@@ -355,9 +355,8 @@ fn default_template_builds_tests_and_serves_both_schemas() {
         .expect("running cargo s3batch run");
     assert!(
         out.status.success(),
-        "cargo s3batch run failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        "cargo s3batch run failed: {}",
+        output_text(&out)
     );
     let mut rows: Vec<String> = walk(&krate.join("report"))
         .into_iter()

@@ -243,12 +243,10 @@ pub(crate) async fn report(
                 bucket: bucket.clone(),
                 key: key.clone(),
             };
-            let out = s3.get_object().bucket(bucket).key(key).send().await;
-            let Ok(out) = out else { return Ok(None) };
-            let Ok(body) = out.body.collect().await else {
+            let Ok(body) = s3batch_job::storage::get(s3, bucket, key).await else {
                 return Ok(None);
             };
-            if !is_map_manifest(&body.into_bytes()) {
+            if !is_map_manifest(&body) {
                 return Ok(None);
             }
             source

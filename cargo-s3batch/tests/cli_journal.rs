@@ -6,7 +6,7 @@
 //! that only counts connections.
 
 use s3batch_job::read_report;
-use s3batch_testkit::LambdaWatch;
+use s3batch_testkit::{fresh_dir, output_text as text, LambdaWatch};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -17,10 +17,7 @@ const BUCKET: &str = "bucket-one";
 
 /// A fresh folder for one test.
 fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("s3batch-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    fresh_dir(&format!("cli-{name}"))
 }
 
 fn cli(endpoint: &str, manifest: &Path, state: &Path) -> Command {
@@ -81,15 +78,6 @@ fn wait_for_lines(journal: &Path, n: usize, child: &mut Child) {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Every manifest row exactly once in the report, each as `hello` answers it.

@@ -8,7 +8,7 @@ use s3batch_job::host::{HostConfig, RuntimeHost};
 use s3batch_job::{
     read_report, Invoke, Invoked, LocalJob, Manifest, ReportRow, TaskRecord, TaskStatus,
 };
-use s3batch_testkit::{build_package, target_dir, Moto};
+use s3batch_testkit::{build_package, fresh_dir, target_dir, Moto};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,10 +26,7 @@ fn chaos_binary() -> PathBuf {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("s3batch-host-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    fresh_dir(&format!("host-{name}"))
 }
 
 async fn upload(moto: &Moto, keys: &[&str]) {
@@ -400,6 +397,20 @@ fn keys_of(records: &[TaskRecord]) -> Vec<&str> {
     keys
 }
 
+/// `records`, once each has been checked: one record for each of the rows a, b and c, every
+/// one failed permanently.
+fn failed_once_each(records: &[TaskRecord]) -> &[TaskRecord] {
+    assert_eq!(keys_of(records), ["a", "b", "c"], "one record per row");
+    for record in records {
+        assert_eq!(
+            (record.status, record.error_code),
+            (TaskStatus::Failed, Some(ResultCode::PermanentFailure)),
+            "{record:?}"
+        );
+    }
+    records
+}
+
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let path = dir.join(name);
@@ -422,17 +433,7 @@ async fn init_errors_fail_the_waiting_invocation() {
         .run(host.clone())
         .await
         .unwrap();
-    assert_eq!(
-        keys_of(&report.records),
-        ["a", "b", "c"],
-        "one record per row"
-    );
-    for record in &report.records {
-        assert_eq!(
-            (record.status, record.error_code),
-            (TaskStatus::Failed, Some(ResultCode::PermanentFailure)),
-            "{record:?}"
-        );
+    for record in failed_once_each(&report.records) {
         assert!(
             record
                 .message
@@ -468,17 +469,7 @@ exit 1"#
         .run(host)
         .await
         .unwrap();
-    assert_eq!(
-        keys_of(&report.records),
-        ["a", "b", "c"],
-        "one record per row"
-    );
-    for record in &report.records {
-        assert_eq!(
-            (record.status, record.error_code),
-            (TaskStatus::Failed, Some(ResultCode::PermanentFailure)),
-            "{record:?}"
-        );
+    for record in failed_once_each(&report.records) {
         assert_eq!(
             record.message,
             format!("Lambda returned function error: {doc}")

@@ -6,7 +6,7 @@ use s3batch::ResultCode;
 use s3batch_job::{
     LambdaInvoker, LocalJob, Location, Manifest, ManifestEntry, Redrive, TaskRecord,
 };
-use s3batch_testkit::{LambdaWatch, Moto};
+use s3batch_testkit::{fresh_dir, LambdaWatch, Moto};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,10 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A fresh folder for one test.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("s3batch-inputs-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    fresh_dir(&format!("inputs-{name}"))
 }
 
 fn write(path: &Path, bytes: &[u8]) {

@@ -9,19 +9,17 @@
 //! a listener that counts the connections made to it, so "nothing invoked" is observed at the
 //! function's side.
 
+use s3batch_testkit::{fresh_dir, output_text as text};
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("s3batch-lifecycle-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    fresh_dir(&format!("lifecycle-{name}"))
 }
 
 fn manifest(dir: &Path, rows: usize) -> PathBuf {
@@ -42,15 +40,6 @@ fn cli(endpoint: &str, manifest: &Path, state: &Path, function: &str) -> Command
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("S3BATCH_STATE_DIR");
     cmd
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// A function endpoint that accepts every connection, reads what is sent, and never answers;

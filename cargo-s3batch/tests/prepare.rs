@@ -4,23 +4,13 @@
 
 use s3batch_job::journal::Journal;
 use s3batch_job::ManifestSource;
+use s3batch_testkit::{fresh_dir, output_text as text};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// A fresh folder for one test.
 fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("s3batch-prepare-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    fresh_dir(&format!("prepare-{name}"))
 }
 
 fn run(state: &Path, manifest: &Path, bootstrap: &Path, extra: &[&str]) -> Output {

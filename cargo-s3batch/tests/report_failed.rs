@@ -6,26 +6,14 @@
 
 use s3batch_job::analyze::read_report_rows;
 use s3batch_job::{Location, Manifest, ReportRow, TaskStatus};
-use s3batch_testkit::{LambdaWatch, Moto};
+use s3batch_testkit::{fresh_dir, object_bytes, output_text as text, LambdaWatch, Moto};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
 const BUCKET: &str = "bucket-one";
 
 fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("s3batch-retry-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    fresh_dir(&format!("retry-{name}"))
 }
 
 fn cli(moto: &Moto, args: &[&str]) -> Output {
@@ -236,22 +224,11 @@ async fn the_failed_rows_of_an_s3_report_run_again_as_a_manifest() {
         std::fs::read_to_string(&raw).unwrap(),
         "bucket-one,a+b\nbucket-one,c%2Bd\n"
     );
-    let manifest_json = s3
-        .get_object()
-        .bucket("reports")
-        .key("pre/job-first/manifest.json")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+    let manifest_json = object_bytes(&s3, "reports", "pre/job-first/manifest.json").await;
     s3.put_object()
         .bucket("reports")
         .key("other/job-x/manifest.json")
-        .body(manifest_json.to_vec().into())
+        .body(manifest_json.into())
         .send()
         .await
         .unwrap();

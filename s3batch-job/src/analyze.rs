@@ -187,9 +187,11 @@ pub enum AnalyzeError {
     Stopped(Box<dyn std::error::Error + Send + Sync>),
 }
 
-fn s3_read(message: String) -> AnalyzeError {
+fn s3_read(e: crate::storage::StorageError) -> AnalyzeError {
     // `get` names the object in its message already.
-    AnalyzeError::Results { message }
+    AnalyzeError::Results {
+        message: e.to_string(),
+    }
 }
 
 /// How many distinct messages [`Analysis`] counts by default: a message naming its key is new

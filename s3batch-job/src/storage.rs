@@ -109,39 +109,37 @@ pub async fn s3_client(endpoint: Option<&str>) -> aws_sdk_s3::Client {
     crate::aws::s3(endpoint).await
 }
 
-/// The whole body of `s3://bucket/key`, for small objects (a `manifest.json`); the error
-/// names the object. Data is read as it arrives instead: [`save_object`], [`read_object`].
-pub(crate) async fn get(
+/// GetObject `s3://bucket/key`; the error names the object.
+async fn get_object(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
-) -> Result<Vec<u8>, String> {
-    let out = s3
-        .get_object()
+) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StorageError> {
+    s3.get_object()
         .bucket(bucket)
         .key(key)
         .send()
         .await
-        .map_err(|e| {
-            format!(
-                "reading s3://{bucket}/{key}: {}",
-                aws_sdk_s3::error::DisplayErrorContext(e)
-            )
-        })?;
-    let body = out
+        .map_err(|e| s3_error(format!("reading s3://{bucket}/{key}"), e))
+}
+
+/// The whole body of `s3://bucket/key`, for small objects (a `manifest.json`); the error
+/// names the object. Larger data is read as it arrives instead ([`save_object`]).
+pub async fn get(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Vec<u8>, StorageError> {
+    let body = get_object(s3, bucket, key)
+        .await?
         .body
         .collect()
         .await
-        .map_err(|e| format!("reading s3://{bucket}/{key}: {e}"))?;
+        .map_err(|e| StorageError::S3 {
+            what: format!("reading s3://{bucket}/{key}"),
+            message: e.to_string(),
+        })?;
     Ok(body.into_bytes().to_vec())
-}
-
-fn get_error(
-    bucket: &str,
-    key: &str,
-    e: aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::get_object::GetObjectError>,
-) -> StorageError {
-    s3_error(format!("reading s3://{bucket}/{key}"), e)
 }
 
 /// Saves `body` (a GetObject body, of the object `name` names) to `path` as it arrives;
@@ -166,19 +164,13 @@ pub async fn save_body(
 }
 
 /// Saves `s3://bucket/key` to `path` as it arrives; returns the MD5 of its bytes, in hex.
-pub(crate) async fn save_object(
+pub async fn save_object(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
     path: &Path,
 ) -> Result<String, StorageError> {
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| get_error(bucket, key, e))?;
+    let out = get_object(s3, bucket, key).await?;
     save_body(out.body, path, &format!("s3://{bucket}/{key}")).await
 }
 
@@ -205,13 +197,9 @@ pub(crate) async fn read_object<T: Send + 'static>(
     const CHUNKS_IN_FLIGHT: usize = 16;
     const BATCH: usize = 1024;
     const BATCHES_IN_FLIGHT: usize = 4;
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
+    let out = get_object(s3, bucket, key)
         .await
-        .map_err(|e| get_error(bucket, key, e).to_string())?;
+        .map_err(|e| e.to_string())?;
     let name = format!("s3://{bucket}/{key}");
     let (chunks, chunks_rx) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
     let (batches_tx, mut batches) = tokio::sync::mpsc::channel::<Vec<T>>(BATCHES_IN_FLIGHT);
@@ -574,7 +562,9 @@ impl Manifest {
         match location {
             Location::Local(path) => Manifest::from_path(path),
             Location::S3 { bucket, key } => {
-                let bytes = get(s3, bucket, key).await.map_err(whole)?;
+                let bytes = get(s3, bucket, key)
+                    .await
+                    .map_err(|e| ManifestError::from_message(e.to_string()))?;
                 if !is_inventory(key, &bytes) {
                     return Manifest::from_csv(&bytes);
                 }
@@ -586,7 +576,8 @@ impl Manifest {
                 let mut files = std::collections::HashMap::new();
                 for f in &inventory.files {
                     if !files.contains_key(&f.key) {
-                        files.insert(f.key.clone(), get(s3, destination, &f.key).await);
+                        let got = get(s3, destination, &f.key).await;
+                        files.insert(f.key.clone(), got.map_err(|e| e.to_string()));
                     }
                 }
                 Manifest::read_inventory(&inventory, |b, k| match files.get(k) {
@@ -596,10 +587,6 @@ impl Manifest {
             }
         }
     }
-}
-
-fn whole(message: String) -> ManifestError {
-    ManifestError::from_message(message)
 }
 
 impl JobReport {

@@ -6,7 +6,7 @@ use s3batch_job::journal::{check_destination, write_report, Journal, JournalErro
 use s3batch_job::{
     parse_report_csv, InProcess, LocalJob, Location, Manifest, ManifestSource, ReportScope,
 };
-use s3batch_testkit::Moto;
+use s3batch_testkit::{object_bytes, Moto};
 
 async fn task(obj: Object) -> Result<String, TaskError> {
     if obj.key.starts_with("fail") {
@@ -95,36 +95,14 @@ async fn an_s3_report_is_checked_first_and_replaced_whole_by_a_rerun() {
             key: "batch/job-s3job/manifest.json".into()
         }
     );
-    let manifest = s3
-        .get_object()
-        .bucket("reports")
-        .key("batch/job-s3job/manifest.json")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+    let manifest = object_bytes(&s3, "reports", "batch/job-s3job/manifest.json").await;
     let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
     let results = manifest["Results"].as_array().unwrap();
     assert_eq!(results.len(), 1);
     let key = results[0]["Key"].as_str().unwrap();
     assert_eq!(results[0]["Bucket"], "reports");
     assert_eq!(keys(&s3, "batch/job-s3job/results/").await, [key]);
-    let csv = s3
-        .get_object()
-        .bucket("reports")
-        .key(key)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+    let csv = object_bytes(&s3, "reports", key).await;
     let mut rows: Vec<(String, String)> = parse_report_csv(&csv)
         .unwrap()
         .into_iter()

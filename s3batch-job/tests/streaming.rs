@@ -11,7 +11,7 @@ use s3batch_job::storage::{StorageError, Upload, MIN_PART_SIZE};
 use s3batch_job::{
     LocalJob, Location, Manifest, ManifestSource, ReportError, ReportRow, TaskStatus,
 };
-use s3batch_testkit::Moto;
+use s3batch_testkit::{get_object, Moto};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -63,13 +63,7 @@ fn multipart_etag(bytes: &[u8], part: usize) -> String {
 }
 
 async fn object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> (Vec<u8>, String) {
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
+    let out = get_object(s3, bucket, key).await;
     let etag = out.e_tag().unwrap().to_owned();
     let bytes = out.body.collect().await.unwrap().into_bytes().to_vec();
     (bytes, etag)

@@ -3,7 +3,6 @@
 //! channel, so a reader never holds more than a few hundred of them.
 
 use crate::asl::{CsvHeader, InputType};
-use aws_sdk_s3::primitives::ByteStream;
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -379,24 +378,10 @@ async fn download(
     key: &str,
     work_dir: &Path,
 ) -> Result<PathBuf, ReadError> {
-    let name = format!("s3://{bucket}/{key}");
     std::fs::create_dir_all(work_dir)
         .map_err(|e| ReadError(format!("creating {}: {e}", work_dir.display())))?;
     let path = work_dir.join(format!("item-reader-{}", uuid::Uuid::new_v4()));
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| {
-            ReadError(format!(
-                "reading {name}: {}",
-                aws_sdk_s3::error::DisplayErrorContext(e)
-            ))
-        })?;
-    let body: ByteStream = out.body;
-    s3batch_job::storage::save_body(body, &path, &name)
+    s3batch_job::storage::save_object(s3, bucket, key, &path)
         .await
         .map_err(|e| ReadError(e.to_string()))?;
     Ok(path)

@@ -53,24 +53,9 @@ impl ResultsSource {
                 std::fs::read(&path).map_err(|e| ReadError(format!("{}: {e}", path.display())))
             }
             ResultsSource::S3 { client, bucket, .. } => {
-                let out = client
-                    .get_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .send()
+                s3batch_job::storage::get(client, bucket, key)
                     .await
-                    .map_err(|e| {
-                        ReadError(format!(
-                            "reading s3://{bucket}/{key}: {}",
-                            aws_sdk_s3::error::DisplayErrorContext(e)
-                        ))
-                    })?;
-                let body = out
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| ReadError(format!("reading s3://{bucket}/{key}: {e}")))?;
-                Ok(body.into_bytes().to_vec())
+                    .map_err(|e| ReadError(e.to_string()))
             }
         }
     }

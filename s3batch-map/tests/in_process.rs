@@ -8,7 +8,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use s3batch::{Handler, Object, Options, TaskError};
 use s3batch_job::InProcess;
 use s3batch_map::{MapDefinition, MapRun, MapStatus, Store};
-use s3batch_testkit::Moto;
+use s3batch_testkit::{object_bytes, Moto};
 use serde_json::{json, Value};
 
 async fn touch(obj: Object) -> Result<String, TaskError> {
@@ -50,33 +50,11 @@ async fn a_listing_batched_into_a_real_handler() {
         .await
         .unwrap();
     if out.status != MapStatus::Succeeded {
-        let failed = s3
-            .get_object()
-            .bucket("photos")
-            .key("results/r1/FAILED_0.json")
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes();
+        let failed = object_bytes(&s3, "photos", "results/r1/FAILED_0.json").await;
         panic!("{out:?}\n{}", String::from_utf8_lossy(&failed));
     }
     assert_eq!(out.execution_counts.succeeded, 2);
-    let body = s3
-        .get_object()
-        .bucket("photos")
-        .key("results/r1/SUCCEEDED_0.json")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+    let body = object_bytes(&s3, "photos", "results/r1/SUCCEEDED_0.json").await;
     let records: Value = serde_json::from_slice(&body).unwrap();
     let mut results: Vec<(String, String, String)> = Vec::new();
     for r in records.as_array().unwrap() {

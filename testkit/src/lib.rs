@@ -60,15 +60,23 @@ pub fn output_text(out: &Output) -> String {
     )
 }
 
-/// The content of `s3://BUCKET/KEY`, or a panic naming it.
-pub async fn object_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
-    let out = s3
-        .get_object()
+/// GetObject `s3://BUCKET/KEY`, or a panic naming it.
+pub async fn get_object(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> aws_sdk_s3::operation::get_object::GetObjectOutput {
+    s3.get_object()
         .bucket(bucket)
         .key(key)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("s3://{bucket}/{key}: {e:?}"));
+        .unwrap_or_else(|e| panic!("s3://{bucket}/{key}: {e:?}"))
+}
+
+/// The content of `s3://BUCKET/KEY`, or a panic naming it.
+pub async fn object_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    let out = get_object(s3, bucket, key).await;
     out.body.collect().await.unwrap().to_vec()
 }
 
@@ -138,8 +146,9 @@ impl Drop for Running {
     }
 }
 
-/// Every process below `root` in the process tree, read from `/proc`.
-fn descendants(root: u32) -> Vec<u32> {
+/// Every process below `root` in the process tree (not `root` itself), read from `/proc`:
+/// its children first, then theirs.
+pub fn descendants(root: u32) -> Vec<u32> {
     let mut parent_of = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry
