@@ -152,13 +152,12 @@ p()
 if mean["s3batch"] > 1.05 * mean["handwritten"]:
     p("Why the goal is missed, read from that table and from a profile of the hand-written handler "
       "(bench/analysis.md, \"Distributed Map\"): both read the event once, and s3batch writes the answer "
-      "for less than serde_json does; the rest is in malloc, in reading the fields it skips, and in the "
-      "tasks' run. Each item costs s3batch five allocations against the hand-written handler's three: the "
-      "`Object` the task owns (bucket, key and raw key, task id: public `String` fields) and the task's "
-      "text (what its result echoes is borrowed from the event, the bucket `BatchInput`'s); the fields it skips (`Etag`, `LastModified`, `Size`, `StorageClass`) are read as "
-      "serde_json reads a `Value`, so that it refuses what the `Value` reader refuses, where serde skips "
-      "them unread; and each task runs with its panic capture, deadline and result slot (the run the S3 "
-      "Batch path shares).")
+      "for less than serde_json does, and both skip the item fields they do not read unread; the rest is "
+      "in malloc and in the tasks' run. Each item costs s3batch five allocations against the hand-written "
+      "handler's three: the `Object` the task owns (bucket, key and raw key, task id: public `String` "
+      "fields) and the task's text (what its result echoes is borrowed from the event, the bucket "
+      "`BatchInput`'s); and each task runs with its panic capture, deadline and result slot (the run the "
+      "S3 Batch path shares).")
     p()
 p(f"**b. Concurrency.** 1,000 items that each await 10 ms (a Tokio sleep standing in for an S3 round trip) in "
   f"one batch through `Handler::serve_bytes` with `Options::builder().concurrency(64)`, on a multi-threaded "

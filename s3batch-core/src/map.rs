@@ -68,6 +68,7 @@ use crate::key::decode_key;
 use crate::response::{
     escaped_len, serialized_len, truncate_measured, water_level, Response, ResultCode, TaskResult,
 };
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -290,15 +291,16 @@ impl From<Answer> for AnswerJson {
     fn from(answer: Answer) -> Self {
         match answer {
             Answer::S3Batch(r) => AnswerJson::S3Batch(r),
-            Answer::Map(m) => AnswerJson::written(m.rows()),
+            Answer::Map(m) => AnswerJson::written(m.rows(), plain_len(m.rows())),
         }
     }
 }
 
 impl AnswerJson {
-    /// A Distributed Map output written from its results (see [`write_results`]).
-    fn written<'s>(rows: impl Iterator<Item = Row<'s>> + Clone) -> Self {
-        let json = write_results(rows);
+    /// A Distributed Map output written from its results (see [`write_results`]), into a
+    /// string of `capacity` bytes.
+    fn written<'s>(rows: impl Iterator<Item = Row<'s>>, capacity: usize) -> Self {
+        let json = write_results(rows, capacity);
         // SAFETY: `write_results` writes one JSON object with no whitespace around it: fixed
         // names and punctuation, `null`, result codes, and strings copied whole when they
         // hold nothing JSON escapes or else written by serde_json (tests compare it with
@@ -313,7 +315,7 @@ impl AnswerJson {
     /// escape was copied when read and is written as serde_json writes it (its bytes may
     /// then differ from the event's token, never its value).
     pub(crate) fn from_map(answer: &MapAnswer<'_>) -> Self {
-        AnswerJson::written(answer.rows())
+        AnswerJson::written(answer.rows(), answer.len)
     }
 }
 
@@ -620,7 +622,17 @@ struct BatchShape<'de> {
 
 /// One item as [`read_batch`] reads it: an object whose fields s3batch reads are of their
 /// types (or `null`), each read under one name only (`Key` or `key` or `s3Key`, …); other
-/// fields skipped. Anything else is refused, and the event is read by [`read_value`].
+/// fields skipped unread, as S3 Batch's reader skips the fields it does not know
+/// (`IgnoredAny`: their JSON syntax checked, not their strings' Unicode, their numbers' range
+/// or their depth). Anything else is refused, and the event is read by [`read_value`].
+///
+/// What [`read_value`] gives such an item is the same: a string that is not valid Unicode
+/// or a number out of range in a field it does not read is read there as a stand-in and
+/// ignored. Only nesting deeper than serde_json's limit differs: [`read_value`] cannot read
+/// the event (a function error), this reader skips it as S3 Batch's does (tests:
+/// `map_typed_reader_reads_as_the_value_reader`, `unread_item_fields_are_skipped_unread`).
+/// Skipping them as a `Value` is read ([`Skip`]) cost a 1,000-item listing batch 367,653
+/// instructions more (`map_once`, `release` profile; bench/analysis.md, "Distributed Map").
 struct StrictItem<'de> {
     key: Option<Cow<'de, str>>,
     bucket: Option<Cow<'de, str>>,
@@ -658,7 +670,8 @@ impl<'de> Deserialize<'de> for StrToken<'de> {
 
 /// A value skipped the way serde_json reads it into a `Value` (`deserialize_any`, not
 /// `IgnoredAny`): numbers out of range, strings that are not valid Unicode and nesting deeper
-/// than serde_json's limit are refused as [`read_value`]'s first reading refuses them.
+/// than serde_json's limit are refused as [`read_value`]'s first reading refuses them. For
+/// the top level's other fields (an item's are skipped unread: [`StrictItem`]).
 struct Skip;
 
 impl<'de> Deserialize<'de> for Skip {
@@ -842,8 +855,9 @@ impl<'de> Deserialize<'de> for StrictItem<'de> {
                         Name::VersionId => once(&mut map, &mut version_id)?,
                         Name::TaskId => once(&mut map, &mut task_id)?,
                         Name::KeyEncoding => once(&mut map, &mut key_encoding)?,
+                        // Checked as JSON, not read (see `StrictItem`).
                         _ => {
-                            map.next_value::<Skip>()?;
+                            map.next_value::<IgnoredAny>()?;
                         }
                     }
                 }
@@ -1345,6 +1359,8 @@ pub(crate) struct MapAnswer<'e> {
     items: Vec<ItemId<'e>>,
     results: Vec<TaskResult>,
     batch_bucket: String,
+    /// Its length written (counted by [`answer`]; at most the budget if it was fitted).
+    len: usize,
 }
 
 impl MapAnswer<'_> {
@@ -1365,6 +1381,7 @@ impl MapAnswer<'_> {
             items,
             results,
             batch_bucket,
+            ..
         } = self;
         let results = items
             .into_iter()
@@ -1412,10 +1429,13 @@ pub(crate) fn answer<'e>(
         }
         texts += r.result_code.as_str().len() + json_str_len(&r.result_string);
     }
+    let total =
+        r#"{"results":[]}"#.len() + count * RESULT_FIXED + echoes + texts + count.saturating_sub(1);
     let mut answer = MapAnswer {
         items,
         results,
         batch_bucket,
+        len: total.min(MAP_RESPONSE_BUDGET),
     };
     if failed > 0 && policy == MapFailure::FailBatch {
         return Err(fail_batch(
@@ -1424,8 +1444,6 @@ pub(crate) fn answer<'e>(
             temporary,
         ));
     }
-    let total =
-        r#"{"results":[]}"#.len() + count * RESULT_FIXED + echoes + texts + count.saturating_sub(1);
     debug_assert_eq!(total, rows_len(answer.rows()));
     fit(
         &mut answer.results,
@@ -1538,7 +1556,7 @@ impl MapResponse {
     /// assert_eq!(r.to_json(), serde_json::to_string(&r).unwrap());
     /// ```
     pub fn to_json(&self) -> String {
-        write_results(self.rows())
+        write_results(self.rows(), plain_len(self.rows()))
     }
 
     /// Each result as the writer sees it.
@@ -1564,14 +1582,11 @@ struct Row<'s> {
     text: &'s str,
 }
 
-/// `{"results": [...]}` of `rows` as JSON, byte for byte what serde_json writes for a
-/// [`MapResponse`] of them: the fields' names and punctuation copied whole, each string
-/// copied whole when nothing in it needs an escape, into a string sized for it.
-fn write_results<'s>(rows: impl Iterator<Item = Row<'s>> + Clone) -> String {
-    // The length when nothing needs an escape (most answers), from the strings' lengths.
+/// The length of `{"results": [...]}` of `rows` when nothing in them needs an escape (most
+/// answers), from the strings' lengths: a string's capacity for [`write_results`].
+fn plain_len<'s>(rows: impl Iterator<Item = Row<'s>>) -> usize {
     let plain = |s: Option<&str>| s.map_or(4, |s| s.len() + 2);
     let len: usize = rows
-        .clone()
         .map(|r| {
             RESULT_FIXED
                 + 1
@@ -1583,7 +1598,17 @@ fn write_results<'s>(rows: impl Iterator<Item = Row<'s>> + Clone) -> String {
                 + 2
         })
         .sum();
-    let mut out = String::with_capacity(r#"{"results":[]}"#.len() + len);
+    r#"{"results":[]}"#.len() + len
+}
+
+/// `{"results": [...]}` of `rows` as JSON, byte for byte what serde_json writes for a
+/// [`MapResponse`] of them: the fields' names and punctuation copied whole, each string
+/// copied whole when nothing in it needs an escape, into a string of `capacity` bytes (it
+/// grows if they are too few).
+fn write_results<'s>(rows: impl Iterator<Item = Row<'s>>, capacity: usize) -> String {
+    let mut out = String::with_capacity(capacity);
+    // The last bucket told plain: `BatchInput`'s, shared by the results, is told once.
+    let mut plain_bucket: Option<&str> = None;
     out.push_str(r#"{"results":["#);
     for (i, r) in rows.enumerate() {
         out.push_str(if i == 0 {
@@ -1591,7 +1616,21 @@ fn write_results<'s>(rows: impl Iterator<Item = Row<'s>> + Clone) -> String {
         } else {
             r#",{"bucket":"#
         });
-        push_json_opt(&mut out, r.bucket);
+        match r.bucket {
+            // The same string (address and length) as the last one told plain.
+            Some(b) if plain_bucket.is_some_and(|p| std::ptr::eq(p, b)) => {
+                out.push('"');
+                out.push_str(b);
+                out.push('"');
+            }
+            Some(b) if is_plain(b.as_bytes()) => {
+                plain_bucket = Some(b);
+                out.push('"');
+                out.push_str(b);
+                out.push('"');
+            }
+            bucket => push_json_opt(&mut out, bucket),
+        }
         out.push_str(r#","key":"#);
         push_json_opt(&mut out, r.key);
         out.push_str(r#","versionId":"#);
@@ -1847,17 +1886,10 @@ mod tests {
                 .to_vec(),
             br#"{"Items":[{"Key":"a"}],"BatchInput":{"Bucket":"b"}} x"#.to_vec(),
             br#"{"Items":[{"Key":"a\ud800","Bucket":"b"},{"Key":"c","Bucket":"b"}]}"#.to_vec(),
-            br#"{"Items":[{"Key":"a","Etag":"\udc00","Bucket":"b"}]}"#.to_vec(),
-            br#"{"Items":[{"Key":"a","Size":1e999,"Bucket":"b"}]}"#.to_vec(),
             br#"{"Items":[{"Key":"a","TaskId":-1e999,"Bucket":"b"}]}"#.to_vec(),
             b"{\"Items\":[{\"Key\":\"a\tb\",\"Bucket\":\"b\"}]}".to_vec(),
             b"{\"Items\":[{\"Key\":\"a\xff\",\"Bucket\":\"b\"},{\"Key\":\"c\",\"Bucket\":\"b\"}]}"
                 .to_vec(),
-            format!(
-                r#"{{"Items":[{{"Key":"a","Bucket":"b","Etag":{}}}]}}"#,
-                nested(130)
-            )
-            .into_bytes(),
             format!(
                 r#"{{"Deep":{},"Items":[{{"Key":"a","Bucket":"b"}}]}}"#,
                 nested(130)
@@ -1867,11 +1899,31 @@ mod tests {
         let many = vec![items[0]; 10_000].join(",");
         handed_over
             .push(format!(r#"{{"Items":[{many}],"BatchInput":{{"Bucket":"b"}}}}"#).into_bytes());
+        // What the `Value` reader salvages or cannot read, in a field of an item that s3batch
+        // does not read: skipped unread (`IgnoredAny`), the batch read in one pass. The last
+        // one, nested deeper than serde_json's limit, the `Value` reader cannot read at all.
+        let unread = [
+            br#"{"Items":[{"Key":"a","Etag":"\udc00","Bucket":"b"}]}"#.to_vec(),
+            b"{\"Items\":[{\"Key\":\"a\",\"Etag\":\"\xff\",\"Bucket\":\"b\"}],\"BatchInput\":{\"Bucket\":\"s\"}}"
+                .to_vec(),
+            b"{\"Items\":[{\"Key\":\"a\",\"x\":{\"\xff\":[\"\\ud800\"]}},{\"Key\":\"c\"}],\"BatchInput\":{\"Bucket\":\"s\"}}"
+                .to_vec(),
+            br#"{"Items":[{"Key":"a","Size":1e999,"Bucket":"b"}]}"#.to_vec(),
+            br#"{"Items":[{"Key":"a","Size":-1e999,"LastModified":1e400}],"BatchInput":{"Bucket":"s"}}"#
+                .to_vec(),
+            format!(
+                r#"{{"Items":[{{"Key":"a","Bucket":"b","Etag":{}}}]}}"#,
+                nested(130)
+            )
+            .into_bytes(),
+        ]
+        .to_vec();
         Samples {
             items,
             inputs: inputs.to_vec(),
             typed,
             handed_over,
+            unread,
         }
     }
 
@@ -1881,6 +1933,7 @@ mod tests {
         inputs: Vec<String>,
         typed: Vec<String>,
         handed_over: Vec<Vec<u8>>,
+        unread: Vec<Vec<u8>>,
     }
 
     /// The typed reader gives what the `Value` reader gives, for batches of every kind of
@@ -1888,6 +1941,9 @@ mod tests {
     /// escapes), every kind of `BatchInput`, and events it hands over (not UTF-8, unpaired
     /// surrogates, numbers out of range, raw control characters, deep nesting, arrays,
     /// duplicate fields, trailing bytes, too many items); and it reads the batches it should.
+    /// What the `Value` reader salvages in an item's field s3batch does not read (not valid
+    /// Unicode, out of range) the typed reader skips, for the same answer; nesting deeper than
+    /// serde_json's limit there, which the `Value` reader cannot read, it skips too.
     #[test]
     fn map_typed_reader_reads_as_the_value_reader() {
         let Samples {
@@ -1895,11 +1951,14 @@ mod tests {
             inputs,
             typed,
             handed_over,
+            unread,
         } = samples();
+        let (deep, salvaged) = unread.split_last().unwrap();
         for event in typed
             .iter()
             .map(|e| e.as_bytes())
             .chain(handed_over.iter().map(Vec::as_slice))
+            .chain(salvaged.iter().map(Vec::as_slice))
         {
             for encoding in [KeyEncoding::Raw, KeyEncoding::Url] {
                 assert_eq!(
@@ -1930,6 +1989,28 @@ mod tests {
                 read_batch(event, KeyEncoding::Raw).is_none(),
                 "{:?}",
                 String::from_utf8_lossy(event)
+            );
+        }
+        for event in &unread {
+            assert!(
+                matches!(read_batch(event, KeyEncoding::Raw), Some(Ok(_))),
+                "{:?}",
+                String::from_utf8_lossy(event)
+            );
+        }
+        // The one answer that differs: the `Value` reader cannot read an event nested deeper
+        // than serde_json's limit (the batch fails); the typed reader skips the deep field,
+        // which s3batch does not read, as S3 Batch's reader skips a deep field it does not
+        // know (envelope.rs, `deep_or_unreadable_user_arguments_do_not_fail_the_event`): the
+        // batch reads as it does without that field.
+        for encoding in [KeyEncoding::Raw, KeyEncoding::Url] {
+            let old = read_value(deep, encoding).map(|_| ()).unwrap_err();
+            assert_eq!(old.error_type(), INVALID_EVENT);
+            assert!(old.message().contains("recursion limit"), "{old}");
+            let without = br#"{"Items":[{"Key":"a","Bucket":"b"}]}"#;
+            assert_eq!(
+                render(read(deep, encoding)),
+                render(read_value(without, encoding))
             );
         }
     }
@@ -2008,7 +2089,10 @@ mod tests {
     #[test]
     fn map_one_reading_tells_and_reads_as_two() {
         let Samples {
-            typed, handed_over, ..
+            typed,
+            handed_over,
+            unread,
+            ..
         } = samples();
         let v1 = r#"{"invocationSchemaVersion":"1.0","invocationId":"i","job":{"id":"j"},"tasks":[{"taskId":"t","s3Key":"a+b","s3VersionId":null,"s3BucketArn":"arn:aws:s3:::b"}]}"#;
         let v2 = r#"{"invocationSchemaVersion":"2.0","invocationId":"i","job":{"id":"j","userArguments":{"a":"1","n":2}},"tasks":[{"taskId":"t","s3Key":"k","s3VersionId":"v","s3Bucket":"b"}]}"#;
@@ -2038,6 +2122,7 @@ mod tests {
         let mut events: Vec<Vec<u8>> = one_pass.iter().map(|e| e.clone().into_bytes()).collect();
         events.extend(typed.iter().map(|e| e.clone().into_bytes()));
         events.extend(handed_over);
+        events.extend(unread);
         events.extend(
             [
                 format!(r#"{{"Items":5,{}"#, &v1[1..]),
