@@ -134,3 +134,35 @@ fn deadline_margin_given_up_before_the_default_would() {
         ]
     );
 }
+
+/// `tests/renamed-crate/src/bin/not_an_extractor.rs`, a `String` parameter under the
+/// facade's default features, does not compile, and the error lists the extractors those
+/// features give, `aws_sdk_s3::Client` first (the trybuild UI tests build the facade without
+/// `s3`, so their copy of this error has the other note). The workspace's features, as
+/// `cargo clippy --workspace` resolves them, so its check of the dependencies is reused.
+#[test]
+fn a_parameter_that_is_no_extractor_lists_the_default_extractors() {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["check", "--locked", "--offline", "--workspace"])
+        .args(["--features", "renamed-crate/not-an-extractor"])
+        .args(["--bin", "not_an_extractor"])
+        .current_dir(s3batch_testkit::workspace_root())
+        .output()
+        .expect("running cargo check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    // At the offending token: the parameter's type, line 9, column 42.
+    assert!(
+        stderr.contains("String` cannot be a task parameter")
+            && stderr.contains("tests/renamed-crate/src/bin/not_an_extractor.rs:9:42"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "task parameters after the `Object` must be extractors: `aws_sdk_s3::Client`, \
+             `Job`, `UserArgs<T>`, `lambda_runtime::Context`, or your own type implementing \
+             `FromTask`"
+        ),
+        "{stderr}"
+    );
+}
