@@ -932,7 +932,7 @@ fn batch(
                 echoes += plain_echo + json_str_len(&key);
                 // The echoes borrow the event (a key with an escape is copied), the
                 // bucket is `BatchInput`'s: the answer written from the results
-                // (`MapAnswer::to_json`) copies no string per item.
+                // (`AnswerJson::from_map`) copies no string per item.
                 let echo = key.clone();
                 let key = key.into_owned();
                 ids.push(ItemId {
